@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// MARK: - CPU target
+// Swift on Linux compiles for generic x86-64 unless told otherwise, so SIMD fused multiply-adds
+// become calls to libm's `fmaf` (measured >50x slower). On an x86-64 host we build for Haswell,
+// the oldest common AVX2 + FMA CPU. Set TRANSFORMER_PORTABLE=1 to build for generic x86-64
+// (for older CPUs). `unsafeFlags` means a package that depends on this one must do so by
+// local path or branch; see README "Build settings".
+let portable = Context.environment["TRANSFORMER_PORTABLE"] != nil
+var cpuFlags: [SwiftSetting] = []
+#if arch(x86_64)
+if !portable {
+    cpuFlags = [.unsafeFlags(["-target-cpu", "haswell"])]
+}
+#endif
+
+let package = Package(
+    name: "transformer",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "TensorKit", targets: ["TensorKit"]),
+        .library(name: "TransformerKit", targets: ["TransformerKit"]),
+        .library(name: "Walkthrough", targets: ["Walkthrough"]),
+        .executable(name: "transformer", targets: ["transformer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Libraries
+        .target(name: "TensorKit", swiftSettings: cpuFlags),
+        .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
+        .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
+                resources: [.copy("Resources")], swiftSettings: cpuFlags),
+        // MARK: - CLI
+        .executableTarget(
+            name: "transformer",
+            dependencies: [
+                "TensorKit", "TransformerKit", "Walkthrough",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: cpuFlags),
+        // MARK: - Tests
+        .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
+        .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
+                    resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
+        .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
+                    swiftSettings: cpuFlags),
+    ],
+    swiftLanguageModes: [.v6]
+)
