@@ -54,6 +54,7 @@ public struct EncoderDecoder: Sendable {
         }
         let s = Steps(trace: trace)
         let ps = parameters
+        trace?.section = "encoder input"
         let srcIDs = s.input("src.ids", "Source token ids", ids: source, tokens: sourceTokens)
         let memory = encode(srcIDs, padding: sourcePadding ?? Array(repeating: false, count: source.count), s)
         trace?.section = "decoder"

@@ -1,0 +1,89 @@
+import Foundation
+import TransformerKit
+
+/// The output formats every trace can be written in.
+public enum TraceFormat: String, CaseIterable, Sendable {
+    case text, markdown, latex, html, csv, json
+}
+
+public struct RenderOptions: Sendable {
+    /// Decimal places for values.
+    public var decimals: Int = 4
+    /// Step filters (see `matches`); empty shows every step.
+    public var steps: [String] = []
+    /// Widest line for the text renderer before a matrix is split into column blocks.
+    public var width: Int = 120
+    public init() {}
+
+    /// A filter matches a step whose id equals it, starts with it followed by `.`, or fits it as a
+    /// glob (`*` any run of characters): `enc0` matches every step of encoder layer 1,
+    /// `*.weights` every attention-weight matrix.
+    public func matches(_ step: TraceStep) -> Bool {
+        if steps.isEmpty { return true }
+        return steps.contains { f in
+            step.id == f || step.id.hasPrefix(f + ".") || (f.contains("*") && glob(f, step.id))
+        }
+    }
+
+    public func visibleSteps(_ doc: TraceDocument) -> [TraceStep] { doc.steps.filter(matches) }
+}
+
+func glob(_ pattern: String, _ s: String) -> Bool {
+    let p = Array(pattern), t = Array(s)
+    var pi = 0, ti = 0, star = -1, mark = 0
+    while ti < t.count {
+        if pi < p.count && p[pi] == t[ti] { pi += 1; ti += 1 }
+        else if pi < p.count && p[pi] == "*" { star = pi; mark = ti; pi += 1 }
+        else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
+        else { return false }
+    }
+    while pi < p.count && p[pi] == "*" { pi += 1 }
+    return pi == p.count
+}
+
+/// A number as the renderers print it: fixed decimals, `-∞`/`∞`/`NaN` for the non-finite, no `-0`.
+public func formatValue(_ v: Float, decimals: Int) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v < 0 ? "-∞" : "∞" }
+    let s = String(format: "%.\(decimals)f", Double(v))
+    if s.hasPrefix("-"), s.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) { return String(s.dropFirst()) }
+    return s
+}
+
+/// Terminal columns a string takes: East Asian wide characters take two.
+public func displayWidth(_ s: String) -> Int {
+    s.unicodeScalars.reduce(0) { w, u in
+        switch u.value {
+        case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+             0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x20000...0x3FFFD:
+            return w + 2
+        case 0x0300...0x036F, 0x200B...0x200F:
+            return w
+        default:
+            return w + 1
+        }
+    }
+}
+
+func padLeft(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - displayWidth(s))) + s }
+func padRight(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - displayWidth(s))) }
+
+extension TraceDocument {
+    /// Renders the trace in one of the single-file formats (CSV writes a folder: see `CSVExport`).
+    public func render(_ format: TraceFormat, options: RenderOptions = RenderOptions()) throws -> String {
+        switch format {
+        case .text: return TextRenderer(doc: self, options: options).render()
+        case .json:
+            var doc = self
+            doc.steps = options.visibleSteps(self)
+            return String(decoding: try doc.jsonData(), as: UTF8.self) + "\n"
+        default:
+            return try renderOther(format, options: options)
+        }
+    }
+}
+
+extension TraceStep {
+    /// Steps whose values are whole numbers by construction (ids, masks), printed without decimals.
+    public var isIntegral: Bool { op == .input || op == .argmax || op == .maskMatrix }
+}

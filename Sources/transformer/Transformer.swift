@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct TransformerCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transformer",
+        abstract: "A Transformer you can train, run and see through.",
+        discussion: "Start with `transformer demo`, or `transformer walkthrough` to see every step of the seed example.",
+        subcommands: [Demo.self, WalkthroughCommand.self, Check.self]
+    )
+}
+
+/// Prints a one-line error and exits non-zero; used for every user-facing failure.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    Foundation.exit(1)
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import TensorKit
+
+/// Values worked out by hand on small integer matrices.
+@Suite struct KernelTests {
+    let a = Tensor([[1, 2, 3], [4, 5, 6]])          // 2×3
+    let b = Tensor([[7, 8], [9, 10], [11, 12]])     // 3×2
+
+    @Test func matmulByHand() {
+        // [1 2 3]·[7 9 11]ᵀ = 7 + 18 + 33 = 58, etc.
+        #expect(matmul(a, b) == Tensor([[58, 64], [139, 154]]))
+    }
+
+    @Test func matmulTransposes() {
+        // Aᵀ·A (3×3): column dot products.
+        #expect(matmul(a, a, transposeA: true) == Tensor([[17, 22, 27], [22, 29, 36], [27, 36, 45]]))
+        // A·Aᵀ (2×2): row dot products, as in Q·Kᵀ.
+        #expect(matmul(a, a, transposeB: true) == Tensor([[14, 32], [32, 77]]))
+        // Bᵀ·Aᵀ = (A·B)ᵀ
+        #expect(matmul(b, a, transposeA: true, transposeB: true) == Tensor([[58, 139], [64, 154]]))
+        #expect(transpose(a) == Tensor([[1, 4], [2, 5], [3, 6]]))
+    }
+
+    @Test func gemmAlphaBeta() {
+        var c: [Float] = [1, 1, 1, 1]
+        let x: [Float] = [1, 2, 3, 4], y: [Float] = [5, 6, 7, 8]
+        x.withUnsafeBufferPointer { px in y.withUnsafeBufferPointer { py in c.withUnsafeMutableBufferPointer { pc in
+            Gemm.reference(transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 2, a: px.baseAddress!, lda: 2,
+                           b: py.baseAddress!, ldb: 2, beta: 3, c: pc.baseAddress!, ldc: 2)
+        } } }
+        // 2·[[19, 22], [43, 50]] + 3
+        #expect(c == [41, 47, 89, 103])
+    }
+
+    @Test func elementwise() {
+        #expect(add(a, a) == Tensor([[2, 4, 6], [8, 10, 12]]))
+        #expect(addBias(a, Tensor(vector: [10, 20, 30])) == Tensor([[11, 22, 33], [14, 25, 36]]))
+        #expect(scale(a, 0.5) == Tensor([[0.5, 1, 1.5], [2, 2.5, 3]]))
+        #expect(relu(Tensor([[-1, 0, 2]])) == Tensor([[0, 0, 2]]))
+        #expect(linear(a, b, Tensor(vector: [1, -1])) == Tensor([[59, 63], [140, 153]]))
+        #expect(sliceColumns(a, start: 1, width: 2) == Tensor([[2, 3], [5, 6]]))
+        #expect(concatColumns([Tensor([[1], [2]]), Tensor([[3, 4], [5, 6]])]) == Tensor([[1, 3, 4], [2, 5, 6]]))
+    }
+
+    @Test func geluValues() {
+        // GELU(1) = Φ(1) = 0.841345; tanh form 0.841192 (published values).
+        #expect(abs(gelu(1, form: .erf) - 0.841345) < 1e-5)
+        #expect(abs(gelu(1, form: .tanh) - 0.841192) < 1e-5)
+        #expect(abs(gelu(-1, form: .erf) - (-0.158655)) < 1e-5)
+        #expect(gelu(0, form: .erf) == 0)
+    }
+
+    @Test func softmaxByHand() {
+        // softmax(0, ln 2, ln 3) = (1, 2, 3) / 6
+        let s = softmaxRows(Tensor([[0, Float(log(2.0)), Float(log(3.0))]]))
+        #expect(s.maxAbsDifference(Tensor([[1.0 / 6, 2.0 / 6, 3.0 / 6]])) < 1e-6)
+        // Shift invariance and no overflow on large inputs.
+        let big = softmaxRows(Tensor([[1000, 1000]]))
+        #expect(big == Tensor([[0.5, 0.5]]))
+    }
+
+    @Test func softmaxRowsSumToOne() {
+        var rng = SeededRNG(seed: 7)
+        let x = rng.uniform(shape: [9, 13], low: -20, high: 20)
+        let s = softmaxRows(x)
+        for r in 0..<s.rows {
+            let sum = s.row(r).reduce(0, +)
+            #expect(abs(sum - 1) < 1e-6, "row \(r) sums to \(sum)")
+        }
+    }
+
+    @Test func maskedWeightsAreExactlyZero() {
+        var rng = SeededRNG(seed: 3)
+        let scores = rng.uniform(shape: [5, 5], low: -4, high: 4)
+        let w = softmaxRows(applyMask(scores, causalMask(5)))
+        for i in 0..<5 {
+            for j in 0..<5 where j > i { #expect(w[i, j] == 0) }
+            #expect(abs(w.row(i).reduce(0, +) - 1) < 1e-6)
+        }
+        #expect(w[0, 0] == 1)
+        #expect(causalMask(3) == Tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]))
+        #expect(paddingMask(queries: 2, keyIsPadding: [false, true, false]) == Tensor([[1, 0, 1], [1, 0, 1]]))
+        // A fully masked row gives zeros, not NaN.
+        #expect(softmaxRows(Tensor([[-Float.infinity, -Float.infinity]])) == Tensor([[0, 0]]))
+    }
+
+    @Test func logSoftmaxMatchesLogOfSoftmax() {
+        let x = Tensor([[1, 2, 3], [-1, 0, 5]])
+        let a = logSoftmaxRows(x), b = softmaxRows(x)
+        for i in 0..<a.count { #expect(abs(a.data[i] - Float(log(Double(b.data[i])))) < 1e-5) }
+    }
+
+    @Test func layerNormByHand() {
+        // Row [1, 2, 3, 4]: μ = 2.5, σ² = 1.25, σ = 1.1180; (x-μ)/σ = ±1.3416, ±0.4472.
+        let r = layerNorm(Tensor([[1, 2, 3, 4]]), eps: 0)
+        #expect(abs(r.mean[0] - 2.5) < 1e-6)
+        #expect(abs(r.std[0] - 1.118034) < 1e-6)
+        #expect(r.output.maxAbsDifference(Tensor([[-1.341641, -0.447214, 0.447214, 1.341641]])) < 1e-5)
+        // γ, β applied after normalising.
+        let g = layerNorm(Tensor([[1, 2, 3, 4]]), gamma: Tensor(vector: [2, 2, 2, 2]), beta: Tensor(vector: [1, 1, 1, 1]), eps: 0)
+        #expect(abs(g.output[0, 0] - (1 - 2 * 1.341641)) < 1e-5)
+    }
+
+    @Test func layerNormRowsHaveMeanZeroVarianceOne() {
+        var rng = SeededRNG(seed: 11)
+        let x = rng.uniform(shape: [6, 16], low: -3, high: 5)
+        let y = layerNorm(x, eps: 1e-12).output
+        for r in 0..<y.rows {
+            let row = y.row(r).map(Double.init)
+            let mean = row.reduce(0, +) / Double(row.count)
+            let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(row.count)
+            #expect(abs(mean) < 1e-6)
+            #expect(abs(variance - 1) < 1e-5)
+        }
+    }
+
+    @Test func positionalEncodingPosition1() {
+        // pos 1, d 6: sin(1), cos(1), sin(1/10000^(1/3)), cos(…), sin(1/10000^(2/3)), cos(…)
+        let pe = sinusoidalPositionalEncoding(count: 2, dModel: 6)
+        let expected: [Float] = [0.8415, 0.5403, 0.0464, 0.9989, 0.0022, 1.0000]
+        for j in 0..<6 { #expect(abs(pe[1, j] - expected[j]) < 5e-5, "column \(j): \(pe[1, j])") }
+        for j in 0..<6 { #expect(pe[0, j] == (j % 2 == 0 ? 0 : 1)) }
+        // Pair index: columns 2 and 3 share the frequency 1/10000^(2/6).
+        #expect(positionalEncodingExponent(column: 3, dModel: 6) == 2.0 / 6)
+    }
+
+    @Test func embeddingLookupPicksRows() {
+        let table = Tensor([[0, 0], [1, 2], [3, 4]])
+        #expect(embeddingLookup(table, ids: [2, 1, 2]) == Tensor([[3, 4], [1, 2], [3, 4]]))
+    }
+
+    @Test func seededRNGIsReproducible() {
+        var a = SeededRNG(seed: 42), b = SeededRNG(seed: 42)
+        let x = a.uniform(shape: [4], low: -1, high: 1)
+        #expect(x == b.uniform(shape: [4], low: -1, high: 1))
+        // Fixed values: the same on every machine (SplitMix64, seed 42).
+        var c = SeededRNG(seed: 42)
+        #expect(c.next() == 0xBDD7_3226_2FEB_6E95)
+    }
+}
