@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .library(name: "TensorKit", targets: ["TensorKit"]),
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
+        .library(name: "Training", targets: ["Training"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
         .executable(name: "transformer", targets: ["transformer"]),
     ],
@@ -31,19 +32,22 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "TensorKit", swiftSettings: cpuFlags),
         .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
+        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Walkthrough",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
         // MARK: - Tests
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
         .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
+                    resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),

@@ -32,6 +32,18 @@ public enum Gemm {
     }
 }
 
+extension Gemm {
+    /// The entry point the layers call. For now the reference loop; faster kernels plug in here.
+    @inline(__always)
+    public static func multiply(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+}
+
 /// `op(a) · op(b)` for matrices (the last dimension is the column count).
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
     let (ar, ac) = (a.rows, a.cols), (br, bc) = (b.rows, b.cols)

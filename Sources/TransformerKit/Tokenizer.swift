@@ -137,3 +137,21 @@ public struct WordTokenizer: Tokenizing {
         return s
     }
 }
+
+extension Tokenizing {
+    /// Text → ids; tokens missing from the vocabulary become `<unk>`.
+    public func encode(_ text: String, vocabulary: Vocabulary) -> [Int] {
+        vocabulary.ids(for: tokenize(text)).ids
+    }
+
+    /// Ids → text, leaving out `<pad>`, `<start>` and `<end>` and stopping at the first `<end>`.
+    public func decode(_ ids: [Int], vocabulary: Vocabulary) -> String {
+        var tokens: [String] = []
+        for id in ids {
+            if id == vocabulary.endID { break }
+            if id == vocabulary.padID || id == vocabulary.startID { continue }
+            tokens.append(vocabulary.token(id))
+        }
+        return detokenize(tokens)
+    }
+}

@@ -43,3 +43,17 @@ import Testing
         #expect(back.id("c") == 2)
     }
 }
+
+@Suite struct EncodeDecodeTests {
+    @Test func encodeDecodeRoundTrip() {
+        let tok = WordTokenizer()
+        let v = Vocabulary(corpusTokens: tok.tokenize("a dog runs . a cat sleeps ."))
+        let ids = tok.encode("a cat runs .", vocabulary: v)
+        #expect(ids == [0, 4, 2, 3])
+        #expect(tok.decode([v.startID] + ids + [v.endID, 1], vocabulary: v) == "a cat runs.")
+        #expect(tok.encode("a bird", vocabulary: v) == [0, v.unkID])
+        let c = CharTokenizer()
+        let cv = Vocabulary(corpusTokens: c.tokenize("人无横财不富"))
+        #expect(c.decode(c.encode("人无横财不富", vocabulary: cv), vocabulary: cv) == "人无横财不富")
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import TensorKit
+
+/// Central finite differences against every kernel's backward, on small random inputs.
+/// A scalar loss L = Σ r ⊙ out with a fixed random r makes ∂L/∂out = r.
+@Suite struct KernelGradientTests {
+    /// Compares analytic `grad` with (L(x+h) − L(x−h)) / 2h for every coordinate of `x`.
+    func check(_ x: inout [Float], _ grad: [Float], h: Float = 1e-2, tol: Float = 2e-3, loss: ([Float]) -> Double, _ what: String) {
+        for i in x.indices {
+            let old = x[i]
+            x[i] = old + h; let up = loss(x)
+            x[i] = old - h; let down = loss(x)
+            x[i] = old
+            let numeric = Float((up - down) / Double(2 * h))
+            #expect(abs(numeric - grad[i]) <= tol + 1e-2 * abs(numeric), "\(what)[\(i)]: analytic \(grad[i]), numeric \(numeric)")
+        }
+    }
+
+    func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+
+    @Test func linear() {
+        var rng = SeededRNG(seed: 1)
+        let n = 3, c = 4, oc = 5
+        var x = rng.uniform(shape: [n * c], low: -1, high: 1).data
+        var w = rng.uniform(shape: [c * oc], low: -1, high: 1).data
+        var b = rng.uniform(shape: [oc], low: -1, high: 1).data
+        let r = rng.uniform(shape: [n * oc], low: -1, high: 1).data
+        func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> Double {
+            var out = [Float](repeating: 0, count: n * oc)
+            Kernels.linearForward(&out, x, w, b, n: n, c: c, oc: oc)
+            return dot(out, r)
+        }
+        var dx = [Float](repeating: 0, count: n * c), dw = [Float](repeating: 0, count: c * oc), db = [Float](repeating: 0, count: oc)
+        Kernels.linearBackward(&dx, &dw, &db, r, x, w, n: n, c: c, oc: oc)
+        check(&x, dx, loss: { f($0, w, b) }, "dx")
+        check(&w, dw, loss: { f(x, $0, b) }, "dw")
+        check(&b, db, loss: { f(x, w, $0) }, "db")
+    }
+
+    @Test func layerNorm() {
+        var rng = SeededRNG(seed: 2)
+        let n = 3, c = 6
+        var x = rng.uniform(shape: [n * c], low: -2, high: 2).data
+        var gamma = rng.uniform(shape: [c], low: 0.5, high: 1.5).data
+        var beta = rng.uniform(shape: [c], low: -1, high: 1).data
+        let r = rng.uniform(shape: [n * c], low: -1, high: 1).data
+        var mean = [Float](repeating: 0, count: n), rstd = mean
+        func f(_ x: [Float], _ g: [Float], _ b: [Float]) -> Double {
+            var out = [Float](repeating: 0, count: n * c), m = [Float](repeating: 0, count: n), s = m
+            Kernels.layerNormForward(&out, &m, &s, x, g, b, n: n, c: c, eps: 1e-5)
+            return dot(out, r)
+        }
+        var out = [Float](repeating: 0, count: n * c)
+        Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
+        var dx = [Float](repeating: 0, count: n * c), dg = [Float](repeating: 0, count: c), db = dg
+        Kernels.layerNormBackward(&dx, &dg, &db, r, x, gamma, mean, rstd, n: n, c: c)
+        check(&x, dx, h: 1e-3, loss: { f($0, gamma, beta) }, "dx")
+        check(&gamma, dg, loss: { f(x, $0, beta) }, "dgamma")
+        check(&beta, db, loss: { f(x, gamma, $0) }, "dbeta")
+    }
+
+    @Test(arguments: [false, true]) func attention(causal: Bool) {
+        var rng = SeededRNG(seed: 3)
+        let b = 2, tq = 3, tk = causal ? 3 : 4, heads = 2, dk = 2, a = heads * dk
+        var q = rng.uniform(shape: [b * tq * a], low: -1, high: 1).data
+        var k = rng.uniform(shape: [b * tk * a], low: -1, high: 1).data
+        var v = rng.uniform(shape: [b * tk * a], low: -1, high: 1).data
+        let r = rng.uniform(shape: [b * tq * a], low: -1, high: 1).data
+        // The second sequence's last key is padding (when not causal).
+        var pad = [Bool](repeating: false, count: b * tk)
+        if !causal { pad[b * tk - 1] = true }
+        func run(_ q: [Float], _ k: [Float], _ v: [Float]) -> ([Float], [Float]) {
+            var out = [Float](repeating: 0, count: b * tq * a), att = [Float](repeating: 0, count: b * heads * tq * tk)
+            pad.withUnsafeBufferPointer { p in
+                Kernels.attentionForward(&out, &att, q, k, v, keyPadding: p.baseAddress, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
+            }
+            return (out, att)
+        }
+        let (_, att) = run(q, k, v)
+        var dq = [Float](repeating: 0, count: q.count), dkk = [Float](repeating: 0, count: k.count), dv = dkk, scratch = [Float](repeating: 0, count: tk)
+        Kernels.attentionBackward(&dq, &dkk, &dv, r, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
+        check(&q, dq, h: 1e-3, loss: { dot(run($0, k, v).0, r) }, "dq")
+        check(&k, dkk, h: 1e-3, loss: { dot(run(q, $0, v).0, r) }, "dk")
+        check(&v, dv, h: 1e-3, loss: { dot(run(q, k, $0).0, r) }, "dv")
+        if causal { #expect(att[1] == 0 && att[2] == 0) }  // row 0 sees key 0 only
+    }
+
+    @Test(arguments: [GELUForm.erf, GELUForm.tanh]) func gelu(form: GELUForm) {
+        var x: [Float] = [-2, -0.5, 0.1, 0.7, 1.5, 3]
+        let r: [Float] = [1, -1, 0.5, 2, -0.3, 0.9]
+        var dx = [Float](repeating: 0, count: x.count)
+        Kernels.geluBackward(&dx, r, x, count: x.count, form: form)
+        check(&x, dx, h: 1e-3, loss: { xs in
+            var out = [Float](repeating: 0, count: xs.count)
+            Kernels.geluForward(&out, xs, count: xs.count, form: form)
+            return dot(out, r)
+        }, "dgelu")
+    }
+
+    @Test(arguments: [Float(0), Float(0.1)]) func softmaxCrossEntropy(smoothing: Float) {
+        var rng = SeededRNG(seed: 4)
+        let n = 4, v = 5
+        var z = rng.uniform(shape: [n * v], low: -2, high: 2).data
+        let targets: [Int32] = [1, 4, 0, 2]
+        let ignore: Int32 = 2  // the last row is ignored
+        func loss(_ z: [Float]) -> Double {
+            var zz = z
+            let (sum, count) = Kernels.softmaxCrossEntropy(&zz, nil, targets: targets, n: n, v: v, smoothing: smoothing, ignore: ignore, computeGradient: false)
+            return sum / Double(count)
+        }
+        var grad = z
+        Kernels.softmaxCrossEntropy(&grad, nil, targets: targets, n: n, v: v, smoothing: smoothing, ignore: ignore)
+        check(&z, grad, h: 1e-3, loss: loss, "dlogits")
+        // By hand: with no smoothing, each counted row's gradient sums to 0 and the ignored row is 0.
+        for i in 0..<3 { #expect(abs(grad[(i * v)..<((i + 1) * v)].reduce(0, +)) < 1e-6) }
+        #expect(grad[15..<20].allSatisfy { $0 == 0 })
+    }
+
+    @Test func crossEntropyByHand() {
+        // Uniform logits over 4 classes: loss = ln 4 with or without smoothing.
+        var z: [Float] = [0, 0, 0, 0]
+        let (s, c) = Kernels.softmaxCrossEntropy(&z, nil, targets: [2], n: 1, v: 4, smoothing: 0.1, ignore: -1)
+        #expect(c == 1 && abs(s - log(4.0)) < 1e-6)
+        // ∂/∂z = p − q = 0.25 − (0.9 + 0.025) for the target, 0.25 − 0.025 elsewhere.
+        #expect(abs(z[2] - (0.25 - 0.925)) < 1e-6 && abs(z[0] - 0.225) < 1e-6)
+    }
+
+    @Test func embedding() {
+        let table: [Float] = [1, 2, 3, 4, 5, 6]  // 3 tokens × 2
+        let pos: [Float] = [10, 20, 30, 40]      // 2 positions × 2
+        let ids: [Int32] = [2, 0, 1, 1]          // b = 2, t = 2
+        var out = [Float](repeating: 0, count: 8)
+        Kernels.embeddingForward(&out, ids: ids, table, scale: 2, pos, n: 4, t: 2, c: 2)
+        #expect(out == [20, 32, 32, 44, 16, 28, 36, 48])
+        var dt = [Float](repeating: 0, count: 6), dp = [Float](repeating: 0, count: 4)
+        Kernels.embeddingBackward(&dt, &dp, [Float](repeating: 1, count: 8), ids: ids, scale: 2, n: 4, t: 2, c: 2)
+        #expect(dt == [2, 2, 4, 4, 2, 2])  // token 1 used twice
+        #expect(dp == [2, 2, 2, 2])
+    }
+}
