@@ -53,7 +53,13 @@ import TensorKit
     }
 
     /// Central differences on the whole model's loss, for a sample of coordinates of every parameter.
-    @Test(arguments: variants)
+    /// Smooth activations only: a step of h moves many ReLU inputs across 0 in the later layers, and
+    /// the difference quotient across that kink is not the derivative (ReLU's backward is checked per kernel).
+    @Test(arguments: variants.map { c -> TransformerConfig in
+        var c = c
+        if c.activation == .relu { c.activation = c.norm == .post ? .gelu : .geluTanh }
+        return c
+    })
     func wholeModelGradientCheck(config: TransformerConfig) throws {
         let model = try Seq2SeqModel(config: config, seed: 5)
         let batch = Seq2SeqBatch(pairs: Self.pairs, pad: Self.pad, start: Self.start, end: Self.end)
