@@ -57,7 +57,7 @@ public struct EncoderDecoder: Sendable {
         trace?.section = "encoder input"
         let srcIDs = s.input("src.ids", "Source token ids", ids: source, tokens: sourceTokens)
         let memory = encode(srcIDs, padding: sourcePadding ?? Array(repeating: false, count: source.count), s)
-        trace?.section = "decoder"
+        trace?.section = "decoder input"
         let tgtIDs = s.input("tgt.ids", "Decoder input ids (shifted right: <start> first)", ids: target, tokens: targetTokens,
                              notes: ["Teacher forcing: in training the decoder sees the whole target at once, shifted right by <start>; the causal mask keeps position i from seeing positions after i."])
         let dec = decode(tgtIDs, memory: memory.value, memoryPadding: memory.padding, s)
@@ -156,7 +156,7 @@ public struct EncoderDecoder: Sendable {
         var e = s.lookup("\(prefix).embed", "Word embeddings", table: s.param(parameters, table), ids: ids, symbol: "X_emb")
         if config.scaleEmbeddings {
             e = s.scale("\(prefix).embed_scaled", "Embeddings × √d_model", e, by: Float(Double(d).squareRoot()),
-                        "X_emb · √d_model", "X_{emb} \\cdot \\sqrt{d_{model}}", cols: indexLabels("d", d))
+                        "X_emb · √d_model", "X_{\\text{emb}} \\cdot \\sqrt{d_{model}}", cols: indexLabels("d", d))
         }
         let pe: Value
         switch config.positions {
@@ -166,7 +166,7 @@ public struct EncoderDecoder: Sendable {
         case .learned:
             pe = s.positionRows("\(prefix).pe", "Learned position embeddings", table: s.param(parameters, positions), count: ids.rows.count, rows: ids.rows)
         }
-        return s.add("\(prefix).x", "Embedding + position", e, pe, "X = X_emb + PE", "X = X_{emb} + PE")
+        return s.add("\(prefix).x", "Embedding + position", e, pe, "X = X_emb + PE", "X = X_{\\text{emb}} + PE")
     }
 
     /// The per-element working of the positional encoding for the first token, as seed 002 lays it out.

@@ -37,7 +37,7 @@ struct Steps {
     func lookup(_ id: String, _ title: String, table: Value, ids: Value, symbol: String) -> Value {
         let t = embeddingLookup(table.t, ids: ids.t.data.map { Int($0) })
         rec(id, title, .lookup, [table.id, ids.id], t, rows: ids.rows, cols: indexLabels("d", t.cols),
-            "\(symbol) = E[ids]", "\(symbol) = E[\\text{ids}]")
+            "\(symbol) = E[ids]", "X_{\\text{emb}} = E[\\text{ids}]")
         return Value(id: id, t: t, rows: ids.rows)
     }
 

@@ -16,7 +16,7 @@ public enum TraceOp: String, Codable, Sendable, CaseIterable {
     case transpose
     /// `a · factor`; attr `factor`.
     case scale
-    /// A 0/1 matrix; attr `kind` = 0 padding, 1 causal; attr `padding` lists nothing (see `values`).
+    /// A 0/1 matrix (1 = may attend); attr `causal` = 1 for the look-ahead mask, 0 for a padding mask.
     case maskMatrix = "mask_matrix"
     /// Scores with blocked positions set to −∞: inputs `[scores, mask_matrix]`.
     case mask

@@ -1,8 +1,68 @@
 import Foundation
+import TransformerKit
 
 extension TraceDocument {
     /// Markdown, LaTeX and HTML (written by their own renderers).
     func renderOther(_ format: TraceFormat, options: RenderOptions) throws -> String {
-        throw WalkthroughError("the \(format.rawValue) format is not built yet")
+        switch format {
+        case .markdown: return MarkdownRenderer(doc: self, options: options).render()
+        case .latex: return LaTeXRenderer(doc: self, options: options).render()
+        case .html: return HTMLRenderer(doc: self, options: options).render()
+        case .text: return TextRenderer(doc: self, options: options).render()
+        case .json, .csv:
+            throw WalkthroughError("the \(format.rawValue) format is not a single rendered document here (use TraceDocument.render for json, CSVExport for csv)")
+        }
     }
+
+    /// The notes that list where seed 002's article goes wrong, without their `Seed 002: ` prefix.
+    var seedArticleNotes: [String] {
+        notes.filter { $0.hasPrefix(seedNotePrefix) }.map { String($0.dropFirst(seedNotePrefix.count)) }
+    }
+
+    /// The general notes (input mapped to `<unk>`, weights file, …).
+    var generalNotes: [String] { notes.filter { !$0.hasPrefix(seedNotePrefix) } }
+
+    /// The specials: ids from `corpusTokenCount` on.
+    var specialTokens: [(id: Int, token: String)] {
+        vocabulary.enumerated().dropFirst(corpusTokenCount).map { ($0.offset, $0.element) }
+    }
+
+    /// The configuration as (name, value) rows, shared by the table-making renderers.
+    var configRows: [(String, String)] {
+        let c = config
+        let rows = [
+            ("d_model", "\(c.dModel)"), ("heads", "\(c.heads)"), ("d_k", "\(c.dK)"), ("d_ff", "\(c.dFF)"),
+            ("layers", "\(c.encoderLayers) encoder + \(c.decoderLayers) decoder"), ("vocabulary", "\(vocabulary.count) ids"),
+        ]
+        return rows.filter { conventions[$0.0] == nil }  // a convention row says more (e.g. d_k = d_model / h)
+    }
+}
+
+let seedNotePrefix = "Seed 002: "
+
+extension TraceStep {
+    /// Decimal places a renderer uses for this step's values.
+    func places(_ options: RenderOptions) -> Int { isIntegral ? 0 : options.decimals }
+
+    /// The per-row columns that accompany a layer norm (`mean μ`, `std σ`), when present and the right length.
+    var extraColumns: [(name: String, values: [Float])] {
+        let rows = tensor.rows
+        var out: [(String, [Float])] = []
+        for key in ["mean", "std"] {
+            if let v = extras[key], v.count == rows { out.append((key == "mean" ? "mean μ" : "std σ", v)) }
+        }
+        return out
+    }
+
+    /// The five largest entries of each row (the next-token distribution), for wide softmax outputs.
+    var topFive: [(row: String, top: [(label: String, value: Float)])]? {
+        guard op == .softmax, (shape.last ?? 0) > 12 else { return nil }
+        let t = tensor
+        return (0..<t.rows).map { r in
+            let top = t.row(r).enumerated().sorted { $0.element > $1.element }.prefix(5)
+            return (rowLabels[safe: r] ?? "\(r)", top.map { (colLabels[safe: $0.offset] ?? "\($0.offset)", $0.element) })
+        }
+    }
+
+    var shapeText: String { shape.map(String.init).joined(separator: "×") }
 }
