@@ -39,6 +39,13 @@ public enum TraceOp: String, Codable, Sendable, CaseIterable {
     case argmax
     /// Mean of `-log softmax(logits)[target]` over rows: inputs `[logits, targets]`; extras `per_row`.
     case crossEntropy = "cross_entropy"
+    /// ∂L/∂logits of the mean cross-entropy: `(softmax(z) − onehot(y)) / n`; inputs `[logits, targets]`.
+    case softmaxCrossEntropyGrad = "softmax_cross_entropy_grad"
+    /// ∂L/∂W for a parameter, by back-propagation through the whole model: inputs `[loss, parameter]`.
+    /// A checker replays it by running the backward pass on the trace's parameters and ids.
+    case gradient
+    /// One plain gradient-descent step `W − lr · ∂L/∂W`: inputs `[parameter, gradient]`; attr `lr`.
+    case sgdUpdate = "sgd_update"
 }
 
 /// One recorded step of a computation: a matrix with its labels, its formula and where it came from.

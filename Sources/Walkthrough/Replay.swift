@@ -173,7 +173,7 @@ private func expectInputs(_ step: TraceStep, _ n: ClosedRange<Int>) throws {
 
 /// Recomputes `step` from already resolved input tensors (in `step.inputs` order).
 /// Leaves (`input`, `mask_matrix`) are checked for their properties and return their own values.
-func recompute(_ step: TraceStep, inputs x: [Tensor]) throws -> ReplayResult {
+func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws -> ReplayResult {
     let own = { try checkedTensor(shape: step.shape, values: step.values, what: "the step") }
     switch step.op {
     case .input:
@@ -300,6 +300,23 @@ func recompute(_ step: TraceStep, inputs x: [Tensor]) throws -> ReplayResult {
         let perRow = (0..<logits.rows).map { -logp[$0, targets[$0]] }
         let mean = perRow.reduce(0, +) / Float(max(perRow.count, 1))
         return ReplayResult(tensor: Tensor(shape: [1, 1], data: [mean]), extras: ["per_row": perRow])
+    case .softmaxCrossEntropyGrad:
+        try expectInputs(step, 2...2)
+        let logits = x[0].asMatrix
+        let targets = try wholeIDs(x[1], what: "target", below: logits.cols)
+        guard targets.count == logits.rows else { throw ReplayIssue("softmax_cross_entropy_grad: \(targets.count) targets for \(logits.rows) rows") }
+        return ReplayResult(tensor: crossEntropyGradient(logits: logits, targets: targets))
+    case .gradient:
+        try expectInputs(step, 2...2)
+        guard let name = step.inputs.last, doc.parameter(name) != nil else { throw ReplayIssue("gradient: the second input must be a parameter") }
+        let grads = try TrainingStepTrace.gradients(of: doc)
+        guard let g = grads[name] else { throw ReplayIssue("gradient: the model has no parameter \(name)") }
+        return ReplayResult(tensor: g)
+    case .sgdUpdate:
+        try expectInputs(step, 2...2)
+        guard x[0].shape == x[1].shape else { throw ReplayIssue("sgd_update: the weight is \(shapeText(x[0].shape)) but its gradient is \(shapeText(x[1].shape))") }
+        let lr = Float(try attr(step, "lr"))
+        return ReplayResult(tensor: TensorKit.add(x[0], TensorKit.scale(x[1], -lr)))
     }
 }
 
@@ -308,7 +325,7 @@ extension TraceDocument {
     func recomputeFromRecorded(stepAt index: Int) throws -> ReplayResult {
         let step = steps[index]
         let inputs = try step.inputs.map { try replayTensor($0, before: index) }
-        return try recompute(step, inputs: inputs)
+        return try recompute(step, inputs: inputs, doc: self)
     }
 
     /// Where the step's recorded values disagree with its recomputation from its recorded inputs,
@@ -390,9 +407,9 @@ private struct ReplayEngine {
             }
             let recordedInputs = step.inputs.map { recorded[$0] ?? expected[$0] ?? params[$0]! }
             let chainNeeded = step.inputs.contains { diverged.contains($0) }
-            let local = Result { try recompute(step, inputs: recordedInputs) }
+            let local = Result { try recompute(step, inputs: recordedInputs, doc: doc) }
             let chain: Result<ReplayResult, Error>? = chainNeeded
-                ? Result { try recompute(step, inputs: step.inputs.map { expected[$0] ?? params[$0]! }) } : nil
+                ? Result { try recompute(step, inputs: step.inputs.map { expected[$0] ?? params[$0]! }, doc: doc) } : nil
 
             func problem(_ r: Result<ReplayResult, Error>) -> (String, Float?)? {
                 switch r {

@@ -42,6 +42,10 @@ public struct WalkthroughSetup: Sendable {
     public var config = TransformerConfig()
     public var seed: UInt64 = 42
     public var weightsFile: URL? = nil
+    /// Append one training step (gradients and a weight update) after the forward pass.
+    public var trainStep = false
+    /// η of that step's gradient-descent update.
+    public var learningRate: Float = 0.5
     /// Notes gathered while setting up (input mapped to <unk>, weights file applied, …).
     public private(set) var notes: [String] = []
 
@@ -105,9 +109,11 @@ public struct WalkthroughSetup: Sendable {
         if isSeedExample && weightsFile == nil || weights?.isArticle == true {
             notes.append(contentsOf: SeedExample.articleErrors.map { "Seed 002: " + $0 })
         }
-        return TraceDocument(
+        var doc = TraceDocument(
             title: "Transformer walkthrough: \(source) → \(target)", config: config, conventions: config.conventions,
             corpus: lines, vocabulary: vocab.tokens, corpusTokenCount: vocab.corpusTokenCount,
             source: source, target: target, notes: notes, steps: tracer.steps, parameters: tracer.parameters)
+        if trainStep { try TrainingStepTrace.append(to: &doc, learningRate: learningRate) }
+        return doc
     }
 }

@@ -43,8 +43,15 @@ struct WalkthroughOptions: ParsableArguments {
     @Option(help: "JSON weights file to use over the seeded weights; 'article' for the bundled seed 002 numbers.")
     var weights: String?
 
+    @Flag(help: "After the forward pass, show one training step: the gradient at the logits, the output layer's and an attention block's gradients, and W_Q before → after.")
+    var train = false
+    @Option(help: "Learning rate η of that step.")
+    var learningRate: Float = 0.5
+
     func setup() throws -> WalkthroughSetup {
         var s = WalkthroughSetup()
+        s.trainStep = train
+        s.learningRate = learningRate
         if let corpus {
             let url = URL(fileURLWithPath: corpus)
             guard let data = FileManager.default.contents(atPath: corpus) else { throw WalkthroughError("\(corpus): cannot read the corpus file") }
