@@ -463,3 +463,37 @@ extension Seq2SeqModel {
         Kernels.linearBackward(dX, g("\(p0).w1"), g("\(p0).b1"), dHid, x, p("\(p0).w1"), n: n, c: d, oc: ff)
     }
 }
+
+// MARK: - Inference
+
+extension Seq2SeqModel {
+    /// Encodes `b` copies of one source sentence (one per beam) into `acts.memory`.
+    public func encode(source: [Int], copies b: Int, acts: Seq2SeqActivations) -> Shape {
+        let s = source.count
+        precondition(b <= acts.maxBatch && s <= acts.maxSource, "inference batch exceeds the activations")
+        for bi in 0..<b { for i in 0..<s { acts.srcIDs[bi * s + i] = Int32(source[i]); acts.srcPad[bi * s + i] = false } }
+        var rng = SeededRNG(seed: 0)
+        let shape = Shape(b: b, s: s, t: 1)
+        encode(acts, shape, dropout: 0, rng: &rng)
+        return shape
+    }
+
+    /// Runs the decoder over `prefixes` (all the same length, at most `maxTarget`) against the memory
+    /// from `encode`, and returns the log-probabilities of the next token after each prefix `[b][V]`.
+    public func nextTokenLogProbs(prefixes: [[Int]], sourceLength s: Int, acts: Seq2SeqActivations) -> [[Float]] {
+        let b = prefixes.count, t = prefixes[0].count, v = config.targetVocabSize
+        precondition(t <= acts.maxTarget && prefixes.allSatisfy { $0.count == t })
+        for bi in 0..<b { for i in 0..<t { acts.tgtIDs[bi * t + i] = Int32(prefixes[bi][i]) } }
+        var rng = SeededRNG(seed: 0)
+        decode(acts, Shape(b: b, s: s, t: t), dropout: 0, rng: &rng)
+        return (0..<b).map { bi in
+            let row = acts.logits.pointer + (bi * t + t - 1) * v
+            var m = -Float.infinity
+            for j in 0..<v { m = max(m, row[j]) }
+            var sum: Float = 0
+            for j in 0..<v { sum += Foundation.exp(row[j] - m) }
+            let lse = m + Foundation.log(sum)
+            return (0..<v).map { row[$0] - lse }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import TensorKit
+import TransformerKit
+
+/// Hyperparameters of a training run (saved with every checkpoint).
+public struct TrainOptions: Codable, Sendable, Equatable {
+    public var batchSize = 32
+    /// Upper bound on padded tokens per batch (0: no bound).
+    public var maxTokens = 0
+    public var epochs = 10
+    /// Stop after this many steps (0: run the epochs).
+    public var maxSteps = 0
+    /// `noam` (the paper), `constant` or `cosine`.
+    public var schedule = "noam"
+    /// Peak rate for constant/cosine; the factor for noam.
+    public var learningRate: Float = 1
+    public var warmup = 400
+    public var minLearningRate: Float = 0
+    public var labelSmoothing: Float = 0.1
+    public var dropout: Float = 0.1
+    public var clip: Float = 1
+    public var weightDecay: Float = 0
+    public var seed: UInt64 = 1
+    /// Validate (and log a point of the curve) every this many steps; 0 = once per epoch.
+    public var evalEvery = 0
+    /// Save a checkpoint every this many steps; 0 = once per epoch (and at the end).
+    public var checkpointEvery = 0
+    /// Print a progress line every this many steps.
+    public var logEvery = 10
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
+        case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
+        case dropout, clip, weightDecay = "weight_decay", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
+    }
+
+    public func schedule(dModel: Int, totalSteps: Int) throws -> LearningRateSchedule {
+        switch schedule {
+        case "noam": return .noam(dModel: dModel, warmup: warmup, factor: learningRate)
+        case "constant": return .constant(lr: learningRate, warmup: warmup)
+        case "cosine": return .cosine(lr: learningRate, minLR: minLearningRate, warmup: warmup, total: totalSteps)
+        default: throw TrainingError("unknown schedule \"\(schedule)\": use noam, constant or cosine")
+        }
+    }
+}
+
+/// One sentence pair as ids (no `<start>`/`<end>`; the batch adds them).
+public typealias IDPair = (source: [Int], target: [Int])
+
+/// Trains a `Seq2SeqModel`: batches by length, forward, backward, global-norm clipping, AdamW with a
+/// schedule, validation, checkpoints, and the loss curve. The same seed gives the same curve on every run,
+/// and a resumed run continues the curve exactly (batch order and dropout masks depend only on the
+/// seed, the epoch and the step).
+public final class Seq2SeqTrainer {
+    public let model: Seq2SeqModel
+    public let codec: SentenceCodec
+    public let options: TrainOptions
+    public let optimizer: AdamW
+    let train: [IDPair]
+    let validation: [IDPair]
+    let plan: BatchPlan
+    let validationPlan: BatchPlan
+    let acts: Seq2SeqActivations
+    public private(set) var state = TrainState(step: 0, epoch: 0, batchInEpoch: 0, history: [], elapsedSeconds: 0)
+    public let totalSteps: Int
+    let schedule: LearningRateSchedule
+    /// Where checkpoints and the loss curve go (nil: keep nothing on disk).
+    public var output: URL?
+    /// Stop (after a checkpoint) once this moment has passed.
+    public var deadline: Date?
+
+    public init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
+        guard !train.isEmpty else { throw TrainingError("no training pairs") }
+        self.model = model; self.codec = codec; self.options = options
+        self.train = train; self.validation = validation
+        plan = BatchPlan(lengths: train.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        validationPlan = BatchPlan(lengths: validation.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        let maxS = (train + validation).map(\.source.count).max() ?? 1
+        let maxT = ((train + validation).map(\.target.count).max() ?? 0) + 1
+        let maxB = max(plan.batches.map(\.count).max() ?? 1, validationPlan.batches.map(\.count).max() ?? 1)
+        acts = Seq2SeqActivations(config: model.config, maxBatch: maxB, maxSource: maxS, maxTarget: maxT)
+        optimizer = AdamW(count: model.layout.total, decayMask: AdamW.decayMask(for: model.layout))
+        optimizer.weightDecay = options.weightDecay
+        totalSteps = options.maxSteps > 0 ? options.maxSteps : options.epochs * plan.batches.count
+        schedule = try options.schedule(dModel: model.config.dModel, totalSteps: totalSteps)
+    }
+
+    public var batchesPerEpoch: Int { plan.batches.count }
+
+    func batch(_ indices: [Int], from pairs: [IDPair]) -> Seq2SeqBatch {
+        Seq2SeqBatch(pairs: indices.map { pairs[$0] }, pad: codec.padID, start: codec.startID, end: codec.endID)
+    }
+
+    /// Continues from a checkpoint's state (weights are already in the model).
+    public func resume(from dir: URL, state: TrainState) throws {
+        try Checkpoint.loadOptimizer(dir, into: optimizer, layout: model.layout)
+        self.state = state
+    }
+
+    /// One optimisation step on one batch. Returns (loss, target tokens, gradient norm, lr).
+    @discardableResult
+    public func step(_ b: Seq2SeqBatch) -> (loss: Float, tokens: Int, norm: Float, lr: Float) {
+        var rng = SeededRNG(seed: options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.step + 1))
+        model.grads.zero()
+        let (loss, tokens) = model.forward(b, acts: acts, labelSmoothing: options.labelSmoothing, dropout: options.dropout, rng: &rng)
+        model.backward(b, acts: acts, dropout: options.dropout)
+        let norm = clipGradients(model.grads, maxNorm: options.clip)
+        let lr = schedule.rate(at: state.step + 1)
+        optimizer.update(params: model.params, grads: model.grads, lr: lr)
+        state.step += 1
+        return (loss, tokens, norm, lr)
+    }
+
+    /// Mean cross-entropy (no smoothing, no dropout) and token accuracy over the validation pairs.
+    public func evaluate() -> (loss: Float, accuracy: Float)? {
+        guard !validation.isEmpty else { return nil }
+        var total = 0.0, count = 0, correct = 0
+        let v = model.config.targetVocabSize
+        for idx in validationPlan.batches {
+            let b = batch(idx, from: validation)
+            var rng = SeededRNG(seed: 0)
+            // Argmax before the loss overwrites the logits with gradients (computeGradient: false keeps them).
+            let (loss, tokens) = model.forward(b, acts: acts, rng: &rng, computeGradient: false)
+            total += Double(loss) * Double(tokens); count += tokens
+            for i in 0..<(b.batchSize * b.targetLength) where b.targetOutput[i] != b.pad {
+                let row = acts.logits.pointer + i * v
+                var best = 0
+                for j in 1..<v where row[j] > row[best] { best = j }
+                if best == Int(b.targetOutput[i]) { correct += 1 }
+            }
+        }
+        return count > 0 ? (Float(total / Double(count)), Float(correct) / Float(count)) : nil
+    }
+
+    /// Runs to the end (or `maxSteps`), calling `log` with progress lines.
+    public func run(log: (String) -> Void) throws {
+        let start = Date()
+        let startStep = state.step
+        let elapsedBefore = state.elapsedSeconds
+        var tokensSinceLog = 0, lossSinceLog = 0.0, stepsSinceLog = 0
+        var lastLog = Date()
+        let evalEvery = options.evalEvery > 0 ? options.evalEvery : batchesPerEpoch
+        let ckEvery = options.checkpointEvery > 0 ? options.checkpointEvery : batchesPerEpoch
+        var lastVal: Float? = state.history.last(where: { $0.validationLoss != nil })?.validationLoss
+        while state.step < totalSteps {
+            let order = plan.order(epoch: state.epoch, seed: options.seed)
+            while state.batchInEpoch < order.count && state.step < totalSteps {
+                let b = batch(plan.batches[order[state.batchInEpoch]], from: train)
+                let r = step(b)
+                state.batchInEpoch += 1
+                guard r.loss.isFinite else {
+                    throw TrainingError("the loss became \(r.loss) at step \(state.step) (gradient norm \(r.norm)); lower the learning rate")
+                }
+                tokensSinceLog += r.tokens; lossSinceLog += Double(r.loss); stepsSinceLog += 1
+                var record = LossRecord(step: state.step, loss: r.loss, lr: r.lr)
+                if state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
+                    record.validationLoss = vl; record.validationAccuracy = va; lastVal = vl
+                }
+                state.history.append(record)
+                state.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(start)
+                if state.step % max(options.logEvery, 1) == 0 || state.step == totalSteps || record.validationLoss != nil {
+                    let now = Date()
+                    let dt = max(now.timeIntervalSince(lastLog), 1e-9)
+                    let done = state.step - startStep
+                    let rate = Double(done) / max(now.timeIntervalSince(start), 1e-9)
+                    let eta = rate > 0 ? Double(totalSteps - state.step) / rate : 0
+                    var line = String(format: "step %d/%d · epoch %d · loss %.4f", state.step, totalSteps, state.epoch + 1, lossSinceLog / Double(stepsSinceLog))
+                    if let lastVal { line += String(format: " · val %.4f", lastVal) }
+                    if let a = record.validationAccuracy { line += String(format: " (acc %.1f%%)", a * 100) }
+                    line += String(format: " · lr %.2e · %.0f tok/s · ETA %@", r.lr, Double(tokensSinceLog) / dt, formatDuration(eta))
+                    log(line)
+                    tokensSinceLog = 0; lossSinceLog = 0; stepsSinceLog = 0; lastLog = now
+                }
+                let outOfTime = deadline.map { Date() >= $0 } ?? false
+                if let output, state.step % ckEvery == 0 || state.step == totalSteps || outOfTime {
+                    try saveCheckpoint(output)
+                }
+                if outOfTime {
+                    if record.validationLoss == nil, let (vl, va) = evaluate() {
+                        state.history[state.history.count - 1].validationLoss = vl
+                        state.history[state.history.count - 1].validationAccuracy = va
+                        if let output { try writeLossCurve(output) }
+                        log(String(format: "time limit reached at step %d · val %.4f (acc %.1f%%)", state.step, vl, va * 100))
+                    } else {
+                        log("time limit reached at step \(state.step)")
+                    }
+                    return
+                }
+            }
+            if state.batchInEpoch >= order.count { state.epoch += 1; state.batchInEpoch = 0 }
+        }
+    }
+
+    public func saveCheckpoint(_ dir: URL) throws {
+        try Checkpoint.save(to: dir, model: model, codec: codec, optimizer: optimizer, state: state, options: options)
+        try writeLossCurve(dir)
+    }
+
+    /// `loss.csv` and `loss.svg` in the run folder.
+    public func writeLossCurve(_ dir: URL) throws {
+        var csv = "step,train_loss,validation_loss,validation_accuracy,learning_rate\n"
+        for r in state.history {
+            csv += "\(r.step),\(r.loss),\(r.validationLoss.map { "\($0)" } ?? ""),\(r.validationAccuracy.map { "\($0)" } ?? ""),\(r.lr)\n"
+        }
+        try Data(csv.utf8).write(to: dir.appendingPathComponent("loss.csv"), options: .atomic)
+        // Smooth the training loss over a window so the curve is readable.
+        let window = max(1, state.history.count / 200)
+        var smoothed: [(x: Double, y: Double)] = []
+        var i = 0
+        while i < state.history.count {
+            let chunk = state.history[i..<min(i + window, state.history.count)]
+            smoothed.append((Double(chunk.last!.step), chunk.map { Double($0.loss) }.reduce(0, +) / Double(chunk.count)))
+            i += window
+        }
+        let val = state.history.compactMap { r in r.validationLoss.map { (x: Double(r.step), y: Double($0)) } }
+        let svg = LossPlot.svg(title: "Training loss", xLabel: "step", yLabel: "cross-entropy", series: [
+            .init(name: "train (label-smoothed)", color: "#1f77b4", points: smoothed),
+            .init(name: "validation", color: "#d62728", points: val),
+        ])
+        try Data(svg.utf8).write(to: dir.appendingPathComponent("loss.svg"), options: .atomic)
+    }
+}
+
+public func formatDuration(_ s: Double) -> String {
+    guard s.isFinite, s >= 0 else { return "?" }
+    let t = Int(s.rounded())
+    if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" }
+    if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
+    return "\(t)s"
+}
