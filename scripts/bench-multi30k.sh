@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:-60}; shift || true
 DATA=${MULTI30K:-../shared/data/multi30k}
 RUN=${RUN:-runs/multi30k}
-swift build -c release >/dev/null
-BIN=$(swift build -c release --show-bin-path)/transformer
+if [ -z "${BIN:-}" ]; then
+  swift build -c release >/dev/null
+  BIN=$(swift build -c release --show-bin-path)/transformer
+fi
 echo "== $(date -u +%FT%TZ) · $(nproc) cores · $MINUTES min budget =="
 start=$(date +%s)
 "$BIN" train \

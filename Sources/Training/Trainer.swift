@@ -165,7 +165,8 @@ public final class Seq2SeqTrainer {
                     let dt = max(now.timeIntervalSince(lastLog), 1e-9)
                     let done = state.step - startStep
                     let rate = Double(done) / max(now.timeIntervalSince(start), 1e-9)
-                    let eta = rate > 0 ? Double(totalSteps - state.step) / rate : 0
+                    var eta = rate > 0 ? Double(totalSteps - state.step) / rate : 0
+                    if let deadline { eta = min(eta, max(0, deadline.timeIntervalSinceNow)) }
                     var line = String(format: "step %d/%d · epoch %d · loss %.4f", state.step, totalSteps, state.epoch + 1, lossSinceLog / Double(stepsSinceLog))
                     if let lastVal { line += String(format: " · val %.4f", lastVal) }
                     if let a = record.validationAccuracy { line += String(format: " (acc %.1f%%)", a * 100) }
