@@ -33,14 +33,15 @@ public enum Gemm {
 }
 
 extension Gemm {
-    /// The entry point the layers call. For now the reference loop; faster kernels plug in here.
+    /// The entry point the layers call: the packed, blocked kernel in GemmFast.swift (which itself
+    /// falls back to `reference` for tiny products).
     @inline(__always)
     public static func multiply(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        fast(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 }
 

@@ -36,7 +36,8 @@ public enum LossPlot {
             s += "<line x1=\"\(left)\" x2=\"\(left + w)\" y1=\"\(yy)\" y2=\"\(yy)\" stroke=\"#e5e5e5\"/>"
             s += "<text x=\"\(left - 6)\" y=\"\(yy + 4)\" text-anchor=\"end\">\(fmt(y))</text>\n"
             let x = xMin + (xMax - xMin) * Double(i) / 5, xx = px(x)
-            s += "<text x=\"\(xx)\" y=\"\(top + h + 18)\" text-anchor=\"middle\">\(fmt(x))</text>\n"
+            let xText = xMax - xMin >= 5 ? String(format: "%.0f", x) : fmt(x)
+            s += "<text x=\"\(xx)\" y=\"\(top + h + 18)\" text-anchor=\"middle\">\(xText)</text>\n"
         }
         s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w)\" height=\"\(h)\" fill=\"none\" stroke=\"#888\"/>\n"
         s += "<text x=\"\(left + w / 2)\" y=\"\(Double(height) - 10)\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"

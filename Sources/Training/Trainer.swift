@@ -217,7 +217,7 @@ public final class Seq2SeqTrainer {
         }
         let val = state.history.compactMap { r in r.validationLoss.map { (x: Double(r.step), y: Double($0)) } }
         let svg = LossPlot.svg(title: "Training loss", xLabel: "step", yLabel: "cross-entropy", series: [
-            .init(name: "train (label-smoothed)", color: "#1f77b4", points: smoothed),
+            .init(name: options.labelSmoothing > 0 ? "train (label-smoothed)" : "train", color: "#1f77b4", points: smoothed),
             .init(name: "validation", color: "#d62728", points: val),
         ])
         try Data(svg.utf8).write(to: dir.appendingPathComponent("loss.svg"), options: .atomic)
