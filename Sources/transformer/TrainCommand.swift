@@ -49,6 +49,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Fraction of pairs held out for validation when no validation files are given.") var validationFraction: Double = 0.05
     @Option(help: "Tokenizer: char, word or bpe (byte-level BPE trained on the corpus).") var tokenizer: String = "bpe"
     @Option(help: "BPE vocabulary size.") var vocabSize: Int = 8000
+    @Option(help: "Use this saved tokenizer.json (e.g. from another run) instead of building one from the corpus.") var vocabulary: String?
     @OptionGroup var shape: ModelShapeOptions
     @Option(help: "Sentences per batch.") var batchSize: Int = 64
     @Option(help: "Most padded tokens per batch (0: no limit).") var maxTokens: Int = 0
@@ -116,10 +117,15 @@ struct TrainCommand: ParsableCommand {
             resumeFrom = loaded
             log("resuming \(loaded.directory.path) at step \(state.step)")
         } else {
-            guard let kind = SentenceCodec.Kind(rawValue: tokenizer) else { throw TrainingError("--tokenizer must be char, word or bpe") }
-            let t0 = Date()
-            codec = try SentenceCodec.build(kind: kind, texts: trainSet.pairs.flatMap { [$0.source, $0.target] }, vocabularySize: vocabSize)
-            log("tokenizer: \(kind.rawValue), \(codec.vocabularySize) tokens (built in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
+            if let vocabulary {
+                codec = try SentenceCodec.load(URL(fileURLWithPath: vocabulary))
+                log("tokenizer: \(codec.kind.rawValue), \(codec.vocabularySize) tokens, from \(vocabulary)")
+            } else {
+                guard let kind = SentenceCodec.Kind(rawValue: tokenizer) else { throw TrainingError("--tokenizer must be char, word or bpe") }
+                let t0 = Date()
+                codec = try SentenceCodec.build(kind: kind, texts: trainSet.pairs.flatMap { [$0.source, $0.target] }, vocabularySize: vocabSize)
+                log("tokenizer: \(kind.rawValue), \(codec.vocabularySize) tokens (built in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
+            }
             let config = try shape.config(vocabularySize: codec.vocabularySize)
             options = trainOptions()
             model = try Seq2SeqModel(config: config, seed: seed)

@@ -1,0 +1,242 @@
+import Foundation
+import TensorKit
+
+/// The decoder-only Transformer in GPT-2's layout: token + learned position embeddings, `layers`
+/// pre-norm blocks (causal multi-head self-attention, residual; layer norm, MLP with tanh-GELU,
+/// residual), a final layer norm, and the output projection tied to the token embedding.
+///
+/// Field names follow Hugging Face's `GPT2Config` (`config.json`), so a GPT-2 checkpoint's config
+/// reads directly.
+public struct GPTConfig: Codable, Sendable, Equatable {
+    public var vocabSize: Int
+    /// Longest context (rows of the position table).
+    public var contextLength: Int
+    public var dModel: Int
+    public var layers: Int
+    public var heads: Int
+    /// MLP width (`n_inner`); nil means 4 · d_model.
+    public var dFF: Int?
+    public var layerNormEps: Float = 1e-5
+    public var activation: String = "gelu_new"
+
+    public init(vocabSize: Int, contextLength: Int, dModel: Int, layers: Int, heads: Int, dFF: Int? = nil) {
+        self.vocabSize = vocabSize; self.contextLength = contextLength; self.dModel = dModel
+        self.layers = layers; self.heads = heads; self.dFF = dFF
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", contextLength = "n_positions", dModel = "n_embd", layers = "n_layer", heads = "n_head"
+        case dFF = "n_inner", layerNormEps = "layer_norm_epsilon", activation = "activation_function"
+    }
+
+    public var hidden: Int { dFF ?? 4 * dModel }
+    public var dK: Int { dModel / heads }
+
+    public func validate() throws {
+        func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
+        if vocabSize < 1 || contextLength < 1 || dModel < 1 || layers < 1 || heads < 1 {
+            try fail("GPT config: vocab_size, n_positions, n_embd, n_layer and n_head must be positive")
+        }
+        if dModel % heads != 0 { try fail("GPT config: n_embd \(dModel) is not divisible by n_head \(heads)") }
+        if hidden < 1 { try fail("GPT config: n_inner must be positive") }
+        guard ["gelu_new", "gelu_pytorch_tanh", "gelu"].contains(activation) else {
+            try fail("GPT config: activation_function \"\(activation)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu)")
+        }
+    }
+
+    var geluForm: GELUForm { activation == "gelu" ? .erf : .tanh }
+
+    /// Hugging Face GPT-2 tensor names (without the `transformer.` prefix) and shapes. Weight matrices
+    /// are `[in, out]` — GPT-2's Conv1D orientation, which is also this project's `x · W`.
+    public var parameterShapes: [(String, [Int])] {
+        let d = dModel, f = hidden
+        var out: [(String, [Int])] = [("wte.weight", [vocabSize, d]), ("wpe.weight", [contextLength, d])]
+        for l in 0..<layers {
+            let p = "h.\(l)"
+            out += [("\(p).ln_1.weight", [d]), ("\(p).ln_1.bias", [d]),
+                    ("\(p).attn.c_attn.weight", [d, 3 * d]), ("\(p).attn.c_attn.bias", [3 * d]),
+                    ("\(p).attn.c_proj.weight", [d, d]), ("\(p).attn.c_proj.bias", [d]),
+                    ("\(p).ln_2.weight", [d]), ("\(p).ln_2.bias", [d]),
+                    ("\(p).mlp.c_fc.weight", [d, f]), ("\(p).mlp.c_fc.bias", [f]),
+                    ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])]
+        }
+        out += [("ln_f.weight", [d]), ("ln_f.bias", [d])]
+        return out
+    }
+
+    /// GPT-2's initialisation: N(0, 0.02) weights (output projections scaled by 1/√(2·layers)),
+    /// zero biases, unit layer-norm gains. Normals by Box–Muller from the seeded generator.
+    public func initialParameters(seed: UInt64) -> ParameterSet {
+        var rng = SeededRNG(seed: seed)
+        var ps = ParameterSet()
+        let residualScale = 1 / Float(2 * layers).squareRoot()
+        for (name, shape) in parameterShapes {
+            let n = shape.reduce(1, *)
+            if name.hasSuffix("ln_1.weight") || name.hasSuffix("ln_2.weight") || name == "ln_f.weight" {
+                ps.add(name, Tensor(repeating: 1, shape: shape))
+            } else if shape.count == 1 {
+                ps.add(name, Tensor(zeros: shape))
+            } else {
+                let std: Float = name.hasSuffix("c_proj.weight") ? 0.02 * residualScale : 0.02
+                var data = [Float](repeating: 0, count: n)
+                var i = 0
+                while i < n {
+                    let u1 = max(rng.nextUnit(), 1e-7), u2 = rng.nextUnit()
+                    let r = (-2 * Foundation.log(u1)).squareRoot(), t = 2 * Float.pi * u2
+                    data[i] = std * r * Foundation.cos(t)
+                    if i + 1 < n { data[i + 1] = std * r * Foundation.sin(t) }
+                    i += 2
+                }
+                ps.add(name, Tensor(shape: shape, data: data))
+            }
+        }
+        return ps
+    }
+}
+
+/// Activations of a GPT forward pass for `maxBatch` sequences of up to `maxLength` tokens.
+public final class GPTActivations: @unchecked Sendable {
+    final class Block {
+        let ln1, mean1, rstd1, qkv, att, ctx, attnOut, res1, ln2, mean2, rstd2, fc, act, mlpOut, res2: FlatBuffer
+        init(n: Int, b: Int, t: Int, c: GPTConfig) {
+            let d = c.dModel, f = c.hidden
+            ln1 = FlatBuffer(count: n * d); mean1 = FlatBuffer(count: n); rstd1 = FlatBuffer(count: n)
+            qkv = FlatBuffer(count: n * 3 * d); att = FlatBuffer(count: b * c.heads * t * t); ctx = FlatBuffer(count: n * d)
+            attnOut = FlatBuffer(count: n * d); res1 = FlatBuffer(count: n * d)
+            ln2 = FlatBuffer(count: n * d); mean2 = FlatBuffer(count: n); rstd2 = FlatBuffer(count: n)
+            fc = FlatBuffer(count: n * f); act = FlatBuffer(count: n * f); mlpOut = FlatBuffer(count: n * d); res2 = FlatBuffer(count: n * d)
+        }
+    }
+    public let maxBatch, maxLength: Int
+    let embed: FlatBuffer
+    let blocks: [Block]
+    let lnf, meanf, rstdf: FlatBuffer
+    public let logits: FlatBuffer
+    let losses: FlatBuffer
+    let dStream, dPrev, dH, dQKV, dCtx, dFF1, dFF2, scratch: FlatBuffer
+    let ids, targets: UnsafeMutablePointer<Int32>
+
+    public init(config c: GPTConfig, maxBatch b: Int, maxLength t: Int) {
+        maxBatch = b; maxLength = t
+        let n = b * t, d = c.dModel
+        embed = FlatBuffer(count: n * d)
+        blocks = (0..<c.layers).map { _ in Block(n: n, b: b, t: t, c: c) }
+        lnf = FlatBuffer(count: n * d); meanf = FlatBuffer(count: n); rstdf = FlatBuffer(count: n)
+        logits = FlatBuffer(count: n * c.vocabSize); losses = FlatBuffer(count: n)
+        dStream = FlatBuffer(count: n * d); dPrev = FlatBuffer(count: n * d); dH = FlatBuffer(count: n * d)
+        dQKV = FlatBuffer(count: n * 3 * d); dCtx = FlatBuffer(count: n * d)
+        dFF1 = FlatBuffer(count: n * c.hidden); dFF2 = FlatBuffer(count: n * c.hidden); scratch = FlatBuffer(count: t)
+        ids = .allocate(capacity: max(n, 1)); ids.initialize(repeating: 0, count: max(n, 1))
+        targets = .allocate(capacity: max(n, 1)); targets.initialize(repeating: -1, count: max(n, 1))
+    }
+    deinit { ids.deallocate(); targets.deallocate() }
+}
+
+/// A GPT whose parameters, gradients and activations live in flat buffers, trained and run with
+/// the same kernels as the encoder–decoder (TensorKit.Kernels).
+public final class GPTModel: @unchecked Sendable {
+    public let config: GPTConfig
+    public let layout: BufferLayout
+    public let params: FlatBuffer
+    public let grads: FlatBuffer
+
+    public init(config: GPTConfig, parameters: ParameterSet) throws {
+        try config.validate()
+        self.config = config
+        layout = BufferLayout(config.parameterShapes)
+        let params = FlatBuffer(count: layout.total)
+        for e in layout.entries {
+            guard let t = parameters[e.name] else { throw ConfigError(message: "parameter \(e.name) is missing") }
+            guard t.shape == e.shape else { throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)") }
+            for i in 0..<e.count { params[e.offset + i] = t.data[i] }
+        }
+        self.params = params
+        grads = FlatBuffer(count: layout.total)
+    }
+
+    public convenience init(config: GPTConfig, seed: UInt64) throws {
+        try config.validate()
+        try self.init(config: config, parameters: config.initialParameters(seed: seed))
+    }
+
+    @inline(__always) func p(_ name: String) -> FloatPtr { params.pointer + layout.offset(name) }
+    @inline(__always) func g(_ name: String) -> FloatPtr { grads.pointer + layout.offset(name) }
+
+    public func parameterSet() -> ParameterSet { tensors(of: params) }
+    public func gradientSet() -> ParameterSet { tensors(of: grads) }
+    func tensors(of buffer: FlatBuffer) -> ParameterSet {
+        var ps = ParameterSet()
+        for e in layout.entries {
+            ps.add(e.name, Tensor(shape: e.shape, data: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
+        }
+        return ps
+    }
+
+    /// Forward over `b` sequences of `t` tokens (`ids` row-major `[b·t]`). With `targets` (−1 = ignore)
+    /// returns the mean cross-entropy and leaves ∂L/∂logits in the logits buffer for `backward`.
+    @discardableResult
+    public func forward(ids: [Int32], targets: [Int32]?, b: Int, t: Int, acts: GPTActivations, computeGradient: Bool = true) -> Float {
+        precondition(b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength && ids.count == b * t)
+        let n = b * t, d = config.dModel, v = config.vocabSize, eps = config.layerNormEps
+        for i in 0..<n { acts.ids[i] = ids[i]; acts.targets[i] = targets?[i] ?? -1 }
+        Kernels.embeddingForward(acts.embed.pointer, ids: acts.ids, p("wte.weight"), scale: 1, p("wpe.weight"), n: n, t: t, c: d)
+        var x = UnsafePointer(acts.embed.pointer)
+        for (l, B) in acts.blocks.enumerated() {
+            let h = "h.\(l)"
+            Kernels.layerNormForward(B.ln1.pointer, B.mean1.pointer, B.rstd1.pointer, x, p("\(h).ln_1.weight"), p("\(h).ln_1.bias"), n: n, c: d, eps: eps)
+            Kernels.linearForward(B.qkv.pointer, B.ln1.pointer, p("\(h).attn.c_attn.weight"), p("\(h).attn.c_attn.bias"), n: n, c: d, oc: 3 * d)
+            // Q, K and V are column blocks of one [n, 3d] buffer: strides 3d, offsets 0, d, 2d.
+            Kernels.attentionForward(B.ctx.pointer, B.att.pointer, B.qkv.pointer, B.qkv.pointer + d, B.qkv.pointer + 2 * d,
+                                     keyPadding: nil, causal: true, b: b, tq: t, tk: t, heads: config.heads, dk: config.dK, qStride: 3 * d, kvStride: 3 * d)
+            Kernels.linearForward(B.attnOut.pointer, B.ctx.pointer, p("\(h).attn.c_proj.weight"), p("\(h).attn.c_proj.bias"), n: n, c: d, oc: d)
+            for i in 0..<(n * d) { B.res1.pointer[i] = x[i] + B.attnOut.pointer[i] }
+            Kernels.layerNormForward(B.ln2.pointer, B.mean2.pointer, B.rstd2.pointer, B.res1.pointer, p("\(h).ln_2.weight"), p("\(h).ln_2.bias"), n: n, c: d, eps: eps)
+            Kernels.linearForward(B.fc.pointer, B.ln2.pointer, p("\(h).mlp.c_fc.weight"), p("\(h).mlp.c_fc.bias"), n: n, c: d, oc: config.hidden)
+            Kernels.geluForward(B.act.pointer, B.fc.pointer, count: n * config.hidden, form: config.geluForm)
+            Kernels.linearForward(B.mlpOut.pointer, B.act.pointer, p("\(h).mlp.c_proj.weight"), p("\(h).mlp.c_proj.bias"), n: n, c: config.hidden, oc: d)
+            for i in 0..<(n * d) { B.res2.pointer[i] = B.res1.pointer[i] + B.mlpOut.pointer[i] }
+            x = UnsafePointer(B.res2.pointer)
+        }
+        Kernels.layerNormForward(acts.lnf.pointer, acts.meanf.pointer, acts.rstdf.pointer, x, p("ln_f.weight"), p("ln_f.bias"), n: n, c: d, eps: eps)
+        Gemm.multiply(transA: false, transB: true, m: n, n: v, k: d, a: acts.lnf.pointer, lda: d, b: p("wte.weight"), ldb: d, beta: 0, c: acts.logits.pointer, ldc: v)
+        guard targets != nil else { return .nan }
+        let (sum, count) = Kernels.softmaxCrossEntropy(acts.logits.pointer, acts.losses.pointer, targets: acts.targets, n: n, v: v,
+                                                       smoothing: 0, ignore: -1, computeGradient: computeGradient)
+        return count > 0 ? Float(sum / Double(count)) : .nan
+    }
+
+    /// Accumulates ∂L/∂parameters from the ∂L/∂logits `forward` left behind. Zero `grads` first.
+    public func backward(b: Int, t: Int, acts: GPTActivations) {
+        let n = b * t, d = config.dModel, v = config.vocabSize, f = config.hidden
+        let dX = acts.dStream.pointer
+        dX.update(repeating: 0, count: n * d)
+        // logits = lnf · wteᵀ
+        let dLnf = acts.dH.pointer
+        dLnf.update(repeating: 0, count: n * d)
+        Gemm.multiply(transA: false, transB: false, m: n, n: d, k: v, a: acts.logits.pointer, lda: v, b: p("wte.weight"), ldb: d, beta: 1, c: dLnf, ldc: d)
+        Gemm.multiply(transA: true, transB: false, m: v, n: d, k: n, a: acts.logits.pointer, lda: v, b: acts.lnf.pointer, ldb: d, beta: 1, c: g("wte.weight"), ldc: d)
+        let lastStream = acts.blocks.last.map { UnsafePointer($0.res2.pointer) } ?? UnsafePointer(acts.embed.pointer)
+        Kernels.layerNormBackward(dX, g("ln_f.weight"), g("ln_f.bias"), dLnf, lastStream, p("ln_f.weight"), acts.meanf.pointer, acts.rstdf.pointer, n: n, c: d)
+        for (l, B) in acts.blocks.enumerated().reversed() {
+            let h = "h.\(l)"
+            let input = l == 0 ? UnsafePointer(acts.embed.pointer) : UnsafePointer(acts.blocks[l - 1].res2.pointer)
+            // MLP: res2 = res1 + proj(gelu(fc(ln2(res1))))
+            let dAct = acts.dFF1.pointer, dFc = acts.dFF2.pointer, dLn = acts.dH.pointer
+            dAct.update(repeating: 0, count: n * f); dFc.update(repeating: 0, count: n * f); dLn.update(repeating: 0, count: n * d)
+            Kernels.linearBackward(dAct, g("\(h).mlp.c_proj.weight"), g("\(h).mlp.c_proj.bias"), dX, B.act.pointer, p("\(h).mlp.c_proj.weight"), n: n, c: f, oc: d)
+            Kernels.geluBackward(dFc, dAct, B.fc.pointer, count: n * f, form: config.geluForm)
+            Kernels.linearBackward(dLn, g("\(h).mlp.c_fc.weight"), g("\(h).mlp.c_fc.bias"), dFc, B.ln2.pointer, p("\(h).mlp.c_fc.weight"), n: n, c: d, oc: f)
+            // dX (w.r.t. res2) flows to res1 directly and through ln_2.
+            Kernels.layerNormBackward(dX, g("\(h).ln_2.weight"), g("\(h).ln_2.bias"), dLn, B.res1.pointer, p("\(h).ln_2.weight"), B.mean2.pointer, B.rstd2.pointer, n: n, c: d)
+            // Attention: res1 = input + proj(attn(ln1(input)))
+            let dCtx = acts.dCtx.pointer, dQKV = acts.dQKV.pointer
+            dCtx.update(repeating: 0, count: n * d); dQKV.update(repeating: 0, count: n * 3 * d); dLn.update(repeating: 0, count: n * d)
+            Kernels.linearBackward(dCtx, g("\(h).attn.c_proj.weight"), g("\(h).attn.c_proj.bias"), dX, B.ctx.pointer, p("\(h).attn.c_proj.weight"), n: n, c: d, oc: d)
+            Kernels.attentionBackward(dQKV, dQKV + d, dQKV + 2 * d, dCtx, B.qkv.pointer, B.qkv.pointer + d, B.qkv.pointer + 2 * d, B.att.pointer,
+                                      scratch: acts.scratch.pointer, b: b, tq: t, tk: t, heads: config.heads, dk: config.dK, qStride: 3 * d, kvStride: 3 * d)
+            Kernels.linearBackward(dLn, g("\(h).attn.c_attn.weight"), g("\(h).attn.c_attn.bias"), dQKV, B.ln1.pointer, p("\(h).attn.c_attn.weight"), n: n, c: d, oc: 3 * d)
+            Kernels.layerNormBackward(dX, g("\(h).ln_1.weight"), g("\(h).ln_1.bias"), dLn, input, p("\(h).ln_1.weight"), B.mean1.pointer, B.rstd1.pointer, n: n, c: d)
+        }
+        Kernels.embeddingBackward(g("wte.weight"), g("wpe.weight"), dX, ids: acts.ids, scale: 1, n: n, t: t, c: d)
+    }
+}

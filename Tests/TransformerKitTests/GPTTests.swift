@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import TensorKit
+@testable import TransformerKit
+
+@Suite struct GPTTests {
+    static let config = GPTConfig(vocabSize: 11, contextLength: 8, dModel: 8, layers: 2, heads: 2)
+
+    @Test func wholeModelGradientCheck() throws {
+        let model = try GPTModel(config: Self.config, seed: 3)
+        // Larger weights than GPT-2's 0.02 init, so every path carries a gradient worth checking.
+        for i in 0..<model.params.count { model.params[i] *= model.params[i] == 1 ? 1 : 10 }
+        let acts = GPTActivations(config: Self.config, maxBatch: 2, maxLength: 5)
+        let ids: [Int32] = [1, 4, 2, 9, 3, 7, 7, 0, 5, 10]
+        let targets: [Int32] = [4, 2, 9, 3, -1, 7, 0, 5, 10, 6]
+        model.grads.zero()
+        model.forward(ids: ids, targets: targets, b: 2, t: 5, acts: acts)
+        model.backward(b: 2, t: 5, acts: acts)
+        func loss() -> Double { Double(model.forward(ids: ids, targets: targets, b: 2, t: 5, acts: acts, computeGradient: false)) }
+        var sample = SeededRNG(seed: 7)
+        for e in model.layout.entries {
+            for _ in 0..<3 {
+                let i = e.offset + sample.nextInt(below: e.count)
+                let old = model.params[i], h: Float = 5e-3
+                model.params[i] = old + h; let up = loss()
+                model.params[i] = old - h; let down = loss()
+                model.params[i] = old
+                let numeric = Float((up - down) / Double(2 * h)), analytic = model.grads[i]
+                #expect(abs(numeric - analytic) <= 1e-3 + 2e-2 * abs(numeric), "\(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
+            }
+        }
+    }
+
+    @Test func laterTokensDoNotChangeEarlierLogits() throws {
+        let model = try GPTModel(config: Self.config, seed: 1)
+        let acts = GPTActivations(config: Self.config, maxBatch: 1, maxLength: 4)
+        model.forward(ids: [1, 2, 3, 4], targets: nil, b: 1, t: 4, acts: acts)
+        let a = Array(UnsafeBufferPointer(start: acts.logits.pointer, count: 4 * 11))
+        model.forward(ids: [1, 2, 9, 10], targets: nil, b: 1, t: 4, acts: acts)
+        let b = Array(UnsafeBufferPointer(start: acts.logits.pointer, count: 4 * 11))
+        #expect(Array(a[0..<22]) == Array(b[0..<22]))
+        #expect(Array(a[22..<33]) != Array(b[22..<33]))
+    }
+
+    @Test func huggingFaceNamesAndShapes() {
+        let names = Self.config.parameterShapes.map(\.0)
+        #expect(names.first == "wte.weight" && names.contains("h.1.attn.c_attn.weight") && names.last == "ln_f.bias")
+        #expect(Self.config.parameterShapes.first { $0.0 == "h.0.attn.c_attn.weight" }?.1 == [8, 24])
+    }
+
+    @Test func badConfigIsRefused() {
+        var c = Self.config
+        c.heads = 3
+        #expect(throws: ConfigError.self) { try c.validate() }
+    }
+}
