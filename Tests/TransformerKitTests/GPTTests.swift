@@ -54,3 +54,31 @@ import TensorKit
         #expect(throws: ConfigError.self) { try c.validate() }
     }
 }
+
+@Suite struct GPTGenerationTests {
+    @Test func cacheAndNoCacheGiveTheSameLogitsAndTokens() throws {
+        let model = try GPTModel(config: GPTTests.config, seed: 4)
+        let cached = GPTGenerator(model: model, useCache: true), plain = GPTGenerator(model: model, useCache: false)
+        for (i, tok) in [3, 1, 4, 1, 5].enumerated() {
+            let a = Array(cached.feed(tok)), b = Array(plain.feed(tok))
+            for j in a.indices { #expect(abs(a[j] - b[j]) < 1e-5, "position \(i) logit \(j)") }
+        }
+        let s = SamplingOptions(temperature: 0.9, topK: 5, topP: 0.9, seed: 3)
+        #expect(cached.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s) == plain.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s))
+        // The context is 8: a long prompt keeps its last 7 tokens; one generated token fills the
+        // context, and the logits at that 8th position still give one more token.
+        let long = cached.generate(prompt: Array(repeating: 1, count: 20), maxNewTokens: 10, sampling: s)
+        #expect(long.count == 2)
+    }
+
+    @Test func samplingFilters() {
+        let logits: [Float] = [1, 5, 3, 4, 2]
+        var rng = SeededRNG(seed: 1)
+        logits.withUnsafeBufferPointer { l in
+            #expect(sampleToken(l, SamplingOptions(temperature: 0), rng: &rng) == 1)
+            for _ in 0..<50 { #expect([1, 3].contains(sampleToken(l, SamplingOptions(temperature: 1, topK: 2), rng: &rng))) }
+            // p(1) = e^5 / Σ ≈ 0.64: top-p 0.5 keeps only token 1.
+            for _ in 0..<20 { #expect(sampleToken(l, SamplingOptions(temperature: 1, topP: 0.5), rng: &rng) == 1) }
+        }
+    }
+}

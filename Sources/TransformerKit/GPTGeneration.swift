@@ -1,0 +1,147 @@
+import Foundation
+import TensorKit
+
+/// How the next token is picked from the logits.
+public struct SamplingOptions: Sendable, Equatable {
+    /// 0 means greedy (argmax).
+    public var temperature: Float = 1
+    /// Keep only the k most likely tokens (0 = all).
+    public var topK: Int = 0
+    /// Keep the smallest set of tokens whose probability reaches p (1 = all).
+    public var topP: Float = 1
+    public var seed: UInt64 = 1
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 1, seed: UInt64 = 1) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.seed = seed
+    }
+}
+
+/// Picks a token from logits with temperature, top-k and top-p (nucleus) filtering.
+public func sampleToken(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptions, rng: inout SeededRNG) -> Int {
+    let v = logits.count
+    if o.temperature <= 0 {
+        var best = 0
+        for j in 1..<v where logits[j] > logits[best] { best = j }
+        return best
+    }
+    var order = Array(0..<v)
+    order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+    if o.topK > 0 && o.topK < v { order.removeLast(v - o.topK) }
+    let m = logits[order[0]]
+    var probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
+    var sum = probs.reduce(0, +)
+    if o.topP < 1 {
+        var acc: Float = 0, keep = probs.count
+        for (i, p) in probs.enumerated() { acc += p / sum; if acc >= o.topP { keep = i + 1; break } }
+        probs.removeLast(probs.count - keep); order.removeLast(order.count - keep)
+        sum = probs.reduce(0, +)
+    }
+    var r = rng.nextUnit() * sum
+    for (i, p) in probs.enumerated() { r -= p; if r < 0 { return order[i] } }
+    return order[probs.count - 1]
+}
+
+/// Token-by-token generation. With the KV cache each new token costs O(context): the keys and values
+/// of earlier positions are kept per layer. Without it, the whole context is recomputed for every token
+/// (O(context²)), which is what the cache saves — both give the same tokens.
+public final class GPTGenerator {
+    public let model: GPTModel
+    public let useCache: Bool
+    let kCache: [FlatBuffer], vCache: [FlatBuffer]
+    let x, h, qkv, ctx, tmp, fc, act, logits, att: FlatBuffer
+    let mean, rstd: FlatBuffer
+    public private(set) var length = 0
+    private var history: [Int32] = []
+    private var fullActs: GPTActivations?
+
+    public init(model: GPTModel, useCache: Bool = true) {
+        self.model = model; self.useCache = useCache
+        let c = model.config, d = c.dModel
+        kCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
+        vCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
+        x = FlatBuffer(count: d); h = FlatBuffer(count: d); qkv = FlatBuffer(count: 3 * d); ctx = FlatBuffer(count: d)
+        tmp = FlatBuffer(count: d); fc = FlatBuffer(count: c.hidden); act = FlatBuffer(count: c.hidden)
+        logits = FlatBuffer(count: c.vocabSize); att = FlatBuffer(count: c.contextLength)
+        mean = FlatBuffer(count: 1); rstd = FlatBuffer(count: 1)
+    }
+
+    public func reset() { length = 0; history = [] }
+
+    /// Feeds one token and returns the logits for the next one.
+    public func feed(_ token: Int) -> UnsafeBufferPointer<Float> {
+        precondition(length < model.config.contextLength, "the context is full")
+        history.append(Int32(token))
+        if useCache { step(token) } else { recompute() }
+        length += 1
+        return UnsafeBufferPointer(start: logits.pointer, count: model.config.vocabSize)
+    }
+
+    func recompute() {
+        let c = model.config, t = history.count
+        if fullActs == nil { fullActs = GPTActivations(config: c, maxBatch: 1, maxLength: c.contextLength) }
+        model.forward(ids: history, targets: nil, b: 1, t: t, acts: fullActs!)
+        logits.pointer.update(from: fullActs!.logits.pointer + (t - 1) * c.vocabSize, count: c.vocabSize)
+    }
+
+    /// One position through every block, reading and extending the caches.
+    func step(_ token: Int) {
+        let c = model.config, d = c.dModel, pos = length, dk = c.dK, eps = c.layerNormEps
+        let wte = model.p("wte.weight") + token * d, wpe = model.p("wpe.weight") + pos * d
+        for j in 0..<d { x[j] = wte[j] + wpe[j] }
+        let scale = 1 / Float(dk).squareRoot()
+        for l in 0..<c.layers {
+            let p = "h.\(l)"
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_1.weight"), model.p("\(p).ln_1.bias"), n: 1, c: d, eps: eps)
+            Kernels.linearForward(qkv.pointer, h.pointer, model.p("\(p).attn.c_attn.weight"), model.p("\(p).attn.c_attn.bias"), n: 1, c: d, oc: 3 * d)
+            (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
+            (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
+            for head in 0..<c.heads {
+                let q = qkv.pointer + head * dk
+                var m = -Float.infinity
+                for j in 0...pos {
+                    let k = kCache[l].pointer + j * d + head * dk
+                    var s: Float = 0
+                    for e in 0..<dk { s += q[e] * k[e] }
+                    att[j] = s * scale
+                    m = max(m, att[j])
+                }
+                var sum: Float = 0
+                for j in 0...pos { att[j] = Foundation.exp(att[j] - m); sum += att[j] }
+                let o = ctx.pointer + head * dk
+                for e in 0..<dk { o[e] = 0 }
+                for j in 0...pos {
+                    let w = att[j] / sum, vv = vCache[l].pointer + j * d + head * dk
+                    for e in 0..<dk { o[e] += w * vv[e] }
+                }
+            }
+            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p("\(p).attn.c_proj.weight"), model.p("\(p).attn.c_proj.bias"), n: 1, c: d, oc: d)
+            for j in 0..<d { x[j] += tmp[j] }
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_2.weight"), model.p("\(p).ln_2.bias"), n: 1, c: d, eps: eps)
+            Kernels.linearForward(fc.pointer, h.pointer, model.p("\(p).mlp.c_fc.weight"), model.p("\(p).mlp.c_fc.bias"), n: 1, c: d, oc: c.hidden)
+            Kernels.geluForward(act.pointer, fc.pointer, count: c.hidden, form: c.geluForm)
+            Kernels.linearForward(tmp.pointer, act.pointer, model.p("\(p).mlp.c_proj.weight"), model.p("\(p).mlp.c_proj.bias"), n: 1, c: c.hidden, oc: d)
+            for j in 0..<d { x[j] += tmp[j] }
+        }
+        Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("ln_f.weight"), model.p("ln_f.bias"), n: 1, c: d, eps: eps)
+        Gemm.multiply(transA: false, transB: true, m: 1, n: c.vocabSize, k: d, a: h.pointer, lda: d, b: model.p("wte.weight"), ldb: d, beta: 0, c: logits.pointer, ldc: c.vocabSize)
+    }
+
+    /// Prompt in, `maxNewTokens` sampled tokens out (streamed through `onToken`). A prompt longer
+    /// than the context keeps its last tokens; generation stops when the context is full.
+    public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Int? = nil,
+                         onToken: (Int) -> Void = { _ in }) -> [Int] {
+        reset()
+        let ctxLen = model.config.contextLength
+        let p = prompt.count >= ctxLen ? Array(prompt.suffix(ctxLen - 1)) : prompt
+        var rng = SeededRNG(seed: sampling.seed)
+        var logits: UnsafeBufferPointer<Float>? = nil
+        for t in p { logits = feed(t) }
+        var out: [Int] = []
+        while out.count < maxNewTokens, let l = logits {
+            let next = sampleToken(l, sampling, rng: &rng)
+            out.append(next); onToken(next)
+            if next == stop || length >= ctxLen { break }
+            logits = feed(next)
+        }
+        return out
+    }
+}
