@@ -17,6 +17,8 @@ public struct TrainState: Codable, Sendable {
     public var batchInEpoch: Int
     public var history: [LossRecord]
     public var elapsedSeconds: Double
+    /// The run's hyperparameters (what `--resume` continues with).
+    public var options: TrainOptions? = nil
 }
 
 public struct LossRecord: Codable, Sendable, Equatable {
@@ -35,8 +37,8 @@ public struct LossRecord: Codable, Sendable, Equatable {
 /// into place, and `latest` is replaced atomically afterwards, so a run killed at any moment leaves
 /// the previous checkpoint intact and `latest` pointing at a complete one.
 public enum Checkpoint {
-    public static func save(to runDir: URL, model: Seq2SeqModel, codec: SentenceCodec, optimizer: AdamW?, state: TrainState,
-                            options: TrainOptions?, keep: Int = 3) throws {
+    public static func save<T: TrainingTask>(to runDir: URL, task: T, optimizer: AdamW?, state: TrainState,
+                                             options: TrainOptions?, keep: Int = 3) throws {
         let fm = FileManager.default
         let ckDir = runDir.appendingPathComponent("checkpoints")
         try fm.createDirectory(at: ckDir, withIntermediateDirectories: true)
@@ -44,17 +46,16 @@ public enum Checkpoint {
         let tmp = ckDir.appendingPathComponent(".tmp-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
         try? fm.removeItem(at: tmp)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-        let meta = ["format": "transformer-seq2seq/1", "step": "\(state.step)"]
-        try Safetensors.write(tensors(model.params, model.layout), metadata: meta, to: tmp.appendingPathComponent("model.safetensors"))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(CheckpointConfig(model: model.config, options: options)).write(to: tmp.appendingPathComponent("config.json"), options: .atomic)
-        try codec.jsonData().write(to: tmp.appendingPathComponent("tokenizer.json"), options: .atomic)
+        try task.writeModelFiles(to: tmp, options: options ?? TrainOptions(), step: state.step)
         if let optimizer {
-            let moments = tensors(optimizer.m, model.layout, prefix: "m.") + tensors(optimizer.v, model.layout, prefix: "v.")
+            let moments = tensors(optimizer.m, task.layout, prefix: "m.") + tensors(optimizer.v, task.layout, prefix: "v.")
             try Safetensors.write(moments, metadata: ["adam_step": "\(optimizer.step)"], to: tmp.appendingPathComponent("optimizer.safetensors"))
         }
-        try enc.encode(state).write(to: tmp.appendingPathComponent("state.json"), options: .atomic)
+        var saved = state
+        saved.options = options
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(saved).write(to: tmp.appendingPathComponent("state.json"), options: .atomic)
         let final = ckDir.appendingPathComponent(name)
         try? fm.removeItem(at: final)
         try fm.moveItem(at: tmp, to: final)

@@ -49,21 +49,34 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 /// One sentence pair as ids (no `<start>`/`<end>`; the batch adds them).
 public typealias IDPair = (source: [Int], target: [Int])
 
-/// Trains a `Seq2SeqModel`: batches by length, forward, backward, global-norm clipping, AdamW with a
-/// schedule, validation, checkpoints, and the loss curve. The same seed gives the same curve on every run,
-/// and a resumed run continues the curve exactly (batch order and dropout masks depend only on the
-/// seed, the epoch and the step).
-public final class Seq2SeqTrainer {
-    public let model: Seq2SeqModel
-    public let codec: SentenceCodec
+/// What the trainer needs from a model and its data: the flat parameter and gradient buffers,
+/// a forward + backward pass for step `k` of an epoch, an evaluation, and the files that describe
+/// the model in a checkpoint. The encoder–decoder and the GPT are two tasks of one trainer.
+public protocol TrainingTask: AnyObject {
+    var params: FlatBuffer { get }
+    var grads: FlatBuffer { get }
+    var layout: BufferLayout { get }
+    /// d_model, for the paper's schedule.
+    var dModel: Int { get }
+    var batchesPerEpoch: Int { get }
+    /// Forward and backward on the `index`-th batch of `epoch` (grads are zeroed before). Returns the
+    /// mean loss and the number of target tokens. Must depend only on (epoch, index, rng) for exact resume.
+    func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int)
+    /// Mean cross-entropy (no smoothing, no dropout) and next-token accuracy on held-out data.
+    func evaluate() -> (loss: Float, accuracy: Float)?
+    /// Writes `model.safetensors`, `config.json` and the tokenizer into a checkpoint folder.
+    func writeModelFiles(to dir: URL, options: TrainOptions, step: Int) throws
+}
+
+/// Trains any `TrainingTask`: global-norm clipping, AdamW with a schedule, validation, checkpoints,
+/// the loss curve and a progress line. The same seed gives the same curve on every run, and a resumed
+/// run continues the curve exactly (batch order and dropout masks depend only on the seed, the epoch
+/// and the step).
+public final class Trainer<Task: TrainingTask> {
+    public let task: Task
     public let options: TrainOptions
     public let optimizer: AdamW
-    let train: [IDPair]
-    let validation: [IDPair]
-    let plan: BatchPlan
-    let validationPlan: BatchPlan
-    let acts: Seq2SeqActivations
-    public private(set) var state = TrainState(step: 0, epoch: 0, batchInEpoch: 0, history: [], elapsedSeconds: 0)
+    public internal(set) var state = TrainState(step: 0, epoch: 0, batchInEpoch: 0, history: [], elapsedSeconds: 0)
     public let totalSteps: Int
     let schedule: LearningRateSchedule
     /// Where checkpoints and the loss curve go (nil: keep nothing on disk).
@@ -71,70 +84,38 @@ public final class Seq2SeqTrainer {
     /// Stop (after a checkpoint) once this moment has passed.
     public var deadline: Date?
 
-    public init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
-        guard !train.isEmpty else { throw TrainingError("no training pairs") }
-        self.model = model; self.codec = codec; self.options = options
-        self.train = train; self.validation = validation
-        plan = BatchPlan(lengths: train.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
-        validationPlan = BatchPlan(lengths: validation.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
-        let maxS = (train + validation).map(\.source.count).max() ?? 1
-        let maxT = ((train + validation).map(\.target.count).max() ?? 0) + 1
-        let maxB = max(plan.batches.map(\.count).max() ?? 1, validationPlan.batches.map(\.count).max() ?? 1)
-        acts = Seq2SeqActivations(config: model.config, maxBatch: maxB, maxSource: maxS, maxTarget: maxT)
-        optimizer = AdamW(count: model.layout.total, decayMask: AdamW.decayMask(for: model.layout))
+    public init(task: Task, options: TrainOptions) throws {
+        guard task.batchesPerEpoch > 0 else { throw TrainingError("no training batches") }
+        self.task = task
+        self.options = options
+        optimizer = AdamW(count: task.layout.total, decayMask: AdamW.decayMask(for: task.layout))
         optimizer.weightDecay = options.weightDecay
-        totalSteps = options.maxSteps > 0 ? options.maxSteps : options.epochs * plan.batches.count
-        schedule = try options.schedule(dModel: model.config.dModel, totalSteps: totalSteps)
+        totalSteps = options.maxSteps > 0 ? options.maxSteps : options.epochs * task.batchesPerEpoch
+        schedule = try options.schedule(dModel: task.dModel, totalSteps: totalSteps)
     }
 
-    public var batchesPerEpoch: Int { plan.batches.count }
-
-    func batch(_ indices: [Int], from pairs: [IDPair]) -> Seq2SeqBatch {
-        Seq2SeqBatch(pairs: indices.map { pairs[$0] }, pad: codec.padID, start: codec.startID, end: codec.endID)
-    }
+    public var batchesPerEpoch: Int { task.batchesPerEpoch }
 
     /// Continues from a checkpoint's state (weights are already in the model).
     public func resume(from dir: URL, state: TrainState) throws {
-        try Checkpoint.loadOptimizer(dir, into: optimizer, layout: model.layout)
+        try Checkpoint.loadOptimizer(dir, into: optimizer, layout: task.layout)
         self.state = state
     }
 
-    /// One optimisation step on one batch. Returns (loss, target tokens, gradient norm, lr).
-    @discardableResult
-    public func step(_ b: Seq2SeqBatch) -> (loss: Float, tokens: Int, norm: Float, lr: Float) {
-        var rng = SeededRNG(seed: options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.step + 1))
-        model.grads.zero()
-        let (loss, tokens) = model.forward(b, acts: acts, labelSmoothing: options.labelSmoothing, dropout: options.dropout, rng: &rng)
-        model.backward(b, acts: acts, dropout: options.dropout)
-        let norm = clipGradients(model.grads, maxNorm: options.clip)
+    /// Clipping, learning rate and the AdamW update, after the gradients are in.
+    func update() -> (norm: Float, lr: Float) {
+        let norm = clipGradients(task.grads, maxNorm: options.clip)
         let lr = schedule.rate(at: state.step + 1)
-        optimizer.update(params: model.params, grads: model.grads, lr: lr)
+        optimizer.update(params: task.params, grads: task.grads, lr: lr)
         state.step += 1
-        return (loss, tokens, norm, lr)
+        return (norm, lr)
     }
 
-    /// Mean cross-entropy (no smoothing, no dropout) and token accuracy over the validation pairs.
-    public func evaluate() -> (loss: Float, accuracy: Float)? {
-        guard !validation.isEmpty else { return nil }
-        var total = 0.0, count = 0, correct = 0
-        let v = model.config.targetVocabSize
-        for idx in validationPlan.batches {
-            let b = batch(idx, from: validation)
-            var rng = SeededRNG(seed: 0)
-            // Argmax before the loss overwrites the logits with gradients (computeGradient: false keeps them).
-            let (loss, tokens) = model.forward(b, acts: acts, rng: &rng, computeGradient: false)
-            total += Double(loss) * Double(tokens); count += tokens
-            for i in 0..<(b.batchSize * b.targetLength) where b.targetOutput[i] != b.pad {
-                let row = acts.logits.pointer + i * v
-                var best = 0
-                for j in 1..<v where row[j] > row[best] { best = j }
-                if best == Int(b.targetOutput[i]) { correct += 1 }
-            }
-        }
-        return count > 0 ? (Float(total / Double(count)), Float(correct) / Float(count)) : nil
-    }
+    func stepRNG() -> SeededRNG { SeededRNG(seed: options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.step + 1)) }
 
-    /// Runs to the end (or `maxSteps`), calling `log` with progress lines.
+    public func evaluate() -> (loss: Float, accuracy: Float)? { task.evaluate() }
+
+    /// Runs to the end (or `maxSteps`, or the deadline), calling `log` with progress lines.
     public func run(log: (String) -> Void) throws {
         let start = Date()
         let startStep = state.step
@@ -145,32 +126,32 @@ public final class Seq2SeqTrainer {
         let ckEvery = options.checkpointEvery > 0 ? options.checkpointEvery : batchesPerEpoch
         var lastVal: Float? = state.history.last(where: { $0.validationLoss != nil })?.validationLoss
         while state.step < totalSteps {
-            let order = plan.order(epoch: state.epoch, seed: options.seed)
-            while state.batchInEpoch < order.count && state.step < totalSteps {
-                let b = batch(plan.batches[order[state.batchInEpoch]], from: train)
-                let r = step(b)
+            while state.batchInEpoch < batchesPerEpoch && state.step < totalSteps {
+                var rng = stepRNG()
+                task.grads.zero()
+                let r = task.trainStep(epoch: state.epoch, index: state.batchInEpoch, options: options, rng: &rng)
+                let (norm, lr) = update()
                 state.batchInEpoch += 1
                 guard r.loss.isFinite else {
-                    throw TrainingError("the loss became \(r.loss) at step \(state.step) (gradient norm \(r.norm)); lower the learning rate")
+                    throw TrainingError("the loss became \(r.loss) at step \(state.step) (gradient norm \(norm)); lower the learning rate")
                 }
                 tokensSinceLog += r.tokens; lossSinceLog += Double(r.loss); stepsSinceLog += 1
-                var record = LossRecord(step: state.step, loss: r.loss, lr: r.lr)
+                var record = LossRecord(step: state.step, loss: r.loss, lr: lr)
                 if state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
                     record.validationLoss = vl; record.validationAccuracy = va; lastVal = vl
                 }
                 state.history.append(record)
                 state.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(start)
-                if state.step % max(options.logEvery, 1) == 0 || state.step == totalSteps || record.validationLoss != nil {
+                if state.step % max(options.logEvery, 1) == 0 || state.step == totalSteps {
                     let now = Date()
                     let dt = max(now.timeIntervalSince(lastLog), 1e-9)
-                    let done = state.step - startStep
-                    let rate = Double(done) / max(now.timeIntervalSince(start), 1e-9)
+                    let rate = Double(state.step - startStep) / max(now.timeIntervalSince(start), 1e-9)
                     var eta = rate > 0 ? Double(totalSteps - state.step) / rate : 0
                     if let deadline { eta = min(eta, max(0, deadline.timeIntervalSinceNow)) }
                     var line = String(format: "step %d/%d · epoch %d · loss %.4f", state.step, totalSteps, state.epoch + 1, lossSinceLog / Double(stepsSinceLog))
                     if let lastVal { line += String(format: " · val %.4f", lastVal) }
                     if let a = record.validationAccuracy { line += String(format: " (acc %.1f%%)", a * 100) }
-                    line += String(format: " · lr %.2e · %.0f tok/s · ETA %@", r.lr, Double(tokensSinceLog) / dt, formatDuration(eta))
+                    line += String(format: " · lr %.2e · %.0f tok/s · ETA %@", lr, Double(tokensSinceLog) / dt, formatDuration(eta))
                     log(line)
                     tokensSinceLog = 0; lossSinceLog = 0; stepsSinceLog = 0; lastLog = now
                 }
@@ -190,12 +171,12 @@ public final class Seq2SeqTrainer {
                     return
                 }
             }
-            if state.batchInEpoch >= order.count { state.epoch += 1; state.batchInEpoch = 0 }
+            if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         }
     }
 
     public func saveCheckpoint(_ dir: URL) throws {
-        try Checkpoint.save(to: dir, model: model, codec: codec, optimizer: optimizer, state: state, options: options)
+        try Checkpoint.save(to: dir, task: task, optimizer: optimizer, state: state, options: options)
         try writeLossCurve(dir)
     }
 
@@ -221,6 +202,104 @@ public final class Seq2SeqTrainer {
             .init(name: "validation", color: "#d62728", points: val),
         ])
         try Data(svg.utf8).write(to: dir.appendingPathComponent("loss.svg"), options: .atomic)
+    }
+}
+
+// MARK: - The encoder–decoder task
+
+/// Sentence pairs batched by length for a `Seq2SeqModel`.
+public final class Seq2SeqTask: TrainingTask {
+    public let model: Seq2SeqModel
+    public let codec: SentenceCodec
+    let train: [IDPair]
+    let validation: [IDPair]
+    let plan: BatchPlan
+    let validationPlan: BatchPlan
+    let acts: Seq2SeqActivations
+    let seed: UInt64
+    private var orderEpoch = -1
+    private var order: [Int] = []
+
+    public init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
+        guard !train.isEmpty else { throw TrainingError("no training pairs") }
+        self.model = model; self.codec = codec; self.train = train; self.validation = validation; seed = options.seed
+        plan = BatchPlan(lengths: train.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        validationPlan = BatchPlan(lengths: validation.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        let maxS = (train + validation).map(\.source.count).max() ?? 1
+        let maxT = ((train + validation).map(\.target.count).max() ?? 0) + 1
+        let maxB = max(plan.batches.map(\.count).max() ?? 1, validationPlan.batches.map(\.count).max() ?? 1)
+        acts = Seq2SeqActivations(config: model.config, maxBatch: maxB, maxSource: maxS, maxTarget: maxT)
+    }
+
+    public var params: FlatBuffer { model.params }
+    public var grads: FlatBuffer { model.grads }
+    public var layout: BufferLayout { model.layout }
+    public var dModel: Int { model.config.dModel }
+    public var batchesPerEpoch: Int { plan.batches.count }
+
+    func batch(_ indices: [Int], from pairs: [IDPair]) -> Seq2SeqBatch {
+        Seq2SeqBatch(pairs: indices.map { pairs[$0] }, pad: codec.padID, start: codec.startID, end: codec.endID)
+    }
+
+    public func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+        if orderEpoch != epoch { order = plan.order(epoch: epoch, seed: seed); orderEpoch = epoch }
+        return step(batch(plan.batches[order[index]], from: train), options: options, rng: &rng)
+    }
+
+    func step(_ b: Seq2SeqBatch, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+        let r = model.forward(b, acts: acts, labelSmoothing: options.labelSmoothing, dropout: options.dropout, rng: &rng)
+        model.backward(b, acts: acts, dropout: options.dropout)
+        return r
+    }
+
+    public func evaluate() -> (loss: Float, accuracy: Float)? {
+        guard !validation.isEmpty else { return nil }
+        var total = 0.0, count = 0, correct = 0
+        let v = model.config.targetVocabSize
+        for idx in validationPlan.batches {
+            let b = batch(idx, from: validation)
+            var rng = SeededRNG(seed: 0)
+            // computeGradient: false keeps the logits for the accuracy.
+            let (loss, tokens) = model.forward(b, acts: acts, rng: &rng, computeGradient: false)
+            total += Double(loss) * Double(tokens); count += tokens
+            for i in 0..<(b.batchSize * b.targetLength) where b.targetOutput[i] != b.pad {
+                let row = acts.logits.pointer + i * v
+                var best = 0
+                for j in 1..<v where row[j] > row[best] { best = j }
+                if best == Int(b.targetOutput[i]) { correct += 1 }
+            }
+        }
+        return count > 0 ? (Float(total / Double(count)), Float(correct) / Float(count)) : nil
+    }
+
+    public func writeModelFiles(to dir: URL, options: TrainOptions, step: Int) throws {
+        try Safetensors.write(Checkpoint.tensors(model.params, model.layout), metadata: ["format": "transformer-seq2seq/1", "step": "\(step)"],
+                              to: dir.appendingPathComponent("model.safetensors"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(CheckpointConfig(model: model.config, options: options)).write(to: dir.appendingPathComponent("config.json"), options: .atomic)
+        try codec.jsonData().write(to: dir.appendingPathComponent("tokenizer.json"), options: .atomic)
+    }
+}
+
+/// The encoder–decoder trainer.
+public typealias Seq2SeqTrainer = Trainer<Seq2SeqTask>
+
+extension Trainer where Task == Seq2SeqTask {
+    public convenience init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
+        try self.init(task: Seq2SeqTask(model: model, codec: codec, train: train, validation: validation, options: options), options: options)
+    }
+    public var model: Seq2SeqModel { task.model }
+    public var codec: SentenceCodec { task.codec }
+
+    /// One optimisation step on a given batch (benchmarks). Returns (loss, tokens, gradient norm, lr).
+    @discardableResult
+    public func step(_ b: Seq2SeqBatch) -> (loss: Float, tokens: Int, norm: Float, lr: Float) {
+        var rng = stepRNG()
+        task.grads.zero()
+        let r = task.step(b, options: options, rng: &rng)
+        let (norm, lr) = update()
+        return (r.loss, r.tokens, norm, lr)
     }
 }
 
