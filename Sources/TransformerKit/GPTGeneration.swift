@@ -126,20 +126,28 @@ public final class GPTGenerator {
     }
 
     /// Prompt in, `maxNewTokens` sampled tokens out (streamed through `onToken`). A prompt longer
-    /// than the context keeps its last tokens; generation stops when the context is full.
+    /// than the context keeps its last tokens. When the context fills up, the window slides: the last
+    /// half of it is fed again and generation goes on (positions are absolute, so cached keys cannot
+    /// simply be shifted). Both the cached and the recomputing path slide the same way, so they agree.
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Int? = nil,
                          onToken: (Int) -> Void = { _ in }) -> [Int] {
         reset()
         let ctxLen = model.config.contextLength
-        let p = prompt.count >= ctxLen ? Array(prompt.suffix(ctxLen - 1)) : prompt
+        var window = prompt.count >= ctxLen ? Array(prompt.suffix(ctxLen - 1)) : prompt
         var rng = SeededRNG(seed: sampling.seed)
         var logits: UnsafeBufferPointer<Float>? = nil
-        for t in p { logits = feed(t) }
+        for t in window { logits = feed(t) }
         var out: [Int] = []
         while out.count < maxNewTokens, let l = logits {
             let next = sampleToken(l, sampling, rng: &rng)
             out.append(next); onToken(next)
-            if next == stop || length >= ctxLen { break }
+            if next == stop || out.count == maxNewTokens { break }
+            if length >= ctxLen {
+                window = Array(window.suffix(max(1, ctxLen / 2)))
+                reset()
+                for t in window { logits = feed(t) }
+            }
+            window.append(next)
             logits = feed(next)
         }
         return out

@@ -7,7 +7,7 @@ import TransformerKit
 struct ModelShapeOptions: ParsableArguments {
     @Option(name: .customLong("d-model"), help: "Model width.") var dModel: Int = 256
     @Option(help: "Attention heads.") var heads: Int = 8
-    @Option(name: .customLong("d-ff"), help: "Feed-forward width.") var dFF: Int = 1024
+    @Option(name: .customLong("d-ff"), help: "Feed-forward width (default 4 · d_model).") var dFF: Int?
     @Option(help: "Encoder and decoder layers.") var layers: Int = 3
     @Option(name: .customLong("max-length"), help: "Longest sequence (positional table); longer pairs are skipped.") var maxLength: Int = 64
     @Option(help: "Layer-norm placement: post or pre.") var norm: String = "post"
@@ -17,7 +17,7 @@ struct ModelShapeOptions: ParsableArguments {
 
     func config(vocabularySize: Int) throws -> TransformerConfig {
         var c = TransformerConfig()
-        c.dModel = dModel; c.heads = heads; c.dFF = dFF; c.encoderLayers = layers; c.decoderLayers = layers
+        c.dModel = dModel; c.heads = heads; c.dFF = dFF ?? 4 * dModel; c.encoderLayers = layers; c.decoderLayers = layers
         c.maxLength = maxLength; c.sourceVocabSize = vocabularySize; c.targetVocabSize = vocabularySize
         c.scaleEmbeddings = true
         guard let n = NormPlacement(rawValue: norm) else { throw TrainingError("--norm must be post or pre") }
@@ -39,8 +39,13 @@ struct TrainCommand: ParsableCommand {
           transformer train --output runs/toy                       # the seed's toy corpus
           transformer train --source-file train.de --target-file train.en --tokenizer bpe --output runs/de-en
           transformer train --output runs/de-en --resume             # continue where it stopped
+          transformer train --model gpt --data input.txt --tokenizer char --d-model 128 --heads 4 --layers 4 \\
+              --max-length 64 --batch-size 12 --steps 2000 --schedule constant --lr 1e-3 --dropout 0 --output runs/shakespeare
         """)
 
+    @Option(help: "What to train: seq2seq (encoder–decoder on sentence pairs) or gpt (decoder-only on one text).") var model: String = "seq2seq"
+    @Option(help: "The text to train a GPT on (--model gpt).") var data: String?
+    @Option(help: "GPT: tokens per training window (default: the context, --max-length).") var blockSize: Int?
     @Option(help: "Source sentences, one per line (.gz is read through gzip).") var sourceFile: String?
     @Option(help: "Target sentences, aligned line by line with --source-file.") var targetFile: String?
     @Option(help: "One file of source<TAB>target pairs.") var pairs: String?
@@ -71,7 +76,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many minutes of training (a checkpoint is saved).") var timeLimit: Double?
 
     func run() throws {
-        do { try train() } catch let e as TrainingError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+        do {
+            switch model {
+            case "seq2seq": try train()
+            case "gpt": try trainGPT()
+            default: throw TrainingError("--model must be seq2seq or gpt (got \(model))")
+            }
+        } catch let e as TrainingError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
     }
 
     func trainOptions() -> TrainOptions {
@@ -79,6 +90,14 @@ struct TrainCommand: ParsableCommand {
         o.batchSize = batchSize; o.maxTokens = maxTokens; o.epochs = epochs; o.maxSteps = steps; o.schedule = schedule
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
         o.weightDecay = weightDecay; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
+        return o
+    }
+
+    /// The saved options of a resumed run, with a longer `--steps` or `--epochs` taken from the command line.
+    func resumedOptions(_ saved: TrainOptions?) -> TrainOptions {
+        guard var o = saved else { return trainOptions() }
+        if steps > 0 { o.maxSteps = steps }
+        if epochs != 10 { o.epochs = epochs }
         return o
     }
 
@@ -108,12 +127,13 @@ struct TrainCommand: ParsableCommand {
         if validFiles == nil && corpus.pairs.count >= 20 { (trainSet, validSet) = corpus.split(validationFraction: validationFraction, seed: seed) }
 
         let model: Seq2SeqModel, codec: SentenceCodec, options: TrainOptions
+        if data != nil { throw TrainingError("--data is for --model gpt; an encoder–decoder trains on --source-file/--target-file or --pairs") }
         var resumeFrom: Checkpoint.Loaded? = nil
         if resume {
             let loaded = try Checkpoint.load(out.path)
             guard let state = loaded.state else { throw TrainingError("\(loaded.directory.path): no state.json, cannot resume") }
             (model, codec) = (loaded.model, loaded.codec)
-            options = loaded.config.options ?? trainOptions()
+            options = resumedOptions(state.options ?? loaded.config.options)
             resumeFrom = loaded
             log("resuming \(loaded.directory.path) at step \(state.step)")
         } else {

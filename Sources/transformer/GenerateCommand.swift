@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Training
+import TransformerKit
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a GPT checkpoint (this project's runs or a Hugging Face GPT-2 folder), streaming tokens as they come.")
+
+    @Option(help: "A run folder (its latest checkpoint) or a checkpoint / GPT-2 folder.") var model: String
+    @Option(help: "The prompt.") var prompt: String = "\n"
+    @Option(help: "Tokens to generate.") var maxTokens: Int = 200
+    @Option(help: "Temperature (0 = greedy).") var temperature: Float = 0.8
+    @Option(help: "Keep the k most likely tokens (0 = all).") var topK: Int = 0
+    @Option(help: "Nucleus sampling: keep tokens up to this total probability.") var topP: Float = 1
+    @Option(help: "Seed for sampling.") var seed: UInt64 = 1
+    @Flag(help: "Recompute the whole context for every token instead of using the KV cache (same tokens, slower).") var noCache = false
+
+    func run() throws {
+        do {
+            guard temperature >= 0, topK >= 0, topP > 0, topP <= 1, maxTokens >= 0 else {
+                throw TrainingError("--temperature ≥ 0, --top-k ≥ 0, 0 < --top-p ≤ 1 and --max-tokens ≥ 0")
+            }
+            let dir = try Checkpoint.resolve(model)
+            let m = try GPTCheckpoint.loadHuggingFace(dir)
+            let tok = try TextTokenizer.load(dir.appendingPathComponent("tokenizer.json"))
+            var ids = try tok.encode(prompt)
+            if ids.isEmpty { ids = [0] }
+            if ids.count >= m.config.contextLength {
+                FileHandle.standardError.write(Data("note: the prompt has \(ids.count) tokens; keeping its last \(m.config.contextLength - 1) (the context is \(m.config.contextLength))\n".utf8))
+            }
+            let gen = GPTGenerator(model: m, useCache: !noCache)
+            FileHandle.standardOutput.write(Data(prompt.utf8))
+            let start = Date()
+            var pending: [Int] = []
+            let out = gen.generate(prompt: ids, maxNewTokens: maxTokens, sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed)) { t in
+                // BPE pieces may split a UTF-8 character: print once the bytes decode cleanly.
+                pending.append(t)
+                let s = tok.decode(pending)
+                if !s.contains("\u{FFFD}") || pending.count > 4 { FileHandle.standardOutput.write(Data(s.utf8)); pending = [] }
+            }
+            if !pending.isEmpty { FileHandle.standardOutput.write(Data(tok.decode(pending).utf8)) }
+            let dt = Date().timeIntervalSince(start)
+            FileHandle.standardError.write(Data(String(format: "\n[%d tokens in %.2f s: %.1f tokens/s, %@]\n", out.count, dt, Double(out.count) / dt, noCache ? "no cache" : "KV cache").utf8))
+        } catch let e as TrainingError { fail(e.message) } catch let e as ConfigError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+    }
+}
+
+struct TokenizerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Byte-level BPE tokenizers.", subcommands: [TokenizerTrain.self])
+}
+
+struct TokenizerTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a byte-level BPE on a text and write GPT-2's vocab.json and merges.txt.")
+    @Option(help: "UTF-8 text to learn from.") var input: String
+    @Option(help: "Vocabulary size (256 bytes + merges + specials).") var vocabSize: Int = 8000
+    @Option(help: "Special tokens, comma-separated.") var special: String = "<|endoftext|>"
+    @Option(help: "Output folder.") var output: String
+
+    func run() throws {
+        do {
+            guard vocabSize > 256 else { throw TrainingError("--vocab-size must be above 256 (the byte tokens)") }
+            let lines = try ParallelCorpus.readLines(input)
+            let start = Date()
+            let bpe = ByteLevelBPE.train(texts: lines, vocabSize: vocabSize, specialTokens: special.split(separator: ",").map(String.init))
+            try bpe.save(to: URL(fileURLWithPath: output))
+            print(String(format: "%@: %d tokens (%d merges) learnt in %.2f s; wrote %@/vocab.json and merges.txt", input, bpe.vocabSize, bpe.merges.count, Date().timeIntervalSince(start), output))
+        } catch let e as TrainingError { fail(e.message) }
+    }
+}
