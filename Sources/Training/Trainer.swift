@@ -20,6 +20,10 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var dropout: Float = 0.1
     public var clip: Float = 1
     public var weightDecay: Float = 0
+    /// AdamW's β1, β2 and ε (the paper: 0.9, 0.98, 1e-9).
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.98
+    public var adamEps: Float = 1e-9
     public var seed: UInt64 = 1
     /// Validate (and log a point of the curve) every this many steps; 0 = once per epoch.
     public var evalEvery = 0
@@ -33,7 +37,21 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
         case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
-        case dropout, clip, weightDecay = "weight_decay", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
+        case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
+    }
+
+    /// Every field is optional in JSON (missing ones take their defaults), so checkpoints written
+    /// before an option existed still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func get<T: Decodable>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
+        batchSize = try get(.batchSize, batchSize); maxTokens = try get(.maxTokens, maxTokens); epochs = try get(.epochs, epochs)
+        maxSteps = try get(.maxSteps, maxSteps); schedule = try get(.schedule, schedule); learningRate = try get(.learningRate, learningRate)
+        warmup = try get(.warmup, warmup); minLearningRate = try get(.minLearningRate, minLearningRate)
+        labelSmoothing = try get(.labelSmoothing, labelSmoothing); dropout = try get(.dropout, dropout); clip = try get(.clip, clip)
+        weightDecay = try get(.weightDecay, weightDecay); beta1 = try get(.beta1, beta1); beta2 = try get(.beta2, beta2)
+        adamEps = try get(.adamEps, adamEps); seed = try get(.seed, seed); evalEvery = try get(.evalEvery, evalEvery)
+        checkpointEvery = try get(.checkpointEvery, checkpointEvery); logEvery = try get(.logEvery, logEvery)
     }
 
     public func schedule(dModel: Int, totalSteps: Int) throws -> LearningRateSchedule {
@@ -90,6 +108,7 @@ public final class Trainer<Task: TrainingTask> {
         self.options = options
         optimizer = AdamW(count: task.layout.total, decayMask: AdamW.decayMask(for: task.layout))
         optimizer.weightDecay = options.weightDecay
+        optimizer.beta1 = options.beta1; optimizer.beta2 = options.beta2; optimizer.eps = options.adamEps
         totalSteps = options.maxSteps > 0 ? options.maxSteps : options.epochs * task.batchesPerEpoch
         schedule = try options.schedule(dModel: task.dModel, totalSteps: totalSteps)
     }

@@ -67,6 +67,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Dropout.") var dropout: Float = 0.1
     @Option(help: "Clip the global gradient norm to this (0: off).") var clip: Float = 1
     @Option(help: "AdamW weight decay on weight matrices.") var weightDecay: Float = 0
+    @Option(help: "AdamW β1.") var beta1: Float = 0.9
+    @Option(help: "AdamW β2 (the paper: 0.98; nanoGPT: 0.99).") var beta2: Float = 0.98
+    @Option(help: "AdamW ε (the paper: 1e-9).") var adamEps: Float = 1e-9
+    @Option(help: "Final learning rate of the cosine schedule.") var minLr: Float = 0
     @Option(help: "Seed for weights, batch order and dropout.") var seed: UInt64 = 1
     @Option(help: "Validate every N steps (0: each epoch).") var evalEvery: Int = 0
     @Option(help: "Checkpoint every N steps (0: each epoch).") var checkpointEvery: Int = 0
@@ -89,7 +93,7 @@ struct TrainCommand: ParsableCommand {
         var o = TrainOptions()
         o.batchSize = batchSize; o.maxTokens = maxTokens; o.epochs = epochs; o.maxSteps = steps; o.schedule = schedule
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
-        o.weightDecay = weightDecay; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
+        o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
         return o
     }
 
