@@ -149,6 +149,37 @@ private struct Case: CustomStringConvertible {
         }
     }
 
+    /// The `DispatchQueue.concurrentPerform` path (used where the pool's atomics are unavailable).
+    @Test func dispatchPath() {
+        Gemm.useDispatch = true
+        defer { Gemm.useDispatch = false }
+        for (i, (ta, tb)) in Self.transposes.enumerated() {
+            let test = Case(transA: ta, transB: tb, m: 130, n: 90, k: 50, alpha: -1, beta: Self.betas[i % 3])
+            let err = test.relativeError(seed: UInt64(40 + i), threads: 2)
+            #expect(err <= Self.tolerance(50), "\(test) dispatch: relative error \(err)")
+        }
+    }
+
+    /// Two threads calling multi-threaded products at once: one gets the pool, the other finds it busy
+    /// and runs its parts itself; both must be right.
+    @Test func concurrentCallers() {
+        let saved = Gemm.threads
+        Gemm.threads = 2
+        defer { Gemm.threads = saved }
+        let errors = UnsafeMutableBufferPointer<Float>.allocate(capacity: 8)
+        defer { errors.deallocate() }
+        let address = UInt(bitPattern: errors.baseAddress!)
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            let out = UnsafeMutablePointer<Float>(bitPattern: address)!
+            for r in 0..<4 {
+                let (ta, tb) = Self.transposes[(caller + r) % 4]
+                let test = Case(transA: ta, transB: tb, m: 70 + 6 * r, n: 64, k: 48, alpha: 1, beta: 0.5)
+                out[caller * 4 + r] = test.relativeError(seed: UInt64(caller * 10 + r))
+            }
+        }
+        for e in errors { #expect(e <= Self.tolerance(48)) }
+    }
+
     /// k = 0 and alpha = 0 reduce to C = beta·C; empty m or n leave C alone.
     @Test func degenerate() {
         var c: [Float] = [.nan, 2, 3, 4]
@@ -180,8 +211,11 @@ private struct Case: CustomStringConvertible {
 // MARK: - Benchmark (opt-in)
 
 /// Timing only: `TRANSFORMER_BENCH=1 swift test -c release --filter GemmBenchmark`.
+/// Add TRANSFORMER_BENCH_TUNE=1 for the sweeps that chose the block sizes and thresholds.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["TRANSFORMER_BENCH"] == "1"), .serialized)
 struct GemmBenchmark {
+    static let tuning = ProcessInfo.processInfo.environment["TRANSFORMER_BENCH_TUNE"] == "1"
+
     struct Shape {
         var name: String
         var transA: Bool, transB: Bool
@@ -195,20 +229,22 @@ struct GemmBenchmark {
         Shape(name: "NN (4096×384)·(384×384)", transA: false, transB: false, m: 4096, n: 384, k: 384),
     ]
 
-    /// Best-of-`reps` GFLOP/s of `body`, which performs `flops` floating-point operations.
-    static func gflops(flops: Double, reps: Int, _ body: () -> Void) -> Double {
-        body()  // warm-up: page in buffers, start worker threads
-        var best = Double.infinity
+    struct Rate { var best: Double, median: Double }
+
+    /// GFLOP/s of `body` (which performs `flops` operations): best and median of `reps` timed runs.
+    static func gflops(flops: Double, reps: Int, _ body: () -> Void) -> Rate {
+        body()  // warm-up: page in buffers, wake the workers
+        var times: [Double] = []
         for _ in 0..<reps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             body()
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-            best = min(best, dt)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
         }
-        return flops / best / 1e9
+        times.sort()
+        return Rate(best: flops / times[0] / 1e9, median: flops / times[times.count / 2] / 1e9)
     }
 
-    static func run(_ s: Shape, threads: Int, reference: Bool = false, reps: Int = 10) -> Double {
+    static func run(_ s: Shape, threads: Int, reference: Bool = false, reps: Int = 10) -> Rate {
         let (aRows, aCols) = s.transA ? (s.k, s.m) : (s.m, s.k)
         let (bRows, bCols) = s.transB ? (s.n, s.k) : (s.k, s.n)
         var rng = SplitMix(state: 1)
@@ -241,22 +277,27 @@ struct GemmBenchmark {
         s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }
 
+    static func reps(_ m: Int, _ n: Int, _ k: Int, budget: Int = 40_000_000) -> Int { max(10, budget / (m * n * k)) }
+
+    /// The transformer shapes, 1 and 2 threads: best and median over rounds × 10 runs.
     @Test func gemmThroughput() {
         let rounds = Int(ProcessInfo.processInfo.environment["TRANSFORMER_BENCH_ROUNDS"] ?? "") ?? 3
-        print("GEMM GFLOP/s (best of \(rounds) rounds × 10 runs)")
-        print(Self.pad("shape", 32) + "  1 thread  2 threads")
+        print("GEMM GFLOP/s, best (median) of \(rounds) rounds × 10 runs")
+        print(Self.pad("shape", 30) + "    1 thread         2 threads")
         for s in Self.shapes {
-            var best1 = 0.0, best2 = 0.0
+            var r1: [Rate] = [], r2: [Rate] = []
             for _ in 0..<rounds {
-                best1 = max(best1, Self.run(s, threads: 1))
-                best2 = max(best2, Self.run(s, threads: 2))
+                r1.append(Self.run(s, threads: 1))
+                r2.append(Self.run(s, threads: 2))
             }
-            print(Self.pad(s.name, 32) + String(format: "  %8.1f  %9.1f", best1, best2))
+            let b1 = r1.map(\.best).max()!, b2 = r2.map(\.best).max()!
+            let m1 = r1.map(\.median).sorted()[rounds / 2], m2 = r2.map(\.median).sorted()[rounds / 2]
+            print(Self.pad(s.name, 30) + String(format: "  %6.1f (%6.1f)   %6.1f (%6.1f)", b1, m1, b2, m2))
         }
-        let small = Shape(name: "reference NN (512×384)·(384×384)", transA: false, transB: false, m: 512, n: 384, k: 384)
-        let ref = Self.run(small, threads: 1, reference: true, reps: 3)
-        let fastSmall = Self.run(small, threads: 1)
-        print(Self.pad(small.name, 32) + String(format: "  %8.1f  (fast, 1 thread: %.1f)", ref, fastSmall))
+        let small = Shape(name: "NN (512×384)·(384×384)", transA: false, transB: false, m: 512, n: 384, k: 384)
+        let ref = Self.run(small, threads: 1, reference: true, reps: 5)
+        let fast = Self.run(small, threads: 1)
+        print(Self.pad(small.name, 30) + String(format: "  reference loop %.1f, fast 1 thread %.1f", ref.best, fast.best))
     }
 
     /// The benchmark shapes in the release build, checked against the reference with 1 and 2 threads.
@@ -266,23 +307,7 @@ struct GemmBenchmark {
                 let test = Case(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5, beta: 0.5)
                 let err = test.relativeError(seed: 5, threads: threads)
                 #expect(err <= 1e-5, "\(s.name) threads=\(threads): relative error \(err)")
-                print(Self.pad(s.name, 32) + "  threads=\(threads)  max relative error \(err)")
-            }
-        }
-    }
-
-    /// Block-size sweep (one thread): TRANSFORMER_BENCH_TUNE=1.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["TRANSFORMER_BENCH_TUNE"] == "1"))
-    func tuneBlocks() {
-        let saved = (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock)
-        defer { (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock) = saved }
-        for kc in [192, 256, 384, 512] {
-            for mc in [48, 72, 96, 114, 144, 192, 240] {
-                for nc in [1536, 4096] {
-                    (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock) = (kc, mc, nc)
-                    let r = Self.shapes.map { Self.run($0, threads: 1, reps: 5) }
-                    print("kc=\(kc) mc=\(mc) nc=\(nc): " + r.map { String(format: "%6.1f", $0) }.joined(separator: " "))
-                }
+                print(Self.pad(s.name, 30) + "  threads=\(threads)  max |fast − reference| / max|C| = \(err)")
             }
         }
     }
@@ -300,101 +325,116 @@ struct GemmBenchmark {
         let g = Self.gflops(flops: 2 * 6 * 16 * Double(kc) * Double(calls), reps: 5) {
             for _ in 0..<calls { Gemm.kernel6x16(kc: kc, a: a, b: b, c: c, ldc: 16, beta: 1) }
         }
-        print(String(format: "micro-kernel 6×16, kc=%d, L1-resident: %.1f GFLOP/s (= %.2f GHz × 32 flop/cycle)", kc, g, g / 32))
+        print(String(format: "micro-kernel 6×16, kc=%d, L1-resident: %.1f GFLOP/s (= %.2f GHz × 32 flop/cycle)",
+                     kc, g.best, g.best / 32))
     }
 
-    /// Cost of one two-way fork/join with nothing to do.
-    @Test func forkJoinOverhead() {
-        let n = 20_000
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<n { DispatchQueue.concurrentPerform(iterations: 2) { _ in } }
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(n) / 1000
-        print(String(format: "concurrentPerform(2), empty: %.2f µs", dt))
+    /// Shapes of a small model: reference loop against `multiply` with 1 and 2 threads (median).
+    @Test func smallShapes() {
+        print("small shapes, median GFLOP/s: reference / multiply 1 thread / multiply 2 threads")
+        for (m, n, k) in [(8, 8, 8), (16, 16, 16), (32, 32, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64),
+                          (128, 128, 128), (128, 512, 128), (256, 256, 256)] {
+            let s = Shape(name: "\(m)×\(n)×\(k)", transA: false, transB: false, m: m, n: n, k: k)
+            let reps = Self.reps(m, n, k, budget: 20_000_000)
+            let r = Self.run(s, threads: 1, reference: true, reps: reps)
+            let f1 = Self.run(s, threads: 1, reps: reps)
+            let f2 = Self.run(s, threads: 2, reps: reps)
+            print(Self.pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f", r.median, f1.median, f2.median))
+        }
     }
 
-    /// Reference against the packed path forced on (smallWork = 0), one thread, at small and skinny sizes.
-    @Test func smallThreshold() {
-        let saved = Gemm.smallWork
-        defer { Gemm.smallWork = saved }
-        print("small: reference / packed (GFLOP/s)")
-        for (m, n, k) in [(4, 4, 4), (8, 8, 8), (12, 12, 12), (16, 16, 16), (6, 16, 16), (16, 16, 4), (32, 32, 4), (64, 64, 1),
-                          (4, 64, 64), (2, 64, 64), (64, 4, 64), (256, 8, 256), (8, 256, 256), (256, 256, 8)] {
-            for (ta, tb) in [(false, false), (false, true), (true, false)] {
-                let s = Shape(name: "\(m)×\(n)×\(k)", transA: ta, transB: tb, m: m, n: n, k: k)
-                let reps = max(50, 20_000_000 / (m * n * k))
-                Gemm.smallWork = Int.max
-                let r = Self.run(s, threads: 1, reps: reps)
-                Gemm.smallWork = 0
-                let f = Self.run(s, threads: 1, reps: reps)
-                print(Self.pad(s.name + " \(ta ? "T" : "N")\(tb ? "T" : "N")", 16) + String(format: "  %7.1f  %7.1f", r, f))
+    // MARK: Tuning sweeps (TRANSFORMER_BENCH_TUNE=1)
+
+    /// KC × MC × NC, one thread, the four transformer shapes.
+    @Test(.enabled(if: tuning)) func tuneBlocks() {
+        let saved = (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock)
+        defer { (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock) = saved }
+        print("block sweep, best GFLOP/s (1 thread): " + Self.shapes.map(\.name).joined(separator: " | "))
+        for kc in [192, 256, 384, 512] {
+            for mc in [48, 96, 144, 192, 240] {
+                for nc in [1536, 4096] {
+                    (Gemm.kcBlock, Gemm.mcBlock, Gemm.ncBlock) = (kc, mc, nc)
+                    let r = Self.shapes.map { Self.run($0, threads: 1, reps: 5).best }
+                    print("kc=\(kc) mc=\(mc) nc=\(nc): " + r.map { String(format: "%6.1f", $0) }.joined(separator: " "))
+                }
             }
         }
     }
 
-    /// 1 against 2 threads with the parallel threshold off, to place it.
-    @Test func parallelThreshold() {
+    /// Reference against the packed path forced on (smallWork = 0), one thread, small and skinny sizes.
+    @Test(.enabled(if: tuning)) func smallThreshold() {
+        let saved = Gemm.smallWork
+        defer { Gemm.smallWork = saved }
+        print("small: reference / packed, median GFLOP/s")
+        for (m, n, k) in [(4, 4, 4), (8, 8, 8), (12, 12, 12), (16, 16, 16), (16, 16, 4), (32, 32, 4), (64, 64, 1),
+                          (4, 64, 64), (2, 64, 64), (1, 256, 256), (64, 4, 64), (256, 8, 256), (8, 256, 256), (256, 256, 8)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let s = Shape(name: "\(m)×\(n)×\(k)", transA: ta, transB: tb, m: m, n: n, k: k)
+                let reps = Self.reps(m, n, k, budget: 20_000_000)
+                Gemm.smallWork = Int.max
+                let r = Self.run(s, threads: 1, reps: reps)
+                Gemm.smallWork = 0
+                let f = Self.run(s, threads: 1, reps: reps)
+                print(Self.pad(s.name + " \(ta ? "T" : "N")\(tb ? "T" : "N")", 16) + String(format: "  %7.1f  %7.1f", r.median, f.median))
+            }
+        }
+    }
+
+    /// 1 thread against 2 (resident pool, and concurrentPerform) with the parallel threshold off.
+    @Test(.enabled(if: tuning)) func parallelThreshold() {
         let saved = (Gemm.parallelWork, Gemm.threadWork)
         defer { (Gemm.parallelWork, Gemm.threadWork) = saved }
         (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
-        print("parallel: 1 thread / 2 threads pool / 2 threads concurrentPerform (GFLOP/s), µs at 1 thread")
-        for (m, n, k) in [(32, 32, 32), (32, 64, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64), (128, 128, 64), (128, 128, 128), (128, 256, 128),
-                          (256, 256, 128), (256, 256, 256), (64, 512, 512), (512, 64, 512), (512, 512, 64)] {
+        print("parallel, median GFLOP/s: 1 thread / 2 threads pool / 2 threads concurrentPerform")
+        for (m, n, k) in [(32, 32, 32), (32, 64, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64), (128, 128, 64),
+                          (128, 128, 128), (128, 256, 128), (256, 256, 128), (256, 256, 256), (512, 512, 64)] {
             let s = Shape(name: "\(m)×\(n)×\(k)", transA: false, transB: false, m: m, n: n, k: k)
-            let reps = max(50, 40_000_000 / (m * n * k))
+            let reps = Self.reps(m, n, k)
             let f1 = Self.run(s, threads: 1, reps: reps)
             let f2 = Self.run(s, threads: 2, reps: reps)
             Gemm.useDispatch = true
             let f2d = Self.run(s, threads: 2, reps: reps)
             Gemm.useDispatch = false
-            let us = 2 * Double(m * n * k) / f1 / 1000
-            print(Self.pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f   %7.1f µs   2^%.1f", f1, f2, f2d, us, log2(Double(m * n * k))))
+            let us = 2 * Double(m * n * k) / f1.median / 1000
+            print(Self.pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f   (%.1f µs at 1 thread, 2^%.0f)",
+                                                 f1.median, f2.median, f2d.median, us, log2(Double(m * n * k))))
+        }
+    }
+
+    @Test(.enabled(if: tuning)) func wideShapes() {
+        let saved = (Gemm.parallelWork, Gemm.threadWork)
+        defer { (Gemm.parallelWork, Gemm.threadWork, Gemm.splitPolicy) = (saved.0, saved.1, 0) }
+        (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
+        print("wide, median GFLOP/s: 1T / 2T split M / 2T split N")
+        for (m, n, k) in [(64, 256, 128), (128, 256, 64), (64, 256, 64), (64, 128, 128), (32, 512, 128), (96, 256, 128), (128, 128, 128)] {
+            let s = Shape(name: "\(m)×\(n)×\(k)", transA: false, transB: false, m: m, n: n, k: k)
+            let reps = Self.reps(m, n, k, budget: 100_000_000)
+            let f1 = Self.run(s, threads: 1, reps: reps)
+            Gemm.splitPolicy = 1
+            let fm = Self.run(s, threads: 2, reps: reps)
+            Gemm.splitPolicy = 2
+            let fn = Self.run(s, threads: 2, reps: reps)
+            print(Self.pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f", f1.median, fm.median, fn.median))
         }
     }
 
     /// Splitting M against splitting N across two threads.
-    @Test func splitPolicy() {
+    @Test(.enabled(if: tuning)) func splitPolicy() {
         let saved = (Gemm.parallelWork, Gemm.threadWork)
         defer { (Gemm.parallelWork, Gemm.threadWork, Gemm.splitPolicy) = (saved.0, saved.1, 0) }
         (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
-        print("split: M / N (GFLOP/s, 2 threads)")
+        print("split, median GFLOP/s (2 threads): M / N")
         var shapes = [(64, 128, 64), (128, 64, 64), (64, 256, 128), (32, 512, 128), (16, 1024, 128), (128, 128, 128)].map {
             Shape(name: "\($0.0)×\($0.1)×\($0.2)", transA: false, transB: false, m: $0.0, n: $0.1, k: $0.2)
         }
         shapes += Self.shapes
         for s in shapes {
-            let reps = max(10, 40_000_000 / (s.m * s.n * s.k))
+            let reps = Self.reps(s.m, s.n, s.k)
             Gemm.splitPolicy = 1
             let fm = Self.run(s, threads: 2, reps: reps)
             Gemm.splitPolicy = 2
             let fn = Self.run(s, threads: 2, reps: reps)
-            print(Self.pad(s.name, 32) + String(format: "  %7.1f  %7.1f", fm, fn))
-        }
-    }
-
-    @Test func debugPool() {
-        let saved = (Gemm.parallelWork, Gemm.threadWork)
-        defer { (Gemm.parallelWork, Gemm.threadWork) = saved }
-        (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
-        for (m, n, k) in [(64, 128, 64), (128, 64, 64), (128, 128, 64), (64, 64, 64), (66, 128, 64), (72, 128, 64)] {
-            let s = Shape(name: "\(m)×\(n)×\(k)", transA: false, transB: false, m: m, n: n, k: k)
-            let before = GemmThreadPool.debugWorkerParts.load(ordering: .relaxed)
-            let g1 = Self.run(s, threads: 1, reps: 200)
-            let g2 = Self.run(s, threads: 2, reps: 200)
-            let after = GemmThreadPool.debugWorkerParts.load(ordering: .relaxed)
-            print(Self.pad(s.name, 16) + String(format: " %7.1f %7.1f  worker parts: %d of 201", g1, g2, after - before))
-        }
-    }
-
-    /// Smaller shapes typical of a tiny model, to check the single-thread / small-problem thresholds.
-    @Test func smallShapes() {
-        print("small shapes, GFLOP/s: reference / fast 1 thread / fast 2 threads")
-        for (m, n, k) in [(8, 8, 8), (16, 16, 16), (32, 32, 32), (64, 64, 64), (64, 128, 64), (128, 128, 128), (128, 512, 128), (256, 256, 256)] {
-            let s = Shape(name: "\(m)×\(n)×\(k)", transA: false, transB: false, m: m, n: n, k: k)
-            let reps = max(20, 20_000_000 / (m * n * k))
-            let r = Self.run(s, threads: 1, reference: true, reps: reps)
-            let f1 = Self.run(s, threads: 1, reps: reps)
-            let f2 = Self.run(s, threads: 2, reps: reps)
-            print(Self.pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f", r, f1, f2))
+            print(Self.pad(s.name, 30) + String(format: "  %7.1f  %7.1f", fm.median, fn.median))
         }
     }
 }

@@ -139,3 +139,33 @@ import Testing
         #expect(c.next() == 0xBDD7_3226_2FEB_6E95)
     }
 }
+
+@Suite struct FastMathTests {
+    @Test func expAndTanhMatchLibm() {
+        var worstExp: Float = 0, worstTanh: Float = 0
+        var x: Float = -20
+        while x < 20 {
+            let v = SIMD8<Float>((0..<8).map { x + Float($0) * 0.0007 })
+            let e = FastMath.exp(v), t = FastMath.tanh(v)
+            for i in 0..<8 {
+                worstExp = max(worstExp, abs(e[i] - Float(Foundation.exp(Double(v[i])))) / Float(Foundation.exp(Double(v[i]))))
+                worstTanh = max(worstTanh, abs(t[i] - Float(Foundation.tanh(Double(v[i])))))
+            }
+            x += 0.0131
+        }
+        #expect(worstExp < 1e-6, "exp relative error \(worstExp)")
+        #expect(worstTanh < 1e-6, "tanh absolute error \(worstTanh)")
+        #expect(FastMath.tanh(SIMD8(repeating: 50))[0] == 1 && FastMath.tanh(SIMD8(repeating: -50))[0] == -1)
+    }
+
+    @Test func vectorGELUMatchesScalar() {
+        var rng = SeededRNG(seed: 9)
+        let x = rng.uniform(shape: [37], low: -6, high: 6).data
+        var fast = [Float](repeating: 0, count: 37)
+        Kernels.geluForward(&fast, x, count: 37, form: .tanh)
+        for i in 0..<37 { #expect(abs(fast[i] - gelu(x[i], form: .tanh)) < 2e-6) }
+        var d = [Float](repeating: 0, count: 37)
+        Kernels.geluBackward(&d, [Float](repeating: 1, count: 37), x, count: 37, form: .tanh)
+        for i in 0..<37 { #expect(abs(d[i] - geluDerivative(x[i], form: .tanh)) < 2e-6) }
+    }
+}

@@ -1,0 +1,68 @@
+/// Vectorised elementary functions for the hot activation kernels.
+///
+/// libm's `tanhf` and `expm1f` are scalar calls; in a small GPT's training step they cost more than
+/// the matrix products (measured: ~40% of the step). These work on 8 floats at a time.
+public enum FastMath {
+    /// e^x for 8 lanes: x = n·ln2 + r, e^r by Cephes' degree-6 polynomial, 2^n through the exponent
+    /// bits. Relative error about 2e-7 over the float range; inputs are clamped to [-87.3, 88.7].
+    @inline(__always)
+    public static func exp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+        let x = x0.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+        let n = (x * 1.442_695_04 + 0.5).rounded(.down)
+        var r = x - n * 0.693_359_375
+        r = r + n * 2.121_944_4e-4
+        var y = SIMD8<Float>(repeating: 1.987_569_15e-4)
+        y = y * r + 1.398_199_950_7e-3
+        y = y * r + 8.333_451_907_3e-3
+        y = y * r + 4.166_579_589_4e-2
+        y = y * r + 1.666_666_545_9e-1
+        y = y * r + 5.000_000_120_1e-1
+        y = y * (r * r) + r + 1
+        // n is a whole number in [-127, 128]: adding 1.5·2²³ puts it in the low mantissa bits, so
+        // reinterpreting and subtracting the magic's bits gives it as an integer without a
+        // (scalarised) float-to-int conversion.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let ni = unsafeBitCast(n + magic, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+        let bits = (ni &+ 127) &<< 23
+        return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
+    }
+
+    /// tanh for 8 lanes, as 1 − 2 / (e^{2x} + 1) (exact limits ±1 for large |x|).
+    @inline(__always)
+    public static func tanh(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let e = exp(2 * x)
+        return 1 - 2 / (e + 1)
+    }
+}
+
+extension Kernels {
+    /// GELU (tanh form) forward, 8 at a time.
+    static func geluTanhForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let t = FastMath.tanh(c * (x + 0.044715 * x * x * x))
+            UnsafeMutableRawPointer(out + i).storeBytes(of: 0.5 * x * (1 + t), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { out[i] = gelu(inp[i], form: .tanh); i += 1 }
+    }
+
+    /// GELU (tanh form) backward, 8 at a time: dinp += (0.5(1+t) + 0.5x(1−t²)·u′) · dout.
+    static func geluTanhBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int) {
+        let c = Float((2.0 / Double.pi).squareRoot())
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = UnsafeRawPointer(dout + i).loadUnaligned(as: SIMD8<Float>.self)
+            let t = FastMath.tanh(c * (x + 0.044715 * x * x * x))
+            let du = c * (1 + 3 * 0.044715 * x * x)
+            let g = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+            let old = UnsafeRawPointer(dinp + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dinp + i).storeBytes(of: old + g * d, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { dinp[i] += geluDerivative(inp[i], form: .tanh) * dout[i]; i += 1 }
+    }
+}
