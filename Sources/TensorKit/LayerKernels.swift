@@ -84,8 +84,16 @@ public enum Kernels {
                                         b: Int, tq: Int, tk: Int, heads: Int, dk: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
-        for bi in 0..<b {
-            for h in 0..<heads {
+        // Each (sequence, head) pair owns its rows' column block of `out` and its slice of `att`,
+        // so pairs run in parallel. Pointers cross into the pool as addresses (they are not Sendable).
+        let o0 = UInt(bitPattern: out), a0 = UInt(bitPattern: att), q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k)
+        let v0 = UInt(bitPattern: v), p0 = UInt(bitPattern: keyPadding)
+        parallelRanges(count: b * heads, costPerItem: 2 * tq * tk * dk) { pairs in
+            let out = UnsafeMutablePointer<Float>(bitPattern: o0)!, att = UnsafeMutablePointer<Float>(bitPattern: a0)!
+            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!, v = UnsafePointer<Float>(bitPattern: v0)!
+            let keyPadding = UnsafePointer<Bool>(bitPattern: p0)
+            for pair in pairs {
+                let bi = pair / heads, h = pair % heads
                 for i in 0..<tq {
                     let qi = q + (bi * tq + i) * qStride + h * dk
                     let a = att + ((bi * heads + h) * tq + i) * tk
@@ -130,37 +138,50 @@ public enum Kernels {
                                          b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
-        for bi in 0..<b {
-            for h in 0..<heads {
-                for i in 0..<tq {
-                    let a = att + ((bi * heads + h) * tq + i) * tk
-                    let dO = dout + (bi * tq + i) * outStride + h * dHead
-                    // datt[j] = dO · v_j ; dv_j += a[j] · dO
-                    var dot: Float = 0
-                    for j in 0..<tk {
-                        let w = a[j]
-                        let vj = v + (bi * tk + j) * kvStride + h * dHead
-                        var s: Float = 0
-                        for d in 0..<dHead { s += dO[d] * vj[d] }
-                        scratch[j] = s
-                        dot += w * s
-                        if w != 0 {
-                            let dvj = dv + (bi * tk + j) * kvStride + h * dHead
-                            for d in 0..<dHead { dvj[d] += w * dO[d] }
+        _ = scratch  // kept in the signature; each part now uses a row of its own on the stack
+        // As in the forward pass, each (sequence, head) pair writes only its own column block of
+        // dq, dk and dv, so pairs run in parallel.
+        let dq0 = UInt(bitPattern: dq), dk0 = UInt(bitPattern: dk), dv0 = UInt(bitPattern: dv), do0 = UInt(bitPattern: dout)
+        let q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k), v0 = UInt(bitPattern: v), a0 = UInt(bitPattern: att)
+        parallelRanges(count: b * heads, costPerItem: 4 * tq * tk * dHead) { pairs in
+            let dq = UnsafeMutablePointer<Float>(bitPattern: dq0)!, dk = UnsafeMutablePointer<Float>(bitPattern: dk0)!
+            let dv = UnsafeMutablePointer<Float>(bitPattern: dv0)!, dout = UnsafePointer<Float>(bitPattern: do0)!
+            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!
+            let v = UnsafePointer<Float>(bitPattern: v0)!, att = UnsafePointer<Float>(bitPattern: a0)!
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: max(tk, 1)) { row in
+                let scratch = row.baseAddress!
+                for pair in pairs {
+                    let bi = pair / heads, h = pair % heads
+                    for i in 0..<tq {
+                        let a = att + ((bi * heads + h) * tq + i) * tk
+                        let dO = dout + (bi * tq + i) * outStride + h * dHead
+                        // datt[j] = dO · v_j ; dv_j += a[j] · dO
+                        var dot: Float = 0
+                        for j in 0..<tk {
+                            let w = a[j]
+                            let vj = v + (bi * tk + j) * kvStride + h * dHead
+                            var s: Float = 0
+                            for d in 0..<dHead { s += dO[d] * vj[d] }
+                            scratch[j] = s
+                            dot += w * s
+                            if w != 0 {
+                                let dvj = dv + (bi * tk + j) * kvStride + h * dHead
+                                for d in 0..<dHead { dvj[d] += w * dO[d] }
+                            }
                         }
-                    }
-                    // softmax backward: dpre[j] = a[j] (datt[j] − Σ a·datt), then through the scale into q and k.
-                    let qi = q + (bi * tq + i) * qStride + h * dHead
-                    let dqi = dq + (bi * tq + i) * qStride + h * dHead
-                    for j in 0..<tk {
-                        let w = a[j]
-                        if w == 0 { continue }
-                        let g = w * (scratch[j] - dot) * scale
-                        let kj = k + (bi * tk + j) * kvStride + h * dHead
-                        let dkj = dk + (bi * tk + j) * kvStride + h * dHead
-                        for d in 0..<dHead {
-                            dqi[d] += g * kj[d]
-                            dkj[d] += g * qi[d]
+                        // softmax backward: dpre[j] = a[j] (datt[j] − Σ a·datt), then through the scale into q and k.
+                        let qi = q + (bi * tq + i) * qStride + h * dHead
+                        let dqi = dq + (bi * tq + i) * qStride + h * dHead
+                        for j in 0..<tk {
+                            let w = a[j]
+                            if w == 0 { continue }
+                            let g = w * (scratch[j] - dot) * scale
+                            let kj = k + (bi * tk + j) * kvStride + h * dHead
+                            let dkj = dk + (bi * tk + j) * kvStride + h * dHead
+                            for d in 0..<dHead {
+                                dqi[d] += g * kj[d]
+                                dkj[d] += g * qi[d]
+                            }
                         }
                     }
                 }

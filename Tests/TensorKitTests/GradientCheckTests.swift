@@ -139,3 +139,26 @@ import Testing
         #expect(dp == [2, 2, 2, 2])
     }
 }
+
+@Suite(.serialized) struct ParallelAttentionTests {
+    /// Big enough to be split across threads; every (sequence, head) pair must give the same bits.
+    @Test func twoThreadsGiveTheSameBitsAsOne() {
+        var rng = SeededRNG(seed: 12)
+        let b = 3, t = 32, heads = 4, dk = 16, a = heads * dk
+        let q = rng.uniform(shape: [b * t * a], low: -1, high: 1).data, k = rng.uniform(shape: [b * t * a], low: -1, high: 1).data
+        let v = rng.uniform(shape: [b * t * a], low: -1, high: 1).data, dout = rng.uniform(shape: [b * t * a], low: -1, high: 1).data
+        func run(threads: Int) -> [[Float]] {
+            let saved = Gemm.threads
+            Gemm.threads = threads
+            defer { Gemm.threads = saved }
+            var out = [Float](repeating: 0, count: b * t * a), att = [Float](repeating: 0, count: b * heads * t * t)
+            Kernels.attentionForward(&out, &att, q, k, v, keyPadding: nil, causal: true, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
+            var dq = [Float](repeating: 0, count: q.count), dkk = dq, dv = dq, scratch = [Float](repeating: 0, count: t)
+            Kernels.attentionBackward(&dq, &dkk, &dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
+            return [out, att, dq, dkk, dv]
+        }
+        let one = run(threads: 1), two = run(threads: 2)
+        for i in 0..<one.count { #expect(one[i] == two[i], "buffer \(i)") }
+        #expect(one[0].contains { $0 != 0 })
+    }
+}

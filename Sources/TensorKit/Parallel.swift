@@ -1,0 +1,25 @@
+import Foundation
+
+/// Runs `body(part)` for `part` in 0..<parts on the GEMM's thread pool (or in a loop when the pool is
+/// busy or parts is 1). Each part must write memory no other part touches.
+@inline(__always)
+func parallelFor(parts: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    if parts <= 1 { body(0); return }
+    if #available(macOS 15.0, *) {
+        if !GemmThreadPool.shared.run(parts: parts, body) { for i in 0..<parts { body(i) } }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+    }
+}
+
+/// Splits `count` items into `parts` contiguous ranges and runs them in parallel when the work
+/// (items × cost per item, in multiply-adds) is large enough to pay for waking a second thread.
+@inline(__always)
+func parallelRanges(count: Int, costPerItem: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
+    let t = min(Gemm.threads, count)
+    if t <= 1 || count * costPerItem < (1 << 15) { body(0..<count); return }
+    parallelFor(parts: t) { p in
+        let lo = count * p / t, hi = count * (p + 1) / t
+        if lo < hi { body(lo..<hi) }
+    }
+}
