@@ -144,13 +144,7 @@ public final class GPTModel: @unchecked Sendable {
         try config.validate()
         self.config = config
         layout = BufferLayout(config.parameterShapes)
-        let params = FlatBuffer(count: layout.total)
-        for e in layout.entries {
-            guard let t = parameters[e.name] else { throw ConfigError(message: "parameter \(e.name) is missing") }
-            guard t.shape == e.shape else { throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)") }
-            for i in 0..<e.count { params[e.offset + i] = t.data[i] }
-        }
-        self.params = params
+        params = try FlatBuffer(layout: layout, parameters: parameters)
         grads = FlatBuffer(count: layout.total)
     }
 
@@ -164,13 +158,7 @@ public final class GPTModel: @unchecked Sendable {
 
     public func parameterSet() -> ParameterSet { tensors(of: params) }
     public func gradientSet() -> ParameterSet { tensors(of: grads) }
-    func tensors(of buffer: FlatBuffer) -> ParameterSet {
-        var ps = ParameterSet()
-        for e in layout.entries {
-            ps.add(e.name, Tensor(shape: e.shape, data: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
-        }
-        return ps
-    }
+    func tensors(of buffer: FlatBuffer) -> ParameterSet { ParameterSet(buffer: buffer, layout: layout) }
 
     /// Forward over `b` sequences of `t` tokens (`ids` row-major `[b·t]`). With `targets` (−1 = ignore)
     /// returns the mean cross-entropy and leaves ∂L/∂logits in the logits buffer for `backward`.

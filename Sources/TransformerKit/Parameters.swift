@@ -91,3 +91,25 @@ extension TransformerConfig {
         return ps
     }
 }
+
+extension FlatBuffer {
+    /// A buffer laid out by `layout`, filled from named tensors whose names and shapes must match it.
+    public convenience init(layout: BufferLayout, parameters: ParameterSet) throws {
+        self.init(count: layout.total)
+        for e in layout.entries {
+            guard let t = parameters[e.name] else { throw ConfigError(message: "parameter \(e.name) is missing") }
+            guard t.shape == e.shape else { throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)") }
+            for i in 0..<e.count { self[e.offset + i] = t.data[i] }
+        }
+    }
+}
+
+extension ParameterSet {
+    /// The named tensors a flat buffer holds under `layout` (copies).
+    public init(buffer: FlatBuffer, layout: BufferLayout) {
+        self.init()
+        for e in layout.entries {
+            add(e.name, Tensor(shape: e.shape, data: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
+        }
+    }
+}

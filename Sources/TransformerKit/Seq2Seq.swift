@@ -57,13 +57,7 @@ public final class Seq2SeqModel: @unchecked Sendable {
         try config.validate()
         self.config = config
         layout = BufferLayout(config.parameterShapes)
-        let params = FlatBuffer(count: layout.total)
-        for e in layout.entries {
-            guard let t = parameters[e.name] else { throw ConfigError(message: "parameter \(e.name) is missing") }
-            guard t.shape == e.shape else { throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)") }
-            for i in 0..<e.count { params[e.offset + i] = t.data[i] }
-        }
-        self.params = params
+        params = try FlatBuffer(layout: layout, parameters: parameters)
         grads = FlatBuffer(count: layout.total)
         let pe = sinusoidalPositionalEncoding(count: config.maxLength, dModel: config.dModel)
         positionTable = FlatBuffer(count: pe.count)
@@ -80,13 +74,7 @@ public final class Seq2SeqModel: @unchecked Sendable {
     /// The gradients as named tensors.
     public func gradientSet() -> ParameterSet { tensors(of: grads) }
 
-    func tensors(of buffer: FlatBuffer) -> ParameterSet {
-        var ps = ParameterSet()
-        for e in layout.entries {
-            ps.add(e.name, Tensor(shape: e.shape, data: Array(UnsafeBufferPointer(start: buffer.pointer + e.offset, count: e.count))))
-        }
-        return ps
-    }
+    func tensors(of buffer: FlatBuffer) -> ParameterSet { ParameterSet(buffer: buffer, layout: layout) }
 
     @inline(__always) func p(_ name: String) -> FloatPtr { params.pointer + layout.offset(name) }
     @inline(__always) func g(_ name: String) -> FloatPtr { grads.pointer + layout.offset(name) }
