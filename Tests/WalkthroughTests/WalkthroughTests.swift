@@ -31,7 +31,8 @@ import TransformerKit
 
     @Test func articleWeightsAreUsed() throws {
         var setup = WalkthroughSetup()
-        setup.weightsFile = try #require(WalkthroughResources.articleWeightsURL)
+        let url: URL = try #require(WalkthroughResources.articleWeightsURL)
+        setup.weightsFile = url
         let doc = try setup.run()
         #expect(doc.config.heads == 1 && doc.config.dK == 4)
         let emb = try #require(doc.step("src.embed"))
