@@ -59,6 +59,25 @@ public struct TextTokenizer: Sendable {
         return try e.encode(s)
     }
 
+    /// The tokenizer of a checkpoint folder: this project's `tokenizer.json`, or GPT-2's
+    /// `vocab.json` + `merges.txt` as Hugging Face saves them.
+    public static func load(directory dir: URL) throws -> TextTokenizer {
+        let fm = FileManager.default
+        let own = dir.appendingPathComponent("tokenizer.json")
+        if fm.fileExists(atPath: own.path) {
+            // Hugging Face also writes a tokenizer.json (its own format); ours has a "kind" field.
+            if let t = try? load(own) { return t }
+        }
+        let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
+        if fm.fileExists(atPath: vocab.path) && fm.fileExists(atPath: merges.path) {
+            do { return TextTokenizer(bpe: try ByteLevelBPE(vocabURL: vocab, mergesURL: merges)) } catch {
+                throw TrainingError("\(dir.path): vocab.json/merges.txt do not load (\(error))")
+            }
+        }
+        if fm.fileExists(atPath: own.path) { return try load(own) }  // report why ours failed
+        throw TrainingError("\(dir.path): no tokenizer (tokenizer.json, or vocab.json and merges.txt); `transformer logits --ids` works without one")
+    }
+
     public static func load(_ url: URL) throws -> TextTokenizer {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the tokenizer file") }
         let s: Stored

@@ -24,7 +24,10 @@ struct GenerateCommand: ParsableCommand {
             }
             let dir = try Checkpoint.resolve(model)
             let m = try GPTCheckpoint.loadHuggingFace(dir)
-            let tok = try TextTokenizer.load(dir.appendingPathComponent("tokenizer.json"))
+            let tok = try TextTokenizer.load(directory: dir)
+            guard tok.vocabularySize <= m.config.vocabSize else {
+                throw TrainingError("\(dir.path): the tokenizer has \(tok.vocabularySize) tokens but the model only \(m.config.vocabSize)")
+            }
             var ids = try tok.encode(prompt)
             if ids.isEmpty { ids = [0] }
             if ids.count >= m.config.contextLength {

@@ -58,3 +58,17 @@ import Training
         #expect(model.parameterSet() == full.task.model.parameterSet())
     }
 }
+
+@Suite struct GPTTokenizerFolderTests {
+    @Test func gpt2VocabAndMergesAreFoundInAFolder() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tokdir-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bpe = ByteLevelBPE.train(texts: ["hello world, hello there"], vocabSize: 270, specialTokens: ["<|endoftext|>"])
+        try bpe.save(to: dir)
+        let tok = try TextTokenizer.load(directory: dir)
+        #expect(tok.kind == .bpe)
+        #expect(tok.decode(try tok.encode("hello there")) == "hello there")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("merges.txt"))
+        #expect(throws: TrainingError.self) { try TextTokenizer.load(directory: dir) }
+    }
+}
