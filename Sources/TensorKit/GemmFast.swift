@@ -33,11 +33,12 @@ extension Gemm {
     /// Below this many multiply-adds (m·n·k) the plain loop wins: packing costs more than it saves
     /// (measured: 4×4×4 reference 1.6 vs packed 0.9 GFLOP/s; 8×8×8 4.5 vs 5.4).
     nonisolated(unsafe) static var smallWork = 512
-    /// Below this many multiply-adds (≈ 1 µs of work) one thread does the whole product; with the
-    /// resident pool two threads already win at 32×64×64 = 2^17.
-    nonisolated(unsafe) static var parallelWork = 1 << 17
+    /// Below this many multiply-adds (≈ 2 µs of work) one thread does the whole product. With the
+    /// resident pool two threads can win from 2^17 (32×64×64), but only reliably from ~2^18–2^19:
+    /// below that the gain depends on where the OS has put the worker.
+    nonisolated(unsafe) static var parallelWork = 1 << 18
     /// And each thread gets at least this many.
-    nonisolated(unsafe) static var threadWork = 1 << 16
+    nonisolated(unsafe) static var threadWork = 1 << 17
 
     /// How many threads a large product may use (default: the active processor count). Settable,
     /// e.g. to compare 1 against 2 threads; values below 1 are treated as 1, values above the processor
@@ -113,7 +114,7 @@ extension Gemm {
     nonisolated(unsafe) static var splitPolicy = 0
 
     /// Use `DispatchQueue.concurrentPerform` instead of the resident pool (for comparison).
-    nonisolated(unsafe) static var useDispatch = ProcessInfo.processInfo.environment["GEMM_DISPATCH"] == "1"
+    nonisolated(unsafe) static var useDispatch = false
 
     /// C = beta·C (beta 0 overwrites, so NaN garbage in C does not survive).
     static func scaleC(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {

@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// Why not `DispatchQueue.concurrentPerform`: measured here, two threads through it only beat one
 /// thread from ~2^22 multiply-adds up (its workers take tens of µs to pick up work), while with this
-/// pool they win from ~2^17. Workers spin for ~50 µs after each job (so the back-to-back products of a
-/// training step find them awake) and then sleep on a condition variable.
+/// pool they win from ~2^17. Workers spin for ~20 µs after each job (so the back-to-back products of a
+/// training step find them awake), then poll politely (`sched_yield`) up to 100 µs, then sleep.
 ///
 /// Parts are claimed with a compare-and-swap on one word holding (generation, part count, next part),
 /// so whoever is free (the caller included) takes the next part; a worker that has not woken up yet
@@ -19,8 +19,11 @@ import Synchronization
 final class GemmThreadPool: @unchecked Sendable {
     static let shared = GemmThreadPool()
 
-    /// How long an idle worker keeps spinning before it sleeps (ns).
-    nonisolated(unsafe) static var spinNanoseconds: UInt64 = 50_000
+    /// An idle worker spins on the job word for `spinNanoseconds`, then keeps polling but calls
+    /// `sched_yield` between polls (so on a busy machine — parallel tests, other jobs — runnable threads
+    /// get the core first) until `yieldNanoseconds`, then sleeps on a condition variable.
+    nonisolated(unsafe) static var spinNanoseconds: UInt64 = 20_000
+    nonisolated(unsafe) static var yieldNanoseconds: UInt64 = 100_000
 
     private let submitLock = NSLock()
     private let sleepLock = NSCondition()
@@ -92,20 +95,22 @@ final class GemmThreadPool: @unchecked Sendable {
         while true {
             var word = claim.load(ordering: .acquiring)
             var spins = 0
-            var deadline: UInt64 = 0
+            var start: UInt64 = 0
             while word >> (2 * Self.partBits) == seen {
                 spins &+= 1
                 if spins & 255 == 0 {
                     let now = DispatchTime.now().uptimeNanoseconds
-                    if deadline == 0 {
-                        deadline = now + Self.spinNanoseconds
-                    } else if now >= deadline {
+                    if start == 0 { start = now }
+                    let idle = now - start
+                    if idle >= Self.yieldNanoseconds {
                         sleepLock.lock()
                         sleepers += 1
                         while claim.load(ordering: .acquiring) >> (2 * Self.partBits) == seen { sleepLock.wait() }
                         sleepers -= 1
                         sleepLock.unlock()
-                        deadline = 0
+                        start = 0
+                    } else if idle >= Self.spinNanoseconds {
+                        sched_yield()
                     }
                 }
                 word = claim.load(ordering: .acquiring)
