@@ -17,18 +17,7 @@ import TensorKit
         model.forward(ids: ids, targets: targets, b: 2, t: 5, acts: acts)
         model.backward(b: 2, t: 5, acts: acts)
         func loss() -> Double { Double(model.forward(ids: ids, targets: targets, b: 2, t: 5, acts: acts, computeGradient: false)) }
-        var sample = SeededRNG(seed: 7)
-        for e in model.layout.entries {
-            for _ in 0..<3 {
-                let i = e.offset + sample.nextInt(below: e.count)
-                let old = model.params[i], h: Float = 5e-3
-                model.params[i] = old + h; let up = loss()
-                model.params[i] = old - h; let down = loss()
-                model.params[i] = old
-                let numeric = Float((up - down) / Double(2 * h)), analytic = model.grads[i]
-                #expect(abs(numeric - analytic) <= 1e-3 + 2e-2 * abs(numeric), "\(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
-            }
-        }
+        checkGradients(layout: model.layout, params: model.params, grads: model.grads, seed: 7, loss: loss)
     }
 
     @Test func laterTokensDoNotChangeEarlierLogits() throws {

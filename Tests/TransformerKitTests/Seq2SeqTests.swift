@@ -72,23 +72,7 @@ import TensorKit
             var r = SeededRNG(seed: 0)
             return Double(model.forward(batch, acts: acts, labelSmoothing: 0.1, rng: &r, computeGradient: false).loss)
         }
-        var sample = SeededRNG(seed: 99)
-        var checked = 0, worst: Float = 0
-        for e in model.layout.entries {
-            for _ in 0..<3 {
-                let i = e.offset + sample.nextInt(below: e.count)
-                let old = model.params[i], h: Float = 5e-3
-                model.params[i] = old + h; let up = loss()
-                model.params[i] = old - h; let down = loss()
-                model.params[i] = old
-                let numeric = Float((up - down) / Double(2 * h)), analytic = model.grads[i]
-                let err = abs(numeric - analytic)
-                worst = max(worst, err)
-                #expect(err <= 1e-3 + 2e-2 * abs(numeric), "\(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
-                checked += 1
-            }
-        }
-        #expect(checked >= model.layout.entries.count * 3)
+        checkGradients(layout: model.layout, params: model.params, grads: model.grads, seed: 99, loss: loss)
     }
 
     @Test func dropoutIsSeededAndOffMeansOff() throws {
