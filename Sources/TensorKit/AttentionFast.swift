@@ -128,3 +128,48 @@ extension Kernels {
         while j < count { g[j] = scale * a[j] * (g[j] - dot); j += 1 }
     }
 }
+
+extension Kernels {
+    /// One query row against `length` cached keys and values, for every head (token-by-token
+    /// generation with a KV cache). `q` and `out` are `[heads·dk]`; key/value `j` of head `h` is at
+    /// `kCache[j·stride + h·dk]`. `scratch` holds `heads·length` floats (the weights, kept for
+    /// inspection). Heads are split across threads when the cache is long enough to pay for it.
+    public static func attendCached(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr, scratch: FloatPtr,
+                                    length: Int, heads: Int, dk: Int, stride: Int) {
+        let scale = 1 / Float(dk).squareRoot()
+        let a = (UInt(bitPattern: out), UInt(bitPattern: q), UInt(bitPattern: kCache), UInt(bitPattern: vCache), UInt(bitPattern: scratch))
+        parallelRanges(count: heads, costPerItem: 4 * length * dk) { hs in
+            let out = FloatPtr(bitPattern: a.0)!, q = ConstFloatPtr(bitPattern: a.1)!, kc = ConstFloatPtr(bitPattern: a.2)!
+            let vc = ConstFloatPtr(bitPattern: a.3)!, scratch = FloatPtr(bitPattern: a.4)!
+            let d8 = dk & ~7
+            for h in hs {
+                let qh = q + h * dk, w = scratch + h * length, o = out + h * dk
+                var maxv = -Float.infinity
+                for j in 0..<length {
+                    let kj = kc + j * stride + h * dk
+                    var s8 = SIMD8<Float>.zero
+                    var e = 0
+                    while e < d8 { s8 += Gemm.load8(qh + e) * Gemm.load8(kj + e); e += 8 }
+                    var s = s8.sum()
+                    while e < dk { s += qh[e] * kj[e]; e += 1 }
+                    s *= scale
+                    w[j] = s
+                    maxv = max(maxv, s)
+                }
+                var sum: Float = 0
+                for j in 0..<length { let e = Foundation.exp(w[j] - maxv); w[j] = e; sum += e }
+                let inv = 1 / sum
+                o.update(repeating: 0, count: dk)
+                for j in 0..<length {
+                    let wj = w[j] * inv
+                    w[j] = wj
+                    let vj = vc + j * stride + h * dk
+                    var e = 0
+                    let w8 = SIMD8<Float>(repeating: wj)
+                    while e < d8 { Gemm.store8(Gemm.load8(o + e) + w8 * Gemm.load8(vj + e), o + e); e += 8 }
+                    while e < dk { o[e] += wj * vj[e]; e += 1 }
+                }
+            }
+        }
+    }
+}

@@ -114,7 +114,8 @@ public final class GPTActivations: @unchecked Sendable {
     public let logits: FlatBuffer
     let losses: FlatBuffer
     let dStream, dPrev, dH, dQKV, dCtx, dFF1, dFF2, scratch: FlatBuffer
-    let ids, targets: UnsafeMutablePointer<Int32>
+    /// Token ids and next-token targets (−1 = ignore) of the current batch, `[maxBatch·maxLength]`.
+    public let ids, targets: UnsafeMutablePointer<Int32>
 
     public init(config c: GPTConfig, maxBatch b: Int, maxLength t: Int) {
         maxBatch = b; maxLength = t
@@ -165,8 +166,16 @@ public final class GPTModel: @unchecked Sendable {
     @discardableResult
     public func forward(ids: [Int32], targets: [Int32]?, b: Int, t: Int, acts: GPTActivations, computeGradient: Bool = true) -> Float {
         precondition(b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength && ids.count == b * t)
+        for i in 0..<(b * t) { acts.ids[i] = ids[i]; acts.targets[i] = targets?[i] ?? -1 }
+        return forward(b: b, t: t, acts: acts, withTargets: targets != nil, computeGradient: computeGradient)
+    }
+
+    /// The same, on the ids (and targets) already in `acts.ids` / `acts.targets`: the training loop
+    /// writes its batch there, so a step allocates nothing.
+    @discardableResult
+    public func forward(b: Int, t: Int, acts: GPTActivations, withTargets: Bool, computeGradient: Bool = true) -> Float {
+        precondition(b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength)
         let n = b * t, d = config.dModel, v = config.vocabSize, eps = config.layerNormEps
-        for i in 0..<n { acts.ids[i] = ids[i]; acts.targets[i] = targets?[i] ?? -1 }
         Kernels.embeddingForward(acts.embed.pointer, ids: acts.ids, p("wte.weight"), scale: 1, p("wpe.weight"), n: n, t: t, c: d)
         var x = UnsafePointer(acts.embed.pointer)
         for (l, B) in acts.blocks.enumerated() {
@@ -187,7 +196,7 @@ public final class GPTModel: @unchecked Sendable {
         }
         Kernels.layerNormForward(acts.lnf.pointer, acts.meanf.pointer, acts.rstdf.pointer, x, p("ln_f.weight"), p("ln_f.bias"), n: n, c: d, eps: eps)
         Gemm.multiply(transA: false, transB: true, m: n, n: v, k: d, a: acts.lnf.pointer, lda: d, b: p("wte.weight"), ldb: d, beta: 0, c: acts.logits.pointer, ldc: v)
-        guard targets != nil else { return .nan }
+        guard withTargets else { return .nan }
         let (sum, count) = Kernels.softmaxCrossEntropy(acts.logits.pointer, acts.losses.pointer, targets: acts.targets, n: n, v: v,
                                                        smoothing: 0, ignore: -1, computeGradient: computeGradient)
         return count > 0 ? Float(sum / Double(count)) : .nan

@@ -207,6 +207,30 @@ import Testing
     }
 }
 
+/// Generation's one-query attention over a KV cache equals the last row of full causal attention.
+@Suite struct CachedAttentionTests {
+    @Test(arguments: [(1, 1, 8), (13, 3, 20), (300, 6, 64)])
+    func lastRowOfCausalAttention(shape: (Int, Int, Int)) {
+        let (t, heads, dk) = shape
+        let d = heads * dk
+        var rng = SeededRNG(seed: UInt64(t))
+        let q = rng.uniform(shape: [t * d], low: -2, high: 2).data, k = rng.uniform(shape: [t * d], low: -2, high: 2).data
+        let v = rng.uniform(shape: [t * d], low: -2, high: 2).data
+        var out = [Float](repeating: 0, count: t * d), att = [Float](repeating: 0, count: heads * t * t)
+        Kernels.attentionForwardReference(&out, &att, q, k, v, keyPadding: nil, causal: true, b: 1, tq: t, tk: t, heads: heads, dk: dk, qStride: d, kvStride: d)
+        var one = [Float](repeating: .nan, count: d), w = [Float](repeating: 0, count: heads * t)
+        q.withUnsafeBufferPointer { qp in
+            Kernels.attendCached(&one, qp.baseAddress! + (t - 1) * d, kCache: k, vCache: v, scratch: &w, length: t, heads: heads, dk: dk, stride: d)
+        }
+        let last = Array(out[((t - 1) * d)...])
+        #expect(zip(one, last).allSatisfy { abs($0 - $1) < 1e-5 }, "output")
+        for h in 0..<heads {
+            let ref = att[((h * t + t - 1) * t)..<((h * t + t) * t)]
+            #expect(zip(w[(h * t)..<((h + 1) * t)], ref).allSatisfy { abs($0 - $1) < 1e-6 }, "weights of head \(h)")
+        }
+    }
+}
+
 /// The vectorised, multi-threaded row kernels against their scalar references, at widths that are
 /// and are not multiples of 8 and row counts large enough to be split across threads.
 @Suite struct RowKernelTests {
