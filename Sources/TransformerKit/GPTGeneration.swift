@@ -95,19 +95,19 @@ public final class GPTGenerator {
         let wte = model.p("wte.weight") + token * d, wpe = model.p("wpe.weight") + pos * d
         for j in 0..<d { x[j] = wte[j] + wpe[j] }
         for l in 0..<c.layers {
-            let p = "h.\(l)"
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_1.weight"), model.p("\(p).ln_1.bias"), n: 1, c: d, eps: eps)
-            Kernels.linearForward(qkv.pointer, h.pointer, model.p("\(p).attn.c_attn.weight"), model.p("\(p).attn.c_attn.bias"), n: 1, c: d, oc: 3 * d)
+            let o = model.blockOffsets[l]
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln1w), model.p(o.ln1b), n: 1, c: d, eps: eps)
+            Kernels.linearForward(qkv.pointer, h.pointer, model.p(o.attnW), model.p(o.attnB), n: 1, c: d, oc: 3 * d)
             (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
             (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
             Kernels.attendCached(ctx.pointer, qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer, scratch: att.pointer,
                                  length: pos + 1, heads: c.heads, dk: dk, stride: d)
-            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p("\(p).attn.c_proj.weight"), model.p("\(p).attn.c_proj.bias"), n: 1, c: d, oc: d)
+            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p(o.projW), model.p(o.projB), n: 1, c: d, oc: d)
             for j in 0..<d { x[j] += tmp[j] }
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_2.weight"), model.p("\(p).ln_2.bias"), n: 1, c: d, eps: eps)
-            Kernels.linearForward(fc.pointer, h.pointer, model.p("\(p).mlp.c_fc.weight"), model.p("\(p).mlp.c_fc.bias"), n: 1, c: d, oc: c.hidden)
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln2w), model.p(o.ln2b), n: 1, c: d, eps: eps)
+            Kernels.linearForward(fc.pointer, h.pointer, model.p(o.fcW), model.p(o.fcB), n: 1, c: d, oc: c.hidden)
             Kernels.geluForward(act.pointer, fc.pointer, count: c.hidden, form: c.geluForm)
-            Kernels.linearForward(tmp.pointer, act.pointer, model.p("\(p).mlp.c_proj.weight"), model.p("\(p).mlp.c_proj.bias"), n: 1, c: c.hidden, oc: d)
+            Kernels.linearForward(tmp.pointer, act.pointer, model.p(o.mlpW), model.p(o.mlpB), n: 1, c: c.hidden, oc: d)
             for j in 0..<d { x[j] += tmp[j] }
         }
         Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("ln_f.weight"), model.p("ln_f.bias"), n: 1, c: d, eps: eps)
