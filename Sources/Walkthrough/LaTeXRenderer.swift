@@ -46,7 +46,12 @@ struct LaTeXRenderer {
         for (k, v) in doc.configRows { out.append("\\texttt{\(tex(k))} & \(tex(v)) \\\\") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("\\texttt{\(tex(k))} & \(tex(v)) \\\\") }
         out.append("\\end{tabular}")
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && !doc.showsCorpus && !doc.generalNotes.isEmpty {
+            out.append("\\begin{itemize}")
+            for n in doc.generalNotes { out.append("\\item{} \(tex(n))") }
+            out.append("\\end{itemize}")
+        }
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("\\section*{Dataset}")
             out.append("\\begin{enumerate}")

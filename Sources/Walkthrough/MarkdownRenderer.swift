@@ -15,7 +15,7 @@ struct MarkdownRenderer {
         out.append("|---|---|")
         for (k, v) in doc.configRows { out.append("| \(md(k)) | \(md(v)) |") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("| \(md(k)) | \(md(v)) |") }
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("## Dataset")
             out.append("")
@@ -34,6 +34,9 @@ struct MarkdownRenderer {
                 out.append("")
                 for n in general { out.append("- " + md(n)) }
             }
+        } else if options.steps.isEmpty && !doc.generalNotes.isEmpty {
+            out.append("")
+            for n in doc.generalNotes { out.append("- " + md(n)) }
         }
         var section = ""
         for step in options.visibleSteps(doc) {

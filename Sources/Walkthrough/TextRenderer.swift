@@ -10,10 +10,12 @@ struct TextRenderer {
         var out: [String] = []
         out.append(doc.title)
         out.append(String(repeating: "═", count: min(options.width, displayWidth(doc.title))))
-        let c = doc.config
-        out.append("d_model \(c.dModel) · heads \(c.heads) · d_k \(c.dK) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(doc.vocabulary.count)")
+        out.append(doc.summaryLine)
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("  \(padRight(k, 16)) \(v)") }
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && !doc.showsCorpus {
+            for n in doc.notes { out.append("  " + n) }
+        }
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("── Dataset ──")
             for (i, l) in doc.corpus.enumerated() { out.append("  \(i + 1). \(l)") }

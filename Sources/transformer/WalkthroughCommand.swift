@@ -34,7 +34,7 @@ struct WalkthroughCommand: ParsableCommand {
                 throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
             }
             guard (0...10).contains(decimals) else { throw WalkthroughError("--decimals must be between 0 and 10 (got \(decimals))") }
-            let doc = try input.setup().run()
+            let doc = try input.document()
             var opts = RenderOptions()
             opts.decimals = decimals
             opts.steps = steps.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
