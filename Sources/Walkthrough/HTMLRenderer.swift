@@ -99,7 +99,9 @@ struct HTMLRenderer {
             }.joined(separator: ", ")
         }
         out.append(meta + "</p>")
-        out.append(matrixTable(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(matrixTable(cut))
+        if hidden > 0 { out.append("<p class=\"cut\">\(esc(hiddenColumnsNote(hidden)))</p>") }
         if s.id == "out.predicted" || s.op == .argmax { out.append(predictions(s)) }
         if let top = s.topFive { out.append(topChart(top)) }
         if let per = s.extras["per_row"] {

@@ -105,7 +105,9 @@ struct LaTeXRenderer {
         var meta = "Shape \\(\(s.shape.map(String.init).joined(separator: " \\times "))\\), op \\texttt{\(tex(s.op.rawValue))}"
         if !s.inputs.isEmpty { meta += "; inputs: " + s.inputs.map { "\\texttt{\(tex($0))}" }.joined(separator: ", ") }
         out.append(meta + ".")
-        out.append(contentsOf: matrix(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrix(cut))
+        if hidden > 0 { out.append("{\\small \(tex(hiddenColumnsNote(hidden)))}") }
         if let top = s.topFive {
             out.append("")
             out.append("Top 5 next tokens per row:")

@@ -73,7 +73,9 @@ struct MarkdownRenderer {
         if !s.inputs.isEmpty { meta += " · inputs: " + s.inputs.map(inlineCode).joined(separator: ", ") }
         out.append(meta)
         out.append("")
-        out.append(contentsOf: matrixTable(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrixTable(cut))
+        if hidden > 0 { out.append(""); out.append(md(hiddenColumnsNote(hidden))) }
         if let top = s.topFive {
             out.append("")
             out.append("Top 5 next tokens per row:")

@@ -88,4 +88,23 @@ extension TraceStep {
     }
 
     var shapeText: String { shape.map(String.init).joined(separator: "×") }
+
+    /// The step cut to its first `options.maxColumns` columns when it is wider, and how many were cut.
+    func shown(_ options: RenderOptions) -> (step: TraceStep, hidden: Int) {
+        guard options.maxColumns > 0, shape.count == 2, shape[1] > options.maxColumns, values.count == shape[0] * shape[1] else { return (self, 0) }
+        let r = shape[0], c = shape[1], k = options.maxColumns
+        var s = self
+        s.values = (0..<r).flatMap { values[($0 * c)..<($0 * c + k)] }
+        s.colLabels = Array(colLabels.prefix(k))
+        s.shape = [r, k]
+        return (s, c - k)
+    }
+}
+
+/// The line under a cut matrix.
+func hiddenColumnsNote(_ hidden: Int) -> String {
+    "… and \(hidden) more columns not shown (--max-columns 0 shows them; --format json and csv hold every value)."
+}
+
+extension TraceStep {
 }

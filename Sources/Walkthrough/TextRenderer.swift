@@ -59,7 +59,9 @@ struct TextRenderer {
         out.append(meta)
         var extraCols: [(String, [Float])] = []
         for key in ["mean", "std"] { if let v = s.extras[key], v.count == s.tensor.rows { extraCols.append((key == "mean" ? "mean μ" : "std σ", v)) } }
-        out.append(contentsOf: matrixLines(s, extra: extraCols).map { "  " + $0 })
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrixLines(cut, extra: extraCols).map { "  " + $0 })
+        if hidden > 0 { out.append("  " + hiddenColumnsNote(hidden)) }
         if s.op == .softmax && s.shape.last ?? 0 > 12 {
             out.append("  top 5 per row:")
             let t = s.tensor

@@ -23,6 +23,8 @@ struct WalkthroughCommand: ParsableCommand {
     var steps: String?
     @Option(help: "Decimal places.")
     var decimals: Int = 4
+    @Option(help: "Widest matrix shown whole in text, markdown, latex and html; wider ones show their first columns (0: no limit).")
+    var maxColumns: Int = 100
     @Option(help: "Write to this file (a folder for csv) instead of standard output; written atomically.")
     var output: String?
     @Flag(help: "List the step ids and titles, then stop.")
@@ -37,6 +39,8 @@ struct WalkthroughCommand: ParsableCommand {
             let doc = try input.document()
             var opts = RenderOptions()
             opts.decimals = decimals
+            guard maxColumns >= 0 else { throw WalkthroughError("--max-columns must be 0 (no limit) or more (got \(maxColumns))") }
+            opts.maxColumns = maxColumns
             opts.steps = steps.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
             if !opts.steps.isEmpty && opts.visibleSteps(doc).isEmpty {
                 throw WalkthroughError("no step matches --steps \(steps!); run with --list-steps to see the ids")

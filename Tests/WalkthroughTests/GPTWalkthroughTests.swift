@@ -71,6 +71,21 @@ import TransformerKit
         #expect(try CSVExport.write(doc, options: RenderOptions(), to: folder) == doc.steps.count)
     }
 
+    /// A GPT-2 vocabulary is 50,257 columns: renderers show the first `maxColumns` and say how many more.
+    @Test func wideMatricesAreCutInTheRenderedFormatsOnly() throws {
+        var opts = RenderOptions()
+        opts.maxColumns = 10
+        opts.steps = ["out.next"]
+        for format in [TraceFormat.text, .markdown, .latex, .html] {
+            let out = try Self.doc.render(format, options: opts)
+            #expect(out.contains("and 30 more columns not shown"), "\(format)")
+        }
+        #expect(try Self.doc.render(.text, options: opts).contains("物") == false)  // column 35 is cut
+        #expect(try Self.doc.render(.json, options: opts).contains("and 30 more") == false)
+        opts.maxColumns = 0
+        #expect(try Self.doc.render(.text, options: opts).contains("more columns") == false)
+    }
+
     @Test func checkWorksOnAGPTStep() throws {
         let step = try #require(Self.doc.step("h0.attn.head1.weights"))
         let right = try CheckTests.typed(step.tensor)
