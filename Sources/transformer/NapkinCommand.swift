@@ -295,7 +295,11 @@ func countText(_ n: Int) -> String {
     return "\(n)"
 }
 
-func percent(_ x: Double) -> String { x == 0 ? "0" : String(format: x < 0.001 ? "%.3f%%" : "%.1f%%", 100 * x) }
+func percent(_ x: Double) -> String {
+    if x == 0 { return "0" }
+    if x < 0.00001 { return "<0.001%" }
+    return String(format: x < 0.001 ? "%.3f%%" : "%.1f%%", 100 * x)
+}
 
 func flopsText(_ x: Double) -> String {
     for (scale, unit) in [(1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP"), (1e3, "kFLOP")] where x >= scale {
