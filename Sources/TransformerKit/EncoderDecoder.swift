@@ -17,10 +17,7 @@ public struct EncoderDecoder: Sendable {
 
     public init(config: TransformerConfig, parameters: ParameterSet) throws {
         try config.validate()
-        for (name, shape) in config.parameterShapes {
-            guard let t = parameters[name] else { throw ConfigError(message: "parameter \(name) is missing") }
-            guard t.shape == shape else { throw ConfigError(message: "parameter \(name) has shape \(t.shape), the config needs \(shape)") }
-        }
+        try parameters.check(against: config.parameterShapes)
         self.config = config
         self.parameters = parameters
     }

@@ -15,10 +15,7 @@ public struct TracedGPT: Sendable {
     /// Fails when a parameter the config needs is missing or has another shape.
     public init(config: GPTConfig, parameters: ParameterSet) throws {
         try config.validate()
-        for (name, shape) in config.parameterShapes {
-            guard let t = parameters[name] else { throw ConfigError(message: "parameter \(name) is missing") }
-            guard t.shape == shape else { throw ConfigError(message: "parameter \(name) has shape \(t.shape), the config needs \(shape)") }
-        }
+        try parameters.check(against: config.parameterShapes)
         self.config = config
         self.parameters = parameters
     }

@@ -18,20 +18,8 @@ public struct GPTWalkthroughSetup: Sendable {
 
     public init() {}
 
-    var tokenize: Tokenizing {
-        switch tokenizer {
-        case .char: return CharTokenizer(dropPunctuation: true)
-        case .word: return WordTokenizer(dropPunctuation: true)
-        }
-    }
-
     public func run() throws -> TraceDocument {
-        let lines = corpus.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw WalkthroughError("the corpus is empty: give at least one non-empty line") }
-        let tok = tokenize
-        let corpusTokens = lines.flatMap { tok.tokenize($0) }
-        guard !corpusTokens.isEmpty else { throw WalkthroughError("the corpus has no tokens after dropping punctuation and spaces") }
-        let vocab = Vocabulary(corpusTokens: corpusTokens)
+        let (lines, tok, vocab) = try WalkthroughSetup.corpusVocabulary(corpus, tokenizer)
         let text = prompt ?? (corpus == SeedExample.corpus ? SeedExample.source : lines[0])
         let tokens = tok.tokenize(text)
         guard !tokens.isEmpty else { throw WalkthroughError("the text to run (--prompt) has no tokens") }
