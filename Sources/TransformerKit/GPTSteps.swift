@@ -70,8 +70,7 @@ public struct TracedGPT: Sendable {
                            eps: c.layerNormEps) { v in
                 s.feedForward(v, w1: s.param(ps, "\(h).mlp.c_fc.weight"), b1: s.param(ps, "\(h).mlp.c_fc.bias"),
                               w2: s.param(ps, "\(h).mlp.c_proj.weight"), b2: s.param(ps, "\(h).mlp.c_proj.bias"),
-                              activation: c.geluForm == .tanh ? .geluTanh : .gelu, id: "h\(l).mlp",
-                              formula: ("MLP(X) = GELU(X · W_fc + b_fc) · W_proj + b_proj", "\\mathrm{MLP}(X) = \\mathrm{GELU}(X W_{fc} + b_{fc}) W_{proj} + b_{proj}"),
+                              activation: c.geluForm == .tanh ? .geluTanh : .gelu, id: "h\(l).mlp", name: "MLP", subscripts: ("fc", "proj"),
                               notes: ["GPT-2's MLP is 4 × d_model wide (n_inner) with GELU in its tanh form."])
             }
         }

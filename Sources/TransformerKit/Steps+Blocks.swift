@@ -47,15 +47,19 @@ extension Steps {
     }
 
     /// Position-wise feed-forward network `act(x · W1 + b1) · W2 + b2`, the same weights for every row.
-    /// Records `<id>.hidden`, `<id>.act`, `<id>.out`.
+    /// Records `<id>.hidden`, `<id>.act`, `<id>.out`. `name` and `subscripts` name it as the model does
+    /// (the paper's FFN with W1, W2; GPT-2's MLP with W_fc, W_proj).
     func feedForward(_ x: Value, w1: Value, b1: Value, w2: Value, b2: Value, activation: Activation, id: String,
-                     formula: (String, String) = ("FFN(X) = act(H) · W2 + b2", "\\mathrm{FFN}(X) = \\mathrm{act}(H) W_2 + b_2"),
-                     notes: [String] = []) -> Value {
-        let hidden = linear("\(id).hidden", "FFN hidden layer x·W1 + b1", x, w1, b1, "H = X · W1 + b1", "H = X W_1 + b_1",
+                     name: String = "FFN", subscripts: (String, String) = ("1", "2"), notes: [String] = []) -> Value {
+        let (i, o) = subscripts
+        let (ti, to) = (i.count > 1 ? "_\(i)" : i, o.count > 1 ? "_\(o)" : o)  // W1 in text, but W_fc
+        let (li, lo) = (i.count > 1 ? "{\(i)}" : i, o.count > 1 ? "{\(o)}" : o)  // W_1, W_{fc} in LaTeX
+        let hidden = linear("\(id).hidden", "\(name) hidden layer x·W\(ti) + b\(ti)", x, w1, b1, "H = X · W\(ti) + b\(ti)", "H = X W_\(li) + b_\(li)",
                             cols: indexLabels("h", w1.t.cols),
                             notes: ["Position-wise: every row goes through the same weights, independently."])
         let a = self.activation("\(id).act", activation, hidden)
-        return linear("\(id).out", "FFN output ·W2 + b2", a, w2, b2, formula.0, formula.1, cols: indexLabels("d", w2.t.cols), notes: notes)
+        return linear("\(id).out", "\(name) output ·W\(to) + b\(to)", a, w2, b2, "\(name)(X) = act(H) · W\(to) + b\(to)",
+                      "\\mathrm{\(name)}(X) = \\mathrm{act}(H) W_\(lo) + b_\(lo)", cols: indexLabels("d", w2.t.cols), notes: notes)
     }
 
     /// Columns `block·width ..< (block+1)·width` of `x`, recorded as `split_heads` with its own formula
