@@ -129,6 +129,12 @@ public struct Napkin: Sendable {
         public var activations16bit: Double
         /// This project's `GPTActivations` (fp32, no dropout), exactly: see `activationFloats`.
         public var activationsThisProject: Double
+
+        enum CodingKeys: String, CodingKey {
+            case weightsFP32 = "weights_fp32", weightsFP16 = "weights_fp16", gradientsFP32 = "gradients_fp32", adamW = "adamw_moments_fp32"
+            case trainingStateFP32 = "training_state_fp32", trainingStateMixed = "training_state_mixed_precision"
+            case activations16bit = "activations_16bit_korthikanti", activationsThisProject = "activations_this_project_fp32"
+        }
     }
 
     public func memory(batch b: Int, context t: Int) -> Memory {

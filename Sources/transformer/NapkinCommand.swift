@@ -171,7 +171,7 @@ struct NapkinReport: Encodable {
     let formulas = [
         "parameters": "per layer 4d (two layer norms) + 3d² + 3d (c_attn) + d² + d (c_proj) + 2·d·d_ff + d_ff + d (MLP); + V·d (wte) + T·d (wpe) + 2d (ln_f) [+ d·V untied head]",
         "forward_flops_per_token": "2·N_mat + 4·L·T·d, N_mat = L·(4d² + 2·d·d_ff) + d·V (weights in a product per token; 2 FLOPs per multiply-add); 4·L·T·d is QKᵀ and A·V over T keys",
-        "training_flops_per_token": "3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, Table 1: C ≈ 6N + 6·L·T·d (non-embedding N, causal average)",
+        "training_flops_per_token": "3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, Table 1: C_forward ≈ 2N + 2·L·T·d with N without embeddings",
         "training_state": "16 bytes per parameter: fp32 weights 4 + gradients 4 + AdamW m, v 8; mixed precision the same 16: fp16 weights 2 + gradients 2 + fp32 master, m, v 12 (ZeRO, Rajbhandari et al. 2020, §3.1)",
         "activations_16bit": "L·T·B·d·(34 + 5·a·T/d) bytes (Korthikanti et al. 2022, eq. 1: 16-bit, dropout masks, no recomputation) + 4·B·T·V (fp32 logits)",
         "activations_this_project": "4 bytes × [L·(n·(10d + 2·d_ff + 4) + B·a·T²) + n·(9d + 2·d_ff + V + 5) + T], n = B·T: every buffer GPTActivations allocates (fp32, no dropout)",
