@@ -13,6 +13,8 @@ struct WalkthroughCommand: ParsableCommand {
           transformer walkthrough --weights article          # the article's own numbers, computed correctly
           transformer walkthrough --format json > trace.json
           transformer walkthrough --format csv --output steps/
+          transformer walkthrough --model gpt                 # a tiny GPT, step by step: causal mask, heads, the next token
+          transformer walkthrough --model gpt --checkpoint runs/shakespeare --prompt "ROMEO:"
         """
     )
 
