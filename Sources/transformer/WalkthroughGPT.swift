@@ -71,7 +71,7 @@ extension WalkthroughOptions {
                 used = Array(used.suffix(c.contextLength))
             }
             let vocab = (0..<c.vocabSize).map { tokenLabel($0, tok) }
-            notes.append(tok.map { "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣ and newlines as ↵." } ?? "No tokenizer in the folder: tokens are labelled by id.")
+            notes.append(tok.map { "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)." } ?? "No tokenizer in the folder: tokens are labelled by id.")
             return try GPTWalkthrough.document(model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,
                                                corpusTokenCount: c.vocabSize, corpus: [], text: text, notes: notes)
         } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
@@ -81,16 +81,27 @@ extension WalkthroughOptions {
     }
 }
 
-/// A token as a matrix label: its text with whitespace made visible, or its byte-level BPE form
-/// (`Ġthe`) when it is only part of a UTF-8 character; the id when there is no tokenizer.
+/// A token as a matrix label: its text with whitespace and control characters made visible, or its
+/// bytes (`<E9>`) when it is only part of a UTF-8 character; the id when there is no tokenizer.
 func tokenLabel(_ id: Int, _ tok: TextTokenizer?) -> String {
     guard let tok else { return "#\(id)" }
     if tok.kind == .char { return id < tok.chars.count ? visible(String(tok.chars[id])) : "#\(id)" }
     guard let bpe = tok.bpe, id < bpe.vocabSize else { return "#\(id)" }
-    if let s = String(validating: bpe.decodeBytes([id]), as: UTF8.self), !s.isEmpty { return visible(s) }
-    return bpe.tokens[id]
+    let bytes = bpe.decodeBytes([id])
+    if let s = String(validating: bytes, as: UTF8.self), !s.isEmpty { return visible(s) }
+    return bytes.map { String(format: "<%02X>", $0) }.joined()
 }
 
 func visible(_ s: String) -> String {
-    s.replacingOccurrences(of: " ", with: "␣").replacingOccurrences(of: "\n", with: "↵").replacingOccurrences(of: "\t", with: "⇥")
+    var out = ""
+    for u in s.unicodeScalars {
+        switch u {
+        case " ": out += "␣"
+        case "\n": out += "↵"
+        case "\t": out += "⇥"
+        case _ where u.properties.generalCategory == .control: out += String(format: "<%02X>", u.value)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out
 }
