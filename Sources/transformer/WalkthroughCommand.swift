@@ -58,10 +58,20 @@ struct WalkthroughCommand: ParsableCommand {
     }
 }
 
+/// The largest model a JSON trace is written for (GPT-2 small has 124 M parameters).
+let maxJSONParameterValues = 50_000_000
+
 func padded(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
 
 /// Writes a rendered trace to standard output, a file (atomically) or, for CSV, a folder.
 func emit(_ doc: TraceDocument, format: TraceFormat, options: RenderOptions, output: String?) throws {
+    // A JSON trace carries every parameter the steps read, as decimal text: GPT-2 small's 124 M would be
+    // gigabytes, built in memory. The rendered formats and CSV hold only the steps.
+    let parameterValues = doc.parameters.reduce(0) { $0 + $1.values.count }
+    if format == .json && parameterValues > maxJSONParameterValues {
+        throw WalkthroughError("a JSON trace of this model would carry its \(parameterValues) parameter values (several GB of text); "
+                               + "use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \(maxJSONParameterValues / 1_000_000) M parameters")
+    }
     if format == .csv {
         guard let output else { throw WalkthroughError("--format csv writes one file per step: give a folder with --output") }
         let n = try CSVExport.write(doc, options: options, to: URL(fileURLWithPath: output))
