@@ -22,8 +22,16 @@ let package = Package(
         .library(name: "TensorKit", targets: ["TensorKit"]),
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "DataParallel", targets: ["DataParallel"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
         .executable(name: "transformer", targets: ["transformer"]),
+    ],
+    // MARK: - Traits
+    // MPI (off by default): data-parallel training across processes and machines through the system
+    // MPI library (Debian: libopenmpi-dev, openmpi-bin). Without it `DataParallel` is a single-process
+    // no-op and the build needs no system library.
+    traits: [
+        .trait(name: "MPI", description: "Data-parallel training over the system MPI (mpirun -np N transformer train …)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,14 +40,20 @@ let package = Package(
         // MARK: - Libraries
         .target(name: "TensorKit", swiftSettings: cpuFlags),
         .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
+        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit", "DataParallel"], swiftSettings: cpuFlags),
+        .target(name: "DataParallel",
+                dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: cpuFlags),
+        // The system MPI, only with the MPI trait: Open MPI's pkg-config name is `ompi`.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -47,7 +61,7 @@ let package = Package(
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
         .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),
