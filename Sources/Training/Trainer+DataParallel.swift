@@ -114,7 +114,8 @@ extension Trainer {
         let n = Double(max(steps, 1))
         let step = stepSeconds / n, reduce = allReduceSeconds / n, wait = waitSeconds / n
         let megabytes = Double(task.grads.count * MemoryLayout<Float>.stride) / 1e6
-        return String(format: "data parallel: %d ranks · %.4f s/step · gradient all-reduce %.4f s/step (%.1f%% of the step, %.1f MB each way) · waiting for the slowest rank %.4f s/step (%.1f%%)",
-                      group.size, step, reduce, 100 * reduce / max(step, 1e-12), megabytes, wait, 100 * wait / max(step, 1e-12))
+        return String(format: "data parallel: %d rank%@ · %d steps · %.4f s/step · %.0f tokens/s · gradient all-reduce %.4f s/step (%.1f%% of the step, %.1f MB) · waiting for the slowest rank %.4f s/step (%.1f%%)",
+                      group.size, group.size == 1 ? "" : "s", steps, step, Double(tokensTrained) / max(stepSeconds, 1e-12),
+                      reduce, 100 * reduce / max(step, 1e-12), megabytes, wait, 100 * wait / max(step, 1e-12))
     }
 }

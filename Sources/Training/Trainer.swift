@@ -122,6 +122,8 @@ public final class Trainer<Task: TrainingTask> {
     /// Seconds spent in training steps, and in the gradient all-reduce within them, since the start.
     /// (`waitSeconds`: in the small all-reduce before it, which absorbs the ranks' differences in speed.)
     public internal(set) var stepSeconds = 0.0, allReduceSeconds = 0.0, waitSeconds = 0.0
+    /// Target tokens of the global batches trained since the start.
+    public internal(set) var tokensTrained = 0
 
     public init(task: Task, options: TrainOptions) throws {
         guard task.batchesPerEpoch > 0 else { throw TrainingError("no training batches") }
@@ -173,6 +175,7 @@ public final class Trainer<Task: TrainingTask> {
         let (norm, lr) = update()
         state.batchInEpoch += 1
         stepSeconds += Date().timeIntervalSince(start)
+        tokensTrained += global.tokens
         return (global.loss, global.tokens, norm, lr, global.stop)
     }
 
@@ -246,7 +249,7 @@ public final class Trainer<Task: TrainingTask> {
             }
             if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         }
-        if group.size > 1 { log(dataParallelSummary(steps: state.step - startStep)) }
+        if !(group is SingleProcess) { log(dataParallelSummary(steps: state.step - startStep)) }
     }
 
     public func saveCheckpoint(_ dir: URL) throws {
