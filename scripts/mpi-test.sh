@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI gives the same model as one process.
 #
-#   scripts/mpi-test.sh BIN     # BIN: a transformer binary built with `--traits MPI`
+#   scripts/mpi-test.sh BIN [PLAIN_BIN]   # BIN built with `--traits MPI`; PLAIN_BIN (optional) without it
 #
 # Trains a small GPT (2 and 3 ranks) and a small encoder–decoder (2 ranks) with `mpirun --oversubscribe`
 # and with one process on the same global batch, and compares the loss curves and the final weights
@@ -75,4 +75,9 @@ if wait "$JOB"; then echo "expected mpirun to fail"; exit 1; fi
 grep -iE "rank 1 .*(signal|exited)" "$T/dead.log"
 "$BIN" generate --model "$T/dead" --prompt "ROMEO:" --max-tokens 10 --seed 1 > /dev/null 2>&1
 echo "checkpoint $(cat "$T/dead/latest") loads"
+if [ -n "${2:-}" ]; then
+    echo "== a build without the MPI trait, started by mpirun, says so =="
+    if "${MPIRUN[@]}" -np 2 "$2" "${GPT[@]}" --steps 1 --output "$T/plain" > "$T/plain.log" 2>&1; then echo "expected a failure"; exit 1; fi
+    grep -m1 "this build has no MPI" "$T/plain.log"
+fi
 echo "mpi-test: all passed"
