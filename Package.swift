@@ -46,7 +46,7 @@ let package = Package(
                 swiftSettings: cpuFlags),
         // The system MPI, only with the MPI trait: Open MPI's pkg-config name is `ompi`.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi",
-                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"]), .brew(["open-mpi"])]),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
         // MARK: - CLI

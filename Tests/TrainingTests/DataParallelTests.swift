@@ -136,6 +136,27 @@ import Training
         }
     }
 
+    /// Before each checkpoint the ranks compare checksums of their weights; one that drifted takes
+    /// rank 0's again (here rank 1's weights are nudged by hand after the start).
+    @Test func aRankWhoseWeightsDriftedIsResetAtTheCheckpoint() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dp-drift-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        final class Lines: @unchecked Sendable { var all: [String] = [] }
+        let lines = Lines()
+        let ranks = Self.onRanks(2) { g -> Run in
+            let t = try GPTTrainingTests.trainer(steps: 4)
+            t.group = g
+            t.output = dir
+            try t.synchronize()
+            if g.rank == 1 { t.task.params[0] += 1e-3 }
+            try t.run(log: { lines.all.append($0) })
+            return Run(losses: t.state.history.map(\.loss), params: Array(UnsafeBufferPointer(start: t.task.params.pointer, count: t.task.params.count)))
+        }
+        #expect(try ranks[0].get().params == ranks[1].get().params)
+        #expect(lines.all.contains { $0.contains("1 rank(s) had weights differing from rank 0's at step 4") }, "\(lines.all)")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("latest").path))
+    }
+
     @Test func aRankThatFailsStopsTheOthersWithAMessage() throws {
         struct Died: Error {}
         let ranks = Self.onRanks(2) { g -> Run in
