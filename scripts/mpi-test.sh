@@ -55,12 +55,12 @@ echo "== ranks started differently refuse to train =="
 # $0 is the binary; rank 1 gets another learning rate, then another text.
 if "${MPIRUN[@]}" -np 2 bash -c '"$0" "$@" --lr $([ "$OMPI_COMM_WORLD_RANK" = 1 ] && echo 1e-3 || echo 3e-3) --steps 3 --output '"$T/bad1" \
     "$BIN" "${GPT[@]}" > "$T/bad1.log" 2>&1; then echo "expected a failure"; exit 1; fi
-grep -m1 "error" "$T/bad1.log"
+grep -m1 "error (rank" "$T/bad1.log"
 grep -q "rank 1: options" "$T/bad1.log"
 head -c 15000 "$T/text.txt" > "$T/other.txt"
 if "${MPIRUN[@]}" -np 2 bash -c 'd=$1; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && d=$2; shift 2; "$0" "$@" --data "$d" --steps 3 --output '"$T/bad2" \
     "$BIN" "$T/text.txt" "$T/other.txt" "${GPT[@]}" > "$T/bad2.log" 2>&1; then echo "expected a failure"; exit 1; fi
-grep -m1 "error" "$T/bad2.log"
+grep -m1 "error (rank" "$T/bad2.log"
 grep -q "rank 1: .*training data" "$T/bad2.log"
 
 echo "== a rank killed mid-run: the job stops with a message, the last checkpoint stays loadable =="
