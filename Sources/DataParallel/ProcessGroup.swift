@@ -62,7 +62,7 @@ public enum DataParallel {
     /// when this process was started on its own.
     public static var launcherWorldSize: Int? {
         let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"] {
+        for key in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"] {
             if let v = env[key], let n = Int(v) { return n }
         }
         return nil
@@ -73,12 +73,11 @@ public enum DataParallel {
     /// - Throws: when a launcher started several processes but this build has no MPI (each would
     ///   train alone and overwrite the others' checkpoints), or when MPI fails to start.
     public static func start() throws -> any ProcessGroup {
-        let launched = launcherWorldSize ?? 1
         #if MPI
         if launcherWorldSize != nil { return try MPIGroup.start() }
         return SingleProcess()
         #else
-        if launched > 1 {
+        if let launched = launcherWorldSize, launched > 1 {
             throw DataParallelError("started as one of \(launched) processes (mpirun?), but this build has no MPI: build with `swift build -c release --traits MPI` (README, \"Data-parallel training over MPI\")")
         }
         return SingleProcess()
