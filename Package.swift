@@ -22,12 +22,17 @@ let package = Package(
         .library(name: "TensorKit", targets: ["TensorKit"]),
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "DataParallel", targets: ["DataParallel"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
         .executable(name: "transformer", targets: ["transformer"]),
     ],
     // MARK: - Traits (all off by default: the default build needs no system library)
+    // BLAS: Gemm.multiply through the system CBLAS (Debian: libopenblas-dev).
+    // MPI: data-parallel training across processes and machines through the system MPI (Debian:
+    // libopenmpi-dev, openmpi-bin); without it `DataParallel` is a single-process no-op.
     traits: [
         .trait(name: "BLAS", description: "Back Gemm.multiply with the system CBLAS (OpenBLAS: apt-get install libopenblas-dev)."),
+        .trait(name: "MPI", description: "Data-parallel training over the system MPI (mpirun -np N transformer train …)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,14 +43,20 @@ let package = Package(
         .target(name: "TensorKit", dependencies: [.target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
                 swiftSettings: cpuFlags),
         .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
+        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit", "DataParallel"], swiftSettings: cpuFlags),
+        .target(name: "DataParallel",
+                dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: cpuFlags),
+        // The system MPI, only with the MPI trait: Open MPI's pkg-config name is `ompi`.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"]), .brew(["open-mpi"])]),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -53,7 +64,7 @@ let package = Package(
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
         .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),

@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import TensorKit
 import TransformerKit
@@ -125,24 +126,39 @@ public final class GPTTask: TrainingTask {
     public var dModel: Int { model.config.dModel }
     public var batchesPerEpoch: Int { max(1, train.count / (batchSize * blockSize)) }
 
-    /// Writes `batchSize` random windows of `data` into the activations' id and target buffers.
-    func window(_ data: [Int32], rng: inout SeededRNG) {
+    /// Draws `batchSize` random windows of `data` and writes those of `rows` (all by default) into
+    /// the activations' id and target buffers, from row 0. Every rank draws all the offsets, so its
+    /// windows are the ones a single process would take at those rows.
+    func window(_ data: [Int32], rows: Range<Int>? = nil, rng: inout SeededRNG) {
         let ids = acts.ids, targets = acts.targets
+        let rows = rows ?? 0..<batchSize
         data.withUnsafeBufferPointer { d in
             for r in 0..<batchSize {
                 let off = rng.nextInt(below: d.count - blockSize)
-                (ids + r * blockSize).update(from: d.baseAddress! + off, count: blockSize)
-                (targets + r * blockSize).update(from: d.baseAddress! + off + 1, count: blockSize)
+                guard rows.contains(r) else { continue }
+                let i = r - rows.lowerBound
+                (ids + i * blockSize).update(from: d.baseAddress! + off, count: blockSize)
+                (targets + i * blockSize).update(from: d.baseAddress! + off + 1, count: blockSize)
             }
         }
     }
 
-    public func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+    /// The shard's run of the batch's windows.
+    public func trainStep(epoch: Int, index: Int, shard: Shard, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
         var r = SeededRNG(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9)
-        window(train, rng: &r)
-        let loss = model.forward(b: batchSize, t: blockSize, acts: acts, withTargets: true)
-        model.backward(b: batchSize, t: blockSize, acts: acts)
-        return (loss, batchSize * blockSize)
+        let rows = shard.rows(of: batchSize)
+        guard !rows.isEmpty else { return (0, 0) }
+        window(train, rows: rows, rng: &r)
+        let loss = model.forward(b: rows.count, t: blockSize, acts: acts, withTargets: true)
+        model.backward(b: rows.count, t: blockSize, acts: acts)
+        return (loss, rows.count * blockSize)
+    }
+
+    public var dataFingerprint: UInt64 {
+        var f = Fingerprint()
+        f.add([train.count, validation.count, batchSize, blockSize])
+        f.add(train); f.add(validation)
+        return f.value
     }
 
     /// The same `evalBatches` windows of the validation text every time.

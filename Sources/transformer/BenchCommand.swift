@@ -89,10 +89,10 @@ struct BenchCommand: ParsableCommand {
         o.batchSize = batch; o.maxSteps = steps + 2; o.schedule = "constant"; o.learningRate = 1e-4; o.warmup = 0
         o.weightDecay = 0.1; o.clip = 1; o.dropout = 0
         let trainer = try Trainer(task: task, options: o)
-        for _ in 0..<2 { trainer.stepOnce() }
+        for _ in 0..<2 { try trainer.stepOnce() }
         let start = Date()
         var tokens = 0
-        for _ in 0..<steps { tokens += trainer.stepOnce().tokens }
+        for _ in 0..<steps { tokens += try trainer.stepOnce().tokens }
         let dt = Date().timeIntervalSince(start) / Double(steps)
         let params = model.layout.total
         // Model FLOPs per token: 6 per parameter (forward + backward) plus attention's 12·L·T·d
