@@ -64,12 +64,18 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         return out
     }
 
-    /// GPT-2's initialisation: N(0, 0.02) weights (output projections scaled by 1/√(2·layers)),
-    /// zero biases, unit layer-norm gains. Normals by Box–Muller from the seeded generator.
-    public func initialParameters(seed: UInt64) -> ParameterSet {
+    /// How the weight matrices start: `.gpt2` is GPT-2's (and nanoGPT's) N(0, 0.02) with the residual
+    /// output projections (`c_proj`) scaled by 1/√(2·layers); `.normal` is N(0, 0.02) everywhere.
+    /// At nanoGPT's small Shakespeare size (4 layers) the unscaled start trains to a lower loss in
+    /// 2,000 steps (measured: validation 1.877/1.884 against 1.895–1.917, seeds 1–4).
+    public enum Initialisation: String, Sendable, CaseIterable { case gpt2, normal }
+
+    /// Zero biases, unit layer-norm gains, normal weights (see `Initialisation`). Normals by
+    /// Box–Muller from the seeded generator.
+    public func initialParameters(seed: UInt64, initialisation: Initialisation = .gpt2) -> ParameterSet {
         var rng = SeededRNG(seed: seed)
         var ps = ParameterSet()
-        let residualScale = 1 / Float(2 * layers).squareRoot()
+        let residualScale = initialisation == .gpt2 ? 1 / Float(2 * layers).squareRoot() : 1
         for (name, shape) in parameterShapes {
             let n = shape.reduce(1, *)
             if name.hasSuffix("ln_1.weight") || name.hasSuffix("ln_2.weight") || name == "ln_f.weight" {
@@ -162,9 +168,9 @@ public final class GPTModel: @unchecked Sendable {
         blockOffsets = (0..<config.layers).map { [layout] in BlockOffsets(layout, layer: $0) }
     }
 
-    public convenience init(config: GPTConfig, seed: UInt64) throws {
+    public convenience init(config: GPTConfig, seed: UInt64, initialisation: GPTConfig.Initialisation = .gpt2) throws {
         try config.validate()
-        try self.init(config: config, parameters: config.initialParameters(seed: seed))
+        try self.init(config: config, parameters: config.initialParameters(seed: seed, initialisation: initialisation))
     }
 
     @inline(__always) func p(_ name: String) -> FloatPtr { params.pointer + layout.offset(name) }

@@ -38,7 +38,10 @@ extension TrainCommand {
             let c = GPTConfig(vocabSize: tok.vocabularySize, contextLength: shape.maxLength, dModel: shape.dModel,
                               layers: shape.layers, heads: shape.heads, dFF: shape.dFF)
             do { try c.validate() } catch let e as ConfigError { throw TrainingError(e.message) }
-            model = try GPTModel(config: c, seed: seed)
+            guard let initScheme = GPTConfig.Initialisation(rawValue: initialisation) else {
+                throw TrainingError("--initialisation must be gpt2 or normal, not \"\(initialisation)\"")
+            }
+            model = try GPTModel(config: c, seed: seed, initialisation: initScheme)
         }
         let text = String(decoding: raw, as: UTF8.self)
         let ids = try tok.encode(text)

@@ -73,6 +73,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW ε (the paper: 1e-9).") var adamEps: Float = 1e-9
     @Option(help: "Final learning rate of the cosine schedule.") var minLr: Float = 0
     @Option(help: "Seed for weights, batch order and dropout.") var seed: UInt64 = 1
+    @Option(help: "GPT weights at the start: gpt2 (N(0, 0.02), residual projections scaled by 1/√(2·layers)) or normal (N(0, 0.02) everywhere).")
+    var initialisation: String = "gpt2"
     @Option(help: "Validate every N steps (0: each epoch).") var evalEvery: Int = 0
     @Option(help: "Checkpoint every N steps (0: each epoch).") var checkpointEvery: Int = 0
     @Option(help: "Progress line every N steps.") var logEvery: Int = 10
