@@ -23,10 +23,12 @@ let package = Package(
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
+        .library(name: "Explorer", targets: ["Explorer"]),
         .executable(name: "transformer", targets: ["transformer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // MARK: - Libraries
@@ -35,11 +37,16 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
+        // MARK: - Web explorer (`transformer serve`): pages and JSON from traces; the model comes in through a protocol
+        .target(name: "Explorer", dependencies: [
+            "Walkthrough",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough", "Explorer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -51,6 +58,10 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),
+        .testTarget(name: "ExplorerTests", dependencies: [
+            "Explorer", "Walkthrough",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
