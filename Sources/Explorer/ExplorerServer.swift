@@ -34,6 +34,8 @@ public enum ExplorerServer {
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: page)))
         }
+        // Browsers ask for it unprompted; an empty answer keeps their consoles free of 404s.
+        router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
         router.get("/api/info") { _, _ in
             try json(Info(kind: kind.rawValue, model: model.summary, maxCharacters: limits.maxCharacters, maxTokens: model.maxInputTokens,
                           maxBodyBytes: limits.maxBodyBytes, completion: kind.completion.path))

@@ -45,10 +45,11 @@ struct HTMLRenderer {
         var out: [String] = []
         out.append("<header>")
         out.append("<h1>\(esc(doc.title))</h1>")
+        out.append("<details class=\"config\"><summary>Model: \(esc(doc.summaryLine))</summary>")
         out.append("<table class=\"config\"><tbody>")
         for (k, v) in doc.configRows { out.append("<tr><th>\(esc(k))</th><td>\(esc(v))</td></tr>") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("<tr><th>\(esc(k))</th><td>\(esc(v))</td></tr>") }
-        out.append("</tbody></table>")
+        out.append("</tbody></table></details>")
         out.append("<p class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button> <button type=\"button\" id=\"collapse-all\">Collapse all</button></p>")
         out.append("</header>")
         out.append("<main>")
@@ -276,6 +277,7 @@ struct HTMLRenderer {
            color: var(--fg); margin: 0 auto; padding: 1rem 1.5rem 4rem; max-width: 80rem; line-height: 1.45; }
     h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid var(--line); }
     code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; font-size: 0.9em; }
+    details.config > summary { cursor: pointer; color: var(--muted); }
     table.config th { text-align: left; font-weight: 600; padding-right: 1rem; font-family: ui-monospace, monospace; }
     table.config td, table.config th { padding: 0.1rem 0.5rem 0.1rem 0; vertical-align: top; }
     .tok { display: inline-block; border: 1px solid var(--line); border-radius: 4px; padding: 0 0.3rem; margin: 0.1rem; }

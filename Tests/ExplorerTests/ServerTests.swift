@@ -94,7 +94,7 @@ struct TinyGPT: ExplorerModel {
                 let message = try error(r)
                 #expect(message.contains("no such route: POST /api/nothing"))
             }
-            try await client.execute(uri: "/favicon.ico", method: .get) { r in
+            try await client.execute(uri: "/robots.txt", method: .get) { r in
                 #expect(r.status == .notFound)
                 _ = try error(r)
             }
