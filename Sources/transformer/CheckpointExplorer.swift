@@ -89,6 +89,14 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         }
     }
 
+    /// A token as a matrix label: whitespace made visible, a piece of a UTF-8 character as its bytes (`<E9>`).
+    static func label(_ id: Int, _ codec: SentenceCodec) -> String {
+        guard let bpe = codec.bpe else { return visible(codec.tokenLabel(id)) }
+        let bytes = bpe.decodeBytes([id])
+        if let s = String(validating: bytes, as: UTF8.self), !s.isEmpty { return visible(s) }
+        return bytes.isEmpty ? visible(codec.tokenLabel(id)) : bytes.map { String(format: "<%02X>", $0) }.joined()
+    }
+
     /// The encoder–decoder on `text` and its own greedy translation: the decoder is fed `<start>` and
     /// the translation (teacher forcing on the model's output), so each row's prediction is the next word
     /// it chose, and the last row predicts what follows the translation (`<end>` when it is done).
@@ -101,7 +109,7 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         if let end = out.firstIndex(of: codec.endID) { out = Array(out[..<end]) }
         out = Array(out.prefix(c.maxLength - 1))
         let decIn = [codec.startID] + out, decOut = out + [codec.endID]
-        let vocab = (0..<codec.vocabularySize).map { visible(codec.tokenLabel($0)) }
+        let vocab = (0..<codec.vocabularySize).map { Self.label($0, codec) }
         do {
             let model = try EncoderDecoder(config: c, parameters: l.model.parameterSet())
             let tracer = Tracer()
