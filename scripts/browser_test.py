@@ -125,6 +125,10 @@ def live(args, d):
         check(info["kind"] == kind, f"/api/info says {info['kind']}")
         d.get(base + "/")
         check(d.title == "Transformer explorer", "page loads")
+        if os.path.exists(os.path.join(args.checkpoint, "loss.svg")):
+            d.find_element(By.CSS_SELECTOR, "#loss > summary").click()
+            width = d.execute_script("return document.getElementById('loss-curve').naturalWidth")
+            check(width and width > 0, f"the run's loss curve is shown ({width} px wide)")
         sentence = args.sentence
         state = submit(d, sentence)
         check(state == "done", f"typed {sentence!r}, submitted: {d.find_element(By.ID, 'status').text}")

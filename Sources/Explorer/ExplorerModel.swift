@@ -18,6 +18,12 @@ public protocol ExplorerModel: Sendable {
     func trace(_ text: String) throws -> TraceDocument
     /// The continuation (GPT, greedy) or the translation (encoder–decoder) of `text`.
     func complete(_ text: String, maxTokens: Int) throws -> String
+    /// The training run's loss curve (its `loss.svg`), if there is one; the page shows it.
+    var lossCurveSVG: String? { get }
+}
+
+extension ExplorerModel {
+    public var lossCurveSVG: String? { nil }
 }
 
 public enum ExplorerModelKind: String, Codable, Sendable {

@@ -27,8 +27,9 @@ public enum ExplorerServer {
     public static func router(model: any ExplorerModel, limits: ExplorerLimits = ExplorerLimits()) -> Router<BasicRequestContext> {
         let gate = ModelGate(model)
         let kind = model.kind
+        let loss = model.lossCurveSVG
         let page = ExplorerPage.live(model: model.summary, completion: kind.completion, maxCharacters: limits.maxCharacters,
-                                     example: kind == .gpt ? "ROMEO:" : "")
+                                     example: kind == .gpt ? "ROMEO:" : "", lossCurve: loss == nil ? nil : "/loss.svg")
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         router.get("/") { _, _ in
@@ -36,6 +37,11 @@ public enum ExplorerServer {
         }
         // Browsers ask for it unprompted; an empty answer keeps their consoles free of 404s.
         router.get("/favicon.ico") { _, _ in Response(status: .noContent) }
+        if let loss {
+            router.get("/loss.svg") { _, _ in
+                Response(status: .ok, headers: [.contentType: "image/svg+xml"], body: .init(byteBuffer: ByteBuffer(string: loss)))
+            }
+        }
         router.get("/api/info") { _, _ in
             try json(Info(kind: kind.rawValue, model: model.summary, maxCharacters: limits.maxCharacters, maxTokens: model.maxInputTokens,
                           maxBodyBytes: limits.maxBodyBytes, completion: kind.completion.path))

@@ -157,12 +157,17 @@ public enum ExplorerPage {
     ///   - model: one line describing the model.
     ///   - completion: the second button's label and API path (`Generate`, `/api/generate`), if any.
     ///   - maxCharacters: the longest text the server accepts.
-    public static func live(model: String, completion: (label: String, path: String)?, maxCharacters: Int, example: String) -> String {
+    ///   - lossCurve: where the page finds the run's loss curve (an SVG), if it has one.
+    public static func live(model: String, completion: (label: String, path: String)?, maxCharacters: Int, example: String,
+                            lossCurve: String? = nil) -> String {
         let esc = HTMLRenderer.esc
         var out = HTMLRenderer.head(title: "Transformer explorer")
         out.append("<body data-state=\"ready\">")
         out.append("<h1>Transformer explorer</h1>")
         out.append("<p class=\"meta\" id=\"model\">\(esc(model))</p>")
+        if let lossCurve {
+            out.append("<details id=\"loss\"><summary>Training loss of this run</summary><img id=\"loss-curve\" src=\"\(esc(lossCurve))\" alt=\"The training loss curve of this run\" width=\"720\" height=\"420\"></details>")
+        }
         out.append("<form id=\"explore-form\"><label for=\"text\">Text</label>")
         out.append("<input type=\"text\" id=\"text\" name=\"text\" maxlength=\"\(maxCharacters)\" value=\"\(esc(example))\" autocomplete=\"off\">")
         out.append("<button type=\"submit\" id=\"run\">Show every step</button>")

@@ -18,10 +18,14 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
 
     let loaded: Loaded
     let summary: String
+    let lossCurveSVG: String?
 
     init(path: String) throws {
         do {
             let dir = try Checkpoint.resolve(path)
+            // A run folder holds loss.svg; a checkpoint inside it (run/checkpoints/step-N) is two levels down.
+            let runs = [URL(fileURLWithPath: path), dir.deletingLastPathComponent().deletingLastPathComponent()]
+            lossCurveSVG = runs.lazy.compactMap { try? String(contentsOf: $0.appendingPathComponent("loss.svg"), encoding: .utf8) }.first
             if Self.isSeq2Seq(dir) {
                 let l = try Checkpoint.load(dir.path)
                 let c = l.config.model

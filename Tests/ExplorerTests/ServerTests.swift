@@ -19,6 +19,18 @@ struct TinyGPT: ExplorerModel {
     func complete(_ text: String, maxTokens: Int) throws -> String { String(text.reversed().prefix(maxTokens)) }
 }
 
+/// The same with a training run's loss curve.
+struct TinyGPTWithLoss: ExplorerModel {
+    let base = TinyGPT()
+    var summary: String { base.summary }
+    var kind: ExplorerModelKind { .gpt }
+    var maxInputTokens: Int { base.maxInputTokens }
+    func tokenCount(_ text: String) throws -> Int { try base.tokenCount(text) }
+    func trace(_ text: String) throws -> TraceDocument { try base.trace(text) }
+    func complete(_ text: String, maxTokens: Int) throws -> String { try base.complete(text, maxTokens: maxTokens) }
+    var lossCurveSVG: String? { "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>" }
+}
+
 @Suite struct ExplorerServerTests {
     func app(_ limits: ExplorerLimits = ExplorerLimits()) -> some ApplicationProtocol {
         Application(router: ExplorerServer.router(model: TinyGPT(), limits: limits))
@@ -137,6 +149,25 @@ struct TinyGPT: ExplorerModel {
                 #expect(o["kind"] as? String == "gpt")
                 #expect(o["max_characters"] as? Int == 500)
                 #expect(o["max_tokens"] as? Int == 16)
+            }
+        }
+    }
+
+    @Test func lossCurveIsServedWhenTheRunHasOne() async throws {
+        try await Application(router: ExplorerServer.router(model: TinyGPTWithLoss())).test(.router) { client in
+            try await client.execute(uri: "/loss.svg", method: .get) { r in
+                #expect(r.status == .ok && r.headers[.contentType] == "image/svg+xml")
+            }
+            try await client.execute(uri: "/", method: .get) { r in
+                #expect(String(buffer: r.body).contains("<img id=\"loss-curve\" src=\"/loss.svg\""))
+            }
+        }
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/loss.svg", method: .get) { r in
+                #expect(r.status == .notFound)
+            }
+            try await client.execute(uri: "/", method: .get) { r in
+                #expect(!String(buffer: r.body).contains("loss-curve"))
             }
         }
     }
