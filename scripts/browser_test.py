@@ -205,10 +205,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     d = browser()
     try:
-        live(args, d)
-        for pair in args.static:
-            page, trace = pair.split(":", 1)
-            static(page, trace, d)
+        for name, run in [("live page", lambda: live(args, d))] + [
+                (pair, (lambda p=pair: static(*p.split(":", 1), d))) for pair in args.static]:
+            try:
+                run()
+            except Exception as e:  # a missing element or a timeout is a failed check, not the end of the run
+                check(False, f"{name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     finally:
         d.quit()
     print(f"browser test: {passed} passed, {failed} failed")
