@@ -29,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxCharacters = maxCharacters
         limits.maxBodyBytes = maxBody
         let host = self.host
+        if !["127.0.0.1", "localhost", "::1"].contains(host) {
+            FileHandle.standardError.write(Data("warning: --host \(host) may expose the server beyond this machine; it has no authentication\n".utf8))
+        }
         try await ExplorerServer.run(model: explorer, host: host, port: port, limits: limits) { bound in
             // Written straight to the file handle (not buffered): scripts wait for this line.
             FileHandle.standardOutput.write(Data("serving \(explorer.summary)\nopen http://\(host):\(bound)/  (Ctrl-C stops)\n".utf8))
