@@ -84,24 +84,31 @@ public enum MatrixSVG {
     public enum Scale: Sendable { case sequential, diverging }
 
     /// One attention head: white (0) → blue (1), masked cells grey.
-    public static func attention(_ m: AttentionMap) -> String {
+    /// - Parameter caption: print the head's name under it (for a file; the page has its own caption).
+    public static func attention(_ m: AttentionMap, caption: Bool = false) -> String {
         let attrs = "class=\"heatmap\" data-step=\"\(esc(m.step))\" data-block=\"\(esc(m.block))\" data-layer=\"\(m.layer)\" data-kind=\"\(esc(m.kind))\" data-head=\"\(m.head)\""
         return render(values: m.values, rows: m.rows, cols: m.cols, rowLabels: m.rowLabels, colLabels: m.colLabels,
-                      masked: m.masked, scale: .sequential, title: m.caption, attributes: attrs)
+                      masked: m.masked, scale: .sequential, title: m.caption, attributes: attrs, caption: caption)
     }
 
     /// A labelled matrix as a picture. `masked` cells are drawn grey with the title "masked".
     public static func render(values: [Float], rows: Int, cols: Int, rowLabels: [String], colLabels: [String], masked: [Bool] = [],
-                              scale: Scale, title: String, attributes: String) -> String {
+                              scale: Scale, title: String, attributes: String, caption: Bool = false) -> String {
         let cell = Double(max(8, min(30, 300 / max(1, max(rows, cols)))))
         let font = min(12, max(8, cell * 0.55))
         func labelWidth(_ s: String) -> Double { Double(displayWidth(s)) * font * 0.62 }
         let left = (rowLabels.map(labelWidth).max() ?? 0) + 8
         let top = (colLabels.map(labelWidth).max() ?? 0) * 0.8 + 10
-        let width = left + cell * Double(cols) + 4, height = top + cell * Double(rows) + 4
+        let captionHeight = caption ? font * 2.2 : 0
+        let width = max(left + cell * Double(cols) + 4, caption ? labelWidth(title) + 8 : 0)
+        let height = top + cell * Double(rows) + 4 + captionHeight
         let maxAbs = values.filter { $0.isFinite }.map { abs($0) }.max() ?? 0
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" \(attributes) width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" role=\"img\" aria-label=\"\(esc(title))\">"
         out += "<title>\(esc(title))</title>"
+        if caption {
+            out += "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"></rect>"
+            out += "<text x=\"4\" y=\"\(fmt(height - font * 0.6))\" font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#59636e\">\(esc(title))</text>"
+        }
         out += "<g font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#1f2328\">"
         for (r, label) in rowLabels.prefix(rows).enumerated() {
             out += "<text x=\"\(fmt(left - 4))\" y=\"\(fmt(top + cell * (Double(r) + 0.5)))\" text-anchor=\"end\" dominant-baseline=\"middle\">\(esc(label))</text>"
@@ -130,7 +137,7 @@ public enum MatrixSVG {
     }
 
     /// A standalone SVG file (with the XML declaration) of one head.
-    public static func file(_ m: AttentionMap) -> String { "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + attention(m) + "\n" }
+    public static func file(_ m: AttentionMap) -> String { "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + attention(m, caption: true) + "\n" }
 
     /// Writes one SVG per layer and head into `directory` (created if needed); returns the file names.
     @discardableResult

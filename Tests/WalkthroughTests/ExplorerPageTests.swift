@@ -87,7 +87,8 @@ import TransformerKit
         let parser = XMLParser(data: Data(svg.utf8))
         #expect(parser.parse())
         // One rectangle per cell (7×7 decoder positions).
-        #expect(count(svg, "<rect ") == 49)
+        #expect(count(svg, "<rect x=") + count(svg, "<rect class=\"masked\"") == 49)
+        #expect(svg.contains(">decoder layer 1 · masked self-attention · head 0</text>"))
     }
 
     @Test func liveFragmentAndPage() throws {
