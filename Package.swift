@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "DataParallel", targets: ["DataParallel"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
+        .library(name: "Explorer", targets: ["Explorer"]),
         .executable(name: "transformer", targets: ["transformer"]),
     ],
     // MARK: - Traits (all off by default: the default build needs no system library)
@@ -36,6 +37,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // MARK: - Libraries
@@ -52,11 +54,16 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"]), .brew(["open-mpi"])]),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
+        // MARK: - Web explorer (`transformer serve`): pages and JSON from traces; the model comes in through a protocol
+        .target(name: "Explorer", dependencies: [
+            "Walkthrough",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -68,6 +75,10 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),
+        .testTarget(name: "ExplorerTests", dependencies: [
+            "Explorer", "Walkthrough",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,6 +29,8 @@ struct WalkthroughCommand: ParsableCommand {
     var maxColumns: Int = 100
     @Option(help: "Write to this file (a folder for csv) instead of standard output; written atomically.")
     var output: String?
+    @Option(help: "Also write one SVG heatmap per attention layer and head into this folder.")
+    var attentionSvg: String?
     @Flag(help: "List the step ids and titles, then stop.")
     var listSteps = false
 
@@ -51,6 +53,7 @@ struct WalkthroughCommand: ParsableCommand {
                 for s in opts.visibleSteps(doc) { print("\(padded(s.id, 32)) \(s.shape.map(String.init).joined(separator: "×"))\t\(s.title)") }
                 return
             }
+            if let attentionSvg { try writeAttentionSVG(doc, attentionSvg) }
             try emit(doc, format: fmt, options: opts, output: output)
         } catch let e as WalkthroughError {
             fail(e.message)

@@ -40,45 +40,56 @@ extension WalkthroughOptions {
         do {
             let dir = try Checkpoint.resolve(path)
             let model = try GPTCheckpoint.loadHuggingFace(dir)
-            let c = model.config
-            var notes = ["Weights from \(dir.path) (\(model.layout.total) parameters)."]
             let tok = try? TextTokenizer.load(directory: dir)
-            let tokenIDs: [Int], text: String
-            if let ids {
-                tokenIDs = try ids.split(separator: ",", omittingEmptySubsequences: false).map {
-                    let p = $0.trimmingCharacters(in: .whitespaces)
-                    guard let i = Int(p) else { throw WalkthroughError("--ids: \"\(p)\" is not an integer token id") }
-                    return i
-                }
-                if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize) }) {
-                    throw WalkthroughError("--ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary 0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))")
-                }
-                text = tok.map { $0.decode(tokenIDs) } ?? tokenIDs.map(String.init).joined(separator: " ")
-            } else {
-                guard let tok else {
-                    throw WalkthroughError("\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): give token ids with --ids 5,17,300")
-                }
-                text = prompt ?? "\n"
-                do { tokenIDs = try tok.encode(text) } catch let e as TrainingError { throw WalkthroughError("--prompt: \(e.message)") }
-                guard !tokenIDs.isEmpty else { throw WalkthroughError("--prompt gives no tokens") }
-            }
-            if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= c.vocabSize }) {
-                throw WalkthroughError("token id \(tokenIDs[i]) (position \(i)) is outside the model's vocabulary 0..<\(c.vocabSize)")
-            }
-            var used = tokenIDs
-            if used.count > c.contextLength {
-                notes.append("The text has \(used.count) tokens; only its last \(c.contextLength) fit the context.")
-                used = Array(used.suffix(c.contextLength))
-            }
-            let vocab = (0..<c.vocabSize).map { tokenLabel($0, tok) }
-            notes.append(tok.map { "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)." } ?? "No tokenizer in the folder: tokens are labelled by id.")
-            return try GPTWalkthrough.document(model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,
-                                               corpusTokenCount: c.vocabSize, corpus: [], text: text, notes: notes)
+            return try gptCheckpointDocument(model: model, tokenizer: tok, directory: dir, prompt: prompt, ids: ids)
         } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
         catch let e as TrainingError { throw WalkthroughError(e.message) }
         catch let e as SafetensorsError { throw WalkthroughError(e.description) }
         catch let e as ConfigError { throw WalkthroughError(e.message) }
     }
+}
+
+/// The trace of a loaded GPT on a text (`prompt`, default a newline) or on token ids (`ids`, comma-separated);
+/// shared by `walkthrough --checkpoint`, `explain` and `serve`. A text longer than the context keeps its end.
+func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, directory dir: URL, prompt: String?, ids: String?) throws -> TraceDocument {
+    do {
+        let c = model.config
+        var notes = ["Weights from \(dir.path) (\(model.layout.total) parameters)."]
+        let tokenIDs: [Int], text: String
+        if let ids {
+            tokenIDs = try ids.split(separator: ",", omittingEmptySubsequences: false).map {
+                let p = $0.trimmingCharacters(in: .whitespaces)
+                guard let i = Int(p) else { throw WalkthroughError("--ids: \"\(p)\" is not an integer token id") }
+                return i
+            }
+            if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize) }) {
+                throw WalkthroughError("--ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary 0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))")
+            }
+            text = tok.map { $0.decode(tokenIDs) } ?? tokenIDs.map(String.init).joined(separator: " ")
+        } else {
+            guard let tok else {
+                throw WalkthroughError("\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): give token ids with --ids 5,17,300")
+            }
+            text = prompt ?? "\n"
+            do { tokenIDs = try tok.encode(text) } catch let e as TrainingError { throw WalkthroughError("the text: \(e.message)") }
+            guard !tokenIDs.isEmpty else { throw WalkthroughError("the text gives no tokens") }
+        }
+        if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= c.vocabSize }) {
+            throw WalkthroughError("token id \(tokenIDs[i]) (position \(i)) is outside the model's vocabulary 0..<\(c.vocabSize)")
+        }
+        var used = tokenIDs
+        if used.count > c.contextLength {
+            notes.append("The text has \(used.count) tokens; only its last \(c.contextLength) fit the context.")
+            used = Array(used.suffix(c.contextLength))
+        }
+        let vocab = (0..<c.vocabSize).map { tokenLabel($0, tok) }
+        notes.append(tok.map { "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)." } ?? "No tokenizer in the folder: tokens are labelled by id.")
+        return try GPTWalkthrough.document(model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,
+                                           corpusTokenCount: c.vocabSize, corpus: [], text: text, notes: notes)
+    } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
+    catch let e as TrainingError { throw WalkthroughError(e.message) }
+    catch let e as SafetensorsError { throw WalkthroughError(e.description) }
+    catch let e as ConfigError { throw WalkthroughError(e.message) }
 }
 
 /// A token as a matrix label: its text with whitespace and control characters made visible, or its
