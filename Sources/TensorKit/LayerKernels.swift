@@ -200,8 +200,10 @@ public enum Kernels {
     }
 
     public static func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
-        if form == .tanh { return geluTanhForward(out, inp, count: count) }
-        for i in 0..<count { out[i] = gelu(inp[i], form: form) }
+        switch form {
+        case .tanh: geluTanhForward(out, inp, count: count)
+        case .erf: geluErfForward(out, inp, count: count)
+        }
     }
 
     public static func geluBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
