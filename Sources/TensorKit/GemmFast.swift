@@ -59,6 +59,10 @@ extension Gemm {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
+        if m == 1 {
+            gemvRow(transB: transB, n: n, k: k, alpha: alpha, a: a, aStride: transA ? lda : 1, b: b, ldb: ldb, beta: beta, c: c)
+            return
+        }
         let work = m * n * k
         // Tiny products, and one- or two-row products with B untransposed (the reference's row-axpy
         // form streams B once), are faster unpacked.

@@ -134,6 +134,19 @@ public final class Trainer<Task: TrainingTask> {
 
     public func evaluate() -> (loss: Float, accuracy: Float)? { task.evaluate() }
 
+    /// One optimisation step on the next batch, without logging, evaluation or checkpoints
+    /// (benchmarks). Returns the loss and the number of target tokens.
+    @discardableResult
+    public func stepOnce() -> (loss: Float, tokens: Int) {
+        var rng = stepRNG()
+        task.grads.zero()
+        let r = task.trainStep(epoch: state.epoch, index: state.batchInEpoch, options: options, rng: &rng)
+        _ = update()
+        state.batchInEpoch += 1
+        if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
+        return r
+    }
+
     /// Runs to the end (or `maxSteps`, or the deadline), calling `log` with progress lines.
     public func run(log: (String) -> Void) throws {
         let start = Date()

@@ -35,7 +35,7 @@ struct HTMLRenderer {
         out.append("<p class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button> <button type=\"button\" id=\"collapse-all\">Collapse all</button></p>")
         out.append("</header>")
         out.append("<main>")
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("<section id=\"dataset\"><h2>Dataset</h2><ol>")
             for l in doc.corpus { out.append("<li>\(esc(l))</li>") }
             out.append("</ol></section>")
@@ -55,6 +55,10 @@ struct HTMLRenderer {
                 out.append("</ul>")
             }
             out.append("</section>")
+        } else if options.steps.isEmpty && !doc.generalNotes.isEmpty {
+            out.append("<ul class=\"doc-notes\">")
+            for n in doc.generalNotes { out.append("<li>\(esc(n))</li>") }
+            out.append("</ul>")
         }
         var section: String? = nil
         for (i, step) in visible.enumerated() {
@@ -95,7 +99,9 @@ struct HTMLRenderer {
             }.joined(separator: ", ")
         }
         out.append(meta + "</p>")
-        out.append(matrixTable(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(matrixTable(cut))
+        if hidden > 0 { out.append("<p class=\"cut\">\(esc(hiddenColumnsNote(hidden)))</p>") }
         if s.id == "out.predicted" || s.op == .argmax { out.append(predictions(s)) }
         if let top = s.topFive { out.append(topChart(top)) }
         if let per = s.extras["per_row"] {

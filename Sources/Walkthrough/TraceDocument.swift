@@ -21,9 +21,13 @@ public struct TraceDocument: Codable, Sendable {
     public var notes: [String]
     public var steps: [TraceStep]
     public var parameters: [TraceParameter]
+    /// Present for a GPT trace (`transformer walkthrough --model gpt`): the model's own config, in
+    /// Hugging Face's GPT-2 names. `config` then holds the nearest encoder–decoder description
+    /// (0 encoder layers, pre-norm, learned positions, tied output) for readers that know only it.
+    public var gpt: GPTConfig? = nil
 
     enum CodingKeys: String, CodingKey {
-        case schema, title, config, conventions, corpus, vocabulary, source, target, notes, steps, parameters
+        case schema, title, config, conventions, corpus, vocabulary, source, target, notes, steps, parameters, gpt
         case corpusTokenCount = "corpus_token_count"
     }
 

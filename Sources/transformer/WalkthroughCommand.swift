@@ -13,6 +13,8 @@ struct WalkthroughCommand: ParsableCommand {
           transformer walkthrough --weights article          # the article's own numbers, computed correctly
           transformer walkthrough --format json > trace.json
           transformer walkthrough --format csv --output steps/
+          transformer walkthrough --model gpt                 # a tiny GPT, step by step: causal mask, heads, the next token
+          transformer walkthrough --model gpt --checkpoint runs/shakespeare --prompt "ROMEO:"
         """
     )
 
@@ -23,6 +25,8 @@ struct WalkthroughCommand: ParsableCommand {
     var steps: String?
     @Option(help: "Decimal places.")
     var decimals: Int = 4
+    @Option(help: "Widest matrix shown whole in text, markdown, latex and html; wider ones show their first columns (0: no limit).")
+    var maxColumns: Int = 100
     @Option(help: "Write to this file (a folder for csv) instead of standard output; written atomically.")
     var output: String?
     @Flag(help: "List the step ids and titles, then stop.")
@@ -34,9 +38,11 @@ struct WalkthroughCommand: ParsableCommand {
                 throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
             }
             guard (0...10).contains(decimals) else { throw WalkthroughError("--decimals must be between 0 and 10 (got \(decimals))") }
-            let doc = try input.setup().run()
+            let doc = try input.document()
             var opts = RenderOptions()
             opts.decimals = decimals
+            guard maxColumns >= 0 else { throw WalkthroughError("--max-columns must be 0 (no limit) or more (got \(maxColumns))") }
+            opts.maxColumns = maxColumns
             opts.steps = steps.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? []
             if !opts.steps.isEmpty && opts.visibleSteps(doc).isEmpty {
                 throw WalkthroughError("no step matches --steps \(steps!); run with --list-steps to see the ids")
@@ -52,10 +58,20 @@ struct WalkthroughCommand: ParsableCommand {
     }
 }
 
+/// The largest model a JSON trace is written for (GPT-2 small has 124 M parameters).
+let maxJSONParameterValues = 50_000_000
+
 func padded(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
 
 /// Writes a rendered trace to standard output, a file (atomically) or, for CSV, a folder.
 func emit(_ doc: TraceDocument, format: TraceFormat, options: RenderOptions, output: String?) throws {
+    // A JSON trace carries every parameter the steps read, as decimal text: GPT-2 small's 124 M would be
+    // gigabytes, built in memory. The rendered formats and CSV hold only the steps.
+    let parameterValues = doc.parameters.reduce(0) { $0 + $1.values.count }
+    if format == .json && parameterValues > maxJSONParameterValues {
+        throw WalkthroughError("a JSON trace of this model would carry its \(parameterValues) parameter values (several GB of text); "
+                               + "use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \(maxJSONParameterValues / 1_000_000) M parameters")
+    }
     if format == .csv {
         guard let output else { throw WalkthroughError("--format csv writes one file per step: give a folder with --output") }
         let n = try CSVExport.write(doc, options: options, to: URL(fileURLWithPath: output))
