@@ -214,3 +214,21 @@ import TensorKit
         #expect(m?.contains("model.safetensors") == true, "\(m ?? "no error")")
     }
 }
+
+/// The step-by-step BERT (what the walkthrough records) against the fast one and Hugging Face's.
+@Suite struct TracedBERTTests {
+    @Test func tracedForwardMatchesFastModelAndTransformers() throws {
+        let e = try BERTTests.expected()
+        let encoder = try SentenceEncoder(directory: BERTTests.fixture())
+        let traced = TracedBERT(encoder.model)
+        let embeddings = encoder.encode(e.sentences, batchSize: 4)
+        for k in [0, 3, 5, 9] {
+            let out = try traced.forward(ids: e.ids[k])
+            let want = e.hidden[k].flatMap { $0 }
+            #expect(zip(out.hidden.data, want).allSatisfy { abs($0 - $1) <= 1e-4 }, "sentence \(k): hidden state")
+            #expect(zip(out.embedding, embeddings[k]).allSatisfy { abs($0 - $1) <= 1e-5 }, "sentence \(k): embedding")
+        }
+        #expect(throws: ConfigError.self) { try traced.forward(ids: [2, 9999, 3]) }
+        #expect(throws: ConfigError.self) { try traced.forward(ids: [Int](repeating: 5, count: 65)) }
+    }
+}
