@@ -64,15 +64,20 @@ public enum FastMath {
 }
 
 extension Kernels {
-    /// GELU (tanh form) forward, 8 at a time.
-    static func geluTanhForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
+    /// GELU forward in either form, 8 at a time, on both cores when the block is large.
+    static func geluForwardFast(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
         let o0 = UInt(bitPattern: out), i0 = UInt(bitPattern: inp)
         parallelRanges(count: (count + 7) / 8, costPerItem: 200) { blocks in
             let lo = blocks.lowerBound * 8, hi = min(count, blocks.upperBound * 8)
-            geluTanhForwardSerial(FloatPtr(bitPattern: o0)! + lo, ConstFloatPtr(bitPattern: i0)! + lo, count: hi - lo)
+            let o = FloatPtr(bitPattern: o0)! + lo, x = ConstFloatPtr(bitPattern: i0)! + lo
+            switch form {
+            case .tanh: geluTanhForwardSerial(o, x, count: hi - lo)
+            case .erf: geluErfForwardSerial(o, x, count: hi - lo)
+            }
         }
     }
 
+    /// GELU (tanh form) forward, 8 at a time.
     static func geluTanhForwardSerial(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
         let c = Float((2.0 / Double.pi).squareRoot())
         var i = 0
@@ -85,16 +90,7 @@ extension Kernels {
         while i < count { out[i] = gelu(inp[i], form: .tanh); i += 1 }
     }
 
-    /// GELU (exact form, `x·Φ(x) = ½x(1 + erf(x/√2))`, BERT's) forward, 8 at a time, on both cores
-    /// when the row block is large, as the tanh form.
-    static func geluErfForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
-        let o0 = UInt(bitPattern: out), i0 = UInt(bitPattern: inp)
-        parallelRanges(count: (count + 7) / 8, costPerItem: 200) { blocks in
-            let lo = blocks.lowerBound * 8, hi = min(count, blocks.upperBound * 8)
-            geluErfForwardSerial(FloatPtr(bitPattern: o0)! + lo, ConstFloatPtr(bitPattern: i0)! + lo, count: hi - lo)
-        }
-    }
-
+    /// GELU (exact form, `x·Φ(x) = ½x(1 + erf(x/√2))`, BERT's) forward, 8 at a time.
     static func geluErfForwardSerial(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
         let r: Float = 0.707_106_781_186_547_5  // 1/√2
         var i = 0

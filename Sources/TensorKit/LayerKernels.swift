@@ -200,10 +200,7 @@ public enum Kernels {
     }
 
     public static func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
-        switch form {
-        case .tanh: geluTanhForward(out, inp, count: count)
-        case .erf: geluErfForward(out, inp, count: count)
-        }
+        geluForwardFast(out, inp, count: count, form: form)
     }
 
     public static func geluBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
