@@ -18,7 +18,7 @@ CI does not run this; the outputs are committed. Outputs, next to this script:
 
   bert-tiny/             a randomly initialised BertModel small enough to commit (checked in CI):
       config.json, model.safetensors  (BertModel.save_pretrained, plus the pooler, which the Swift
-                                       reader ignores), vocab.txt (a 600-piece subset of MiniLM's
+                                       reader ignores), vocab.txt (a 441-piece subset of MiniLM's
                                        vocabulary, chosen so that some words become [UNK] or split differently)
       expected.json   {"sentences", "ids" (BertTokenizer, truncation at 64 tokens), "hidden" (last hidden
                        state per sentence, [t][32]), "embeddings" (mean-pooled, L2-normalised), computed
