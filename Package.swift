@@ -25,12 +25,18 @@ let package = Package(
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
         .executable(name: "transformer", targets: ["transformer"]),
     ],
+    // MARK: - Traits (all off by default: the default build needs no system library)
+    traits: [
+        .trait(name: "BLAS", description: "Back Gemm.multiply with the system CBLAS (OpenBLAS: apt-get install libopenblas-dev)."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // MARK: - Libraries
-        .target(name: "TensorKit", swiftSettings: cpuFlags),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "TensorKit", dependencies: [.target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
+                swiftSettings: cpuFlags),
         .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
         .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],

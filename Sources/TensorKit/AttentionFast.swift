@@ -61,9 +61,10 @@ extension Kernels {
             let dv = UnsafeMutablePointer<Float>(bitPattern: dv0)!, dout = UnsafePointer<Float>(bitPattern: do0)!
             let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!
             let v = UnsafePointer<Float>(bitPattern: v0)!, att = UnsafePointer<Float>(bitPattern: a0)!
-            let scratchBytes = tq * tk * MemoryLayout<Float>.stride
-            let ds = UnsafeMutableRawPointer.allocate(byteCount: max(scratchBytes, 64), alignment: 64).bindMemory(to: Float.self, capacity: tq * tk)
-            defer { ds.deallocate() }
+            // dS [tq, tk] for one pair at a time, from the GEMM's pool of reusable buffers.
+            let buffer = PackBuffers.acquire(floats: max(tq * tk, 16))
+            defer { PackBuffers.release(buffer) }
+            let ds = buffer.pointer
             for pair in pairs {
                 let bi = pair / heads, h = pair % heads
                 let qOff = bi * tq * qStride + h * dHead, kvOff = bi * tk * kvStride + h * dHead

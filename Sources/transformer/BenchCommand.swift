@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
         var parts = Set(only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         if gemmOnly { parts = ["gemm"] }
         if trainOnly { parts = ["gpt-small", "gpt-tiny", "seq2seq"] }
-        print("transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))")
+        print("transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))")
         if parts.contains("gemm") { gemm() }
         if parts.contains("gpt-small") { try trainGPT(name: "gpt-small", GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16) }
         if parts.contains("gpt-tiny") { try trainGPT(name: "gpt-tiny", GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32) }
