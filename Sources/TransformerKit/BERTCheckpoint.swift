@@ -236,7 +236,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         self.maxLength = length
         var normalize = true
         if exists("modules.json") {
-            let data = try Data(contentsOf: file("modules.json"))
+            guard let data = try? Data(contentsOf: file("modules.json")) else { throw BERTCheckpointError("\(file("modules.json").path): cannot read the file") }
             guard let modules = try? JSONDecoder().decode([Module].self, from: data) else {
                 throw BERTCheckpointError("\(file("modules.json").path) is not a JSON list of {\"type\", \"path\"} modules")
             }
