@@ -32,6 +32,29 @@ public enum FastMath {
         return y * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
+    /// erf for 8 lanes: x·P(x²)/Q(x²) on x clamped to [−4, 4] (beyond which erf is ±1 in float),
+    /// the rational approximation Eigen and XLA use for float. Absolute error below 1e-6 (tested
+    /// against libm's `erf`); no exp, one division.
+    @inline(__always)
+    public static func erf(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+        let lo = SIMD8<Float>(repeating: -4), hi = SIMD8<Float>(repeating: 4)
+        var x = x0  // compare-and-select, as in `exp`
+        x.replace(with: lo, where: x .< lo)
+        x.replace(with: hi, where: x .> hi)
+        let x2 = x * x
+        var p = x2 * -2.726_142_258_013_06e-10 + 2.770_681_424_959_02e-08
+        p = x2 * p - 2.101_024_020_825_08e-06
+        p = x2 * p - 5.692_506_394_623_46e-05
+        p = x2 * p - 7.349_906_303_268_55e-04
+        p = x2 * p - 2.954_599_808_540_25e-03
+        p = x2 * p - 1.609_603_332_624_15e-02
+        var q = x2 * -1.456_607_184_649_96e-05 - 2.133_740_552_789_05e-04
+        q = x2 * q - 1.682_826_974_382_03e-03
+        q = x2 * q - 7.373_329_167_204_68e-03
+        q = x2 * q - 1.426_473_905_141_89e-02
+        return x * p / q
+    }
+
     /// tanh for 8 lanes, as 1 − 2 / (e^{2x} + 1) (exact limits ±1 for large |x|).
     @inline(__always)
     public static func tanh(_ x: SIMD8<Float>) -> SIMD8<Float> {
@@ -41,15 +64,20 @@ public enum FastMath {
 }
 
 extension Kernels {
-    /// GELU (tanh form) forward, 8 at a time.
-    static func geluTanhForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
+    /// GELU forward in either form, 8 at a time, on both cores when the block is large.
+    static func geluForwardFast(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
         let o0 = UInt(bitPattern: out), i0 = UInt(bitPattern: inp)
         parallelRanges(count: (count + 7) / 8, costPerItem: 200) { blocks in
             let lo = blocks.lowerBound * 8, hi = min(count, blocks.upperBound * 8)
-            geluTanhForwardSerial(FloatPtr(bitPattern: o0)! + lo, ConstFloatPtr(bitPattern: i0)! + lo, count: hi - lo)
+            let o = FloatPtr(bitPattern: o0)! + lo, x = ConstFloatPtr(bitPattern: i0)! + lo
+            switch form {
+            case .tanh: geluTanhForwardSerial(o, x, count: hi - lo)
+            case .erf: geluErfForwardSerial(o, x, count: hi - lo)
+            }
         }
     }
 
+    /// GELU (tanh form) forward, 8 at a time.
     static func geluTanhForwardSerial(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
         let c = Float((2.0 / Double.pi).squareRoot())
         var i = 0
@@ -60,6 +88,18 @@ extension Kernels {
             i += 8
         }
         while i < count { out[i] = gelu(inp[i], form: .tanh); i += 1 }
+    }
+
+    /// GELU (exact form, `x·Φ(x) = ½x(1 + erf(x/√2))`, BERT's) forward, 8 at a time.
+    static func geluErfForwardSerial(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int) {
+        let r: Float = 0.707_106_781_186_547_5  // 1/√2
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: 0.5 * x * (1 + FastMath.erf(x * r)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { out[i] = gelu(inp[i], form: .erf); i += 1 }
     }
 
     /// GELU (tanh form) backward, 8 at a time: dinp += (0.5(1+t) + 0.5x(1−t²)·u′) · dout.

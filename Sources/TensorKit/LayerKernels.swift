@@ -200,8 +200,7 @@ public enum Kernels {
     }
 
     public static func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
-        if form == .tanh { return geluTanhForward(out, inp, count: count) }
-        for i in 0..<count { out[i] = gelu(inp[i], form: form) }
+        geluForwardFast(out, inp, count: count, form: form)
     }
 
     public static func geluBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {

@@ -6,11 +6,11 @@ import Walkthrough
 /// The options that define a walkthrough's input; shared by `walkthrough` and `check` so that
 /// `check` compares against exactly the computation the learner saw.
 struct WalkthroughOptions: ParsableArguments {
-    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002) or gpt (decoder only, GPT-2 layout).")
+    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout) or bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2).")
     var model: String = "seq2seq"
-    @Option(help: "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder).")
+    @Option(help: "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required).")
     var checkpoint: String?
-    @Option(help: "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line).")
+    @Option(help: "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A man is playing a guitar.).")
     var prompt: String?
     @Option(help: "GPT with --checkpoint: token ids instead of --prompt (comma-separated), e.g. for a folder without a tokenizer.")
     var ids: String?
@@ -65,7 +65,8 @@ struct WalkthroughOptions: ParsableArguments {
             }
             return try setup().run()
         case "gpt": return try gptDocument()
-        default: throw WalkthroughError("--model must be seq2seq or gpt (got \(model))")
+        case "bert": return try bertDocument()
+        default: throw WalkthroughError("--model must be seq2seq, gpt or bert (got \(model))")
         }
     }
 
