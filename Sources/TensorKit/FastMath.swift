@@ -127,3 +127,25 @@ extension Kernels {
         while i < count { dinp[i] += geluDerivative(inp[i], form: .tanh) * dout[i]; i += 1 }
     }
 }
+
+extension Kernels {
+    /// `pre[i, ·] += bias`, then `out[i, ·] = GELU(pre[i, ·])`, row by row for `[n, c]`: the bias add and
+    /// the activation in one pass over memory (each row is still in L1 when the activation reads it).
+    /// `pre` keeps the biased pre-activation for the backward pass.
+    public static func biasGELUForward(_ out: FloatPtr, _ pre: FloatPtr, bias: ConstFloatPtr, n: Int, c: Int, form: GELUForm) {
+        let a = (UInt(bitPattern: out), UInt(bitPattern: pre), UInt(bitPattern: bias))
+        parallelRanges(count: n, costPerItem: 25 * c) { rows in
+            let out = FloatPtr(bitPattern: a.0)!, pre = FloatPtr(bitPattern: a.1)!, bias = ConstFloatPtr(bitPattern: a.2)!
+            for i in rows {
+                let p = pre + i * c, o = out + i * c
+                var j = 0
+                while j + 8 <= c { Gemm.store8(Gemm.load8(p + j) + Gemm.load8(bias + j), p + j); j += 8 }
+                while j < c { p[j] += bias[j]; j += 1 }
+                switch form {
+                case .tanh: geluTanhForwardSerial(o, p, count: c)
+                case .erf: geluErfForwardSerial(o, p, count: c)
+                }
+            }
+        }
+    }
+}

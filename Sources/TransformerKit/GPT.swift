@@ -209,8 +209,8 @@ public final class GPTModel: @unchecked Sendable {
             Kernels.linearForward(B.attnOut.pointer, B.ctx.pointer, p(o.projW), p(o.projB), n: n, c: d, oc: d)
             for i in 0..<(n * d) { B.res1.pointer[i] = x[i] + B.attnOut.pointer[i] }
             Kernels.layerNormForward(B.ln2.pointer, B.mean2.pointer, B.rstd2.pointer, B.res1.pointer, p(o.ln2w), p(o.ln2b), n: n, c: d, eps: eps)
-            Kernels.linearForward(B.fc.pointer, B.ln2.pointer, p(o.fcW), p(o.fcB), n: n, c: d, oc: config.hidden)
-            Kernels.geluForward(B.act.pointer, B.fc.pointer, count: n * config.hidden, form: config.geluForm)
+            Kernels.linearForward(B.fc.pointer, B.ln2.pointer, p(o.fcW), nil, n: n, c: d, oc: config.hidden)
+            Kernels.biasGELUForward(B.act.pointer, B.fc.pointer, bias: p(o.fcB), n: n, c: config.hidden, form: config.geluForm)
             Kernels.linearForward(B.mlpOut.pointer, B.act.pointer, p(o.mlpW), p(o.mlpB), n: n, c: config.hidden, oc: d)
             for i in 0..<(n * d) { B.res2.pointer[i] = B.res1.pointer[i] + B.mlpOut.pointer[i] }
             x = UnsafePointer(B.res2.pointer)

@@ -260,6 +260,21 @@ import Testing
         }
     }
 
+    @Test(arguments: [GELUForm.tanh, GELUForm.erf])
+    func biasGELUEqualsBiasThenGELU(form: GELUForm) {
+        let n = 70, c = 515  // rows split across threads; a width with an 8-lane tail
+        var rng = SeededRNG(seed: 9)
+        let x = rng.uniform(shape: [n * c], low: -4, high: 4).data, bias = rng.uniform(shape: [c], low: -1, high: 1).data
+        var pre = x, out = [Float](repeating: .nan, count: n * c)
+        Kernels.biasGELUForward(&out, &pre, bias: bias, n: n, c: c, form: form)
+        var biased = x
+        for i in 0..<n { for j in 0..<c { biased[i * c + j] += bias[j] } }
+        var ref = [Float](repeating: 0, count: n * c)
+        Kernels.geluForward(&ref, biased, count: n * c, form: form)
+        #expect(pre == biased, "the biased pre-activation is kept")
+        #expect(zip(out, ref).allSatisfy { abs($0 - $1) <= 1e-6 }, "activation")
+    }
+
     @Test(arguments: [(Float(0), 7, 5), (Float(0.1), 7, 5), (Float(0), 300, 65), (Float(0.1), 100, 8000)])
     func crossEntropyMatchesReference(smoothing: Float, n: Int, v: Int) {
         var rng = SeededRNG(seed: UInt64(n * v))
