@@ -14,6 +14,7 @@ echo "== $(date -u +%FT%TZ) · $(nproc) cores =="
 STEPS=${STEPS:-10}
 CONTEXTS=${CONTEXTS:-64,256,1024}
 "$BIN" bench --steps "$STEPS" --contexts "$CONTEXTS" | tee /tmp/bench-swift.txt
+: > /tmp/bench-peer.txt
 for t in 1 2; do
   OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$PY" - "$t" <<'PYEOF' | tee -a /tmp/bench-peer.txt
 import sys, time, numpy as np
