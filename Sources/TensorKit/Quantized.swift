@@ -33,17 +33,19 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// Bytes of `count` values (`count` a multiple of `blockSize`).
     public func byteCount(_ count: Int) -> Int { count / blockSize * blockBytes }
 
-    public var name: String { Self.name(of: rawValue) }
+    /// ggml's name: "Q4_1".
+    public var name: String { Self.names[rawValue]! }
 
-    /// ggml's name for a type id, known to this project or not.
+    /// ggml's name and id for a type id, known to this project or not: "Q6_K (type 14)".
     public static func name(of raw: UInt32) -> String {
-        let names: [UInt32: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-                                       10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
-                                       16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
-                                       22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
-                                       29: "IQ1_M", 30: "BF16"]
-        return names[raw].map { "\($0) (type \(raw))" } ?? "type \(raw)"
+        names[raw].map { "\($0) (type \(raw))" } ?? "type \(raw)"
     }
+
+    static let names: [UInt32: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
+                                          10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
+                                          16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
+                                          22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
+                                          29: "IQ1_M", 30: "BF16"]
 }
 
 /// A row-major matrix `[rows, cols]` in one of the ggml formats, read in place (e.g. from a

@@ -143,7 +143,7 @@ public final class GGUFFile: @unchecked Sendable {
         // Each key–value takes at least 12 bytes and each tensor info at least 24: reject absurd counts
         // before reserving anything.
         guard kvCount <= UInt64(store.count / 12), tensorCount <= UInt64(store.count / 24) else {
-            throw GGUFError("\(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \(store.count)-byte file can hold")
+            throw GGUFError("\(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \(store.count)-byte file can hold: it is truncated or corrupt")
         }
         var keys: [String] = [], metadata: [String: GGUFValue] = [:]
         for i in 0..<Int(kvCount) {
