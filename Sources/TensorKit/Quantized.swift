@@ -113,6 +113,10 @@ public enum Quantized {
     }
 
     // MARK: - Dot products on the blocks
+    //
+    // One function per format, so the loop over a row's blocks has no branch on the type. Swift does
+    // not fuse `a * b + c`, hence `addProduct` (an FMA with -target-cpu haswell). Each block's 32
+    // products go into two accumulators, then one FMA by the block's scale adds them to the row's sum.
 
     @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
@@ -126,76 +130,108 @@ public enum Quantized {
         SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: v))
     }
 
-    /// `row · x` for one row of `cols` values. `blockSums[b]` = Σ x over block b (Q4_1's minimum
-    /// multiplies it, so the inner loop need not add `m` 32 times).
-    @inline(__always)
-    static func dot(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ blockSums: ConstFloatPtr, cols: Int) -> Float {
-        switch type {
+    @inline(__always) static func dotF32(_ w: ConstFloatPtr, _ x: ConstFloatPtr, cols: Int) -> Float {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        var i = 0
+        while i + 32 <= cols {
+            a0.addProduct(load8(w + i), load8(x + i))
+            a1.addProduct(load8(w + i + 8), load8(x + i + 8))
+            a2.addProduct(load8(w + i + 16), load8(x + i + 16))
+            a3.addProduct(load8(w + i + 24), load8(x + i + 24))
+            i += 32
+        }
+        var s = ((a0 + a1) + (a2 + a3)).sum()
+        while i < cols { s += w[i] * x[i]; i += 1 }
+        return s
+    }
+
+    @inline(__always) static func dotQ8_0(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, blocks: Int) -> Float {
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
+        for b in 0..<blocks {
+            let blk = row + 34 * b, xb = x + 32 * b
+            let q = blk.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+            var s0 = floats(q.lowHalf.lowHalf) * load8(xb)
+            var s1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
+            s0.addProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
+            s1.addProduct(floats(q.highHalf.highHalf), load8(xb + 24))
+            let d = SIMD8<Float>(repeating: half(blk))
+            if b & 1 == 0 { acc0.addProduct(s0 + s1, d) } else { acc1.addProduct(s0 + s1, d) }
+        }
+        return (acc0 + acc1).sum()
+    }
+
+    /// Q4_1: Σ (d·q + m)·x = d·Σ q·x + m·Σx, with Σx per block precomputed in `sums`.
+    /// Q4_0: d·Σ (q − 8)·x = d·(Σ q·x − 8·Σx).
+    @inline(__always) static func dotQ4(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int, withMin: Bool) -> Float {
+        let stride = withMin ? 20 : 18, qOffset = stride - 16
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let blk = row + stride * b, xb = x + 32 * b
+            let q = blk.loadUnaligned(fromByteOffset: qOffset, as: SIMD16<UInt8>.self)
+            let lo = q & 15, hi = q &>> 4
+            var s0 = floats(lo.lowHalf) * load8(xb)
+            var s1 = floats(lo.highHalf) * load8(xb + 8)
+            s0.addProduct(floats(hi.lowHalf), load8(xb + 16))
+            s1.addProduct(floats(hi.highHalf), load8(xb + 24))
+            let d = half(blk)
+            if b & 1 == 0 { acc0.addProduct(s0 + s1, SIMD8(repeating: d)) } else { acc1.addProduct(s0 + s1, SIMD8(repeating: d)) }
+            offsets.addProduct(withMin ? half(blk + 2) : -8 * d, sums[b])
+        }
+        return (acc0 + acc1).sum() + offsets
+    }
+
+    /// `out[r] = row r · x` for the rows in `rows`. `sums[b]` = Σ x over block b (for the 4-bit formats).
+    static func dotRows(_ out: FloatPtr, _ m: QuantizedMatrix, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, rows: Range<Int>) {
+        let blocks = m.cols / 32
+        switch m.type {
         case .f32:
-            let w = row.assumingMemoryBound(to: Float.self)
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var i = 0
-            while i + 32 <= cols {
-                a0 = (load8(w + i) * load8(x + i)) + a0
-                a1 = (load8(w + i + 8) * load8(x + i + 8)) + a1
-                a2 = (load8(w + i + 16) * load8(x + i + 16)) + a2
-                a3 = (load8(w + i + 24) * load8(x + i + 24)) + a3
-                i += 32
-            }
-            var s = ((a0 + a1) + (a2 + a3)).sum()
-            while i < cols { s += w[i] * x[i]; i += 1 }
-            return s
+            for r in rows { out[r] = dotF32(m.row(r).assumingMemoryBound(to: Float.self), x, cols: m.cols) }
         case .f16:
-            var s: Float = 0
-            for i in 0..<cols { s += half(row + 2 * i) * x[i] }
-            return s
+            for r in rows {
+                let row = m.row(r)
+                var s: Float = 0
+                for i in 0..<m.cols { s += half(row + 2 * i) * x[i] }
+                out[r] = s
+            }
         case .q8_0:
-            var acc = SIMD8<Float>()
-            for b in 0..<cols / 32 {
-                let blk = row + 34 * b, xb = x + 32 * b
-                let q = blk.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
-                var s = floats(q.lowHalf.lowHalf) * load8(xb)
-                s = floats(q.lowHalf.highHalf) * load8(xb + 8) + s
-                s = floats(q.highHalf.lowHalf) * load8(xb + 16) + s
-                s = floats(q.highHalf.highHalf) * load8(xb + 24) + s
-                acc = s * half(blk) + acc
-            }
-            return acc.sum()
-        case .q4_0, .q4_1:
-            // Q4_0: d·Σ(q − 8)x = d·(Σ q·x − 8·Σx); Q4_1: d·Σ q·x + m·Σx.
-            let stride = type == .q4_1 ? 20 : 18, qOffset = stride - 16
-            var acc = SIMD8<Float>(), offsets: Float = 0
-            for b in 0..<cols / 32 {
-                let blk = row + stride * b, xb = x + 32 * b
-                let q = blk.loadUnaligned(fromByteOffset: qOffset, as: SIMD16<UInt8>.self)
-                let lo = q & 15, hi = q &>> 4
-                var s = floats(lo.lowHalf) * load8(xb)
-                s = floats(lo.highHalf) * load8(xb + 8) + s
-                s = floats(hi.lowHalf) * load8(xb + 16) + s
-                s = floats(hi.highHalf) * load8(xb + 24) + s
-                let d = half(blk)
-                acc = s * d + acc
-                offsets += (type == .q4_1 ? half(blk + 2) : -8 * d) * blockSums[b]
-            }
-            return acc.sum() + offsets
+            for r in rows { out[r] = dotQ8_0(m.row(r), x, blocks: blocks) }
+        case .q4_1:
+            for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: true) }
+        case .q4_0:
+            for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: false) }
         }
     }
 
     /// `out[r] = Σ_c m[r, c] · x[c]`: a matrix–vector product read straight from the blocks, rows split
     /// across the threads. `scratch` holds `cols / 32` floats.
     public static func matvec(_ out: FloatPtr, _ m: QuantizedMatrix, _ x: ConstFloatPtr, scratch: FloatPtr) {
-        if m.type == .q4_0 || m.type == .q4_1 {
-            for b in 0..<m.cols / 32 {
-                var s = SIMD8<Float>()
-                for j in stride(from: 0, to: 32, by: 8) { s += load8(x + 32 * b + j) }
+        matvec([(out, m)], x, scratch: scratch)
+    }
+
+    /// Several matrix–vector products with the same input (Q, K and V; gate and up) as one parallel
+    /// job over all their rows: one wake-up of the second thread instead of one per matrix.
+    public static func matvec(_ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr) {
+        let cols = products[0].matrix.cols
+        precondition(products.allSatisfy { $0.matrix.cols == cols }, "matvec: the matrices must have the same width")
+        if products.contains(where: { $0.matrix.type == .q4_0 || $0.matrix.type == .q4_1 }) {
+            for b in 0..<cols / 32 {
+                var s = load8(x + 32 * b)
+                s += load8(x + 32 * b + 8); s += load8(x + 32 * b + 16); s += load8(x + 32 * b + 24)
                 scratch[b] = s.sum()
             }
         }
-        let o0 = UInt(bitPattern: out), x0 = UInt(bitPattern: x), s0 = UInt(bitPattern: scratch)
-        parallelRanges(count: m.rows, costPerItem: m.cols) { rows in
-            let out = UnsafeMutablePointer<Float>(bitPattern: o0)!, x = UnsafePointer<Float>(bitPattern: x0)!
-            let sums = UnsafePointer<Float>(bitPattern: s0)!
-            for r in rows { out[r] = dot(m.type, m.row(r), x, sums, cols: m.cols) }
+        // Global row g is row g − starts[i] of product i.
+        var offsets: [Int] = [], total = 0
+        for p in products { offsets.append(total); total += p.matrix.rows }
+        let starts = offsets
+        let jobs = products.map { (UInt(bitPattern: $0.out), $0.matrix) }
+        let x0 = UInt(bitPattern: x), s0 = UInt(bitPattern: scratch)
+        parallelRanges(count: total, costPerItem: cols) { range in
+            let x = UnsafePointer<Float>(bitPattern: x0)!, sums = UnsafePointer<Float>(bitPattern: s0)!
+            for (i, (o, m)) in jobs.enumerated() {
+                let lo = max(range.lowerBound, starts[i]) - starts[i], hi = min(range.upperBound, starts[i] + m.rows) - starts[i]
+                if lo < hi { dotRows(UnsafeMutablePointer<Float>(bitPattern: o)!, m, x, sums, rows: lo..<hi) }
+            }
         }
     }
 

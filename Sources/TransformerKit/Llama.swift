@@ -204,14 +204,17 @@ public final class LlamaSession {
         }
     }
 
-    /// `out[n, m.rows] = inp[n, m.cols] · mᵀ`.
-    private func linear(_ out: FloatPtr, _ inp: FloatPtr, _ m: QuantizedMatrix, n: Int) {
+    /// `out[n, m.rows] = inp[n, m.cols] · mᵀ` for each (out, m): matrix–vector products on the blocks
+    /// for one token (in one parallel job), de-quantise + GEMM for a prompt.
+    private func linear(_ products: [(FloatPtr, QuantizedMatrix)], _ inp: FloatPtr, n: Int) {
         if n == 1 {
-            Quantized.matvec(out, m, inp, scratch: blockSums.pointer)
+            Quantized.matvec(products.map { (out: $0.0, matrix: $0.1) }, inp, scratch: blockSums.pointer)
         } else {
-            Quantized.matmul(out, m, inp, n: n, scratch: dequantScratch.pointer)
+            for (out, m) in products { Quantized.matmul(out, m, inp, n: n, scratch: dequantScratch.pointer) }
         }
     }
+
+    private func linear(_ out: FloatPtr, _ inp: FloatPtr, _ m: QuantizedMatrix, n: Int) { linear([(out, m)], inp, n: n) }
 
     /// Tokens `length ..< length + n` through every block; leaves the last position's logits.
     private func forward(_ tokens: [Int]) {
@@ -224,9 +227,8 @@ public final class LlamaSession {
             // attention: x += W_o · attn(rope(W_q h), rope(W_k h), W_v h), h = rmsnorm(x)
             Kernels.rmsNormForward(h.pointer, x.pointer, b.attnNorm, n: n, c: d, eps: c.rmsEps)
             let kNew = kCache[l].pointer + start * kvDim, vNew = vCache[l].pointer + start * kvDim
-            linear(q.pointer, h.pointer, b.q, n: n)         // (n, heads·hs)
-            linear(kNew, h.pointer, b.k, n: n)              // (n, kvHeads·hs), straight into the cache
-            linear(vNew, h.pointer, b.v, n: n)
+            // q (n, heads·hs); k, v (n, kvHeads·hs), straight into the cache
+            linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
             Kernels.ropeForward(q.pointer, cosSin: rope.pointer, n: n, start: start, heads: c.heads, headSize: c.headSize, rowStride: d)
             Kernels.ropeForward(kNew, cosSin: rope.pointer, n: n, start: start, heads: c.kvHeads, headSize: c.headSize, rowStride: kvDim)
             Kernels.cachedAttentionForward(ctx.pointer, q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
@@ -235,8 +237,7 @@ public final class LlamaSession {
             for j in 0..<n * d { x[j] += tmp[j] }
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
             Kernels.rmsNormForward(h.pointer, x.pointer, b.ffnNorm, n: n, c: d, eps: c.rmsEps)
-            linear(gate.pointer, h.pointer, b.gate, n: n)   // (n, hidden)
-            linear(up.pointer, h.pointer, b.up, n: n)
+            linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
             Kernels.swigluForward(gate.pointer, gate.pointer, up.pointer, count: n * c.hidden)
             linear(tmp.pointer, gate.pointer, b.down, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }

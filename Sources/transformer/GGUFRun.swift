@@ -185,3 +185,63 @@ struct GGUFInfoCommand: ParsableCommand {
         } catch let e as GGUFError { fail(e.description) }
     }
 }
+
+struct GGUFBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf-bench",
+        abstract: "Measure a GGUF model's prompt processing and batch-1 generation speed, quantised and de-quantised.",
+        discussion: """
+            Prompt: --prompt-tokens token ids fed at once into an empty cache (timed, best of --repeats). \
+            Generation: --gen-tokens greedy tokens after a 16-token prompt, one at a time with the KV cache \
+            (tokens/s over the tokens after the first). Weights as stored (quantised) and de-quantised to Float32.
+            """)
+
+    @Option(help: "A .gguf file.") var model: String
+    @Option(help: "Prompt length to time.") var promptTokens: Int = 512
+    @Option(help: "Tokens to generate.") var genTokens: Int = 128
+    @Option(help: "Repeats (the best is reported).") var repeats: Int = 3
+    @Option(help: "Threads.") var threads: Int = 2
+    @Option(help: "Which weights: both, quantized or dequantized.") var weights: String = "both"
+
+    func run() throws {
+        do {
+            guard promptTokens >= 1, genTokens >= 2, repeats >= 1 else { throw GGUFError("--prompt-tokens ≥ 1, --gen-tokens ≥ 2, --repeats ≥ 1") }
+            guard ["both", "quantized", "dequantized"].contains(weights) else { throw GGUFError("--weights is both, quantized or dequantized") }
+            Gemm.threads = threads
+            let file = try GGUFFile(url: URL(fileURLWithPath: model))
+            let tok = try GGUFTokenizer(gguf: file)
+            let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 8)
+            let ids = Array(tok.encode(text).prefix(promptTokens))
+            let modes = weights == "both" ? [false, true] : [weights == "dequantized"]
+            for deq in modes {
+                let t0 = Date()
+                let m = try LlamaModel(file: file, dequantize: deq)
+                let load = Date().timeIntervalSince(t0)
+                let s = LlamaSession(model: m, maxLength: max(promptTokens, 16 + genTokens) + 1)
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    s.reset()
+                    let a = Date()
+                    try s.feed(ids)
+                    best = min(best, Date().timeIntervalSince(a))
+                }
+                var bestGen = Double.infinity
+                for _ in 0..<repeats {
+                    s.reset()
+                    var logits = try s.feed(Array(ids.prefix(16)))
+                    let a = Date()
+                    for _ in 0..<genTokens {
+                        let next = sampleToken(logits, SamplingOptions(temperature: 0), rng: &rngDummy)
+                        logits = try s.feed([next])
+                    }
+                    bestGen = min(bestGen, Date().timeIntervalSince(a))
+                }
+                print(String(format: "this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; generation %.1f tokens/s; load %.2f s",
+                             deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6, threads, ids.count, Double(ids.count) / best,
+                             Double(genTokens) / bestGen, load))
+            }
+        } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
+    }
+}
+
+nonisolated(unsafe) private var rngDummy = SeededRNG(seed: 1)
