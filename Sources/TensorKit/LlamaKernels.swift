@@ -65,8 +65,52 @@ extension Kernels {
     ///
     /// `q` is `[n, heads·headSize]`; `kCache`, `vCache` are `[positions, kvHeads·headSize]` and already
     /// hold the new positions' keys and values. Query head h reads key/value head h / (heads / kvHeads).
-    /// `out` is `[n, heads·headSize]`. (Position, head) pairs run in parallel.
+    /// `out` is `[n, heads·headSize]`. One position (generation) goes through `cachedAttentionLoop`;
+    /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
+    /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
     public static func cachedAttentionForward(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+                                              n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
+        if n < 8 {
+            cachedAttentionLoop(out, q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
+            return
+        }
+        let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
+        let scale = 1 / Float(headSize).squareRoot()
+        let p = FloatPtr.allocate(capacity: n * len)
+        defer { p.deallocate() }
+        for h in 0..<heads {
+            let kvh = h / group
+            Gemm.multiply(transA: false, transB: true, m: n, n: len, k: headSize, alpha: scale, a: q + h * headSize, lda: qStride,
+                          b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
+            for t in 0..<n {
+                let row = p + t * len, valid = start + t + 1
+                softmaxInPlace(row, count: valid)
+                (row + valid).update(repeating: 0, count: len - valid)
+            }
+            Gemm.multiply(transA: false, transB: false, m: n, n: headSize, k: len, a: p, lda: len,
+                          b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: out + h * headSize, ldc: qStride)
+        }
+    }
+
+    /// softmax over `count` floats, in place, 8 at a time.
+    static func softmaxInPlace(_ x: FloatPtr, count: Int) {
+        var m = -Float.infinity
+        for j in 0..<count { m = max(m, x[j]) }
+        var sum = SIMD8<Float>(), j = 0
+        while j + 8 <= count {
+            let e = FastMath.exp(UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m)
+            UnsafeMutableRawPointer(x + j).storeBytes(of: e, as: SIMD8<Float>.self)
+            sum += e; j += 8
+        }
+        var total = sum.sum()
+        while j < count { x[j] = Foundation.exp(x[j] - m); total += x[j]; j += 1 }
+        let inv = 1 / total
+        for j in 0..<count { x[j] *= inv }
+    }
+
+    /// The same attention position by position, (position, head) pairs in parallel: the reference,
+    /// and the fast path for one new token.
+    public static func cachedAttentionLoop(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
                                               n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize
         let scale = 1 / Float(headSize).squareRoot()
