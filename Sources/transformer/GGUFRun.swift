@@ -113,7 +113,8 @@ struct ChatCommand: ParsableCommand {
             while true {
                 if interactive { FileHandle.standardOutput.write(Data("> ".utf8)) }
                 guard let line = readLine(), !line.trimmingCharacters(in: .whitespaces).isEmpty else { break }
-                if line == "/reset" { r.session.reset(); first = true; unfed = []; print("(new conversation)"); continue }
+                if !interactive { FileHandle.standardOutput.write(Data("> \(line)\n".utf8)) }  // a readable transcript
+                if line == "/reset" { r.session.reset(); first = true; unfed = []; FileHandle.standardOutput.write(Data("(new conversation)\n".utf8)); continue }
                 var messages: [GGUFTokenizer.Message] = []
                 if first, let system { messages.append(.init(role: "system", content: system)) }
                 messages.append(.init(role: "user", content: line))
@@ -122,14 +123,14 @@ struct ChatCommand: ParsableCommand {
                 // after a reply ending in <|im_end|>, the template's "\n" comes before the next turn
                 let ids = unfed + (first ? [] : r.tokenizer.encode("\n")) + r.tokenizer.encode(text)
                 if r.session.length + ids.count + 1 > r.session.maxLength {
-                    print("(the context is full: starting a new conversation)")
+                    FileHandle.standardOutput.write(Data("(the context is full: starting a new conversation)\n".utf8))
                     r.session.reset(); first = true; unfed = []
                     continue
                 }
                 var opts = sampling
                 opts.seed = sampling.seed &+ UInt64(turn)
                 let result = try r.stream(prompt: ids, maxTokens: maxTokens, sampling: opts)
-                print("")
+                FileHandle.standardOutput.write(Data("\n".utf8))
                 r.report(promptTokens: ids.count, result: result)
                 // The session has seen every reply token but the last. A reply cut off by --max-tokens
                 // is closed with <|im_end|> so the next turn reads as the template expects.
