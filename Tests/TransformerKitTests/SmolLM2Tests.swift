@@ -91,9 +91,12 @@ import TensorKit
         print("SmolLM2Tests: de-quantised weights, worst logit difference from transformers \(worst)")
     }
 
-    /// With the quantised kernels (weights read from the blocks) the logits move a little: checked
-    /// to 2e-2, and the greedy tokens up to the first step where transformers' top two logits are
-    /// within 0.3 of each other (a near-tie, which a rounding difference may flip).
+    /// With the quantised kernels (weights read from the blocks, de-quantised in registers; the
+    /// activations stay Float32) only the order of the sums changes: measured 3.4e-5 from
+    /// transformers, checked to 1e-3, and the greedy tokens exactly. (The greedy runs do pass
+    /// near-ties — top two logits within 0.3, from step 0, 5 and 6 of the three prompts — where a
+    /// kernel with 8-bit activations, as llama.cpp's, may choose differently; these kernels keep to
+    /// the de-quantised model's choices.)
     @Test(.enabled(if: available, "the SmolLM2 GGUF file is not available"))
     func quantisedKernelsStayClose() throws {
         let model = try LlamaModel(file: try #require(Self.file))
@@ -104,13 +107,11 @@ import TensorKit
             for pair in c.top + c.probe {
                 let d = abs(Double(logits[Int(pair[0])]) - pair[1])
                 worst = max(worst, d)
-                #expect(d < 2e-2, "\(c.text.prefix(20).debugDescription) id \(Int(pair[0])): \(logits[Int(pair[0])]) vs \(pair[1])")
+                #expect(d < 1e-3, "\(c.text.prefix(20).debugDescription) id \(Int(pair[0])): \(logits[Int(pair[0])]) vs \(pair[1])")
             }
             s.reset()
             let greedy = try s.generate(prompt: c.ids, maxNewTokens: 24, sampling: SamplingOptions(temperature: 0))
-            let firstTie = c.greedy_gaps.firstIndex { $0 < 0.3 } ?? c.greedy.count
-            #expect(Array(greedy.prefix(firstTie)) == Array(c.greedy.prefix(firstTie)),
-                    "\(c.text.prefix(20).debugDescription): first near-tie at step \(firstTie)")
+            #expect(greedy == c.greedy, "\(c.text.prefix(20).debugDescription)")
         }
         print("SmolLM2Tests: quantised kernels, worst logit difference from transformers \(worst)")
     }
