@@ -174,7 +174,7 @@ struct GGUFInfoCommand: ParsableCommand {
             print("\ntensor types:")
             print("  type          tensors   values        bytes   bits/value")
             for (name, e) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
-                print(String(format: "  %-12@ %8d %9d %12d   %.2f", name as NSString, e.count, e.values, e.bytes, 8 * Double(e.bytes) / Double(e.values)))
+                print("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %8d %9d %12d   %.2f", e.count, e.values, e.bytes, 8 * Double(e.bytes) / Double(e.values)))
             }
             print("\ntensors\(all ? "" : " (those outside the blocks, and block 0)"):")
             for t in f.tensors where all || !t.name.hasPrefix("blk.") || t.name.hasPrefix("blk.0.") {
