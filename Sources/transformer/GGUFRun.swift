@@ -59,6 +59,9 @@ struct GGUFRunner {
                           promptTokens, r.promptSeconds, Double(promptTokens) / max(r.promptSeconds, 1e-9), r.tokens.count, gen,
                           model.dequantized ? "Float32" : "quantised", Gemm.threads)
         FileHandle.standardError.write(Data((line + "\n").utf8))
+        if session.length >= session.maxLength {
+            FileHandle.standardError.write(Data("note: stopped because the context of \(session.maxLength) tokens is full (--context)\n".utf8))
+        }
     }
 }
 
