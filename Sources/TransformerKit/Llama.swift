@@ -128,6 +128,15 @@ public struct LlamaError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// What a block did to the last position, for walkthroughs: the vectors it added to the residual
+/// stream, the stream after it, and each head's attention over the positions so far.
+public struct LlamaBlockSummary: Sendable {
+    public let layer: Int
+    public let attentionOutput: [Float], feedForwardOutput: [Float], residual: [Float]
+    /// `[heads][positions]`, each row summing to 1.
+    public let attention: [[Float]]
+}
+
 /// One conversation with a model: the KV cache (Float32, grown as the context fills), the work
 /// buffers, and the position. `feed` runs tokens through every block — a prompt as matrix–matrix
 /// products, one token as matrix–vector products — and returns the next token's logits.
@@ -144,6 +153,8 @@ public final class LlamaSession {
     private var tmp = FlatBuffer(count: 0), gate = FlatBuffer(count: 0), up = FlatBuffer(count: 0)
     private let logits: FlatBuffer
     private let blockSums: FlatBuffer, dequantScratch: FlatBuffer
+    /// Called after each block with the last position's summary (walkthroughs); nil costs nothing.
+    public var observe: ((LlamaBlockSummary) -> Void)?
     /// Prompts go through in chunks of this many tokens (bounds the work buffers).
     public static let chunk = 512
 
@@ -235,17 +246,53 @@ public final class LlamaSession {
                                            n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
             linear(tmp.pointer, ctx.pointer, b.o, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
+            let attnOut = observe == nil ? [] : Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d))
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
             Kernels.rmsNormForward(h.pointer, x.pointer, b.ffnNorm, n: n, c: d, eps: c.rmsEps)
             linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
             Kernels.swigluForward(gate.pointer, gate.pointer, up.pointer, count: n * c.hidden)
             linear(tmp.pointer, gate.pointer, b.down, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
+            if let observe {
+                observe(LlamaBlockSummary(
+                    layer: l, attentionOutput: attnOut,
+                    feedForwardOutput: Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d)),
+                    residual: Array(UnsafeBufferPointer(start: x.pointer + (n - 1) * d, count: d)),
+                    attention: lastAttention(l, n: n, start: start)))
+            }
         }
         // Only the last position's logits are needed: one matrix–vector product.
         Kernels.rmsNormForward(h.pointer, x.pointer + (n - 1) * d, model.outputNorm, n: 1, c: d, eps: c.rmsEps)
         Quantized.matvec(logits.pointer, model.output, h.pointer, scratch: blockSums.pointer)
         length = start + n
+    }
+
+    /// The last position's attention weights per head, recomputed from its query (still in `q`) and
+    /// the cached keys: softmax(q·kᵀ/√d) as the attention kernel computes them.
+    private func lastAttention(_ l: Int, n: Int, start: Int) -> [[Float]] {
+        let c = model.config, hs = c.headSize, kvDim = c.kvHeads * hs, len = start + n
+        return (0..<c.heads).map { h in
+            let qh = q.pointer + (n - 1) * c.dModel + h * hs, kvh = h / (c.heads / c.kvHeads)
+            var s = (0..<len).map { j -> Float in
+                var dot: Float = 0
+                for e in 0..<hs { dot += qh[e] * kCache[l].pointer[j * kvDim + kvh * hs + e] }
+                return dot / Float(hs).squareRoot()
+            }
+            let m = s.max()!
+            s = s.map { Foundation.exp($0 - m) }
+            let sum = s.reduce(0, +)
+            return s.map { $0 / sum }
+        }
+    }
+
+    /// The final norm and output projection applied to any residual vector (the "logit lens": what
+    /// the model would predict if it stopped at that block).
+    public func logits(ofResidual r: [Float]) -> [Float] {
+        let c = model.config
+        var h = [Float](repeating: 0, count: c.dModel), out = [Float](repeating: 0, count: c.vocabSize)
+        Kernels.rmsNormForward(&h, r, model.outputNorm, n: 1, c: c.dModel, eps: c.rmsEps)
+        Quantized.matvec(&out, model.output, h, scratch: blockSums.pointer)
+        return out
     }
 
     /// Feeds `prompt` (after what the session already holds) and samples up to `maxNewTokens`,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TransformerKit
 import Walkthrough
 
 struct WalkthroughCommand: ParsableCommand {
@@ -27,8 +28,21 @@ struct WalkthroughCommand: ParsableCommand {
     var output: String?
     @Flag(help: "List the step ids and titles, then stop.")
     var listSteps = false
+    @Option(help: "A .gguf model (Llama architecture): walk through it on TEXT, one summary line per block.")
+    var model: String?
+    @Argument(help: "With --model: the text to run the model on.")
+    var text: String?
 
     func run() throws {
+        if let model {
+            do {
+                guard let text else { throw GGUFError("--model needs the text to walk through: transformer walkthrough --model \(model) \"The capital of France is\"") }
+                guard format == "text" else { throw GGUFError("--model walkthroughs are text only (got --format \(format))") }
+                try GGUFWalkthrough.run(model: model, text: text, dequantize: false)
+            } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
+            return
+        }
+        if text != nil { fail("a text argument goes with --model FILE.gguf; for the seed example use --source and --target") }
         do {
             guard let fmt = TraceFormat(rawValue: format) else {
                 throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
