@@ -285,6 +285,21 @@ enum Blocks {
         #expect(zip(q, d).map { abs($0 - $1) }.max()! < 1e-4)
     }
 
+    /// The walkthrough's per-block summaries: attention rows sum to 1 over the positions so far, and the
+    /// logit lens on the last block's residual is the model's output.
+    @Test func blockSummaries() throws {
+        let s = LlamaSession(model: try LlamaModel(file: GGUFFile(data: Self.tinyLlama().data())))
+        var seen: [LlamaBlockSummary] = []
+        s.observe = { seen.append($0) }
+        let logits = Array(try s.feed([4, 9, 2]))
+        #expect(seen.map(\.layer) == [0, 1])
+        for b in seen {
+            #expect(b.attention.count == 4 && b.attention.allSatisfy { $0.count == 3 && abs($0.reduce(0, +) - 1) < 1e-5 })
+        }
+        let lens = s.logits(ofResidual: seen[1].residual)
+        #expect(zip(lens, logits).map { abs($0 - $1) }.max()! < 1e-5)
+    }
+
     @Test func contextAndTensorErrors() throws {
         let f = try GGUFFile(data: Self.tinyLlama(context: 8).data(), path: "tiny.gguf")
         let s = LlamaSession(model: try LlamaModel(file: f))
