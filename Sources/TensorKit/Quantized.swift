@@ -116,7 +116,11 @@ public enum Quantized {
     //
     // One function per format, so the loop over a row's blocks has no branch on the type. Swift does
     // not fuse `a * b + c`, hence `addProduct` (an FMA with -target-cpu haswell). Each block's 32
-    // products go into two accumulators, then one FMA by the block's scale adds them to the row's sum.
+    // products go into two accumulators, then one FMA by the block's scale adds them to the row's sum,
+    // alternating between two row accumulators. Measured (`transformer gguf-bench --kernels`): this
+    // form compiles to one straight block body, 1.8 ns per Q4_1 block on one thread; one accumulator,
+    // or two blocks unrolled by hand, let LLVM's vectoriser interleave blocks into shuffles and
+    // blends and ran 4× slower.
 
     @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)

@@ -206,6 +206,7 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Repeats (the best is reported).") var repeats: Int = 3
     @Option(help: "Threads.") var threads: Int = 2
     @Option(help: "Which weights: both, quantized or dequantized.") var weights: String = "both"
+    @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, token_embd) instead.") var kernels = false
 
     func run() throws {
         do {
@@ -213,6 +214,7 @@ struct GGUFBenchCommand: ParsableCommand {
             guard ["both", "quantized", "dequantized"].contains(weights) else { throw GGUFError("--weights is both, quantized or dequantized") }
             Gemm.threads = threads
             let file = try GGUFFile(url: URL(fileURLWithPath: model))
+            if kernels { return try timeKernels(file) }
             let tok = try GGUFTokenizer(gguf: file)
             let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 8)
             let ids = Array(tok.encode(text).prefix(promptTokens))
@@ -245,6 +247,29 @@ struct GGUFBenchCommand: ParsableCommand {
                              Double(genTokens) / bestGen, load))
             }
         } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
+    }
+}
+
+extension GGUFBenchCommand {
+    /// ns per 32-value block and GB/s of weights for a matrix–vector product, best of `repeats` runs
+    /// of enough products to take ~0.2 s.
+    func timeKernels(_ f: GGUFFile) throws {
+        let c = try LlamaConfig(gguf: f)
+        for (name, rows) in [("blk.0.ffn_gate.weight", c.hidden), ("token_embd.weight", c.vocabSize)] {
+            let m = try f.matrix(name, rows: rows, cols: c.dModel)
+            var x = (0..<m.cols).map { Float(($0 * 37) % 19) / 19 - 0.5 }, out = [Float](repeating: 0, count: m.rows)
+            var scratch = [Float](repeating: 0, count: m.cols / 32 + 1)
+            let iterations = max(1, 200_000_000 / (m.rows * m.cols))
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let a = Date()
+                for _ in 0..<iterations { Quantized.matvec(&out, m, x, scratch: &scratch); x[0] = out[0] * 1e-9 }
+                best = min(best, Date().timeIntervalSince(a) / Double(iterations))
+            }
+            let blocks = Double(m.rows * m.cols / 32)
+            print(String(format: "%@ (%@, %d×%d), %d threads: %.0f µs per product, %.2f ns per block, %.1f GB/s",
+                         name, m.type.name, m.rows, m.cols, threads, best * 1e6, best * 1e9 / blocks, Double(m.rows * m.rowBytes) / best / 1e9))
+        }
     }
 }
 
