@@ -12,8 +12,8 @@ public struct GGUFError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// One metadata value. Integers of every width are widened (their GGUF type is kept in `typeName`
-/// where it matters for messages); arrays hold values of one type.
+/// One metadata value. Integers of every width are widened to 64 bits, floats to Double; arrays
+/// hold values of one type.
 public enum GGUFValue: Sendable, Equatable {
     case uint(UInt64), int(Int64), float(Double), bool(Bool), string(String), array([GGUFValue])
 
@@ -248,14 +248,16 @@ public final class GGUFFile: @unchecked Sendable {
     }
     public func strings(_ key: String) throws -> [String] {
         let v = try value(key)
-        guard let a = v.array, let s = Optional(a.compactMap(\.string)), s.count == a.count else {
+        let s = v.array?.compactMap(\.string)
+        guard let s, s.count == v.array!.count else {
             throw GGUFError("\(path): metadata \(key) is \(v.summary), expected an array of strings")
         }
         return s
     }
     public func ints(_ key: String) throws -> [Int] {
         let v = try value(key)
-        guard let a = v.array, let s = Optional(a.compactMap(\.int)), s.count == a.count else {
+        let s = v.array?.compactMap(\.int)
+        guard let s, s.count == v.array!.count else {
             throw GGUFError("\(path): metadata \(key) is \(v.summary), expected an array of integers")
         }
         return s
