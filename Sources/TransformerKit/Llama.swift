@@ -156,10 +156,11 @@ public final class LlamaSession {
     /// Called after each block with the last position's summary (walkthroughs); nil costs nothing.
     public var observe: ((LlamaBlockSummary) -> Void)?
     /// Prompts go through in chunks of this many tokens (bounds the work buffers).
-    public static let chunk = 512
+    public let chunk: Int
 
-    public init(model: LlamaModel, maxLength: Int? = nil) {
+    public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 512) {
         self.model = model
+        self.chunk = max(1, chunk)
         let c = model.config
         self.maxLength = min(maxLength ?? c.contextLength, c.contextLength)
         logits = FlatBuffer(count: c.vocabSize)
@@ -184,7 +185,7 @@ public final class LlamaSession {
         }
         var i = 0
         while i < tokens.count {
-            let n = min(Self.chunk, tokens.count - i)
+            let n = min(chunk, tokens.count - i)
             forward(Array(tokens[i..<(i + n)]))
             i += n
         }

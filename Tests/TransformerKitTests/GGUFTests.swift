@@ -272,13 +272,14 @@ enum Blocks {
         let ids = [3, 17, 5, 39, 0, 22, 8, 8, 11, 30]
         for deq in [false, true] {
             let model = try LlamaModel(file: f, dequantize: deq)
-            let a = LlamaSession(model: model), b = LlamaSession(model: model)
-            let whole = Array(try a.feed(ids))
+            let a = LlamaSession(model: model), b = LlamaSession(model: model), chunked = LlamaSession(model: model, chunk: 8)
+            let whole = Array(try a.feed(ids + ids + ids))
             var last: [Float] = []
-            for t in ids { last = Array(try b.feed([t])) }
-            #expect(whole.count == 40 && b.length == ids.count)
-            let diff = zip(whole, last).map { abs($0 - $1) }.max()!
-            #expect(diff < 1e-4, "dequantize \(deq): max diff \(diff)")
+            for t in ids + ids + ids { last = Array(try b.feed([t])) }
+            let inChunks = Array(try chunked.feed(ids + ids + ids))  // 8 + 8 + 8 + 6: the GEMM path after a filled cache
+            #expect(whole.count == 40 && b.length == 3 * ids.count)
+            let diff = zip(whole, last).map { abs($0 - $1) }.max()!, diff2 = zip(whole, inChunks).map { abs($0 - $1) }.max()!
+            #expect(diff < 1e-4 && diff2 < 1e-4, "dequantize \(deq): max diff \(diff), \(diff2)")
         }
         let q = Array(try LlamaSession(model: LlamaModel(file: f)).feed(ids))
         let d = Array(try LlamaSession(model: LlamaModel(file: f, dequantize: true)).feed(ids))
