@@ -122,7 +122,7 @@ struct ChatCommand: ParsableCommand {
                 if first, let system { messages.append(.init(role: "system", content: system)) }
                 messages.append(.init(role: "user", content: line))
                 var text = try r.tokenizer.renderChat(messages)
-                if !first { text = Self.stripDefaultSystem(text, r.tokenizer) }
+                if !first { text = Self.stripDefaultSystem(text) }
                 // after a reply ending in <|im_end|>, the template's "\n" comes before the next turn
                 let ids = unfed + (first ? [] : r.tokenizer.encode("\n")) + r.tokenizer.encode(text)
                 if r.session.length + ids.count + 1 > r.session.maxLength {
@@ -149,7 +149,7 @@ struct ChatCommand: ParsableCommand {
     }
 
     /// Later turns continue the conversation: no default system message again.
-    static func stripDefaultSystem(_ text: String, _ tok: GGUFTokenizer) -> String {
+    static func stripDefaultSystem(_ text: String) -> String {
         guard text.hasPrefix("<|im_start|>system\n"), let r = text.range(of: "<|im_end|>\n") else { return text }
         return String(text[r.upperBound...])
     }
