@@ -22,24 +22,48 @@ let package = Package(
         .library(name: "TensorKit", targets: ["TensorKit"]),
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "DataParallel", targets: ["DataParallel"]),
         .library(name: "Walkthrough", targets: ["Walkthrough"]),
+        .library(name: "Explorer", targets: ["Explorer"]),
         .executable(name: "transformer", targets: ["transformer"]),
+    ],
+    // MARK: - Traits (all off by default: the default build needs no system library)
+    // BLAS: Gemm.multiply through the system CBLAS (Debian: libopenblas-dev).
+    // MPI: data-parallel training across processes and machines through the system MPI (Debian:
+    // libopenmpi-dev, openmpi-bin); without it `DataParallel` is a single-process no-op.
+    traits: [
+        .trait(name: "BLAS", description: "Back Gemm.multiply with the system CBLAS (OpenBLAS: apt-get install libopenblas-dev)."),
+        .trait(name: "MPI", description: "Data-parallel training over the system MPI (mpirun -np N transformer train …)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // MARK: - Libraries
-        .target(name: "TensorKit", swiftSettings: cpuFlags),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "TensorKit", dependencies: [.target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
+                swiftSettings: cpuFlags),
         .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit"], swiftSettings: cpuFlags),
+        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit", "DataParallel"], swiftSettings: cpuFlags),
+        .target(name: "DataParallel",
+                dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: cpuFlags),
+        // The system MPI, only with the MPI trait: Open MPI's pkg-config name is `ompi`.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"]), .brew(["open-mpi"])]),
         .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
+        // MARK: - Web explorer (`transformer serve`): pages and JSON from traces; the model comes in through a protocol
+        .target(name: "Explorer", dependencies: [
+            "Walkthrough",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough",
+                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -47,10 +71,14 @@ let package = Package(
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
         .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
                     swiftSettings: cpuFlags),
+        .testTarget(name: "ExplorerTests", dependencies: [
+            "Explorer", "Walkthrough",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # nanoGPT's CPU configuration on Tiny Shakespeare (character level, 90/10 split), here and in PyTorch,
-# in one run: validation loss and wall time. Not a CI test.
+# in one run: validation loss and wall time. Not a CI test. Both start from N(0, 0.02) weights
+# (--initialisation normal; the PyTorch peer does not scale the residual projections either).
 #   scripts/bench-shakespeare.sh [STEPS]      (PyTorch from $VENV, default ../venv-bench; installed if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ rm -rf runs/shakespeare
 start=$(date +%s.%N)
 "$BIN" train --model gpt --data "$DATA" --tokenizer char --validation-fraction 0.1 \
   --d-model 128 --heads 4 --layers 4 --max-length 64 --batch-size 12 --steps "$STEPS" \
-  --schedule cosine --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 --adam-eps 1e-8 --weight-decay 0.1 --clip 1 \
+  --schedule cosine --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 --adam-eps 1e-8 --weight-decay 0.1 --clip 1 --initialisation normal \
   --dropout 0 --label-smoothing 0 --eval-every "$STEPS" --checkpoint-every "$STEPS" --log-every 100 --output runs/shakespeare 2>&1 | tail -4
 end=$(date +%s.%N)
 echo "swift: $(python3 -c "print(f'{$end - $start:.1f}')") s wall for the whole command (tokenizing, training, evaluation, checkpoint)"

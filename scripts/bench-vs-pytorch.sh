@@ -11,7 +11,9 @@ PY="$VENV/bin/python"
 swift build -c release >/dev/null
 BIN=$(swift build -c release --show-bin-path)/transformer
 echo "== $(date -u +%FT%TZ) · $(nproc) cores =="
-"$BIN" bench | tee /tmp/bench-swift.txt
+STEPS=${STEPS:-10}
+CONTEXTS=${CONTEXTS:-64,256,1024}
+"$BIN" bench --steps "$STEPS" --contexts "$CONTEXTS" | tee /tmp/bench-swift.txt
 for t in 1 2; do
   OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$PY" - "$t" <<'PYEOF' | tee -a /tmp/bench-peer.txt
 import sys, time, numpy as np
@@ -28,7 +30,8 @@ for name, ta, tb, m, n, k in [("NN", 0, 0, 4096, 1536, 384), ("NT", 0, 1, 4096, 
     print(f"numpy gemm {name} threads {t}: {2 * m * n * k / best / 1e9:.1f} GFLOP/s")
 PYEOF
 done
-"$PY" scripts/bench_pytorch_seq2seq.py 2 10 | tee /tmp/bench-torch.txt
+"$PY" scripts/bench_pytorch_gpt_speed.py 2 "$STEPS" "$CONTEXTS" | tee /tmp/bench-torch.txt
+"$PY" scripts/bench_pytorch_seq2seq.py 2 "$STEPS" | tee -a /tmp/bench-torch.txt
 "$PY" - <<'PYEOF'
 import re
 swift = open("/tmp/bench-swift.txt").read(); peer = open("/tmp/bench-peer.txt").read(); torch = open("/tmp/bench-torch.txt").read()
@@ -39,5 +42,14 @@ for name in ["NN", "NT", "TN"]:
         if s and p: print(f"gemm {name} {t} thread(s): {float(s.group(1)):.1f} / {float(p.group(1)):.1f} GFLOP/s = {float(s.group(1)) / float(p.group(1)):.2f}")
 s = re.search(r"encoder.decoder.*?: (\d+) target tokens/s", swift); p = re.search(r"encoder-decoder: (\d+) target tokens/s", torch)
 if s and p: print(f"encoder-decoder training: {s.group(1)} / {p.group(1)} target tokens/s = {int(s.group(1)) / int(p.group(1)):.2f}")
+for name in ["gpt-small", "gpt-tiny"]:
+    s = re.search(rf"train {name} .*?: (\d+) tokens/s", swift); p = re.search(rf"train {name}: (\d+) tokens/s", torch)
+    if s and p: print(f"{name} training: {s.group(1)} / {p.group(1)} tokens/s = {int(s.group(1)) / int(p.group(1)):.2f}")
+for m in re.finditer(r"generate gpt-small batch 1, context (\d+): KV cache ([\d.]+) tokens/s.*?no cache ([\d.]+) tokens/s", swift):
+    ctx = m.group(1)
+    p = re.search(rf"pytorch generate gpt-small batch 1, context {ctx}: KV cache ([\d.]+) tokens/s; no cache ([\d.]+) tokens/s", torch)
+    if p:
+        print(f"generation context {ctx}, KV cache: {m.group(2)} / {p.group(1)} tokens/s = {float(m.group(2)) / float(p.group(1)):.2f}; "
+              f"no cache: {m.group(3)} / {p.group(2)} = {float(m.group(3)) / float(p.group(2)):.2f}")
 PYEOF
-echo "reproduce: scripts/bench-vs-pytorch.sh"
+echo "reproduce: scripts/bench-vs-pytorch.sh   (STEPS=$STEPS CONTEXTS=$CONTEXTS)"

@@ -34,14 +34,28 @@ public enum Gemm {
 
 extension Gemm {
     /// The entry point the layers call: the packed, blocked kernel in GemmFast.swift (which itself
-    /// falls back to `reference` for tiny products).
+    /// falls back to `reference` for tiny products) — or, when the package is built with the trait
+    /// `BLAS`, the system's `cblas_sgemm` (OpenBLAS) with the same contract.
     @inline(__always)
     public static func multiply(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        #if BLAS
+        blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        #else
         fast(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        #endif
+    }
+
+    /// Which implementation `multiply` uses in this build.
+    public static var backend: String {
+        #if BLAS
+        return "system CBLAS (trait BLAS)"
+        #else
+        return "built-in packed SIMD GEMM"
+        #endif
     }
 }
 

@@ -59,6 +59,10 @@ extension Gemm {
             scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
             return
         }
+        if m == 1 {
+            gemvRow(transB: transB, n: n, k: k, alpha: alpha, a: a, aStride: transA ? lda : 1, b: b, ldb: ldb, beta: beta, c: c)
+            return
+        }
         let work = m * n * k
         // Tiny products, and one- or two-row products with B untransposed (the reference's row-axpy
         // form streams B once), are faster unpacked.
@@ -79,7 +83,7 @@ extension Gemm {
         }
         // Pointers are not Sendable; carry them as addresses into the worker closure.
         let aAddr = UInt(bitPattern: a), bAddr = UInt(bitPattern: b), cAddr = UInt(bitPattern: c)
-        let part: @Sendable (Int) -> Void = { part in
+        @Sendable func part(_ part: Int) {
             let lo = units * part / t, hi = units * (part + 1) / t
             if lo >= hi { return }
             let a = UnsafePointer<Float>(bitPattern: aAddr)!
@@ -99,11 +103,11 @@ extension Gemm {
         }
         if #available(macOS 15.0, *), !useDispatch {
             // The pool is busy only if another thread is mid-product; then do this one alone.
-            if !GemmThreadPool.shared.run(parts: t, part) {
+            if !GemmThreadPool.shared.run(parts: t, { part($0) }) {
                 for i in 0..<t { part(i) }
             }
         } else {
-            DispatchQueue.concurrentPerform(iterations: t, execute: part)
+            DispatchQueue.concurrentPerform(iterations: t) { part($0) }
         }
     }
 
@@ -420,7 +424,8 @@ final class PackBuffers: @unchecked Sendable {
     private static let shared = PackBuffers()
     private let lock = NSLock()
     private var free: [Buffer] = []
-    private static let keep = 4
+    /// Two threads each hold a packing buffer and an attention scratch at once.
+    private static let keep = 8
 
     static func acquire(floats: Int) -> Buffer {
         let s = shared

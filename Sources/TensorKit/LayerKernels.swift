@@ -33,7 +33,7 @@ public enum Kernels {
     // MARK: - Layer norm
 
     /// Saves `mean` and `rstd = 1/√(σ² + eps)` per row for the backward pass.
-    public static func layerNormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: ConstFloatPtr,
+    public static func layerNormForwardReference(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: ConstFloatPtr,
                                         _ gamma: ConstFloatPtr, _ beta: ConstFloatPtr, n: Int, c: Int, eps: Float) {
         for i in 0..<n {
             let x = inp + i * c, o = out + i * c
@@ -49,7 +49,7 @@ public enum Kernels {
         }
     }
 
-    public static func layerNormBackward(_ dinp: FloatPtr, _ dgamma: FloatPtr, _ dbeta: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr,
+    public static func layerNormBackwardReference(_ dinp: FloatPtr, _ dgamma: FloatPtr, _ dbeta: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr,
                                          _ gamma: ConstFloatPtr, _ mean: ConstFloatPtr, _ rstd: ConstFloatPtr, n: Int, c: Int) {
         for i in 0..<n {
             let x = inp + i * c, d = dout + i * c, di = dinp + i * c
@@ -79,7 +79,7 @@ public enum Kernels {
     /// `q` is `[b·tq, qStride]`, `k` and `v` are `[b·tk, kvStride]`; head `h` uses columns
     /// `h·dk ..< (h+1)·dk`. `att` `[b, heads, tq, tk]` receives the softmax weights; `out` `[b·tq, heads·dk]`.
     /// A key `j` of sequence `bi` is blocked when `keyPadding[bi·tk + j]` is true, or when `causal` and `j > i`.
-    public static func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr,
+    public static func attentionForwardReference(_ out: FloatPtr, _ att: FloatPtr, _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr,
                                         keyPadding: UnsafePointer<Bool>?, causal: Bool,
                                         b: Int, tq: Int, tk: Int, heads: Int, dk: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dk).squareRoot()
@@ -133,7 +133,7 @@ public enum Kernels {
     }
 
     /// Accumulates `dq`, `dk`, `dv` from `dout`. `scratch` holds `tk` floats.
-    public static func attentionBackward(_ dq: FloatPtr, _ dk: FloatPtr, _ dv: FloatPtr, _ dout: ConstFloatPtr,
+    public static func attentionBackwardReference(_ dq: FloatPtr, _ dk: FloatPtr, _ dv: FloatPtr, _ dout: ConstFloatPtr,
                                          _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr, scratch: FloatPtr,
                                          b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dHead).squareRoot()
@@ -200,8 +200,7 @@ public enum Kernels {
     }
 
     public static func geluForward(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
-        if form == .tanh { return geluTanhForward(out, inp, count: count) }
-        for i in 0..<count { out[i] = gelu(inp[i], form: form) }
+        geluForwardFast(out, inp, count: count, form: form)
     }
 
     public static func geluBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
@@ -238,7 +237,7 @@ public enum Kernels {
     /// The smoothed target is `(1 − ε)·onehot + ε/V` (PyTorch's `label_smoothing`), so
     /// `loss = −Σ_j q_j log p_j` and `∂loss/∂z_j = p_j − q_j`. Returns (summed loss, counted rows).
     @discardableResult
-    public static func softmaxCrossEntropy(_ logits: FloatPtr, _ losses: FloatPtr?, targets: UnsafePointer<Int32>, n: Int, v: Int,
+    public static func softmaxCrossEntropyReference(_ logits: FloatPtr, _ losses: FloatPtr?, targets: UnsafePointer<Int32>, n: Int, v: Int,
                                            smoothing: Float, ignore: Int32, computeGradient: Bool = true) -> (sum: Double, count: Int) {
         var count = 0
         for i in 0..<n where targets[i] != ignore { count += 1 }

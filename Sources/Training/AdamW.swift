@@ -18,13 +18,15 @@ public final class AdamW: @unchecked Sendable {
     public let v: FlatBuffer
     /// Steps taken (t in the bias correction).
     public var step = 0
-    /// 1 where weight decay applies (matrices), 0 for biases, norms and (by convention) nothing else.
-    let decayMask: [Bool]
+    /// 1 where weight decay applies (matrices), 0 for biases and norms: a float per parameter so the
+    /// update runs 8 lanes at a time.
+    let decayScale: FlatBuffer
 
     public init(count: Int, decayMask: [Bool]? = nil) {
         m = FlatBuffer(count: count)
         v = FlatBuffer(count: count)
-        self.decayMask = decayMask ?? Array(repeating: true, count: count)
+        decayScale = FlatBuffer(count: count)
+        for i in 0..<count { decayScale.pointer[i] = (decayMask?[i] ?? true) ? 1 : 0 }
     }
 
     /// Decay weight matrices (2-D tensors whose names are not embeddings or position tables); not biases or norms.
@@ -38,18 +40,42 @@ public final class AdamW: @unchecked Sendable {
 
     public func update(params: FlatBuffer, grads: FlatBuffer, lr: Float) {
         step += 1
-        let b1 = beta1, b2 = beta2
+        let b1 = beta1, b2 = beta2, eps = eps
         let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
         let c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
-        let p = params.pointer, g = grads.pointer, mm = m.pointer, vv = v.pointer
         let decay = lr * weightDecay
-        for i in 0..<params.count {
-            if decay != 0 && decayMask[i] { p[i] -= decay * p[i] }
-            let gi = g[i]
-            mm[i] = b1 * mm[i] + (1 - b1) * gi
-            vv[i] = b2 * vv[i] + (1 - b2) * gi * gi
-            let mhat = mm[i] / c1, vhat = vv[i] / c2
-            p[i] -= lr * mhat / (vhat.squareRoot() + eps)
+        let count = params.count
+        let a = (UInt(bitPattern: params.pointer), UInt(bitPattern: grads.pointer), UInt(bitPattern: m.pointer),
+                 UInt(bitPattern: v.pointer), UInt(bitPattern: decayScale.pointer))
+        // Blocks of 8 parameters, split across threads; every element's arithmetic is the same
+        // whichever thread does it.
+        parallelRanges(count: (count + 7) / 8, costPerItem: 100) { blocks in
+            let p = UnsafeMutablePointer<Float>(bitPattern: a.0)!, g = UnsafeMutablePointer<Float>(bitPattern: a.1)!
+            let mm = UnsafeMutablePointer<Float>(bitPattern: a.2)!, vv = UnsafeMutablePointer<Float>(bitPattern: a.3)!
+            let ds = UnsafeMutablePointer<Float>(bitPattern: a.4)!
+            var i = blocks.lowerBound * 8
+            let end = min(count, blocks.upperBound * 8)
+            func load(_ q: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(q).loadUnaligned(as: SIMD8<Float>.self) }
+            func store(_ x: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(q).storeBytes(of: x, as: SIMD8<Float>.self) }
+            while i + 8 <= end {
+                var p8 = load(p + i)
+                p8 -= decay * load(ds + i) * p8
+                let g8 = load(g + i)
+                let m8 = b1 * load(mm + i) + (1 - b1) * g8
+                let v8 = b2 * load(vv + i) + (1 - b2) * g8 * g8
+                store(m8, mm + i); store(v8, vv + i)
+                p8 -= lr * (m8 / c1) / ((v8 / c2).squareRoot() + eps)
+                store(p8, p + i)
+                i += 8
+            }
+            while i < end {
+                p[i] -= decay * ds[i] * p[i]
+                let gi = g[i]
+                mm[i] = b1 * mm[i] + (1 - b1) * gi
+                vv[i] = b2 * vv[i] + (1 - b2) * gi * gi
+                p[i] -= lr * (mm[i] / c1) / ((vv[i] / c2).squareRoot() + eps)
+                i += 1
+            }
         }
     }
 }
@@ -57,9 +83,17 @@ public final class AdamW: @unchecked Sendable {
 /// Global L2 norm of the gradients; if it exceeds `maxNorm`, scales them down to it. Returns the norm before clipping.
 @discardableResult
 public func clipGradients(_ grads: FlatBuffer, maxNorm: Float) -> Float {
-    var sum = 0.0
     let g = grads.pointer
-    for i in 0..<grads.count { sum += Double(g[i]) * Double(g[i]) }
+    // Sum of squares in blocks of 8 lanes, each block's partial added in Double.
+    var sum = 0.0, i = 0
+    while i < grads.count {
+        let end = min(grads.count, i + 4096)
+        var s8 = SIMD8<Float>.zero
+        while i + 8 <= end { let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self); s8 += x * x; i += 8 }
+        var part = Double(s8.sum())
+        while i < end { part += Double(g[i]) * Double(g[i]); i += 1 }
+        sum += part
+    }
     let norm = Float(sum.squareRoot())
     if maxNorm > 0 && norm > maxNorm {
         let s = maxNorm / (norm + 1e-6)

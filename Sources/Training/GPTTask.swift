@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import TensorKit
 import TransformerKit
@@ -125,23 +126,39 @@ public final class GPTTask: TrainingTask {
     public var dModel: Int { model.config.dModel }
     public var batchesPerEpoch: Int { max(1, train.count / (batchSize * blockSize)) }
 
-    func window(_ data: [Int32], rng: inout SeededRNG) -> (x: [Int32], y: [Int32]) {
-        var x: [Int32] = [], y: [Int32] = []
-        x.reserveCapacity(batchSize * blockSize); y.reserveCapacity(batchSize * blockSize)
-        for _ in 0..<batchSize {
-            let off = rng.nextInt(below: data.count - blockSize)
-            x += data[off..<(off + blockSize)]
-            y += data[(off + 1)...(off + blockSize)]
+    /// Draws `batchSize` random windows of `data` and writes those of `rows` (all by default) into
+    /// the activations' id and target buffers, from row 0. Every rank draws all the offsets, so its
+    /// windows are the ones a single process would take at those rows.
+    func window(_ data: [Int32], rows: Range<Int>? = nil, rng: inout SeededRNG) {
+        let ids = acts.ids, targets = acts.targets
+        let rows = rows ?? 0..<batchSize
+        data.withUnsafeBufferPointer { d in
+            for r in 0..<batchSize {
+                let off = rng.nextInt(below: d.count - blockSize)
+                guard rows.contains(r) else { continue }
+                let i = r - rows.lowerBound
+                (ids + i * blockSize).update(from: d.baseAddress! + off, count: blockSize)
+                (targets + i * blockSize).update(from: d.baseAddress! + off + 1, count: blockSize)
+            }
         }
-        return (x, y)
     }
 
-    public func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+    /// The shard's run of the batch's windows.
+    public func trainStep(epoch: Int, index: Int, shard: Shard, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
         var r = SeededRNG(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9)
-        let (x, y) = window(train, rng: &r)
-        let loss = model.forward(ids: x, targets: y, b: batchSize, t: blockSize, acts: acts)
-        model.backward(b: batchSize, t: blockSize, acts: acts)
-        return (loss, x.count)
+        let rows = shard.rows(of: batchSize)
+        guard !rows.isEmpty else { return (0, 0) }
+        window(train, rows: rows, rng: &r)
+        let loss = model.forward(b: rows.count, t: blockSize, acts: acts, withTargets: true)
+        model.backward(b: rows.count, t: blockSize, acts: acts)
+        return (loss, rows.count * blockSize)
+    }
+
+    public var dataFingerprint: UInt64 {
+        var f = Fingerprint()
+        f.add([train.count, validation.count, batchSize, blockSize])
+        f.add(train); f.add(validation)
+        return f.value
     }
 
     /// The same `evalBatches` windows of the validation text every time.
@@ -151,16 +168,17 @@ public final class GPTTask: TrainingTask {
         var total = 0.0, correct = 0, count = 0
         let v = model.config.vocabSize
         for _ in 0..<evalBatches {
-            let (x, y) = window(validation, rng: &rng)
-            let loss = model.forward(ids: x, targets: y, b: batchSize, t: blockSize, acts: acts, computeGradient: false)
+            window(validation, rng: &rng)
+            let loss = model.forward(b: batchSize, t: blockSize, acts: acts, withTargets: true, computeGradient: false)
             total += Double(loss)
-            for i in 0..<x.count {
+            let n = batchSize * blockSize
+            for i in 0..<n {
                 let row = acts.logits.pointer + i * v
                 var best = 0
                 for j in 1..<v where row[j] > row[best] { best = j }
-                if best == Int(y[i]) { correct += 1 }
+                if best == Int(acts.targets[i]) { correct += 1 }
             }
-            count += x.count
+            count += n
         }
         return (Float(total / Double(evalBatches)), Float(correct) / Float(max(count, 1)))
     }

@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import TensorKit
 import TransformerKit
@@ -77,13 +78,25 @@ public protocol TrainingTask: AnyObject {
     /// d_model, for the paper's schedule.
     var dModel: Int { get }
     var batchesPerEpoch: Int { get }
-    /// Forward and backward on the `index`-th batch of `epoch` (grads are zeroed before). Returns the
-    /// mean loss and the number of target tokens. Must depend only on (epoch, index, rng) for exact resume.
-    func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int)
+    /// Forward and backward on `shard`'s part of the `index`-th batch of `epoch` (grads are zeroed
+    /// before). Returns the mean loss over the shard's target tokens and their number (0 and 0 for an
+    /// empty shard, leaving the gradients at zero). Must depend only on (epoch, index, shard, rng) for
+    /// exact resume.
+    func trainStep(epoch: Int, index: Int, shard: Shard, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int)
+    /// A checksum of the training and validation data, the same in every process that read the same
+    /// data (data-parallel ranks compare it before training).
+    var dataFingerprint: UInt64 { get }
     /// Mean cross-entropy (no smoothing, no dropout) and next-token accuracy on held-out data.
     func evaluate() -> (loss: Float, accuracy: Float)?
     /// Writes `model.safetensors`, `config.json` and the tokenizer into a checkpoint folder.
     func writeModelFiles(to dir: URL, options: TrainOptions, step: Int) throws
+}
+
+extension TrainingTask {
+    /// The whole batch (one process).
+    public func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+        trainStep(epoch: epoch, index: index, shard: .whole, options: options, rng: &rng)
+    }
 }
 
 /// Trains any `TrainingTask`: global-norm clipping, AdamW with a schedule, validation, checkpoints,
@@ -101,6 +114,16 @@ public final class Trainer<Task: TrainingTask> {
     public var output: URL?
     /// Stop (after a checkpoint) once this moment has passed.
     public var deadline: Date?
+    /// The processes training this model together (data parallel; see `Trainer+DataParallel.swift`).
+    /// Rank 0 alone logs, validates and writes checkpoints.
+    public var group: any ProcessGroup = SingleProcess()
+    /// Whether the ranks have checked each other's configs and taken rank 0's weights.
+    var synchronized = false
+    /// Seconds spent in training steps, and in the gradient all-reduce within them, since the start.
+    /// (`waitSeconds`: in the small all-reduce before it, which absorbs the ranks' differences in speed.)
+    public internal(set) var stepSeconds = 0.0, allReduceSeconds = 0.0, waitSeconds = 0.0
+    /// Target tokens of the global batches trained since the start.
+    public internal(set) var tokensTrained = 0
 
     public init(task: Task, options: TrainOptions) throws {
         guard task.batchesPerEpoch > 0 else { throw TrainingError("no training batches") }
@@ -130,12 +153,47 @@ public final class Trainer<Task: TrainingTask> {
         return (norm, lr)
     }
 
-    func stepRNG() -> SeededRNG { SeededRNG(seed: options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.step + 1)) }
+    /// The step's dropout stream; each rank gets its own (rank 0's is the single-process one), so the
+    /// ranks' shards do not share dropout masks.
+    func stepRNG() -> SeededRNG {
+        SeededRNG(seed: options.seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(state.step + 1) &+ UInt64(group.rank) &* 0xD1B5_4A32_D192_ED03)
+    }
 
     public func evaluate() -> (loss: Float, accuracy: Float)? { task.evaluate() }
 
+    /// One optimisation step: this rank's shard of the next batch, forward and backward, the
+    /// gradients combined over the ranks, clipping and AdamW. Returns the global batch's mean loss
+    /// and token count, the gradient norm, the learning rate, and whether any rank asked to stop.
+    func trainStep(stopRequested: Bool = false) throws -> (loss: Float, tokens: Int, norm: Float, lr: Float, stop: Bool) {
+        let start = Date()
+        var rng = stepRNG()
+        task.grads.zero()
+        let shard = Shard(rank: group.rank, count: group.size)
+        let local = task.trainStep(epoch: state.epoch, index: state.batchInEpoch, shard: shard, options: options, rng: &rng)
+        var global = (loss: local.loss, tokens: local.tokens, stop: stopRequested)
+        if group.size > 1 { global = try combineGradients(local, stopRequested: stopRequested) }
+        let (norm, lr) = update()
+        state.batchInEpoch += 1
+        stepSeconds += Date().timeIntervalSince(start)
+        tokensTrained += global.tokens
+        return (global.loss, global.tokens, norm, lr, global.stop)
+    }
+
+    /// One optimisation step on the next batch, without logging, evaluation or checkpoints
+    /// (benchmarks). Returns the loss and the number of target tokens of the global batch.
+    @discardableResult
+    public func stepOnce() throws -> (loss: Float, tokens: Int) {
+        if !synchronized { try synchronize() }
+        let r = try trainStep()
+        if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
+        return (r.loss, r.tokens)
+    }
+
     /// Runs to the end (or `maxSteps`, or the deadline), calling `log` with progress lines.
-    public func run(log: (String) -> Void) throws {
+    public func run(log printLine: (String) -> Void) throws {
+        if !synchronized { try synchronize() }
+        let lead = group.rank == 0
+        func log(_ line: String) { if lead { printLine(line) } }
         let start = Date()
         let startStep = state.step
         let elapsedBefore = state.elapsedSeconds
@@ -146,17 +204,15 @@ public final class Trainer<Task: TrainingTask> {
         var lastVal: Float? = state.history.last(where: { $0.validationLoss != nil })?.validationLoss
         while state.step < totalSteps {
             while state.batchInEpoch < batchesPerEpoch && state.step < totalSteps {
-                var rng = stepRNG()
-                task.grads.zero()
-                let r = task.trainStep(epoch: state.epoch, index: state.batchInEpoch, options: options, rng: &rng)
-                let (norm, lr) = update()
-                state.batchInEpoch += 1
+                // The time limit is decided with the step's gradients, so that every rank stops at the same step.
+                let r = try trainStep(stopRequested: deadline.map { Date() >= $0 } ?? false)
+                let (norm, lr) = (r.norm, r.lr)
                 guard r.loss.isFinite else {
                     throw TrainingError("the loss became \(r.loss) at step \(state.step) (gradient norm \(norm)); lower the learning rate")
                 }
                 tokensSinceLog += r.tokens; lossSinceLog += Double(r.loss); stepsSinceLog += 1
                 var record = LossRecord(step: state.step, loss: r.loss, lr: lr)
-                if state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
+                if lead, state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
                     record.validationLoss = vl; record.validationAccuracy = va; lastVal = vl
                 }
                 state.history.append(record)
@@ -174,12 +230,13 @@ public final class Trainer<Task: TrainingTask> {
                     log(line)
                     tokensSinceLog = 0; lossSinceLog = 0; stepsSinceLog = 0; lastLog = now
                 }
-                let outOfTime = deadline.map { Date() >= $0 } ?? false
-                if let output, state.step % ckEvery == 0 || state.step == totalSteps || outOfTime {
-                    try saveCheckpoint(output)
+                let outOfTime = r.stop
+                if output != nil, state.step % ckEvery == 0 || state.step == totalSteps || outOfTime {
+                    if group.size > 1 { try checkWeightsInSync(log: log) }
+                    if lead, let output { try saveCheckpoint(output) }
                 }
                 if outOfTime {
-                    if record.validationLoss == nil, let (vl, va) = evaluate() {
+                    if lead, record.validationLoss == nil, let (vl, va) = evaluate() {
                         state.history[state.history.count - 1].validationLoss = vl
                         state.history[state.history.count - 1].validationAccuracy = va
                         if let output { try writeLossCurve(output) }
@@ -192,6 +249,7 @@ public final class Trainer<Task: TrainingTask> {
             }
             if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         }
+        if !(group is SingleProcess) { log(dataParallelSummary(steps: state.step - startStep)) }
     }
 
     public func saveCheckpoint(_ dir: URL) throws {
@@ -260,9 +318,22 @@ public final class Seq2SeqTask: TrainingTask {
         Seq2SeqBatch(pairs: indices.map { pairs[$0] }, pad: codec.padID, start: codec.startID, end: codec.endID)
     }
 
-    public func trainStep(epoch: Int, index: Int, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
+    /// The shard's run of the batch's sentence pairs, padded to its own longest pair.
+    public func trainStep(epoch: Int, index: Int, shard: Shard, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {
         if orderEpoch != epoch { order = plan.order(epoch: epoch, seed: seed); orderEpoch = epoch }
-        return step(batch(plan.batches[order[index]], from: train), options: options, rng: &rng)
+        let pairs = plan.batches[order[index]]
+        let mine = shard.rows(of: pairs.count)
+        guard !mine.isEmpty else { return (0, 0) }
+        return step(batch(Array(pairs[mine]), from: train), options: options, rng: &rng)
+    }
+
+    public var dataFingerprint: UInt64 {
+        var f = Fingerprint()
+        for set in [train, validation] {
+            f.add([set.count])
+            for p in set { f.add(p.source); f.add([-1]); f.add(p.target) }
+        }
+        return f.value
     }
 
     func step(_ b: Seq2SeqBatch, options: TrainOptions, rng: inout SeededRNG) -> (loss: Float, tokens: Int) {

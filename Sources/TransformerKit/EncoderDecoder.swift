@@ -17,10 +17,7 @@ public struct EncoderDecoder: Sendable {
 
     public init(config: TransformerConfig, parameters: ParameterSet) throws {
         try config.validate()
-        for (name, shape) in config.parameterShapes {
-            guard let t = parameters[name] else { throw ConfigError(message: "parameter \(name) is missing") }
-            guard t.shape == shape else { throw ConfigError(message: "parameter \(name) has shape \(t.shape), the config needs \(shape)") }
-        }
+        try parameters.check(against: config.parameterShapes)
         self.config = config
         self.parameters = parameters
     }
@@ -185,50 +182,21 @@ public struct EncoderDecoder: Sendable {
 
     /// One residual sublayer, with the norm where the config puts it.
     func sublayer(_ x: Value, id: String, normName: String, _ s: Steps, _ f: (Value) -> Value) -> Value {
-        let gamma = s.param(parameters, "\(normName).gamma"), beta = s.param(parameters, "\(normName).beta")
-        switch config.norm {
-        case .post:
-            let y = f(x)
-            let sum = s.add("\(id).residual", "Add (residual)", x, y, "x + Sublayer(x)", "x + \\mathrm{Sublayer}(x)")
-            return s.layerNorm("\(id).norm", "Layer norm (add & norm)", sum, gamma: gamma, beta: beta, eps: config.layerNormEps)
-        case .pre:
-            let h = s.layerNorm("\(id).norm", "Layer norm (before the sublayer)", x, gamma: gamma, beta: beta, eps: config.layerNormEps)
-            let y = f(h)
-            return s.add("\(id).residual", "Add (residual)", x, y, "x + Sublayer(LayerNorm(x))", "x + \\mathrm{Sublayer}(\\mathrm{LN}(x))")
-        }
+        s.residual(x, id: id, norm: config.norm, gamma: s.param(parameters, "\(normName).gamma"),
+                   beta: s.param(parameters, "\(normName).beta"), eps: config.layerNormEps, f)
     }
 
     /// Multi-head scaled dot-product attention: `Concat(head_1…head_h) · W_O`,
     /// `head_i = softmax(mask(Q_i K_iᵀ / √d_k)) V_i`.
     func attention(q xq: Value, kv xkv: Value, mask: Value, param p: String, id: String, _ s: Steps, notes: [String] = []) -> Value {
-        let ps = parameters, dk = config.dK, h = config.heads
+        let ps = parameters
         func bias(_ n: String) -> Value? { config.attentionBias ? s.param(ps, "\(p).\(n)") : nil }
         let aCols = indexLabels("d", config.attentionWidth)
         let q = s.linear("\(id).q", "Queries Q", xq, s.param(ps, "\(p).w_q"), bias("b_q"), "Q = X · W_Q", "Q = X W^Q", cols: aCols,
                          notes: notes + ["Q is the input times a weight matrix, not the weight matrix itself (seed 002 shows Q = K = V = W)."])
         let k = s.linear("\(id).k", "Keys K", xkv, s.param(ps, "\(p).w_k"), bias("b_k"), "K = X · W_K", "K = X W^K", cols: aCols)
         let v = s.linear("\(id).v", "Values V", xkv, s.param(ps, "\(p).w_v"), bias("b_v"), "V = X · W_V", "V = X W^V", cols: aCols)
-        var heads: [Value] = []
-        for i in 0..<h {
-            let hid = h == 1 ? id : "\(id).head\(i)"
-            let qi = h == 1 ? q : s.split("\(hid).q", "Q, head \(i + 1)", q, head: i, width: dk, symbol: "Q")
-            let ki = h == 1 ? k : s.split("\(hid).k", "K, head \(i + 1)", k, head: i, width: dk, symbol: "K")
-            let vi = h == 1 ? v : s.split("\(hid).v", "V, head \(i + 1)", v, head: i, width: dk, symbol: "V")
-            let scores = s.matmul("\(hid).scores", "Scores Q·Kᵀ", qi, ki, transposeB: true, "S = Q · Kᵀ", "S = Q K^\\top", cols: ki.rows,
-                                  notes: ["Entry (i, j) is the dot product of query i with key j: how well token i's question matches token j's label."])
-            let factor = Float(1 / Double(dk).squareRoot())
-            let scaled = s.scale("\(hid).scaled", "Scaled by 1/√d_k", scores, by: factor,
-                                 "S / √d_k  (√\(dk) = \(String(format: "%.4f", Double(dk).squareRoot())))", "\\frac{S}{\\sqrt{d_k}}", cols: ki.rows,
-                                 notes: ["Divide by √d_k = √\(dk) (the width of one head's keys), not by d_model or d_k itself: this keeps the dot products' variance near 1 so the softmax does not saturate."])
-            let masked = s.mask("\(hid).masked", "Masked", scaled, mask, cols: ki.rows)
-            let weights = s.softmax("\(hid).weights", "Attention weights softmax(·)", masked, "A = softmax(S') per row",
-                                    "A_{ij} = \\frac{e^{S'_{ij}}}{\\sum_k e^{S'_{ik}}}", cols: ki.rows,
-                                    notes: ["Every row sums to 1."])
-            let ctx = s.matmul("\(hid).context", "Weighted values A·V", weights, vi, transposeB: false, "head = A · V", "\\mathrm{head} = A V",
-                               cols: indexLabels("d", dk))
-            heads.append(ctx)
-        }
-        let cat = h == 1 ? heads[0] : s.concat("\(id).concat", "Heads concatenated", heads, cols: aCols)
+        let cat = s.attentionHeads(q: q, k: k, v: v, mask: mask, heads: config.heads, dK: config.dK, id: id)
         return s.linear("\(id).out", "Output projection", cat, s.param(ps, "\(p).w_o"), bias("b_o"),
                         "MultiHead = Concat(heads) · W_O", "\\mathrm{MultiHead} = \\mathrm{Concat}(\\mathrm{head}_1,\\ldots,\\mathrm{head}_h) W^O",
                         cols: indexLabels("d", config.dModel))
@@ -237,14 +205,9 @@ public struct EncoderDecoder: Sendable {
     /// Position-wise feed-forward network: `act(x · W1 + b1) · W2 + b2`, the same weights for every row.
     func feedForward(_ x: Value, param p: String, id: String, _ s: Steps) -> Value {
         let ps = parameters
-        let hCols = indexLabels("h", config.dFF)
-        let h = s.linear("\(id).hidden", "FFN hidden layer x·W1 + b1", x, s.param(ps, "\(p).w1"), s.param(ps, "\(p).b1"),
-                         "H = X · W1 + b1", "H = X W_1 + b_1", cols: hCols,
-                         notes: ["Position-wise: every row goes through the same weights, independently."])
-        let a = s.activation("\(id).act", config.activation, h)
-        return s.linear("\(id).out", "FFN output ·W2 + b2", a, s.param(ps, "\(p).w2"), s.param(ps, "\(p).b2"),
-                        "FFN(X) = act(H) · W2 + b2", "\\mathrm{FFN}(X) = \\mathrm{act}(H) W_2 + b_2", cols: indexLabels("d", config.dModel),
-                        notes: ["Two linear layers with the activation between them (seed 002 stops after one linear layer and the ReLU)."])
+        return s.feedForward(x, w1: s.param(ps, "\(p).w1"), b1: s.param(ps, "\(p).b1"), w2: s.param(ps, "\(p).w2"), b2: s.param(ps, "\(p).b2"),
+                             activation: config.activation, id: id,
+                             notes: ["Two linear layers with the activation between them (seed 002 stops after one linear layer and the ReLU)."])
     }
 }
 

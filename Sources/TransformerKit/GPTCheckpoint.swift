@@ -219,7 +219,7 @@ public enum GPTCheckpoint {
 }
 
 /// Just enough JSON to tell a missing field from a wrong one, and a number from a boolean.
-private enum JSONValue: Decodable {
+enum JSONValue: Decodable {
     case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     init(from decoder: Decoder) throws {

@@ -77,11 +77,18 @@ public final class GPTGenerator {
         vCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
         x = FlatBuffer(count: d); h = FlatBuffer(count: d); qkv = FlatBuffer(count: 3 * d); ctx = FlatBuffer(count: d)
         tmp = FlatBuffer(count: d); fc = FlatBuffer(count: c.hidden); act = FlatBuffer(count: c.hidden)
-        logits = FlatBuffer(count: c.vocabSize); att = FlatBuffer(count: c.contextLength)
+        logits = FlatBuffer(count: c.vocabSize); att = FlatBuffer(count: c.heads * c.contextLength)
         mean = FlatBuffer(count: 1); rstd = FlatBuffer(count: 1)
     }
 
     public func reset() { length = 0; history = [] }
+
+    /// Appends a token to the context without computing anything (recomputing mode only; the next
+    /// `feed` sees it). Lets a benchmark fill a long context without a forward pass per token.
+    public func push(_ token: Int) {
+        precondition(!useCache && length < model.config.contextLength, "push is for the recomputing mode, within the context")
+        history.append(Int32(token)); length += 1
+    }
 
     /// Feeds one token and returns the logits for the next one.
     public func feed(_ token: Int) -> UnsafeBufferPointer<Float> {
@@ -104,38 +111,20 @@ public final class GPTGenerator {
         let c = model.config, d = c.dModel, pos = length, dk = c.dK, eps = c.layerNormEps
         let wte = model.p("wte.weight") + token * d, wpe = model.p("wpe.weight") + pos * d
         for j in 0..<d { x[j] = wte[j] + wpe[j] }
-        let scale = 1 / Float(dk).squareRoot()
         for l in 0..<c.layers {
-            let p = "h.\(l)"
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_1.weight"), model.p("\(p).ln_1.bias"), n: 1, c: d, eps: eps)
-            Kernels.linearForward(qkv.pointer, h.pointer, model.p("\(p).attn.c_attn.weight"), model.p("\(p).attn.c_attn.bias"), n: 1, c: d, oc: 3 * d)
+            let o = model.blockOffsets[l]
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln1w), model.p(o.ln1b), n: 1, c: d, eps: eps)
+            Kernels.linearForward(qkv.pointer, h.pointer, model.p(o.attnW), model.p(o.attnB), n: 1, c: d, oc: 3 * d)
             (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
             (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
-            for head in 0..<c.heads {
-                let q = qkv.pointer + head * dk
-                var m = -Float.infinity
-                for j in 0...pos {
-                    let k = kCache[l].pointer + j * d + head * dk
-                    var s: Float = 0
-                    for e in 0..<dk { s += q[e] * k[e] }
-                    att[j] = s * scale
-                    m = max(m, att[j])
-                }
-                var sum: Float = 0
-                for j in 0...pos { att[j] = Foundation.exp(att[j] - m); sum += att[j] }
-                let o = ctx.pointer + head * dk
-                for e in 0..<dk { o[e] = 0 }
-                for j in 0...pos {
-                    let w = att[j] / sum, vv = vCache[l].pointer + j * d + head * dk
-                    for e in 0..<dk { o[e] += w * vv[e] }
-                }
-            }
-            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p("\(p).attn.c_proj.weight"), model.p("\(p).attn.c_proj.bias"), n: 1, c: d, oc: d)
+            Kernels.attendCached(ctx.pointer, qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer, scratch: att.pointer,
+                                 length: pos + 1, heads: c.heads, dk: dk, stride: d)
+            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p(o.projW), model.p(o.projB), n: 1, c: d, oc: d)
             for j in 0..<d { x[j] += tmp[j] }
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("\(p).ln_2.weight"), model.p("\(p).ln_2.bias"), n: 1, c: d, eps: eps)
-            Kernels.linearForward(fc.pointer, h.pointer, model.p("\(p).mlp.c_fc.weight"), model.p("\(p).mlp.c_fc.bias"), n: 1, c: d, oc: c.hidden)
+            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln2w), model.p(o.ln2b), n: 1, c: d, eps: eps)
+            Kernels.linearForward(fc.pointer, h.pointer, model.p(o.fcW), model.p(o.fcB), n: 1, c: d, oc: c.hidden)
             Kernels.geluForward(act.pointer, fc.pointer, count: c.hidden, form: c.geluForm)
-            Kernels.linearForward(tmp.pointer, act.pointer, model.p("\(p).mlp.c_proj.weight"), model.p("\(p).mlp.c_proj.bias"), n: 1, c: c.hidden, oc: d)
+            Kernels.linearForward(tmp.pointer, act.pointer, model.p(o.mlpW), model.p(o.mlpB), n: 1, c: c.hidden, oc: d)
             for j in 0..<d { x[j] += tmp[j] }
         }
         Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("ln_f.weight"), model.p("ln_f.bias"), n: 1, c: d, eps: eps)

@@ -30,6 +30,14 @@ public struct ParameterSet: Sendable, Equatable {
     }
 
     public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
+
+    /// Throws, naming the parameter, when one of `shapes` is missing or has another shape.
+    public func check(against shapes: [(String, [Int])]) throws {
+        for (name, shape) in shapes {
+            guard let t = tensors[name] else { throw ConfigError(message: "parameter \(name) is missing") }
+            guard t.shape == shape else { throw ConfigError(message: "parameter \(name) has shape \(t.shape), the config needs \(shape)") }
+        }
+    }
 }
 
 extension TransformerConfig {

@@ -895,8 +895,9 @@ private func oneLine(_ s: String) -> String {
     return out
 }
 
-/// A JSON string literal as serde_json (and so Python's safetensors) writes it.
-private func jsonString(_ s: String) -> String {
+/// A JSON string literal as serde_json (and so Python's safetensors) writes it; also what
+/// `transformer embed --format json` writes sentences with.
+public func jsonString(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

@@ -158,6 +158,17 @@ struct Steps {
         }
     }
 
+    /// Rows `start ..< start + count` of `x`, with their labels.
+    func selectRows(_ id: String, _ title: String, _ x: Value, start: Int, count: Int, cols: [String],
+                    _ formula: String, _ latex: String, notes: [String] = []) -> Value {
+        let c = x.t.cols
+        let t = Tensor(shape: [count, c], data: Array(x.t.data[(start * c)..<((start + count) * c)]))
+        let rows = Array(x.rows[start..<(start + count)])
+        rec(id, title, .selectRows, [x.id], t, rows: rows, cols: cols, formula, latex,
+            attrs: ["start": Double(start), "count": Double(count)], notes: notes)
+        return Value(id: id, t: t, rows: rows)
+    }
+
     func argmax(_ id: String, _ title: String, _ p: Value, tokens: (Int) -> String) -> (Value, [Int]) {
         var ids: [Int] = []
         for r in 0..<p.t.rows {

@@ -35,6 +35,8 @@ public enum TraceOp: String, Codable, Sendable, CaseIterable {
     case relu
     /// attr `tanh` = 1 for the tanh form.
     case gelu
+    /// Rows `start ..< start + count` of the input (GPT: the last position's distribution): attrs `start`, `count`.
+    case selectRows = "select_rows"
     /// Index of the largest value in each row.
     case argmax
     /// Mean of `-log softmax(logits)[target]` over rows: inputs `[logits, targets]`; extras `per_row`.

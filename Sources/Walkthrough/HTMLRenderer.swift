@@ -14,28 +14,51 @@ struct HTMLRenderer {
     var openSteps = 4
 
     func render() -> String {
+        var out = Self.head(title: doc.title)
+        out.append("<body>")
+        out.append(fragment())
+        out.append("<script>\(Self.script)</script>")
+        out.append("</body>")
+        out.append("</html>")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// `<!DOCTYPE html>` to `</head>`, shared by the trace page and the live page of `transformer serve`.
+    static func head(title: String) -> [String] {
+        [
+            "<!DOCTYPE html>",
+            "<html lang=\"zh\">",
+            "<head>",
+            "<meta charset=\"utf-8\">",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "<title>\(esc(title))</title>",
+            "<style>\(css)\(explorerCSS)</style>",
+            "</head>",
+        ]
+    }
+
+    /// Everything inside `<body>` but the script: the header, the explorer's pictures (prediction,
+    /// attention, training) and every step. `transformer serve` sends this as the page's new content.
+    func fragment() -> String {
         let visible = options.visibleSteps(doc)
         let visibleIDs = Set(visible.map(\.id))
         var out: [String] = []
-        out.append("<!DOCTYPE html>")
-        out.append("<html lang=\"zh\">")
-        out.append("<head>")
-        out.append("<meta charset=\"utf-8\">")
-        out.append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
-        out.append("<title>\(esc(doc.title))</title>")
-        out.append("<style>\(Self.css)</style>")
-        out.append("</head>")
-        out.append("<body>")
         out.append("<header>")
         out.append("<h1>\(esc(doc.title))</h1>")
+        out.append("<details class=\"config\"><summary>Model: \(esc(doc.summaryLine))</summary>")
         out.append("<table class=\"config\"><tbody>")
         for (k, v) in doc.configRows { out.append("<tr><th>\(esc(k))</th><td>\(esc(v))</td></tr>") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("<tr><th>\(esc(k))</th><td>\(esc(v))</td></tr>") }
-        out.append("</tbody></table>")
+        out.append("</tbody></table></details>")
         out.append("<p class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button> <button type=\"button\" id=\"collapse-all\">Collapse all</button></p>")
         out.append("</header>")
         out.append("<main>")
         if options.steps.isEmpty {
+            out.append(predictionPanel())
+            out.append(attentionPanel())
+            out.append(trainingPanel())
+        }
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("<section id=\"dataset\"><h2>Dataset</h2><ol>")
             for l in doc.corpus { out.append("<li>\(esc(l))</li>") }
             out.append("</ol></section>")
@@ -55,7 +78,12 @@ struct HTMLRenderer {
                 out.append("</ul>")
             }
             out.append("</section>")
+        } else if options.steps.isEmpty && !doc.generalNotes.isEmpty {
+            out.append("<ul class=\"doc-notes\">")
+            for n in doc.generalNotes { out.append("<li>\(esc(n))</li>") }
+            out.append("</ul>")
         }
+        if options.steps.isEmpty { out.append("<h2 id=\"pipeline\">Every step, in order (click one to open it)</h2>") }
         var section: String? = nil
         for (i, step) in visible.enumerated() {
             if step.section != section {
@@ -72,10 +100,7 @@ struct HTMLRenderer {
             out.append("</ul></section>")
         }
         out.append("</main>")
-        out.append("<script>\(Self.script)</script>")
-        out.append("</body>")
-        out.append("</html>")
-        return out.joined(separator: "\n") + "\n"
+        return out.joined(separator: "\n")
     }
 
     func renderStep(_ s: TraceStep, open: Bool, visibleIDs: Set<String>) -> String {
@@ -95,7 +120,9 @@ struct HTMLRenderer {
             }.joined(separator: ", ")
         }
         out.append(meta + "</p>")
-        out.append(matrixTable(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(matrixTable(cut))
+        if hidden > 0 { out.append("<p class=\"cut\">\(esc(hiddenColumnsNote(hidden)))</p>") }
         if s.id == "out.predicted" || s.op == .argmax { out.append(predictions(s)) }
         if let top = s.topFive { out.append(topChart(top)) }
         if let per = s.extras["per_row"] {
@@ -166,26 +193,29 @@ struct HTMLRenderer {
         return out
     }
 
-    /// Blue (negative) – white (0) – red (positive), scaled to the matrix's largest |value|.
-    func diverging(_ v: Float, maxAbs: Float) -> (String, Bool) {
-        guard maxAbs > 0 else { return ("#ffffff", false) }
+    /// Blue (negative) – white (0) – red (positive), scaled to the matrix's largest |value|; true when the text should be white.
+    func diverging(_ v: Float, maxAbs: Float) -> (String, Bool) { Self.diverging(v, maxAbs: maxAbs) }
+    /// White (0) → blue (1), for attention weights.
+    func sequential(_ v: Float) -> (String, Bool) { Self.sequential(v) }
+
+    static func diverging(_ v: Float, maxAbs: Float) -> (String, Bool) {
+        guard maxAbs > 0, v.isFinite else { return ("#ffffff", false) }
         let x = Double(max(-1, min(1, v / maxAbs)))
         let target: (Double, Double, Double) = x < 0 ? (33, 102, 172) : (178, 24, 43)
         let a = abs(x)
         return (rgb(mix(target, a)), a > 0.6)
     }
 
-    /// White (0) → blue (1), for attention weights.
-    func sequential(_ v: Float) -> (String, Bool) {
+    static func sequential(_ v: Float) -> (String, Bool) {
         let a = Double(max(0, min(1, v)))
         return (rgb(mix((8, 69, 148), a)), a > 0.55)
     }
 
-    func mix(_ target: (Double, Double, Double), _ a: Double) -> (Double, Double, Double) {
+    static func mix(_ target: (Double, Double, Double), _ a: Double) -> (Double, Double, Double) {
         (255 + (target.0 - 255) * a, 255 + (target.1 - 255) * a, 255 + (target.2 - 255) * a)
     }
 
-    func rgb(_ c: (Double, Double, Double)) -> String {
+    static func rgb(_ c: (Double, Double, Double)) -> String {
         func h(_ x: Double) -> String {
             let s = String(Int(max(0, min(255, x.rounded()))), radix: 16)
             return s.count == 1 ? "0" + s : s
@@ -222,7 +252,9 @@ struct HTMLRenderer {
     }
 
     /// Text safe in element content and in quoted attributes.
-    func esc(_ s: String) -> String {
+    func esc(_ s: String) -> String { Self.esc(s) }
+
+    static func esc(_ s: String) -> String {
         var r = ""
         r.reserveCapacity(s.count)
         for ch in s {
@@ -245,6 +277,7 @@ struct HTMLRenderer {
            color: var(--fg); margin: 0 auto; padding: 1rem 1.5rem 4rem; max-width: 80rem; line-height: 1.45; }
     h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid var(--line); }
     code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; font-size: 0.9em; }
+    details.config > summary { cursor: pointer; color: var(--muted); }
     table.config th { text-align: left; font-weight: 600; padding-right: 1rem; font-family: ui-monospace, monospace; }
     table.config td, table.config th { padding: 0.1rem 0.5rem 0.1rem 0; vertical-align: top; }
     .tok { display: inline-block; border: 1px solid var(--line); border-radius: 4px; padding: 0 0.3rem; margin: 0.1rem; }
@@ -287,9 +320,13 @@ struct HTMLRenderer {
     static let script = """
 
     (function () {
+      // Delegated, so that content swapped in by the live page (transformer serve) works too.
       function all(open) { document.querySelectorAll("section.step > details").forEach(function (d) { d.open = open; }); }
-      document.getElementById("expand-all").addEventListener("click", function () { all(true); });
-      document.getElementById("collapse-all").addEventListener("click", function () { all(false); });
+      document.addEventListener("click", function (e) {
+        var t = e.target;
+        if (t && t.id === "expand-all") { all(true); }
+        if (t && t.id === "collapse-all") { all(false); }
+      });
       function reveal() {
         var id = decodeURIComponent(location.hash.slice(1));
         var el = id ? document.getElementById(id) : null;

@@ -46,7 +46,12 @@ struct LaTeXRenderer {
         for (k, v) in doc.configRows { out.append("\\texttt{\(tex(k))} & \(tex(v)) \\\\") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("\\texttt{\(tex(k))} & \(tex(v)) \\\\") }
         out.append("\\end{tabular}")
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && !doc.showsCorpus && !doc.generalNotes.isEmpty {
+            out.append("\\begin{itemize}")
+            for n in doc.generalNotes { out.append("\\item{} \(tex(n))") }
+            out.append("\\end{itemize}")
+        }
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("\\section*{Dataset}")
             out.append("\\begin{enumerate}")
@@ -100,7 +105,9 @@ struct LaTeXRenderer {
         var meta = "Shape \\(\(s.shape.map(String.init).joined(separator: " \\times "))\\), op \\texttt{\(tex(s.op.rawValue))}"
         if !s.inputs.isEmpty { meta += "; inputs: " + s.inputs.map { "\\texttt{\(tex($0))}" }.joined(separator: ", ") }
         out.append(meta + ".")
-        out.append(contentsOf: matrix(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrix(cut))
+        if hidden > 0 { out.append("{\\small \(tex(hiddenColumnsNote(hidden)))}") }
         if let top = s.topFive {
             out.append("")
             out.append("Top 5 next tokens per row:")

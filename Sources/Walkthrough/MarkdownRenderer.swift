@@ -15,7 +15,7 @@ struct MarkdownRenderer {
         out.append("|---|---|")
         for (k, v) in doc.configRows { out.append("| \(md(k)) | \(md(v)) |") }
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("| \(md(k)) | \(md(v)) |") }
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("## Dataset")
             out.append("")
@@ -34,6 +34,9 @@ struct MarkdownRenderer {
                 out.append("")
                 for n in general { out.append("- " + md(n)) }
             }
+        } else if options.steps.isEmpty && !doc.generalNotes.isEmpty {
+            out.append("")
+            for n in doc.generalNotes { out.append("- " + md(n)) }
         }
         var section = ""
         for step in options.visibleSteps(doc) {
@@ -70,7 +73,9 @@ struct MarkdownRenderer {
         if !s.inputs.isEmpty { meta += " · inputs: " + s.inputs.map(inlineCode).joined(separator: ", ") }
         out.append(meta)
         out.append("")
-        out.append(contentsOf: matrixTable(s))
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrixTable(cut))
+        if hidden > 0 { out.append(""); out.append(md(hiddenColumnsNote(hidden))) }
         if let top = s.topFive {
             out.append("")
             out.append("Top 5 next tokens per row:")

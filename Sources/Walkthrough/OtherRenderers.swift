@@ -30,6 +30,14 @@ extension TraceDocument {
     /// The configuration as (name, value) rows, shared by the table-making renderers.
     var configRows: [(String, String)] {
         let c = config
+        if let g = gpt {
+            let rows = [
+                ("d_model", "\(g.dModel)"), ("heads", "\(g.heads)"), ("d_ff", "\(g.hidden)"),
+                ("layers", "\(g.layers) decoder-only block\(g.layers == 1 ? "" : "s")"), ("context", "\(g.contextLength) positions"),
+                ("vocabulary", "\(vocabulary.count) ids"),
+            ]
+            return rows.filter { conventions[$0.0] == nil }
+        }
         let rows = [
             ("d_model", "\(c.dModel)"), ("heads", "\(c.heads)"), ("d_k", "\(c.dK)"), ("d_ff", "\(c.dFF)"),
             ("layers", "\(c.encoderLayers) encoder + \(c.decoderLayers) decoder"), ("vocabulary", "\(vocabulary.count) ids"),
@@ -39,6 +47,21 @@ extension TraceDocument {
 }
 
 let seedNotePrefix = "Seed 002: "
+
+extension TraceDocument {
+    /// The sizes in one line (the text renderer's header).
+    var summaryLine: String {
+        if let g = gpt {
+            return "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.dK) · d_ff \(g.hidden) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
+        }
+        let c = config
+        return "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.dK) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
+    }
+
+    /// Whether to print the dataset and vocabulary sections: not for a checkpoint's text (no corpus,
+    /// a vocabulary of tens of thousands).
+    var showsCorpus: Bool { !corpus.isEmpty }
+}
 
 extension TraceStep {
     /// Decimal places a renderer uses for this step's values.
@@ -65,4 +88,23 @@ extension TraceStep {
     }
 
     var shapeText: String { shape.map(String.init).joined(separator: "×") }
+
+    /// The step cut to its first `options.maxColumns` columns when it is wider, and how many were cut.
+    func shown(_ options: RenderOptions) -> (step: TraceStep, hidden: Int) {
+        guard options.maxColumns > 0, shape.count == 2, shape[1] > options.maxColumns, values.count == shape[0] * shape[1] else { return (self, 0) }
+        let r = shape[0], c = shape[1], k = options.maxColumns
+        var s = self
+        s.values = (0..<r).flatMap { values[($0 * c)..<($0 * c + k)] }
+        s.colLabels = Array(colLabels.prefix(k))
+        s.shape = [r, k]
+        return (s, c - k)
+    }
+}
+
+/// The line under a cut matrix.
+func hiddenColumnsNote(_ hidden: Int) -> String {
+    "… and \(hidden) more columns not shown (--max-columns 0 shows them; --format json and csv hold every value)."
+}
+
+extension TraceStep {
 }

@@ -13,6 +13,9 @@ public struct RenderOptions: Sendable {
     public var steps: [String] = []
     /// Widest line for the text renderer before a matrix is split into column blocks.
     public var width: Int = 120
+    /// Widest matrix shown whole (0: no limit); a wider one (a GPT-2 vocabulary of 50,257 logits) shows
+    /// its first `maxColumns` columns and says how many more there are. JSON and CSV hold every value.
+    public var maxColumns: Int = 100
     public init() {}
 
     /// A filter matches a step whose id equals it, starts with it followed by `.`, or fits it as a

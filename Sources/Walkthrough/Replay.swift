@@ -279,6 +279,14 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
     case .gelu:
         try expectInputs(step, 1...1)
         return ReplayResult(tensor: gelu(x[0], form: try flag(step, "tanh") ? .tanh : .erf))
+    case .selectRows:
+        try expectInputs(step, 1...1)
+        let start = try intAttr(step, "start"), count = try intAttr(step, "count")
+        let m = x[0].asMatrix
+        guard start >= 0, count >= 1, start + count <= m.rows else {
+            throw ReplayIssue("select_rows: rows \(start) ..< \(start + count) do not fit \(m.rows) rows")
+        }
+        return ReplayResult(tensor: Tensor(shape: [count, m.cols], data: Array(m.data[(start * m.cols)..<((start + count) * m.cols)])))
     case .argmax:
         try expectInputs(step, 1...1)
         let p = x[0].asMatrix

@@ -53,11 +53,14 @@ public struct WalkthroughSetup: Sendable {
         config.embeddings = .all  // the seed's source and target share one corpus, so one vocabulary
     }
 
-    var tokenize: Tokenizing {
-        switch tokenizer {
-        case .char: return CharTokenizer(dropPunctuation: true)
-        case .word: return WordTokenizer(dropPunctuation: true)
-        }
+    /// The corpus's non-empty lines, the tokenizer and the vocabulary of its tokens (both walkthroughs).
+    static func corpusVocabulary(_ corpus: [String], _ kind: TokenizerKind) throws -> (lines: [String], tokenizer: Tokenizing, vocabulary: Vocabulary) {
+        let lines = corpus.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        guard !lines.isEmpty else { throw WalkthroughError("the corpus is empty: give at least one non-empty line") }
+        let tok: Tokenizing = kind == .char ? CharTokenizer(dropPunctuation: true) : WordTokenizer(dropPunctuation: true)
+        let corpusTokens = lines.flatMap { tok.tokenize($0) }
+        guard !corpusTokens.isEmpty else { throw WalkthroughError("the corpus has no tokens after dropping punctuation and spaces") }
+        return (lines, tok, Vocabulary(corpusTokens: corpusTokens))
     }
 
     public var isSeedExample: Bool {
@@ -75,12 +78,7 @@ public struct WalkthroughSetup: Sendable {
             weights = w
             notes.append("Weights from \(url.lastPathComponent)\(w.description.map { ": \($0)" } ?? "").")
         }
-        let lines = corpus.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw WalkthroughError("the corpus is empty: give at least one non-empty line") }
-        let tok = tokenize
-        let corpusTokens = lines.flatMap { tok.tokenize($0) }
-        guard !corpusTokens.isEmpty else { throw WalkthroughError("the corpus has no tokens after dropping punctuation and spaces") }
-        let vocab = Vocabulary(corpusTokens: corpusTokens)
+        let (lines, tok, vocab) = try Self.corpusVocabulary(corpus, tokenizer)
         let srcTokens = tok.tokenize(source), tgtTokens = tok.tokenize(target)
         guard !srcTokens.isEmpty else { throw WalkthroughError("the source sentence is empty") }
         guard !tgtTokens.isEmpty else { throw WalkthroughError("the target sentence is empty") }

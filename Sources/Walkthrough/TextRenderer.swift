@@ -10,10 +10,12 @@ struct TextRenderer {
         var out: [String] = []
         out.append(doc.title)
         out.append(String(repeating: "═", count: min(options.width, displayWidth(doc.title))))
-        let c = doc.config
-        out.append("d_model \(c.dModel) · heads \(c.heads) · d_k \(c.dK) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(doc.vocabulary.count)")
+        out.append(doc.summaryLine)
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("  \(padRight(k, 16)) \(v)") }
-        if options.steps.isEmpty {
+        if options.steps.isEmpty && !doc.showsCorpus {
+            for n in doc.notes { out.append("  " + n) }
+        }
+        if options.steps.isEmpty && doc.showsCorpus {
             out.append("")
             out.append("── Dataset ──")
             for (i, l) in doc.corpus.enumerated() { out.append("  \(i + 1). \(l)") }
@@ -57,7 +59,9 @@ struct TextRenderer {
         out.append(meta)
         var extraCols: [(String, [Float])] = []
         for key in ["mean", "std"] { if let v = s.extras[key], v.count == s.tensor.rows { extraCols.append((key == "mean" ? "mean μ" : "std σ", v)) } }
-        out.append(contentsOf: matrixLines(s, extra: extraCols).map { "  " + $0 })
+        let (cut, hidden) = s.shown(options)
+        out.append(contentsOf: matrixLines(cut, extra: extraCols).map { "  " + $0 })
+        if hidden > 0 { out.append("  " + hiddenColumnsNote(hidden)) }
         if s.op == .softmax && s.shape.last ?? 0 > 12 {
             out.append("  top 5 per row:")
             let t = s.tensor

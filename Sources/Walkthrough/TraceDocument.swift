@@ -21,9 +21,21 @@ public struct TraceDocument: Codable, Sendable {
     public var notes: [String]
     public var steps: [TraceStep]
     public var parameters: [TraceParameter]
+    /// Present for a GPT trace (`transformer walkthrough --model gpt`): the model's own config, in
+    /// Hugging Face's GPT-2 names. `config` then holds the nearest encoder–decoder description
+    /// (0 encoder layers, pre-norm, learned positions, tied output) for readers that know only it.
+    public var gpt: GPTConfig? = nil
+
+    public init(title: String, config: TransformerConfig, conventions: [String: String], corpus: [String], vocabulary: [String],
+                corpusTokenCount: Int, source: String, target: String, notes: [String], steps: [TraceStep],
+                parameters: [TraceParameter], gpt: GPTConfig? = nil) {
+        self.title = title; self.config = config; self.conventions = conventions; self.corpus = corpus
+        self.vocabulary = vocabulary; self.corpusTokenCount = corpusTokenCount; self.source = source; self.target = target
+        self.notes = notes; self.steps = steps; self.parameters = parameters; self.gpt = gpt
+    }
 
     enum CodingKeys: String, CodingKey {
-        case schema, title, config, conventions, corpus, vocabulary, source, target, notes, steps, parameters
+        case schema, title, config, conventions, corpus, vocabulary, source, target, notes, steps, parameters, gpt
         case corpusTokenCount = "corpus_token_count"
     }
 

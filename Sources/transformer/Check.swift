@@ -63,7 +63,7 @@ struct Check: ParsableCommand {
 
         let doc: TraceDocument
         do {
-            doc = try trace.map { try TraceDocument.load(from: URL(fileURLWithPath: $0)) } ?? input.setup().run()
+            doc = try trace.map { try TraceDocument.load(from: URL(fileURLWithPath: $0)) } ?? input.document()
         } catch let e as WalkthroughError {
             usageError(e.message)
         }

@@ -1,3 +1,4 @@
+import DataParallel
 import Foundation
 import TensorKit
 import Training
@@ -6,7 +7,7 @@ import TransformerKit
 /// `transformer train --model gpt --data FILE`: the same trainer, progress line, checkpoints and loss
 /// curve as the encoder–decoder.
 extension TrainCommand {
-    func trainGPT() throws {
+    func trainGPT(_ group: any ProcessGroup) throws {
         let out = URL(fileURLWithPath: output)
         let model: GPTModel, tok: TextTokenizer, options: TrainOptions
         var resumeState: TrainState? = nil, resumeDir: URL? = nil
@@ -37,7 +38,10 @@ extension TrainCommand {
             let c = GPTConfig(vocabSize: tok.vocabularySize, contextLength: shape.maxLength, dModel: shape.dModel,
                               layers: shape.layers, heads: shape.heads, dFF: shape.dFF)
             do { try c.validate() } catch let e as ConfigError { throw TrainingError(e.message) }
-            model = try GPTModel(config: c, seed: seed)
+            guard let initScheme = GPTConfig.Initialisation(rawValue: initialisation) else {
+                throw TrainingError("--initialisation must be gpt2 or normal, not \"\(initialisation)\"")
+            }
+            model = try GPTModel(config: c, seed: seed, initialisation: initScheme)
         }
         let text = String(decoding: raw, as: UTF8.self)
         let ids = try tok.encode(text)
@@ -50,10 +54,11 @@ extension TrainCommand {
         log("model: GPT, \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel), context \(c.contextLength), block \(block), \(model.layout.total) parameters")
         let trainer = try Trainer(task: task, options: options)
         trainer.output = out
+        trainer.group = group
         if let timeLimit { trainer.deadline = Date().addingTimeInterval(timeLimit * 60) }
         if let resumeState, let resumeDir { try trainer.resume(from: resumeDir, state: resumeState) }
         log("training: \(trainer.totalSteps) steps of \(options.batchSize)×\(block) tokens")
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        if group.rank == 0 { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
         let start = Date()
         try trainer.run(log: log)
         log(String(format: "done in %.1f s; saved %@/latest · loss curve %@/loss.svg", Date().timeIntervalSince(start), out.path, out.path))

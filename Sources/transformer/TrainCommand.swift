@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataParallel
 import Foundation
 import TensorKit
 import Training
@@ -72,6 +73,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW ε (the paper: 1e-9).") var adamEps: Float = 1e-9
     @Option(help: "Final learning rate of the cosine schedule.") var minLr: Float = 0
     @Option(help: "Seed for weights, batch order and dropout.") var seed: UInt64 = 1
+    @Option(help: "GPT weights at the start: gpt2 (N(0, 0.02), residual projections scaled by 1/√(2·layers)) or normal (N(0, 0.02) everywhere).")
+    var initialisation: String = "gpt2"
     @Option(help: "Validate every N steps (0: each epoch).") var evalEvery: Int = 0
     @Option(help: "Checkpoint every N steps (0: each epoch).") var checkpointEvery: Int = 0
     @Option(help: "Progress line every N steps.") var logEvery: Int = 10
@@ -80,13 +83,34 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many minutes of training (a checkpoint is saved).") var timeLimit: Double?
 
     func run() throws {
+        let group: any ProcessGroup
+        do { group = try DataParallel.start() } catch let e as DataParallelError { fail(e.message) }
+        // Under mpirun every rank runs this command; rank 0 alone prints and writes.
+        logQuiet = group.rank != 0
+        if group.size > 1 { shareCores(group) }
         do {
             switch model {
-            case "seq2seq": try train()
-            case "gpt": try trainGPT()
+            case "seq2seq": try train(group)
+            case "gpt": try trainGPT(group)
             default: throw TrainingError("--model must be seq2seq or gpt (got \(model))")
             }
-        } catch let e as TrainingError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+        } catch {
+            let message = (error as? TrainingError)?.message ?? (error as? SafetensorsError)?.description
+                ?? (error as? DataParallelError)?.message ?? "\(error)"
+            guard group.size > 1 else { fail(message) }
+            // Stop the other ranks too, rather than leave them waiting in a collective.
+            FileHandle.standardError.write(Data("error (rank \(group.rank) of \(group.size)): \(message)\n".utf8))
+            group.abort(code: 1)
+            Foundation.exit(1)
+        }
+    }
+
+    /// Ranks on one machine share its cores: each takes cores ÷ ranks-on-this-machine threads.
+    func shareCores(_ group: any ProcessGroup) {
+        let env = ProcessInfo.processInfo.environment
+        guard let local = (env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"]).flatMap({ Int($0) }), local > 1 else { return }
+        Gemm.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
+        log("data parallel: \(group.size) ranks, \(local) on this machine, \(Gemm.threads) thread(s) each")
     }
 
     func trainOptions() -> TrainOptions {
@@ -121,7 +145,7 @@ struct TrainCommand: ParsableCommand {
         return (corpus, valid)
     }
 
-    func train() throws {
+    func train(_ group: any ProcessGroup) throws {
         guard batchSize >= 1, epochs >= 1 || steps >= 1 else { throw TrainingError("--batch-size and --epochs (or --steps) must be positive") }
         guard (0..<1).contains(dropout), (0..<1).contains(labelSmoothing) else { throw TrainingError("--dropout and --label-smoothing must be in [0, 1)") }
         let out = URL(fileURLWithPath: output)
@@ -169,15 +193,20 @@ struct TrainCommand: ParsableCommand {
         log("model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \(c.norm.rawValue)-norm, \(model.layout.total) parameters")
         let trainer = try Seq2SeqTrainer(model: model, codec: codec, train: trainIDs, validation: validIDs, options: options)
         trainer.output = out
+        trainer.group = group
         if let timeLimit { trainer.deadline = Date().addingTimeInterval(timeLimit * 60) }
         if let r = resumeFrom, let state = r.state { try trainer.resume(from: r.directory, state: state) }
         log("training: \(trainIDs.count) pairs (\(trainer.batchesPerEpoch) batches/epoch), validation \(validIDs.count), \(trainer.totalSteps) steps, schedule \(options.schedule)")
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        if group.rank == 0 { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
         try trainer.run(log: log)
         log("saved \(out.path)/latest · loss curve \(out.path)/loss.svg and loss.csv")
     }
 }
 
+/// Set on data-parallel ranks other than 0, which train silently.
+nonisolated(unsafe) var logQuiet = false
+
 func log(_ s: String) {
+    if logQuiet { return }
     FileHandle.standardError.write(Data((s + "\n").utf8))
 }

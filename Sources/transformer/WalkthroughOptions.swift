@@ -6,6 +6,14 @@ import Walkthrough
 /// The options that define a walkthrough's input; shared by `walkthrough` and `check` so that
 /// `check` compares against exactly the computation the learner saw.
 struct WalkthroughOptions: ParsableArguments {
+    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, e.g. SmolLM2; text output, one line per block).")
+    var model: String = "seq2seq"
+    @Option(help: "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required).")
+    var checkpoint: String?
+    @Option(help: "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A man is playing a guitar.).")
+    var prompt: String?
+    @Option(help: "GPT with --checkpoint: token ids instead of --prompt (comma-separated), e.g. for a folder without a tokenizer.")
+    var ids: String?
     @Option(help: "Corpus file, one sentence per line (default: the seed 002 corpus).")
     var corpus: String?
     @Option(help: "Corpus given inline; lines separated by '\\n' or '|'.")
@@ -47,6 +55,20 @@ struct WalkthroughOptions: ParsableArguments {
     var train = false
     @Option(help: "Learning rate η of that step.")
     var learningRate: Float = 0.5
+
+    /// The trace these options describe: the encoder–decoder walkthrough or, with `--model gpt`, the GPT one.
+    func document() throws -> TraceDocument {
+        switch model {
+        case "seq2seq":
+            for (flag, given) in [("--checkpoint", checkpoint != nil), ("--prompt", prompt != nil), ("--ids", ids != nil)] where given {
+                throw WalkthroughError("\(flag) is for --model gpt")
+            }
+            return try setup().run()
+        case "gpt": return try gptDocument()
+        case "bert": return try bertDocument()
+        default: throw WalkthroughError("--model must be seq2seq, gpt, bert or a .gguf file (got \(model))")
+        }
+    }
 
     func setup() throws -> WalkthroughSetup {
         var s = WalkthroughSetup()

@@ -122,6 +122,16 @@ private struct Case: CustomStringConvertible {
         }
     }
 
+    /// One-row products (token-by-token generation) large enough to be split across two threads,
+    /// with a column count that leaves 64-, 8- and 1-wide tails, every transpose case.
+    @Test func oneRowSplitAcrossThreads() {
+        for (i, (ta, tb)) in Self.transposes.enumerated() {
+            let test = Case(transA: ta, transB: tb, m: 1, n: 1155, k: 384, alpha: 0.5, beta: i % 2 == 0 ? 0 : 1, pad: 3)
+            let err = test.relativeError(seed: UInt64(300 + i), threads: 2)
+            #expect(err <= Self.tolerance(test.k), "\(test): relative error \(err)")
+        }
+    }
+
     /// Sizes that cross the KC/MC/NC block edges (k past one KC block, m past one MC block).
     @Test func blockEdges() {
         let cases = [

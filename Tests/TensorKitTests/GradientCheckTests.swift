@@ -162,3 +162,129 @@ import Testing
         #expect(one[0].contains { $0 != 0 })
     }
 }
+
+/// The GEMM-based attention against the scalar reference: awkward sizes, strides wider than the
+/// heads (Q, K, V as column blocks of one buffer), causal and padded keys, rows with every key hidden.
+@Suite struct FastAttentionTests {
+    @Test(arguments: [(1, 1, 1, 1, 1), (2, 7, 7, 3, 5), (2, 17, 9, 2, 8), (1, 65, 65, 4, 32), (3, 33, 20, 1, 17)])
+    func matchesReference(shape: (Int, Int, Int, Int, Int)) {
+        let (b, tq, tk, heads, dk) = shape
+        for causal in [false, true] where !causal || tq == tk {
+            var rng = SeededRNG(seed: UInt64(b * 1000 + tq * 10 + tk))
+            let a = heads * dk, qStride = 3 * a, kvStride = 3 * a
+            let qkv = rng.uniform(shape: [b * max(tq, tk) * qStride], low: -2, high: 2).data
+            let dout = rng.uniform(shape: [b * tq * a], low: -1, high: 1).data
+            // Padding: the last key of every sequence, and (non-causal) every key of sequence 0's… none;
+            // sequence 1 (if any) has all keys hidden to check the all-zero rows.
+            var pad = [Bool](repeating: false, count: b * tk)
+            if !causal { for bi in 0..<b { pad[bi * tk + tk - 1] = tk > 1 }; if b > 1 { for j in 0..<tk { pad[tk + j] = true } } }
+            func run(fast: Bool) -> [[Float]] {
+                var out = [Float](repeating: .nan, count: b * tq * a), att = [Float](repeating: .nan, count: b * heads * tq * tk)
+                var g = [Float](repeating: 0.5, count: qkv.count), scratch = [Float](repeating: 0, count: tk)
+                qkv.withUnsafeBufferPointer { x in pad.withUnsafeBufferPointer { p in g.withUnsafeMutableBufferPointer { gp in
+                    let q = x.baseAddress!, k = q + a, v = q + 2 * a, dq = gp.baseAddress!, dkk = dq + a, dv = dq + 2 * a
+                    let kp = causal ? nil : p.baseAddress
+                    if fast {
+                        Kernels.attentionForward(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackward(dq, dkk, dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                    } else {
+                        Kernels.attentionForwardReference(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackwardReference(dq, dkk, dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                    }
+                } } }
+                return [out, att, g]
+            }
+            let fast = run(fast: true), ref = run(fast: false)
+            for (name, i) in [("out", 0), ("att", 1), ("grads", 2)] {
+                // NaN-safe: every element must be within tolerance (a NaN fails `<`).
+                let bad = zip(fast[i], ref[i]).filter { !(abs($0 - $1) < 2e-5) }.count
+                #expect(bad == 0, "\(name) \(shape) causal \(causal): \(bad) elements differ")
+            }
+            // Hidden keys get exactly zero weight.
+            if causal, tq > 1 { #expect(fast[1][1] == 0) }
+            if !causal, b > 1 { #expect(fast[1][(heads * tq * tk)..<(2 * heads * tq * tk)].allSatisfy { $0 == 0 }) }
+        }
+    }
+}
+
+/// Generation's one-query attention over a KV cache equals the last row of full causal attention.
+@Suite struct CachedAttentionTests {
+    @Test(arguments: [(1, 1, 8), (13, 3, 20), (300, 6, 64)])
+    func lastRowOfCausalAttention(shape: (Int, Int, Int)) {
+        let (t, heads, dk) = shape
+        let d = heads * dk
+        var rng = SeededRNG(seed: UInt64(t))
+        let q = rng.uniform(shape: [t * d], low: -2, high: 2).data, k = rng.uniform(shape: [t * d], low: -2, high: 2).data
+        let v = rng.uniform(shape: [t * d], low: -2, high: 2).data
+        var out = [Float](repeating: 0, count: t * d), att = [Float](repeating: 0, count: heads * t * t)
+        Kernels.attentionForwardReference(&out, &att, q, k, v, keyPadding: nil, causal: true, b: 1, tq: t, tk: t, heads: heads, dk: dk, qStride: d, kvStride: d)
+        var one = [Float](repeating: .nan, count: d), w = [Float](repeating: 0, count: heads * t)
+        q.withUnsafeBufferPointer { qp in
+            Kernels.attendCached(&one, qp.baseAddress! + (t - 1) * d, kCache: k, vCache: v, scratch: &w, length: t, heads: heads, dk: dk, stride: d)
+        }
+        let last = Array(out[((t - 1) * d)...])
+        #expect(zip(one, last).allSatisfy { abs($0 - $1) < 1e-5 }, "output")
+        for h in 0..<heads {
+            let ref = att[((h * t + t - 1) * t)..<((h * t + t) * t)]
+            #expect(zip(w[(h * t)..<((h + 1) * t)], ref).allSatisfy { abs($0 - $1) < 1e-6 }, "weights of head \(h)")
+        }
+    }
+}
+
+/// The vectorised, multi-threaded row kernels against their scalar references, at widths that are
+/// and are not multiples of 8 and row counts large enough to be split across threads.
+@Suite struct RowKernelTests {
+    @Test(arguments: [(3, 5), (300, 128), (517, 13), (64, 1000)])
+    func layerNormMatchesReference(shape: (Int, Int)) {
+        let (n, c) = shape
+        var rng = SeededRNG(seed: UInt64(n + c))
+        let x = rng.uniform(shape: [n * c], low: -3, high: 3).data, dy = rng.uniform(shape: [n * c], low: -1, high: 1).data
+        let gamma = rng.uniform(shape: [c], low: 0.5, high: 1.5).data, beta = rng.uniform(shape: [c], low: -1, high: 1).data
+        func run(fast: Bool) -> [[Float]] {
+            var out = [Float](repeating: .nan, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
+            var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
+            if fast {
+                Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
+                Kernels.layerNormBackward(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+            } else {
+                Kernels.layerNormForwardReference(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
+                Kernels.layerNormBackwardReference(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+            }
+            return [out, mean, rstd, dx, dg, db]
+        }
+        let f = run(fast: true), r = run(fast: false)
+        for (i, name) in ["out", "mean", "rstd", "dx", "dgamma", "dbeta"].enumerated() {
+            let tol: Float = i >= 4 ? 1e-4 * Float(n) : 1e-4  // ∂γ, ∂β sum n rows in a different order
+            let bad = zip(f[i], r[i]).filter { !(abs($0 - $1) <= tol * max(1, abs($1))) }.count
+            #expect(bad == 0, "\(name) n \(n) c \(c): \(bad) elements differ")
+        }
+    }
+
+    @Test(arguments: [GELUForm.tanh, GELUForm.erf])
+    func biasGELUEqualsBiasThenGELU(form: GELUForm) {
+        let n = 70, c = 515  // rows split across threads; a width with an 8-lane tail
+        var rng = SeededRNG(seed: 9)
+        let x = rng.uniform(shape: [n * c], low: -4, high: 4).data, bias = rng.uniform(shape: [c], low: -1, high: 1).data
+        var pre = x, out = [Float](repeating: .nan, count: n * c)
+        Kernels.biasGELUForward(&out, &pre, bias: bias, n: n, c: c, form: form)
+        var biased = x
+        for i in 0..<n { for j in 0..<c { biased[i * c + j] += bias[j] } }
+        var ref = [Float](repeating: 0, count: n * c)
+        Kernels.geluForward(&ref, biased, count: n * c, form: form)
+        #expect(pre == biased, "the biased pre-activation is kept")
+        #expect(zip(out, ref).allSatisfy { abs($0 - $1) <= 1e-6 }, "activation")
+    }
+
+    @Test(arguments: [(Float(0), 7, 5), (Float(0.1), 7, 5), (Float(0), 300, 65), (Float(0.1), 100, 8000)])
+    func crossEntropyMatchesReference(smoothing: Float, n: Int, v: Int) {
+        var rng = SeededRNG(seed: UInt64(n * v))
+        let z = rng.uniform(shape: [n * v], low: -4, high: 4).data
+        let targets: [Int32] = (0..<n).map { i in i % 5 == 3 ? -1 : Int32(rng.nextInt(below: v)) }
+        var zf = z, zr = z, lf = [Float](repeating: .nan, count: n), lr = lf
+        let f = Kernels.softmaxCrossEntropy(&zf, &lf, targets: targets, n: n, v: v, smoothing: smoothing, ignore: -1)
+        let r = Kernels.softmaxCrossEntropyReference(&zr, &lr, targets: targets, n: n, v: v, smoothing: smoothing, ignore: -1)
+        #expect(f.count == r.count && abs(f.sum - r.sum) < 1e-4 * Double(n))
+        #expect(zip(lf, lr).allSatisfy { abs($0 - $1) < 1e-4 }, "per-row losses")
+        #expect(zip(zf, zr).allSatisfy { abs($0 - $1) < 1e-6 }, "gradients")
+    }
+}

@@ -168,4 +168,34 @@ import Testing
         Kernels.geluBackward(&d, [Float](repeating: 1, count: 37), x, count: 37, form: .tanh)
         for i in 0..<37 { #expect(abs(d[i] - geluDerivative(x[i], form: .tanh)) < 2e-6) }
     }
+
+    /// BERT's GELU is the exact one, x·Φ(x) with Φ through erf; the kernel computes erf with a
+    /// rational approximation, checked here against libm's double-precision `erf` over [−6, 6]
+    /// (beyond ±4 erf is ±1 in float) and against the scalar reference GELU.
+    @Test func vectorErfAndExactGELUMatchLibm() {
+        var worstErf: Float = 0, worstGELU: Float = 0
+        var x: Float = -6
+        while x < 6 {
+            let v = SIMD8<Float>((0..<8).map { x + Float($0) * 0.0017 })
+            let e = FastMath.erf(v)
+            var g = [Float](repeating: 0, count: 8)
+            let inp = (0..<8).map { v[$0] }
+            Kernels.geluForward(&g, inp, count: 8, form: .erf)
+            for i in 0..<8 {
+                worstErf = max(worstErf, abs(e[i] - Float(Foundation.erf(Double(v[i])))))
+                let exact = 0.5 * Double(v[i]) * (1 + Foundation.erf(Double(v[i]) / 2.0.squareRoot()))
+                worstGELU = max(worstGELU, abs(g[i] - Float(exact)))
+            }
+            x += 0.0131
+        }
+        #expect(worstErf < 1e-6, "erf absolute error \(worstErf)")
+        #expect(worstGELU < 2e-6, "exact GELU absolute error \(worstGELU)")
+        #expect(FastMath.erf(SIMD8(repeating: 10))[0] == 1 && FastMath.erf(SIMD8(repeating: 0))[0] == 0)
+        // The tail of a count that is not a multiple of 8 goes through the scalar reference.
+        var rng = SeededRNG(seed: 11)
+        let r = rng.uniform(shape: [29], low: -5, high: 5).data
+        var fast = [Float](repeating: 0, count: 29)
+        Kernels.geluForward(&fast, r, count: 29, form: .erf)
+        for i in 0..<29 { #expect(abs(fast[i] - gelu(r[i], form: .erf)) < 2e-6) }
+    }
 }

@@ -31,6 +31,23 @@ import TensorKit
         #expect(Array(a[22..<33]) != Array(b[22..<33]))
     }
 
+    /// GPT-2's start scales the residual projections by 1/√(2·layers); `.normal` does not. The
+    /// sample standard deviations of 128×128 / 512×128 matrices are within a few % of the target.
+    @Test func initialisationSchemes() {
+        let c = GPTConfig(vocabSize: 65, contextLength: 16, dModel: 128, layers: 8, heads: 4)
+        func std(_ t: Tensor) -> Float {
+            let n = Float(t.data.count), m = t.data.reduce(0, +) / n
+            return (t.data.map { ($0 - m) * ($0 - m) }.reduce(0, +) / n).squareRoot()
+        }
+        let g = c.initialParameters(seed: 1, initialisation: .gpt2), n = c.initialParameters(seed: 1, initialisation: .normal)
+        for name in ["h.0.attn.c_proj.weight", "h.3.mlp.c_proj.weight"] {
+            #expect(abs(std(g[name]!) - 0.02 / 4) < 0.0002, "\(name) gpt2")
+            #expect(abs(std(n[name]!) - 0.02) < 0.0008, "\(name) normal")
+        }
+        #expect(abs(std(g["h.0.mlp.c_fc.weight"]!) - 0.02) < 0.0008)
+        #expect(g["h.0.mlp.c_fc.weight"]! == n["h.0.mlp.c_fc.weight"]!)  // only the projections differ
+    }
+
     @Test func huggingFaceNamesAndShapes() {
         let names = Self.config.parameterShapes.map(\.0)
         #expect(names.first == "wte.weight" && names.contains("h.1.attn.c_attn.weight") && names.last == "ln_f.bias")
