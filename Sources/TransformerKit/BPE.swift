@@ -81,7 +81,10 @@ public struct ByteLevelBPE: Sendable {
     // MARK: - Construction
 
     /// Builds from raw token bytes (ids 0..<n), merges by rank, and which ids are special.
-    private init(tokenBytes: [[UInt8]], special: [Bool], merges: [(Int32, Int32, Int32)]) throws {
+    /// `allowMissingBytes`: a vocabulary may lack tokens for bytes its corpus never had (SmolLM2's
+    /// has none for 21 bytes, such as 0x04 and 0xFF); such bytes are then dropped when encoding, as
+    /// Hugging Face's tokenizers do for a BPE without an unknown token.
+    init(tokenBytes: [[UInt8]], special: [Bool], merges: [(Int32, Int32, Int32)], allowMissingBytes: Bool = false) throws {
         var tokens: [String] = [], tokenIDs: [[UInt8]: Int] = [:], specialIDs: [[UInt8]: Int] = [:]
         var specialTokens: [String] = []
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -99,7 +102,7 @@ public struct ByteLevelBPE: Sendable {
                 byteIDs[Int(bytes[0])] = Int32(id)
             }
         }
-        if let missing = byteIDs.firstIndex(of: -1) {
+        if !allowMissingBytes, let missing = byteIDs.firstIndex(of: -1) {
             throw ConfigError(message: "BPE vocabulary: no token for byte \(missing) (\"\(Self.byteToCharacter[missing])\")")
         }
         var ranks: [UInt64: Int32] = [:]
@@ -252,10 +255,10 @@ public struct ByteLevelBPE: Sendable {
 
     /// The merged symbols of one pre-token.
     private func encodeWord(_ bytes: UnsafeBufferPointer<UInt8>) -> [Int32] {
-        if bytes.count == 1 { return [byteIDs[Int(bytes[0])]] }
+        if bytes.count == 1 { let id = byteIDs[Int(bytes[0])]; return id >= 0 ? [id] : [] }
         let key = Array(bytes)
         if let hit = cache.get(key) { return hit }
-        var word = key.map { byteIDs[Int($0)] }
+        var word = key.compactMap { let id = byteIDs[Int($0)]; return id >= 0 ? id : nil }
         while word.count > 1 {
             // the adjacent pair of lowest rank
             var best = Int32.max

@@ -23,9 +23,26 @@ public func sampleToken(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptio
         for j in 1..<v where logits[j] > logits[best] { best = j }
         return best
     }
-    var order = Array(0..<v)
-    order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-    if o.topK > 0 && o.topK < v { order.removeLast(v - o.topK) }
+    // Tokens by logit, highest first (ties: lower id first). With top-k only the k best are kept,
+    // found in one pass (a 49,152-token vocabulary would otherwise be sorted for every token).
+    func better(_ a: Int, _ b: Int) -> Bool { logits[a] > logits[b] || (logits[a] == logits[b] && a < b) }
+    var order: [Int]
+    if o.topK > 0 && o.topK < v {
+        order = []
+        order.reserveCapacity(o.topK + 1)
+        for j in 0..<v {
+            if order.count == o.topK {
+                if !better(j, order[o.topK - 1]) { continue }
+                order.removeLast()
+            }
+            var i = order.count
+            while i > 0 && better(j, order[i - 1]) { i -= 1 }
+            order.insert(j, at: i)
+        }
+    } else {
+        order = Array(0..<v)
+        order.sort(by: better)
+    }
     let m = logits[order[0]]
     var probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
     var sum = probs.reduce(0, +)

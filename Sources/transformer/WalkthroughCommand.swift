@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TransformerKit
 import Walkthrough
 
 struct WalkthroughCommand: ParsableCommand {
@@ -33,8 +34,25 @@ struct WalkthroughCommand: ParsableCommand {
     var attentionSvg: String?
     @Flag(help: "List the step ids and titles, then stop.")
     var listSteps = false
+    @Argument(help: "With --model FILE.gguf: the text to run the model on (or give it with --prompt).")
+    var text: String?
 
     func run() throws {
+        // A GGUF model (`--model FILE.gguf`, or `--model llama --checkpoint FILE.gguf`): a text page with
+        // one summary line per block, not a trace (30 blocks of 576-wide steps would not be readable).
+        let ggufPath = input.model.lowercased().hasSuffix(".gguf") ? input.model : input.model == "llama" ? input.checkpoint : nil
+        if input.model == "llama" || ggufPath != nil {
+            do {
+                guard let path = ggufPath else { throw GGUFError("--model llama needs the .gguf file: --checkpoint FILE.gguf (or give the file as --model)") }
+                guard let prompt = text ?? input.prompt else {
+                    throw GGUFError("a GGUF walkthrough needs the text: transformer walkthrough --model \(path) \"The capital of France is\"")
+                }
+                guard format == "text" else { throw GGUFError("GGUF walkthroughs are text only (got --format \(format))") }
+                try GGUFWalkthrough.run(model: path, text: prompt, dequantize: false)
+            } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
+            return
+        }
+        if text != nil { fail("a text argument goes with --model FILE.gguf; for the other models use --prompt (gpt), --text (bert) or --source/--target") }
         do {
             guard let fmt = TraceFormat(rawValue: format) else {
                 throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")

@@ -6,7 +6,7 @@ import Walkthrough
 /// The options that define a walkthrough's input; shared by `walkthrough` and `check` so that
 /// `check` compares against exactly the computation the learner saw.
 struct WalkthroughOptions: ParsableArguments {
-    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout) or bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2).")
+    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, e.g. SmolLM2; text output, one line per block).")
     var model: String = "seq2seq"
     @Option(help: "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required).")
     var checkpoint: String?
@@ -66,7 +66,7 @@ struct WalkthroughOptions: ParsableArguments {
             return try setup().run()
         case "gpt": return try gptDocument()
         case "bert": return try bertDocument()
-        default: throw WalkthroughError("--model must be seq2seq, gpt or bert (got \(model))")
+        default: throw WalkthroughError("--model must be seq2seq, gpt, bert or a .gguf file (got \(model))")
         }
     }
 

@@ -88,4 +88,37 @@ import TensorKit
             for _ in 0..<20 { #expect(sampleToken(l, SamplingOptions(temperature: 1, topP: 0.5), rng: &rng) == 1) }
         }
     }
+
+    /// Top-k by one pass gives the same tokens as sorting everything and cutting (ties included).
+    @Test func topKSelectionMatchesFullSort() {
+        func reference(_ logits: [Float], _ o: SamplingOptions, _ rng: inout SeededRNG) -> Int {
+            var order = Array(0..<logits.count)
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            order.removeLast(logits.count - o.topK)
+            let m = logits[order[0]]
+            var probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
+            var sum = probs.reduce(0, +)
+            if o.topP < 1 {
+                var acc: Float = 0, keep = probs.count
+                for (i, p) in probs.enumerated() { acc += p / sum; if acc >= o.topP { keep = i + 1; break } }
+                probs.removeLast(probs.count - keep); order.removeLast(order.count - keep)
+                sum = probs.reduce(0, +)
+            }
+            var r = rng.nextUnit() * sum
+            for (i, p) in probs.enumerated() { r -= p; if r < 0 { return order[i] } }
+            return order[probs.count - 1]
+        }
+        var gen = SeededRNG(seed: 11)
+        let logits = (0..<300).map { _ in (gen.nextUnit() * 40).rounded() / 10 }  // many ties
+        for k in [1, 2, 7, 40, 299] {
+            for p: Float in [1, 0.8] {
+                let o = SamplingOptions(temperature: 0.9, topK: k, topP: p, seed: 5)
+                var a = SeededRNG(seed: UInt64(k)), b = SeededRNG(seed: UInt64(k))
+                for _ in 0..<30 {
+                    let x = logits.withUnsafeBufferPointer { sampleToken($0, o, rng: &a) }
+                    #expect(x == reference(logits, o, &b), "k \(k), p \(p)")
+                }
+            }
+        }
+    }
 }
