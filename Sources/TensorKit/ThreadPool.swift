@@ -47,8 +47,9 @@ final class GemmThreadPool: @unchecked Sendable {
     /// (having run nothing) if another thread's job is in progress.
     ///
     /// `body` is not escaping: the call returns only after every part has run, and `job` is reset
-    /// before that, so callers' closures (and what they capture) can live on the stack — a training
-    /// step makes a few hundred parallel calls and none of them allocates.
+    /// before that, so the closures callers build (and what they capture) stay on their stack. What
+    /// remains per call is the one small box `withoutActuallyEscaping` makes (measured: 87 such
+    /// allocations, 2.8 KB, in a small GPT's training step).
     func run(parts: Int, _ body: @Sendable (Int) -> Void) -> Bool {
         precondition(parts >= 1 && parts <= Self.partMask)
         if !submitLock.try() { return false }

@@ -174,8 +174,8 @@ import Testing
             let a = heads * dk, qStride = 3 * a, kvStride = 3 * a
             let qkv = rng.uniform(shape: [b * max(tq, tk) * qStride], low: -2, high: 2).data
             let dout = rng.uniform(shape: [b * tq * a], low: -1, high: 1).data
-            // Padding: the last key of every sequence, and (non-causal) every key of sequence 0's… none;
-            // sequence 1 (if any) has all keys hidden to check the all-zero rows.
+            // Padding (non-causal only): the last key of every sequence, and every key of sequence 1 (if
+            // any), which checks the all-zero rows.
             var pad = [Bool](repeating: false, count: b * tk)
             if !causal { for bi in 0..<b { pad[bi * tk + tk - 1] = tk > 1 }; if b > 1 { for j in 0..<tk { pad[tk + j] = true } } }
             func run(fast: Bool) -> [[Float]] {
