@@ -1,10 +1,13 @@
+import Foundation
+import Hummingbird
 import Walkthrough
 
 /// What the explorer server needs from a model: traces and completions as walkthrough documents and
 /// text. The CLI adapts a checkpoint (GPT or encoder–decoder) to it; tests give a small stand-in. The
 /// server never touches the kernels itself.
 ///
-/// Implementations need not be safe to call concurrently: the server calls one at a time (`ModelGate`).
+/// Implementations need not be safe to call concurrently: the server calls one at a time (`ModelGate`),
+/// each call on a thread of its own.
 public protocol ExplorerModel: Sendable {
     /// One line for the page: what the model is and where it came from.
     var summary: String { get }
@@ -35,12 +38,104 @@ public enum ExplorerModelKind: String, Codable, Sendable {
     }
 }
 
-/// Serialises calls into a model that is not thread-safe: requests wait their turn.
+/// One computation on the model at a time (the model need not be thread-safe), at most `maxQueue`
+/// requests waiting for their turn; a request beyond that is refused at once (503 "busy, retry") rather
+/// than queued, so waiting work, and the memory it holds, stays bounded.
+///
+/// The work runs on a thread of its own, off Swift's cooperative pool and NIO's event loops. A request
+/// whose wait and work exceed its deadline is answered 503 "timed out" at the deadline; work already
+/// running cannot be interrupted, so it runs to its end holding the model (no new work starts meanwhile),
+/// while work that has not started yet is skipped.
 actor ModelGate {
     let model: any ExplorerModel
-    init(_ model: any ExplorerModel) { self.model = model }
+    let maxQueue: Int
+    private var running = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
-    func tokenCount(_ text: String) throws -> Int { try model.tokenCount(text) }
-    func trace(_ text: String) throws -> TraceDocument { try model.trace(text) }
-    func complete(_ text: String, maxTokens: Int) throws -> String { try model.complete(text, maxTokens: maxTokens) }
+    init(_ model: any ExplorerModel, maxQueue: Int = 16) {
+        self.model = model
+        self.maxQueue = maxQueue
+    }
+
+    /// Requests waiting now (tests).
+    var queued: Int { waiting.count }
+
+    static let busy = HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "busy, retry")
+
+    /// Waits for the model, or throws `busy` when the queue is full.
+    func enter() async throws {
+        if !running {
+            running = true
+            return
+        }
+        guard waiting.count < maxQueue else { throw Self.busy }
+        await withCheckedContinuation { waiting.append($0) }  // the closure runs on the actor: no other enter in between
+    }
+
+    /// Hands the model to the next waiting request, if any.
+    func leave() {
+        if waiting.isEmpty { running = false } else { waiting.removeFirst().resume() }
+    }
+
+    /// `work` on the model when its turn comes, on its own thread; 503 after `timeout`.
+    nonisolated func run<T: Sendable>(timeout: Duration, _ work: @escaping @Sendable (any ExplorerModel) throws -> T) async throws -> T {
+        let answer = Once<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            answer.set(continuation)
+            let timer = Task {
+                try await Task.sleep(for: timeout)
+                answer.resume(.failure(HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"],
+                                                 message: "timed out after \(timeout.seconds) s; retry later")))
+            }
+            Task {
+                do { try await self.enter() } catch {
+                    timer.cancel()
+                    answer.resume(.failure(error))
+                    return
+                }
+                if answer.isDone {  // timed out while waiting: nobody wants the result
+                    await self.leave()
+                    return
+                }
+                let model = self.model
+                let result = await onOwnThread { Result { try work(model) } }
+                await self.leave()
+                timer.cancel()
+                answer.resume(result)
+            }
+        }
+    }
+}
+
+/// Resumes a continuation exactly once: with the work's result or the deadline's error, whichever comes first.
+final class Once<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, any Error>?
+    private var done = false
+
+    func set(_ c: CheckedContinuation<T, any Error>) { lock.withLock { continuation = c } }
+    var isDone: Bool { lock.withLock { done } }
+
+    func resume(_ result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = lock.withLock {
+            if done { return nil }
+            done = true
+            defer { continuation = nil }
+            return continuation
+        }
+        c?.resume(with: result)
+    }
+}
+
+/// Runs blocking work on a new thread (8 MiB stack) and waits for it without blocking a pool thread.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: body()) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

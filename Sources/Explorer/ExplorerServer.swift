@@ -1,15 +1,31 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTPTypes
 import Walkthrough
 
-/// Limits on what one request may ask of the server.
+/// Limits on what one request, one connection and the whole server may ask for; `transformer serve` sets them.
 public struct ExplorerLimits: Sendable {
     /// Longest accepted text, in characters (longer: 422).
     public var maxCharacters = 500
-    /// Largest accepted request body, in bytes (larger: 413).
+    /// Largest accepted request body, in bytes, with or without Content-Length (chunked too) (larger: 413).
     public var maxBodyBytes = 16 * 1024
     /// Most tokens `/api/generate` may ask for.
     public var maxNewTokens = 200
+    /// Requests that may wait for the model while it computes for another (one at a time); beyond: 503 "busy, retry".
+    public var maxQueue = 16
+    /// Longest a request may wait for and use the model (beyond: 503 "timed out").
+    public var computeTimeout: Duration = .seconds(10)
+    /// Longest a request's body may take to arrive after its head; then the connection is closed (a slow body).
+    public var readTimeout: Duration = .seconds(10)
+    /// A connection that sends nothing for this long is closed: idle keep-alive, and a request head that
+    /// trickles in (Hummingbird counts from the last complete head or body part).
+    public var idleTimeout: Duration = .seconds(15)
+    /// Most connections open at once; further ones wait in the kernel's accept backlog.
+    public var maxConnections = 256
+    /// Largest trace answer, in bytes (larger: 422; the size grows with the model and the text).
+    public var maxAnswerBytes = 32 * 1024 * 1024
     public init() {}
 }
 
@@ -20,12 +36,13 @@ public struct ExplorerLimits: Sendable {
 /// - `POST /api/trace` `{"text": …}`: the trace's page fragment (`html`), the prediction, the attention heads and the trace's steps.
 /// - `POST /api/generate` `{"text": …, "max_tokens": n}` (GPT) or `POST /api/translate` `{"text": …}` (encoder–decoder): `{"output": …}`.
 ///
-/// Every error is JSON `{"error": "…"}` with a 4xx status (5xx only for a failure of the server itself):
-/// 400 bad JSON or a missing field, 404 an unknown route, 413 a body over the limit, 422 an empty or over-long text.
+/// Every error is JSON `{"error": "…"}`: 400 bad JSON, a missing field or a body that is not UTF-8, 404 an unknown
+/// route, 413 a body over the limit, 422 an empty or over-long text, 503 with `Retry-After` when the model's queue is
+/// full ("busy, retry") or the request's work ran past `computeTimeout`; any other 5xx is a failure of the server itself.
 public enum ExplorerServer {
     /// The router with every route and the JSON-error middleware; `Application` serves it, tests call it in-process.
     public static func router(model: any ExplorerModel, limits: ExplorerLimits = ExplorerLimits()) -> Router<BasicRequestContext> {
-        let gate = ModelGate(model)
+        let gate = ModelGate(model, maxQueue: limits.maxQueue)
         let kind = model.kind
         let loss = model.lossCurveSVG
         let page = ExplorerPage.live(model: model.summary, completion: kind.completion, maxCharacters: limits.maxCharacters,
@@ -47,21 +64,31 @@ public enum ExplorerServer {
                           maxBodyBytes: limits.maxBodyBytes, completion: kind.completion.path))
         }
         router.post("/api/trace") { request, _ in
-            let input = try await readInput(request, limits: limits, gate: gate, maxTokens: model.maxInputTokens)
-            let doc = try await run { try await gate.trace(input.text) }
-            var steps = doc
-            steps.parameters = []  // the steps are the story; parameters can be millions of numbers
-            return try json(TraceAnswer(title: doc.title, prediction: doc.nextToken,
-                                        attention: doc.attentionMaps.map { .init(step: $0.step, block: $0.block, layer: $0.layer, kind: $0.kind, head: $0.head) },
-                                        html: ExplorerPage.fragment(doc), trace: steps))
+            let input = try await readInput(request, limits: limits)
+            // The answer is built and encoded in the gated work too: it is the larger part of the work (the trace of
+            // "ROMEO:" on a d_model 32 GPT is about 1.3 MB of JSON), so one is built at a time, under the deadline.
+            let data = try await compute(gate, limits, input.text) { model in
+                let doc = try model.trace(input.text)
+                var steps = doc
+                steps.parameters = []  // the steps are the story; parameters can be millions of numbers
+                let answer = TraceAnswer(title: doc.title, prediction: doc.nextToken,
+                                         attention: doc.attentionMaps.map { .init(step: $0.step, block: $0.block, layer: $0.layer, kind: $0.kind, head: $0.head) },
+                                         html: ExplorerPage.fragment(doc), trace: steps)
+                let data = try TraceDocument.encoder(pretty: false).encode(answer)
+                guard data.count <= limits.maxAnswerBytes else {
+                    throw HTTPError(.unprocessableContent, message: "the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); try a shorter text")
+                }
+                return data
+            }
+            return jsonResponse(data)
         }
         router.post(RouterPath(stringLiteral: kind.completion.path)) { request, _ in
-            let input = try await readInput(request, limits: limits, gate: gate, maxTokens: model.maxInputTokens)
+            let input = try await readInput(request, limits: limits)
             let n = input.maxTokens ?? 50
             guard (1...limits.maxNewTokens).contains(n) else {
                 throw HTTPError(.unprocessableContent, message: "max_tokens must be between 1 and \(limits.maxNewTokens) (got \(n))")
             }
-            let output = try await run { try await gate.complete(input.text, maxTokens: n) }
+            let output = try await compute(gate, limits, input.text) { try $0.complete(input.text, maxTokens: n) }
             return try json(Completion(input: input.text, output: output))
         }
         let other = kind == .gpt ? ExplorerModelKind.seq2seq.completion.path : ExplorerModelKind.gpt.completion.path
@@ -71,13 +98,23 @@ public enum ExplorerServer {
         return router
     }
 
+    /// The server: the router, plus the connection limits (idle timeout, request-read deadline, most connections).
+    public static func application(model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080,
+                                   limits: ExplorerLimits = ExplorerLimits(),
+                                   onReady: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+        let readTimeout = TimeAmount(limits.readTimeout)
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestReadDeadline(readTimeout)],
+                                               idleTimeout: TimeAmount(limits.idleTimeout))
+        return Application(router: router(model: model, limits: limits), server: .http1(configuration: http1),
+                           configuration: .init(address: .hostname(host, port: port), serverName: "transformer-explorer",
+                                                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
+                           onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) })
+    }
+
     /// Serves until SIGINT or SIGTERM. `onReady` gets the bound port (useful with port 0: any free port).
     public static func run(model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080, limits: ExplorerLimits = ExplorerLimits(),
                            onReady: @escaping @Sendable (Int) -> Void) async throws {
-        let app = Application(router: router(model: model, limits: limits),
-                              configuration: .init(address: .hostname(host, port: port), serverName: "transformer-explorer"),
-                              onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) })
-        try await app.runService()
+        try await application(model: model, host: host, port: port, limits: limits, onReady: onReady).runService()
     }
 
     // MARK: Requests
@@ -88,8 +125,9 @@ public enum ExplorerServer {
         enum CodingKeys: String, CodingKey { case text, maxTokens = "max_tokens" }
     }
 
-    /// The body as JSON `{"text": …}`, checked against the limits before the model sees it.
-    static func readInput(_ request: Request, limits: ExplorerLimits, gate: ModelGate, maxTokens: Int) async throws -> Input {
+    /// The body as JSON `{"text": …}`, checked against the limits before the model sees it. The size limit counts the
+    /// bytes as they arrive, so it holds for chunked bodies and bodies without Content-Length too.
+    static func readInput(_ request: Request, limits: ExplorerLimits) async throws -> Input {
         var request = request
         let body: ByteBuffer
         do { body = try await request.collectBody(upTo: limits.maxBodyBytes) } catch {
@@ -106,16 +144,22 @@ public enum ExplorerServer {
         guard text.count <= limits.maxCharacters else {
             throw HTTPError(.unprocessableContent, message: "the text has \(text.count) characters; the limit is \(limits.maxCharacters)")
         }
-        let tokens = try await run { try await gate.tokenCount(text) }
-        guard tokens <= maxTokens else {
-            throw HTTPError(.unprocessableContent, message: "the text makes \(tokens) tokens; this model takes at most \(maxTokens)")
-        }
         return input
     }
 
-    /// Runs a model call; the model's own complaints about the input (no tokens, unknown characters) become 422.
-    static func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        do { return try await body() } catch let e as WalkthroughError {
+    /// `work` on the model through the gate, after checking `text` against the model's context. The model's own complaints
+    /// about the input (no tokens, unknown characters) become 422; a full queue or the deadline, 503.
+    static func compute<T: Sendable>(_ gate: ModelGate, _ limits: ExplorerLimits, _ text: String,
+                                     _ work: @escaping @Sendable (any ExplorerModel) throws -> T) async throws -> T {
+        do {
+            return try await gate.run(timeout: limits.computeTimeout) { model in
+                let tokens = try model.tokenCount(text)
+                guard tokens <= model.maxInputTokens else {
+                    throw HTTPError(.unprocessableContent, message: "the text makes \(tokens) tokens; this model takes at most \(model.maxInputTokens)")
+                }
+                return try work(model)
+            }
+        } catch let e as WalkthroughError {
             throw HTTPError(.unprocessableContent, message: e.message)
         }
     }
@@ -144,8 +188,11 @@ public enum ExplorerServer {
 
     /// JSON with the trace's conventions (`"-inf"` for masked scores), as UTF-8.
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try TraceDocument.encoder(pretty: false).encode(value)
-        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        jsonResponse(try TraceDocument.encoder(pretty: false).encode(value), status: status)
+    }
+
+    static func jsonResponse(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
 
@@ -158,7 +205,9 @@ struct JSONErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let e as HTTPError {
             let message = e.body ?? (e.status == .notFound ? "no such route: \(request.method) \(request.uri.path)" : e.status.reasonPhrase)
-            return try Self.answer(e.status, message)
+            var response = try Self.answer(e.status, message)
+            response.headers.append(contentsOf: e.headers)  // Retry-After on 503
+            return response
         } catch let e as HTTPResponseError {
             return try Self.answer(e.status, e.status.reasonPhrase)
         } catch {
@@ -171,3 +220,43 @@ struct JSONErrorMiddleware: RouterMiddleware {
         try ExplorerServer.json(["error": message], status: status)
     }
 }
+
+/// Closes a connection whose request has not fully arrived `timeout` after its head: a body trickled in byte by byte
+/// would otherwise hold the connection (each byte restarts Hummingbird's idle timer). Also covers a body that keeps
+/// arriving after an early answer (413), which Hummingbird reads to its end before the next request.
+final class RequestReadDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(_ timeout: TimeAmount) { self.timeout = timeout }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            deadline?.cancel()
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                context.close(promise: nil)
+            }
+        case .body:
+            break
+        case .end:
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        context.fireChannelInactive()
+    }
+}
+
