@@ -101,7 +101,7 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     @Test func fullQueueAnswersBusy() async throws {
         var limits = ExplorerLimits()
         limits.maxQueue = 1
-        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 0.6), limits: limits)).test(.router) { client in
+        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 1.0), limits: limits)).test(.router) { client in
             let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?, String?).self) { group in
                 for _ in 0..<5 {
                     group.addTask {
