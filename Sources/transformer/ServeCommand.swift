@@ -8,16 +8,16 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "A local web page to explore a checkpoint: type a text, see every step, the attention and the prediction.",
         discussion: """
-        Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …}, and POST /api/generate
-        {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder.
+        Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …}, and POST /api/generate \
+        {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder. \
         Bound to 127.0.0.1 unless --host says otherwise. Port 0 picks a free port (printed on the first line).
 
-        Limits (every refusal is JSON {"error": …}): a body over --max-body bytes gets 413 (chunked or not), a text
-        over --max-characters or the model's context 422, malformed JSON 400. The model computes for one request at a
-        time with at most --queue more waiting; beyond that 503 "busy, retry" with Retry-After: 1, and a request
-        not answered within --timeout seconds gets 503 "timed out". A connection silent for --idle-timeout seconds
-        (including a request head trickled in) is closed, and so is one whose body has not arrived --read-timeout
-        seconds after its head. At most --max-connections are open at once; more wait in the accept backlog. A trace
+        Limits (every refusal is JSON {"error": …}): a body over --max-body bytes gets 413 (chunked or not), a text \
+        over --max-characters or the model's context 422, malformed JSON 400. The model computes for one request at a \
+        time with at most --queue more waiting; beyond that 503 "busy, retry" with Retry-After: 1, and a request \
+        not answered within --timeout seconds gets 503 "timed out". A connection silent for --idle-timeout seconds \
+        (including a request head trickled in) is closed, and so is one whose body has not arrived --read-timeout \
+        seconds after its head. At most --max-connections are open at once; more wait in the accept backlog. A trace \
         answer over --max-answer bytes gets 422.
         """
     )
