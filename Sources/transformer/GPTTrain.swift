@@ -23,6 +23,7 @@ extension TrainCommand {
             options = resumedOptions(state.options)
             resumeState = state; resumeDir = dir
             log("resuming \(dir.path) at step \(state.step)")
+            if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
         } else {
             options = trainOptions()
             switch tokenizer {
