@@ -35,6 +35,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// A NaN or infinite loss or gradient: `stop` (exit with an error, save nothing) or `skip` (leave the
     /// weights and moments alone for that step). See `NonFinitePolicy`.
     public var onNonFinite = NonFinitePolicy.stop.rawValue
+    /// GPT: tokens per training window (0: the context length).
+    public var blockSize = 0
 
     public init() {}
 
@@ -42,7 +44,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
         case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
         case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
-        case onNonFinite = "on_non_finite"
+        case onNonFinite = "on_non_finite", blockSize = "block_size"
     }
 
     /// Every field is optional in JSON (missing ones take their defaults), so checkpoints written
@@ -57,7 +59,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         weightDecay = try get(.weightDecay, weightDecay); beta1 = try get(.beta1, beta1); beta2 = try get(.beta2, beta2)
         adamEps = try get(.adamEps, adamEps); seed = try get(.seed, seed); evalEvery = try get(.evalEvery, evalEvery)
         checkpointEvery = try get(.checkpointEvery, checkpointEvery); logEvery = try get(.logEvery, logEvery)
-        onNonFinite = try get(.onNonFinite, onNonFinite)
+        onNonFinite = try get(.onNonFinite, onNonFinite); blockSize = try get(.blockSize, blockSize)
     }
 
     public func schedule(dModel: Int, totalSteps: Int) throws -> LearningRateSchedule {

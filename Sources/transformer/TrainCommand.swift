@@ -126,6 +126,7 @@ struct TrainCommand: ParsableCommand {
         o.batchSize = batchSize; o.maxTokens = maxTokens; o.epochs = epochs; o.maxSteps = steps; o.schedule = schedule
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
         o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
+        o.blockSize = blockSize ?? 0
         if let onNonFinite { o.onNonFinite = onNonFinite }
         return o
     }
@@ -135,6 +136,7 @@ struct TrainCommand: ParsableCommand {
         guard var o = saved else { return trainOptions() }
         if steps > 0 { o.maxSteps = steps }
         if let onNonFinite { o.onNonFinite = onNonFinite }
+        if let blockSize { o.blockSize = blockSize }
         if epochs != 10 { o.epochs = epochs }
         return o
     }
@@ -188,6 +190,10 @@ struct TrainCommand: ParsableCommand {
             let config = try shape.config(vocabularySize: codec.vocabularySize)
             options = trainOptions()
             model = try Seq2SeqModel(config: config, seed: seed)
+        }
+        // The held-out split depends on the seed: a resumed run takes the saved one (exact resume).
+        if resume && validFiles == nil && corpus.pairs.count >= 20 && options.seed != seed {
+            (trainSet, validSet) = corpus.split(validationFraction: validationFraction, seed: options.seed)
         }
         func encode(_ c: ParallelCorpus) -> ([IDPair], Int) {
             var out: [IDPair] = [], skipped = 0
