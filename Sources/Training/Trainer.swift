@@ -261,7 +261,7 @@ public final class Trainer<Task: TrainingTask> {
                     consecutiveSkips += 1
                     log("\(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) step(s) skipped so far")
                     if consecutiveSkips >= NonFinite.maxConsecutiveSkips {
-                        throw TrainingError("\(consecutiveSkips) consecutive steps (to step \(state.step)) had non-finite gradients: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)")
+                        throw TrainingError("\(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)")
                     }
                 } else {
                     consecutiveSkips = 0
