@@ -11,7 +11,8 @@
 # there). Every victim prints the phases (with a 0 ms pause for random kills), so the script knows
 # where each kill landed. The corpus: $KILL_TEST_DATA, else the first 20 KB of tinyshakespeare.txt
 # from ../shared/data or /work/shared/data, else a repeated line. KILL_TEST_STEPS (default 300) sets the
-# run's length (raise it with KILLS: each kill costs ~10 steps), KILL_TEST_SEED the kills' randomness.
+# run's length (raise it with KILLS: each kill costs ~10 steps), KILL_TEST_SEED the kills' randomness,
+# KILL_TEST_MODEL=seq2seq an encoder–decoder (reversing word sequences, dropout 0.1) instead of the GPT.
 # Needs only bash and python3.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 BIN [KILLS] [WORKDIR]" >&2; exit 2; }
@@ -36,10 +37,30 @@ src = next((p for p in [os.environ.get("KILL_TEST_DATA", ""), "../shared/data/ti
 with open(data, "wb") as f:
     f.write(open(src, "rb").read(20000) if src else b"To be, or not to be, that is the question.\n" * 200)
 
-ARGS = ["train", "--model", "gpt", "--data", data, "--tokenizer", "char", "--d-model", "32", "--heads", "4",
-        "--layers", "2", "--max-length", "32", "--batch-size", "8", "--steps", str(STEPS), "--schedule", "cosine",
-        "--lr", "3e-3", "--warmup", "10", "--dropout", "0", "--log-every", "50", "--checkpoint-every", str(EVERY),
-        "--eval-every", "25", "--seed", "7"]
+MODEL = os.environ.get("KILL_TEST_MODEL", "gpt")
+if MODEL == "gpt":
+    DATA_ARGS = ["--model", "gpt", "--data", data]
+    ARGS = ["train"] + DATA_ARGS + ["--tokenizer", "char", "--d-model", "32", "--heads", "4",
+            "--layers", "2", "--max-length", "32", "--batch-size", "8", "--steps", str(STEPS), "--schedule", "cosine",
+            "--lr", "3e-3", "--warmup", "10", "--dropout", "0", "--log-every", "50", "--checkpoint-every", str(EVERY),
+            "--eval-every", "25", "--seed", "7"]
+    LOAD = ["generate", "--prompt", "ROMEO:", "--max-tokens", "4", "--seed", "1"]
+elif MODEL == "seq2seq":
+    # Word sequences to reverse; dropout 0.1 and label smoothing, so the dropout stream must resume exactly.
+    words = "the a cat dog sat ran on in mat log big small red blue".split()
+    pairs = os.path.join(WORK, "pairs.tsv")
+    with open(pairs, "w") as f:
+        for _ in range(200):
+            s = [rng.choice(words) for _ in range(rng.randint(2, 7))]
+            f.write(" ".join(s) + "\t" + " ".join(reversed(s)) + "\n")
+    DATA_ARGS = ["--pairs", pairs]
+    ARGS = ["train"] + DATA_ARGS + ["--tokenizer", "word", "--d-model", "32", "--heads", "4", "--d-ff", "64",
+            "--layers", "2", "--max-length", "16", "--batch-size", "8", "--steps", str(STEPS), "--schedule", "noam",
+            "--warmup", "20", "--dropout", "0.1", "--label-smoothing", "0.1", "--log-every", "50",
+            "--checkpoint-every", str(EVERY), "--eval-every", "25", "--seed", "7"]
+    LOAD = ["translate", "the cat sat on the mat"]
+else:
+    fail(f"KILL_TEST_MODEL must be gpt or seq2seq, not {MODEL}")
 REF, VIC = os.path.join(WORK, "reference"), os.path.join(WORK, "victim")
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TRANSFORMER_FAULT_")}
 
@@ -48,7 +69,7 @@ t0 = time.time()
 r = subprocess.run([BIN] + ARGS + ["--output", REF], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=BASE_ENV)
 if r.returncode != 0: fail(f"the reference run failed:\n{r.stderr}")
 t_ref = time.time() - t0
-print(f"reference: {STEPS} steps, a checkpoint every {EVERY}, {t_ref:.1f} s", flush=True)
+print(f"reference ({MODEL}): {STEPS} steps, a checkpoint every {EVERY}, {t_ref:.1f} s", flush=True)
 
 # 2. Checks of a run folder after a kill.
 FILES = ["model.safetensors", "config.json", "tokenizer.json", "optimizer.safetensors", "state.json"]
@@ -88,7 +109,7 @@ marker = re.compile(r"^\[fault\] checkpoint step-(\d+): (.+)$")
 def launch(slow_ms):
     global resumes
     have = complete_steps()
-    cmd = [BIN] + (["train", "--model", "gpt", "--data", data, "--output", VIC, "--resume"] if have else ARGS + ["--output", VIC])
+    cmd = [BIN] + (["train"] + DATA_ARGS + ["--output", VIC, "--resume"] if have else ARGS + ["--output", VIC])
     env = dict(BASE_ENV, TRANSFORMER_FAULT_SLOW_CHECKPOINT_MS=str(slow_ms))
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     lines, q = [], queue.Queue()
@@ -157,7 +178,7 @@ while kills < KILLS:
     if last_committed and (not steps or max(steps) < last_committed):
         fail(f"kill {kills}: checkpoint {last_committed} was in place before the kill but is gone")
     if steps:
-        g = subprocess.run([BIN, "generate", "--model", VIC, "--prompt", "ROMEO:", "--max-tokens", "4", "--seed", "1"],
+        g = subprocess.run([BIN] + LOAD[:1] + ["--model", VIC] + LOAD[1:],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, env=BASE_ENV)
         if g.returncode != 0: fail(f"kill {kills}: the newest checkpoint (step {max(steps)}) does not load:\n{g.stderr}")
         verified += 1
@@ -177,7 +198,7 @@ final = f"checkpoints/step-{STEPS:07d}"
 same_weights = all(open(os.path.join(REF, final, f), "rb").read() == open(os.path.join(VIC, final, f), "rb").read()
                    for f in ("model.safetensors", "optimizer.safetensors"))
 leftovers = [n for n in os.listdir(os.path.join(VIC, "checkpoints")) if n.startswith(".tmp-")]
-print(f"kill test: {kills} kills ({in_write} during checkpoint writes: "
+print(f"kill test ({MODEL}): {kills} kills ({in_write} during checkpoint writes: "
       + ", ".join(f"{k} {v}" for k, v in sorted(phases_hit.items())) + f"; {early} while starting up), {verified} checkpoints verified (complete, loaded), "
       f"{resumes} resumes each from the newest complete checkpoint; loss curve ({rows} steps) identical bit for bit: "
       f"{'yes' if same_curve else 'NO'}; final weights and moments identical: {'yes' if same_weights else 'NO'}; "
