@@ -47,8 +47,8 @@ public struct LossRecord: Codable, Sendable, Equatable {
 /// 2. the folder is renamed to `step-N` (one atomic rename; the parent folder is flushed), so a
 ///    `step-*` folder is always complete;
 /// 3. `latest` is replaced atomically (temporary file, fsync, rename, fsync of the run folder);
-/// 4. only then are old checkpoints removed, each renamed to `.tmp-…` first, so no half-deleted
-///    `step-*` folder is ever visible.
+/// 4. only then are old checkpoints removed (and any of later steps, left by an earlier run in the same
+///    folder), each renamed to `.tmp-…` first, so no half-deleted `step-*` folder is ever visible.
 ///
 /// Leftover `.tmp-*` folders of a killed run are removed by the next save. Weights or moments with a
 /// NaN or an infinity are refused: a checkpoint never holds a diverged state.
@@ -94,9 +94,13 @@ public enum Checkpoint {
         phase("renamed")
         try Durable.write(Data("checkpoints/\(name)\n".utf8), to: runDir.appendingPathComponent("latest"))
         phase("committed")
-        // Keep the newest `keep` checkpoints.
+        // Checkpoints of later steps than this one are from an earlier run in the same folder (a resumed
+        // run starts from the newest): remove them, so that `resolve` cannot prefer them to `latest`.
+        // Then keep the newest `keep` checkpoints.
         let all = (try? fm.contentsOfDirectory(atPath: ckDir.path))?.filter { $0.hasPrefix("step-") }.sorted() ?? []
-        for old in all.dropLast(keep) where old != name { try? discard(ckDir.appendingPathComponent(old)) }
+        let isLater = { (n: String) in (Int(n.dropFirst("step-".count)) ?? -1) > state.step }
+        for stale in all where isLater(stale) { try? discard(ckDir.appendingPathComponent(stale)) }
+        for old in all.filter({ !isLater($0) }).dropLast(keep) where old != name { try? discard(ckDir.appendingPathComponent(old)) }
         phase("done")
     }
 

@@ -171,6 +171,13 @@ import Training
         #expect(try Checkpoint.resolve(dir.path).lastPathComponent == "step-0000006")
         #expect(Checkpoint.removeLeftovers(dir) == 1)
         #expect(try fm.contentsOfDirectory(atPath: ck.path).sorted() == ["step-0000002", "step-0000004", "step-0000006"])
+        // A new run started (without resuming) in the same folder: its first checkpoint removes the old
+        // run's later ones, so they cannot be taken for the newest.
+        let fresh = try Self.gpt(steps: 2)
+        fresh.output = dir
+        try fresh.run(log: { _ in })
+        #expect(try fm.contentsOfDirectory(atPath: ck.path).sorted() == ["step-0000002"])
+        #expect(try Checkpoint.resolve(dir.path).lastPathComponent == "step-0000002")
     }
 }
 
