@@ -83,21 +83,15 @@ public final class AdamW: @unchecked Sendable {
 /// Global L2 norm of the gradients; if it exceeds `maxNorm`, scales them down to it. Returns the norm before clipping.
 @discardableResult
 public func clipGradients(_ grads: FlatBuffer, maxNorm: Float) -> Float {
-    let g = grads.pointer
-    // Sum of squares in blocks of 8 lanes, each block's partial added in Double.
-    var sum = 0.0, i = 0
-    while i < grads.count {
-        let end = min(grads.count, i + 4096)
-        var s8 = SIMD8<Float>.zero
-        while i + 8 <= end { let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self); s8 += x * x; i += 8 }
-        var part = Double(s8.sum())
-        while i < end { part += Double(g[i]) * Double(g[i]); i += 1 }
-        sum += part
-    }
-    let norm = Float(sum.squareRoot())
-    if maxNorm > 0 && norm > maxNorm {
-        let s = maxNorm / (norm + 1e-6)
-        for i in 0..<grads.count { g[i] *= s }
-    }
+    let norm = gradientNorm(grads)
+    clipGradients(grads, norm: norm, maxNorm: maxNorm)
     return norm
+}
+
+/// Scales the gradients down to `maxNorm` if their norm (already computed) exceeds it.
+public func clipGradients(_ grads: FlatBuffer, norm: Float, maxNorm: Float) {
+    guard maxNorm > 0 && norm > maxNorm else { return }
+    let g = grads.pointer
+    let s = maxNorm / (norm + 1e-6)
+    for i in 0..<grads.count { g[i] *= s }
 }

@@ -32,6 +32,11 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var checkpointEvery = 0
     /// Print a progress line every this many steps.
     public var logEvery = 10
+    /// A NaN or infinite loss or gradient: `stop` (exit with an error, save nothing) or `skip` (leave the
+    /// weights and moments alone for that step). See `NonFinitePolicy`.
+    public var onNonFinite = NonFinitePolicy.stop.rawValue
+    /// GPT: tokens per training window (0: the context length).
+    public var blockSize = 0
 
     public init() {}
 
@@ -39,6 +44,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
         case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
         case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
+        case onNonFinite = "on_non_finite", blockSize = "block_size"
     }
 
     /// Every field is optional in JSON (missing ones take their defaults), so checkpoints written
@@ -53,6 +59,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         weightDecay = try get(.weightDecay, weightDecay); beta1 = try get(.beta1, beta1); beta2 = try get(.beta2, beta2)
         adamEps = try get(.adamEps, adamEps); seed = try get(.seed, seed); evalEvery = try get(.evalEvery, evalEvery)
         checkpointEvery = try get(.checkpointEvery, checkpointEvery); logEvery = try get(.logEvery, logEvery)
+        onNonFinite = try get(.onNonFinite, onNonFinite); blockSize = try get(.blockSize, blockSize)
     }
 
     public func schedule(dModel: Int, totalSteps: Int) throws -> LearningRateSchedule {
@@ -124,6 +131,14 @@ public final class Trainer<Task: TrainingTask> {
     public internal(set) var stepSeconds = 0.0, allReduceSeconds = 0.0, waitSeconds = 0.0
     /// Target tokens of the global batches trained since the start.
     public internal(set) var tokensTrained = 0
+    /// What to do with a non-finite loss or gradient (from `options.onNonFinite`).
+    public let nonFinitePolicy: NonFinitePolicy
+    /// Skipped steps in a row (`skip` gives up after `NonFinite.maxConsecutiveSkips`).
+    var consecutiveSkips = 0
+    /// Tests: poison a gradient at a step (by default from the `TRANSFORMER_FAULT_*` environment variables).
+    public var faultInjection: FaultInjection? = FaultInjection.fromEnvironment()
+    /// Stop (after a checkpoint, like the time limit) once this step is done; for tests of resuming.
+    public var stopAtStep: Int?
 
     public init(task: Task, options: TrainOptions) throws {
         guard task.batchesPerEpoch > 0 else { throw TrainingError("no training batches") }
@@ -134,23 +149,37 @@ public final class Trainer<Task: TrainingTask> {
         optimizer.beta1 = options.beta1; optimizer.beta2 = options.beta2; optimizer.eps = options.adamEps
         totalSteps = options.maxSteps > 0 ? options.maxSteps : options.epochs * task.batchesPerEpoch
         schedule = try options.schedule(dModel: task.dModel, totalSteps: totalSteps)
+        guard let policy = NonFinitePolicy(rawValue: options.onNonFinite) else {
+            throw TrainingError("unknown non-finite policy \"\(options.onNonFinite)\": use stop or skip")
+        }
+        nonFinitePolicy = policy
     }
 
     public var batchesPerEpoch: Int { task.batchesPerEpoch }
 
     /// Continues from a checkpoint's state (weights are already in the model).
+    /// Refuses a checkpoint whose weights or moments hold a NaN or an infinity, naming the tensor.
     public func resume(from dir: URL, state: TrainState) throws {
+        try NonFinite.check(task.params, layout: task.layout, what: "\(dir.path)/model.safetensors")
         try Checkpoint.loadOptimizer(dir, into: optimizer, layout: task.layout)
+        try NonFinite.check(optimizer.m, layout: task.layout, what: "\(dir.path)/optimizer.safetensors (first moment)")
+        try NonFinite.check(optimizer.v, layout: task.layout, what: "\(dir.path)/optimizer.safetensors (second moment)")
         self.state = state
     }
 
     /// Clipping, learning rate and the AdamW update, after the gradients are in.
     func update() -> (norm: Float, lr: Float) {
-        let norm = clipGradients(task.grads, maxNorm: options.clip)
+        let norm = gradientNorm(task.grads)
+        return (norm, update(norm: norm))
+    }
+
+    /// Clipping to `options.clip` (given the gradients' norm), the learning rate and the AdamW update.
+    func update(norm: Float) -> Float {
+        clipGradients(task.grads, norm: norm, maxNorm: options.clip)
         let lr = schedule.rate(at: state.step + 1)
         optimizer.update(params: task.params, grads: task.grads, lr: lr)
         state.step += 1
-        return (norm, lr)
+        return lr
     }
 
     /// The step's dropout stream; each rank gets its own (rank 0's is the single-process one), so the
@@ -164,19 +193,38 @@ public final class Trainer<Task: TrainingTask> {
     /// One optimisation step: this rank's shard of the next batch, forward and backward, the
     /// gradients combined over the ranks, clipping and AdamW. Returns the global batch's mean loss
     /// and token count, the gradient norm, the learning rate, and whether any rank asked to stop.
-    func trainStep(stopRequested: Bool = false) throws -> (loss: Float, tokens: Int, norm: Float, lr: Float, stop: Bool) {
+    ///
+    /// A NaN or infinite loss or gradient norm is caught here, before the update, with the combined
+    /// gradients (the same on every rank, so every rank decides alike): with `stop` this throws a
+    /// `TrainingError` naming the step and the first tensor with a non-finite gradient; with `skip` the
+    /// weights and AdamW moments stay as they were, the batch counts as taken, and `skipped` holds the report.
+    func trainStep(stopRequested: Bool = false) throws -> (loss: Float, tokens: Int, norm: Float, lr: Float, stop: Bool, skipped: String?) {
         let start = Date()
         var rng = stepRNG()
         task.grads.zero()
         let shard = Shard(rank: group.rank, count: group.size)
         let local = task.trainStep(epoch: state.epoch, index: state.batchInEpoch, shard: shard, options: options, rng: &rng)
+        if let f = faultInjection, f.poisonStep == state.step + 1, group.rank == 0 { f.apply(to: task.grads, layout: task.layout) }
         var global = (loss: local.loss, tokens: local.tokens, stop: stopRequested)
         if group.size > 1 { global = try combineGradients(local, stopRequested: stopRequested) }
-        let (norm, lr) = update()
+        let norm = gradientNorm(task.grads)
+        var skipped: String? = nil
+        let lr: Float
+        if global.loss.isFinite && norm.isFinite {
+            lr = update(norm: norm)
+        } else {
+            let report = NonFinite.report(step: state.step + 1, loss: global.loss, norm: norm, grads: task.grads, layout: task.layout)
+            if nonFinitePolicy == .stop {
+                throw TrainingError(report + "; stopped (--on-non-finite stop) before the update: nothing of this step was applied or saved, and the last checkpoint is the newest good state (--on-non-finite skip steps over such batches)")
+            }
+            skipped = report
+            state.step += 1
+            lr = schedule.rate(at: state.step)
+        }
         state.batchInEpoch += 1
         stepSeconds += Date().timeIntervalSince(start)
         tokensTrained += global.tokens
-        return (global.loss, global.tokens, norm, lr, global.stop)
+        return (global.loss, global.tokens, norm, lr, global.stop, skipped)
     }
 
     /// One optimisation step on the next batch, without logging, evaluation or checkpoints
@@ -206,16 +254,23 @@ public final class Trainer<Task: TrainingTask> {
             while state.batchInEpoch < batchesPerEpoch && state.step < totalSteps {
                 // The time limit is decided with the step's gradients, so that every rank stops at the same step.
                 let r = try trainStep(stopRequested: deadline.map { Date() >= $0 } ?? false)
-                let (norm, lr) = (r.norm, r.lr)
-                guard r.loss.isFinite else {
-                    throw TrainingError("the loss became \(r.loss) at step \(state.step) (gradient norm \(norm)); lower the learning rate")
-                }
-                tokensSinceLog += r.tokens; lossSinceLog += Double(r.loss); stepsSinceLog += 1
+                let lr = r.lr
                 var record = LossRecord(step: state.step, loss: r.loss, lr: lr)
-                if lead, state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
-                    record.validationLoss = vl; record.validationAccuracy = va; lastVal = vl
+                if let report = r.skipped {
+                    state.skippedSteps = (state.skippedSteps ?? []) + [state.step]
+                    consecutiveSkips += 1
+                    log("\(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) step(s) skipped so far")
+                    if consecutiveSkips >= NonFinite.maxConsecutiveSkips {
+                        throw TrainingError("\(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)")
+                    }
+                } else {
+                    consecutiveSkips = 0
+                    tokensSinceLog += r.tokens; lossSinceLog += Double(r.loss); stepsSinceLog += 1
+                    if lead, state.step % evalEvery == 0 || state.step == totalSteps, let (vl, va) = evaluate() {
+                        record.validationLoss = vl; record.validationAccuracy = va; lastVal = vl
+                    }
+                    state.history.append(record)
                 }
-                state.history.append(record)
                 state.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(start)
                 if state.step % max(options.logEvery, 1) == 0 || state.step == totalSteps {
                     let now = Date()
@@ -223,20 +278,22 @@ public final class Trainer<Task: TrainingTask> {
                     let rate = Double(state.step - startStep) / max(now.timeIntervalSince(start), 1e-9)
                     var eta = rate > 0 ? Double(totalSteps - state.step) / rate : 0
                     if let deadline { eta = min(eta, max(0, deadline.timeIntervalSinceNow)) }
-                    var line = String(format: "step %d/%d · epoch %d · loss %.4f", state.step, totalSteps, state.epoch + 1, lossSinceLog / Double(stepsSinceLog))
+                    var line = String(format: "step %d/%d · epoch %d · ", state.step, totalSteps, state.epoch + 1)
+                    line += stepsSinceLog > 0 ? String(format: "loss %.4f", lossSinceLog / Double(stepsSinceLog)) : "loss –"
                     if let lastVal { line += String(format: " · val %.4f", lastVal) }
                     if let a = record.validationAccuracy { line += String(format: " (acc %.1f%%)", a * 100) }
+                    if let skipped = state.skippedSteps, !skipped.isEmpty { line += " · \(skipped.count) skipped" }
                     line += String(format: " · lr %.2e · %.0f tok/s · ETA %@", lr, Double(tokensSinceLog) / dt, formatDuration(eta))
                     log(line)
                     tokensSinceLog = 0; lossSinceLog = 0; stepsSinceLog = 0; lastLog = now
                 }
-                let outOfTime = r.stop
+                let outOfTime = r.stop || stopAtStep == state.step
                 if output != nil, state.step % ckEvery == 0 || state.step == totalSteps || outOfTime {
                     if group.size > 1 { try checkWeightsInSync(log: log) }
                     if lead, let output { try saveCheckpoint(output) }
                 }
                 if outOfTime {
-                    if lead, record.validationLoss == nil, let (vl, va) = evaluate() {
+                    if lead, r.skipped == nil, record.validationLoss == nil, let (vl, va) = evaluate() {
                         state.history[state.history.count - 1].validationLoss = vl
                         state.history[state.history.count - 1].validationAccuracy = va
                         if let output { try writeLossCurve(output) }
@@ -250,6 +307,9 @@ public final class Trainer<Task: TrainingTask> {
             if state.batchInEpoch >= batchesPerEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         }
         if !(group is SingleProcess) { log(dataParallelSummary(steps: state.step - startStep)) }
+        if let skipped = state.skippedSteps, !skipped.isEmpty {
+            log("skipped \(skipped.count) step(s) with a non-finite loss or gradient: \(skipped.prefix(20).map(String.init).joined(separator: ", "))\(skipped.count > 20 ? ", …" : "")")
+        }
     }
 
     public func saveCheckpoint(_ dir: URL) throws {

@@ -44,11 +44,22 @@ public enum GPTCheckpoint {
         }
         let archive = try Safetensors.open(weightsURL)
         let parameters = try parameters(from: archive, config: config, configPath: configURL.path)
+        let model: GPTModel
         do {
-            return try GPTModel(config: config, parameters: parameters)
+            model = try GPTModel(config: config, parameters: parameters)
         } catch let e as ConfigError {
             throw GPTCheckpointError("\(directory.path): \(e.message)")
         }
+        // A NaN or an infinity in a weight would poison every output: name the tensor instead.
+        for e in model.layout.entries {
+            let p = model.params.pointer + e.offset
+            var bad = 0, first: Float = 0
+            for i in 0..<e.count where !p[i].isFinite { if bad == 0 { first = p[i] }; bad += 1 }
+            if bad > 0 {
+                throw GPTCheckpointError("\(weightsURL.path): tensor \(e.name) holds \(first.isNaN ? "NaN" : "\(first)") (\(bad) of \(e.count) values non-finite)")
+            }
+        }
+        return model
     }
 
     /// Reads a Hugging Face `GPT2Config` file. Needed: `vocab_size`, `n_positions`, `n_embd`, `n_layer`,

@@ -23,6 +23,7 @@ extension TrainCommand {
             options = resumedOptions(state.options)
             resumeState = state; resumeDir = dir
             log("resuming \(dir.path) at step \(state.step)")
+            if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
         } else {
             options = trainOptions()
             switch tokenizer {
@@ -46,7 +47,8 @@ extension TrainCommand {
         let text = String(decoding: raw, as: UTF8.self)
         let ids = try tok.encode(text)
         let split = Int(Double(ids.count) * (1 - max(0, min(validationFraction, 0.5))))
-        let block = blockSize ?? model.config.contextLength
+        // A resumed run keeps its saved block size (exact resume) unless --block-size is given again.
+        let block = options.blockSize > 0 ? options.blockSize : model.config.contextLength
         let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
                                batchSize: options.batchSize, blockSize: block, seed: options.seed)
         let c = model.config

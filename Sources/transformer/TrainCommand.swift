@@ -81,6 +81,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder for checkpoints and the loss curve.") var output: String = "runs/latest"
     @Flag(help: "Continue the run in --output from its latest checkpoint.") var resume = false
     @Option(help: "Stop after this many minutes of training (a checkpoint is saved).") var timeLimit: Double?
+    @Option(help: ArgumentHelp("A NaN or infinite loss or gradient: stop (exit non-zero naming the step and the layer; nothing of that step is saved, the last checkpoint stays the newest) or skip (leave the weights and AdamW moments unchanged for that step, log it, count it; stop after \(NonFinite.maxConsecutiveSkips) in a row). Default: stop.", valueName: "stop|skip"))
+    var onNonFinite: String?
+
+    func validate() throws {
+        if let onNonFinite, NonFinitePolicy(rawValue: onNonFinite) == nil {
+            throw ValidationError("--on-non-finite must be stop or skip (got \(onNonFinite))")
+        }
+    }
 
     func run() throws {
         let group: any ProcessGroup
@@ -118,6 +126,8 @@ struct TrainCommand: ParsableCommand {
         o.batchSize = batchSize; o.maxTokens = maxTokens; o.epochs = epochs; o.maxSteps = steps; o.schedule = schedule
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
         o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
+        o.blockSize = blockSize ?? 0
+        if let onNonFinite { o.onNonFinite = onNonFinite }
         return o
     }
 
@@ -125,6 +135,8 @@ struct TrainCommand: ParsableCommand {
     func resumedOptions(_ saved: TrainOptions?) -> TrainOptions {
         guard var o = saved else { return trainOptions() }
         if steps > 0 { o.maxSteps = steps }
+        if let onNonFinite { o.onNonFinite = onNonFinite }
+        if let blockSize { o.blockSize = blockSize }
         if epochs != 10 { o.epochs = epochs }
         return o
     }
@@ -164,6 +176,7 @@ struct TrainCommand: ParsableCommand {
             options = resumedOptions(state.options ?? loaded.config.options)
             resumeFrom = loaded
             log("resuming \(loaded.directory.path) at step \(state.step)")
+            if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
         } else {
             if let vocabulary {
                 codec = try SentenceCodec.load(URL(fileURLWithPath: vocabulary))
@@ -177,6 +190,10 @@ struct TrainCommand: ParsableCommand {
             let config = try shape.config(vocabularySize: codec.vocabularySize)
             options = trainOptions()
             model = try Seq2SeqModel(config: config, seed: seed)
+        }
+        // The held-out split depends on the seed: a resumed run takes the saved one (exact resume).
+        if resume && validFiles == nil && corpus.pairs.count >= 20 && options.seed != seed {
+            (trainSet, validSet) = corpus.split(validationFraction: validationFraction, seed: options.seed)
         }
         func encode(_ c: ParallelCorpus) -> ([IDPair], Int) {
             var out: [IDPair] = [], skipped = 0
