@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the test suite under AddressSanitizer and/or ThreadSanitizer (README: Reliability → Sanitizers).
 #
-#   scripts/sanitize.sh address|thread|all|ci [extra `swift test` arguments, e.g. --filter GemmTests]
+#   scripts/sanitize.sh address|thread|all|quick [extra `swift test` arguments, e.g. --filter GemmTests]
 #
-# `ci` (what .ci/run does): ASan on the whole suite, TSan on the concurrency tests only ($concurrency
-# below: the thread pool, GEMM and the parallel kernels with 2+ threads, data-parallel ranks, the server).
+# `all` (what .ci/run does): both, the whole suite. `quick`: ASan on the whole suite, TSan on the
+# concurrency tests only ($concurrency below: the thread pool, GEMM and the parallel kernels with 2+
+# threads, data-parallel ranks, the server).
 #
 # Each sanitizer builds in its own folder (.build-asan, .build-tsan), so it never invalidates the
 # ordinary .build. The full log goes to <folder>/sanitize-test.log. Prints a summary per sanitizer and
@@ -20,10 +21,10 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 here=$(pwd)
 
-usage() { echo "usage: $0 address|thread|all|ci [swift test arguments]" >&2; exit 2; }
+usage() { echo "usage: $0 address|thread|all|quick [swift test arguments]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 mode=$1; shift
-case "$mode" in address|thread) modes=("$mode") ;; all|ci) modes=(address thread) ;; *) usage ;; esac
+case "$mode" in address|thread) modes=("$mode") ;; all|quick) modes=(address thread) ;; *) usage ;; esac
 
 # The suites that run code on more than one thread.
 concurrency="ThreadPoolTests|GemmTests|ParallelAttentionTests|FastAttentionTests|CachedAttentionTests|RowKernelTests|KernelGradientTests|KernelTests|DataParallelTests|ExplorerServerTests"
@@ -97,7 +98,7 @@ run_one() {
 
 result=0
 for m in "${modes[@]}"; do
-  if [ "$mode" = ci ] && [ "$m" = thread ]; then
+  if [ "$mode" = quick ] && [ "$m" = thread ]; then
     run_one thread --filter "$concurrency" "$@" || result=1
   else
     run_one "$m" "$@" || result=1
