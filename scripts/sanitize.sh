@@ -73,7 +73,8 @@ run_one() {
   passed=$(grep -aE "^.{1,3}Test [^ ].* passed after" "$log" | grep -avc "Test run with")
   failed=$(grep -aE "^.{1,3}Test [^ ].* failed after" "$log" | grep -avc "Test run with")
   skipped=$(grep -acE "^.{1,3}Test [^ ].* skipped" "$log")
-  reports=$(grep -acE "ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|SUMMARY: (AddressSanitizer|ThreadSanitizer|LeakSanitizer)" "$log")
+  # One "ERROR: …Sanitizer" / "WARNING: ThreadSanitizer" header per report (each also has a SUMMARY line).
+  reports=$(grep -acE "ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer" "$log")
   local xctest
   xctest=$(grep -aE "Executed [0-9]+ tests?" "$log" | tail -n 1 | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
   local ok=1
