@@ -117,8 +117,14 @@ extension Gemm {
     /// 0: split the larger of M and N; 1: always M; 2: always N (for measurement).
     nonisolated(unsafe) static var splitPolicy = 0
 
-    /// Use `DispatchQueue.concurrentPerform` instead of the resident pool (for comparison).
-    nonisolated(unsafe) static var useDispatch = false
+    /// Use `DispatchQueue.concurrentPerform` instead of the resident pool (for comparison). Behind the
+    /// same lock as `threads` (read once per multi-threaded product): `GemmTests.dispatchPath` flips it
+    /// while other suites' products read it on other threads, a data race on a plain static (found
+    /// by reading while adding the sanitizer runs; TSan had not caught it).
+    static var useDispatch: Bool {
+        get { ThreadSetting.shared.useDispatch }
+        set { ThreadSetting.shared.useDispatch = newValue }
+    }
 
     /// C = beta·C (beta 0 overwrites, so NaN garbage in C does not survive).
     static func scaleC(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -401,15 +407,20 @@ extension Gemm {
     }
 }
 
-/// The `Gemm.threads` value behind a lock (Swift 6 strict concurrency; `Atomic` would need macOS 15,
-/// and the package's floor is macOS 13).
+/// The `Gemm.threads` and `Gemm.useDispatch` values behind a lock (Swift 6 strict concurrency;
+/// `Atomic` would need macOS 15, and the package's floor is macOS 13).
 final class ThreadSetting: @unchecked Sendable {
     static let shared = ThreadSetting()
     private let lock = NSLock()
     private var stored = ProcessInfo.processInfo.activeProcessorCount
+    private var dispatch = false
     var value: Int {
         get { lock.lock(); defer { lock.unlock() }; return stored }
         set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+    var useDispatch: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return dispatch }
+        set { lock.lock(); dispatch = newValue; lock.unlock() }
     }
 }
 

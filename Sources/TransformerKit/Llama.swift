@@ -172,9 +172,19 @@ public final class LlamaSession {
     public func reset() { length = 0 }
 
     /// Feeds tokens at the next positions and returns the logits that follow the last one.
+    ///
+    /// A copy (vocabulary-sized; microseconds against the forward pass): it used to be a pointer into
+    /// the session's buffer, which `Array(try LlamaSession(model: m).feed(ids))` read after the
+    /// temporary session had been freed (AddressSanitizer: heap-use-after-free; see README, Sanitizers).
     /// - Throws: `LlamaError` when the tokens would overflow the context, or an id is out of range.
     @discardableResult
-    public func feed(_ tokens: [Int]) throws -> UnsafeBufferPointer<Float> {
+    public func feed(_ tokens: [Int]) throws -> [Float] {
+        Array(try advance(tokens))
+    }
+
+    /// `feed` without the copy: the logits in the session's own buffer, valid only while the session
+    /// is alive and until its next call — so only for its own methods.
+    private func advance(_ tokens: [Int]) throws -> UnsafeBufferPointer<Float> {
         let c = model.config
         guard !tokens.isEmpty else { throw LlamaError(description: "nothing to feed: the token list is empty") }
         guard length + tokens.count <= maxLength else {
@@ -303,13 +313,13 @@ public final class LlamaSession {
     public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Set<Int> = [],
                          onToken: (Int) -> Void = { _ in }) throws -> [Int] {
         var rng = SeededRNG(seed: sampling.seed)
-        var logits = try feed(prompt)
+        var logits = try advance(prompt)
         var out: [Int] = []
         while out.count < maxNewTokens {
             let next = sampleToken(logits, sampling, rng: &rng)
             out.append(next); onToken(next)
             if stop.contains(next) || out.count == maxNewTokens || length >= maxLength { break }
-            logits = try feed([next])
+            logits = try advance([next])
         }
         return out
     }

@@ -237,7 +237,7 @@ struct GGUFBenchCommand: ParsableCommand {
                     var logits = try s.feed(Array(ids.prefix(16)))
                     let a = Date()
                     for _ in 0..<genTokens {
-                        let next = sampleToken(logits, SamplingOptions(temperature: 0), rng: &rngDummy)
+                        let next = logits.withUnsafeBufferPointer { sampleToken($0, SamplingOptions(temperature: 0), rng: &rngDummy) }
                         logits = try s.feed([next])
                     }
                     bestGen = min(bestGen, Date().timeIntervalSince(a))

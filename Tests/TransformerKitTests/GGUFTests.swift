@@ -286,6 +286,25 @@ enum Blocks {
         #expect(zip(q, d).map { abs($0 - $1) }.max()! < 1e-4)
     }
 
+    /// Regression (AddressSanitizer, heap-use-after-free): `feed` returned a pointer into the session's
+    /// own buffer, so `Array(try LlamaSession(model: m).feed(ids))` above read it after the temporary
+    /// session was freed. The logits are a copy now: they survive the session, and fresh sessions
+    /// (which may reuse the freed memory) running other tokens leave them alone.
+    @Test func logitsOutliveATemporarySession() throws {
+        let model = try LlamaModel(file: GGUFFile(data: Self.tinyLlama().data()))
+        let ids = [3, 17, 5]
+        let expected = try LlamaSession(model: model).feed(ids)
+        let others = try (0..<4).map { _ in
+            let s = LlamaSession(model: model)
+            try s.feed([39, 1])
+            return s
+        }
+        #expect(expected.count == 40 && expected.allSatisfy(\.isFinite))
+        let again = try LlamaSession(model: model).feed(ids)
+        #expect(again == expected)
+        withExtendedLifetime(others) {}
+    }
+
     /// The walkthrough's per-block summaries: attention rows sum to 1 over the positions so far, and the
     /// logit lens on the last block's residual is the model's output.
     @Test func blockSummaries() throws {
