@@ -159,7 +159,7 @@ public enum MatrixSVG {
     static func sequential(_ v: Float) -> String { HTMLRenderer.sequential(v).0 }
     static func diverging(_ v: Float, maxAbs: Float) -> String { HTMLRenderer.diverging(v, maxAbs: maxAbs).0 }
 
-    static func fmt(_ x: Double) -> String { String(format: "%.1f", x) }
+    static func fmt(_ x: Double) -> String { formatFixed(x, decimals: 1) }
 
     static func esc(_ s: String) -> String { HTMLRenderer.esc(s) }
 }

@@ -25,7 +25,7 @@ extension HTMLRenderer {
         for c in next.top {
             let w = maxP > 0 ? Double(c.probability / maxP) * 100 : 0
             out += "<div class=\"next-row\" role=\"listitem\"><span class=\"next-label\">\(esc(c.token))</span>"
-            out += "<span class=\"bar-track\"><span class=\"next-bar\" style=\"width:\(String(format: "%.1f", w))%\"></span></span>"
+            out += "<span class=\"bar-track\"><span class=\"next-bar\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
             out += "<span class=\"bar-value\">\(esc(formatValue(c.probability, decimals: 4)))</span></div>"
         }
         return out + "</div></section>"
@@ -66,7 +66,7 @@ extension HTMLRenderer {
         for (g, n) in norms {
             let w = maxNorm > 0 ? Double(n / maxNorm) * 100 : 0
             out += "<div class=\"next-row\"><a class=\"grad-label\" href=\"#step-\(esc(g.id))\">\(esc(g.title))</a>"
-            out += "<span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" style=\"width:\(String(format: "%.1f", w))%\"></span></span>"
+            out += "<span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
             out += "<span class=\"bar-value\">\(esc(formatValue(n, decimals: 4)))</span></div>"
         }
         out += "</div>"

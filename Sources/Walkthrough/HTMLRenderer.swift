@@ -216,11 +216,13 @@ struct HTMLRenderer {
     }
 
     static func rgb(_ c: (Double, Double, Double)) -> String {
-        func h(_ x: Double) -> String {
-            let s = String(Int(max(0, min(255, x.rounded()))), radix: 16)
-            return s.count == 1 ? "0" + s : s
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = [UInt8(ascii: "#")]
+        for x in [c.0, c.1, c.2] {
+            let v = Int(max(0, min(255, x.rounded())))
+            out.append(hex[v >> 4]); out.append(hex[v & 15])
         }
-        return "#" + h(c.0) + h(c.1) + h(c.2)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The predicted token of each row, read off the argmax ids.
@@ -243,7 +245,7 @@ struct HTMLRenderer {
             for item in items {
                 let w = maxP > 0 && item.value.isFinite ? Double(item.value / maxP) * 100 : 0
                 out += "<div class=\"bar-line\"><span class=\"bar-token\">\(esc(item.label))</span>"
-                out += "<span class=\"bar-track\"><span class=\"bar\" style=\"width:\(String(format: "%.1f", w))%\"></span></span>"
+                out += "<span class=\"bar-track\"><span class=\"bar\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
                 out += "<span class=\"bar-value\">\(esc(formatValue(item.value, decimals: options.decimals)))</span></div>"
             }
             out += "</div>"
@@ -255,6 +257,8 @@ struct HTMLRenderer {
     func esc(_ s: String) -> String { Self.esc(s) }
 
     static func esc(_ s: String) -> String {
+        // Most strings (numbers, labels) need no escaping: a byte scan is far cheaper than walking characters.
+        if !s.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) { return s }
         var r = ""
         r.reserveCapacity(s.count)
         for ch in s {

@@ -48,9 +48,47 @@ func glob(_ pattern: String, _ s: String) -> Bool {
 public func formatValue(_ v: Float, decimals: Int) -> String {
     if v.isNaN { return "NaN" }
     if v.isInfinite { return v < 0 ? "-∞" : "∞" }
-    let s = String(format: "%.\(decimals)f", Double(v))
+    return formatFixed(Double(v), decimals: decimals)
+}
+
+/// A finite number with fixed decimals and no `-0`, as `String(format: "%.{d}f")` prints it.
+///
+/// Pages hold tens of thousands of numbers and `String(format:)` costs microseconds each, so the common
+/// case is done in integers: the product |x|·10^d is rounded to the nearest integer, which is what
+/// printf does unless the product lies within a hair of a tie (there printf's exact decimal expansion
+/// decides, so those few fall back to it). `formatValueReference` is the printf version.
+public func formatFixed(_ x: Double, decimals: Int) -> String {
+    guard x.isFinite, decimals >= 0 && decimals <= 9 else { return formatFixedReference(x, decimals: decimals) }
+    let pow10: [Double] = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
+    let scaled = x.magnitude * pow10[decimals]
+    guard scaled < 9e15 else { return formatFixedReference(x, decimals: decimals) }
+    let rounded = scaled.rounded(.toNearestOrEven)
+    // ×10^d (d ≤ 9, exact in Double) leaves a relative error ≤ 2⁻⁵³: only a product this close to
+    // k + ½ could round differently from the exact value.
+    if abs(abs(scaled - rounded) - 0.5) <= scaled * 0x1p-50 + 0x1p-60 { return formatFixedReference(x, decimals: decimals) }
+    let n = UInt64(rounded)
+    if n == 0 { return decimals == 0 ? "0" : "0." + String(repeating: "0", count: decimals) }
+    var digits = Array(String(n).utf8)
+    if digits.count <= decimals { digits.insert(contentsOf: repeatElement(UInt8(ascii: "0"), count: decimals + 1 - digits.count), at: 0) }
+    var out: [UInt8] = []
+    out.reserveCapacity(digits.count + 2)
+    if x < 0 { out.append(UInt8(ascii: "-")) }
+    out.append(contentsOf: digits[..<(digits.count - decimals)])
+    if decimals > 0 { out.append(UInt8(ascii: ".")); out.append(contentsOf: digits[(digits.count - decimals)...]) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func formatFixedReference(_ x: Double, decimals: Int) -> String {
+    let s = String(format: "%.\(decimals)f", x)
     if s.hasPrefix("-"), s.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) { return String(s.dropFirst()) }
     return s
+}
+
+/// `formatValue` by printf: the reference the fast path is tested against.
+public func formatValueReference(_ v: Float, decimals: Int) -> String {
+    if v.isNaN { return "NaN" }
+    if v.isInfinite { return v < 0 ? "-∞" : "∞" }
+    return formatFixedReference(Double(v), decimals: decimals)
 }
 
 /// Terminal columns a string takes: East Asian wide characters take two.

@@ -316,3 +316,38 @@ import TransformerKit
         #expect(throws: WalkthroughError.self) { try CSVExport.write(doc, options: RenderOptions(), to: file) }
     }
 }
+
+/// The renderers' integer number formatting against printf, the reference.
+@Suite struct FormatValueTests {
+    @Test func fastFormattingEqualsPrintf() {
+        var rng = SeededRNG(seed: 11)
+        var values: [Float] = [0, -0, 1, -1, 0.5, 1.5, 2.5, -2.5, 0.125, -0.125, 0.0005, -0.0005, 0.00049, 123456.789,
+                               1e-7, -1e-7, 9.9995, 0.015625, 3.14159, 1e7, -16777216, 1e12, 4.5e15, .leastNonzeroMagnitude,
+                               .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+        for _ in 0..<20_000 {
+            let mantissa = Float(Double(rng.next() % 2_000_001) / 1_000_000 - 1)
+            let exponent = Int(rng.next() % 17) - 8
+            values.append(mantissa * powf(10, Float(exponent)))
+            values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())))  // any bit pattern, NaN and ∞ included
+        }
+        var mismatches: [String] = []
+        for v in values {
+            for d in [0, 1, 2, 3, 4, 5, 6, 9, 12] where formatValue(v, decimals: d) != formatValueReference(v, decimals: d) {
+                mismatches.append("\(v) d=\(d): \(formatValue(v, decimals: d)) vs \(formatValueReference(v, decimals: d))")
+            }
+        }
+        // SVG coordinates and bar widths: Doubles at one decimal.
+        for _ in 0..<20_000 {
+            let x = (Double(rng.next() % 100_000_001) / 100_000 - 500) * [1, 0.01, 37.5][Int(rng.next() % 3)]
+            if formatFixed(x, decimals: 1) != formatFixedReference(x, decimals: 1) {
+                mismatches.append("\(x) d=1: \(formatFixed(x, decimals: 1)) vs \(formatFixedReference(x, decimals: 1))")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(10))")
+        // Exact ties round to even, as printf does; a negative number that rounds to zero prints no sign.
+        #expect(formatValue(2.5, decimals: 0) == "2")
+        #expect(formatValue(0.125, decimals: 2) == "0.12")
+        #expect(formatValue(-0.0004, decimals: 3) == "0.000")
+        #expect(formatValue(-1.25, decimals: 1) == "-1.2")
+    }
+}
