@@ -48,12 +48,11 @@ for n in $names; do
   rm -rf "$work"; mkdir -p "$work/corpus" "$artifacts"
   cp Fuzz/Corpus/"$n"/* "$work/corpus/"
   log="$SCRATCH/logs${FUZZ_TAG:-}/$n.log"; mkdir -p "$(dirname "$log")"
-  rc=0
+  rc=0; t0=$(date +%s)
   "$exe" "$work/corpus" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -max_len=65536 -artifact_prefix="$artifacts/" "$@" > "$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  secs=$(sed -n 's/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
-  [ -n "$secs" ] || secs=$SECONDS_EACH
+  secs=$(( $(date +%s) - t0 ))
   crashes=0
   if [ "$rc" -ne 0 ]; then
     crashes=$(find "$artifacts" -type f -newer "$work" | wc -l)
