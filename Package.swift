@@ -80,6 +80,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
+                    resources: [.copy("Fixtures")],
                     swiftSettings: cpuFlags),
         .testTarget(name: "ExplorerTests", dependencies: [
             "Explorer", "Walkthrough",

@@ -90,6 +90,12 @@ public struct SentenceCodec: Sendable {
 
     public static func load(_ url: URL) throws -> SentenceCodec {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the tokenizer file") }
+        return try load(data: data, name: url.path)
+    }
+
+    /// Same as `load(_:)`, from the file's bytes; `name` names it in errors.
+    public static func load(data: Data, name: String) throws -> SentenceCodec {
+        let url = URL(fileURLWithPath: name)
         let s: Stored
         do { s = try JSONDecoder().decode(Stored.self, from: data) } catch {
             throw TrainingError("\(url.path): not a valid tokenizer file (\(error))")

@@ -84,8 +84,15 @@ public enum BERTCheckpoint {
     /// (2), `layer_norm_eps` (1e-12), `hidden_act` ("gelu"). Refused: a `model_type` other than "bert",
     /// `position_embedding_type` other than "absolute", a decoder or cross-attention.
     public static func readConfig(_ url: URL) throws -> BERTConfig {
-        let path = url.path
-        let fields = try readJSONObject(url)
+        try readConfig(fields: try readJSONObject(url), path: url.path)
+    }
+
+    /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
+    public static func readConfig(data: Data, path: String) throws -> BERTConfig {
+        try readConfig(fields: try jsonObject(data, path: path), path: path)
+    }
+
+    static func readConfig(fields: [String: JSONValue], path: String) throws -> BERTConfig {
         func wrong(_ key: String, _ what: String) -> BERTCheckpointError {
             BERTCheckpointError("\(path): field \"\(key)\" must be \(what), found \(fields[key].map(\.brief) ?? "nothing")")
         }
@@ -132,6 +139,10 @@ public enum BERTCheckpoint {
             if !FileManager.default.fileExists(atPath: path) { throw BERTCheckpointError("\(path) does not exist") }
             throw BERTCheckpointError("\(path): cannot read the file: \(error.localizedDescription)")
         }
+        return try jsonObject(data, path: path)
+    }
+
+    static func jsonObject(_ data: Data, path: String) throws -> [String: JSONValue] {
         let root: JSONValue
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch { throw BERTCheckpointError("\(path) is not valid JSON") }
         guard case .object(let fields) = root else { throw BERTCheckpointError("\(path) must hold a JSON object, found \(root.kind)") }

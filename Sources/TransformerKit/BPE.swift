@@ -579,7 +579,11 @@ public struct ByteLevelBPE: Sendable {
             skipSpace()
             var neg = false, v = 0, digits = 0
             if i < s.count, s[i] == UInt8(ascii: "-") { neg = true; i += 1 }
-            while i < s.count, (0x30...0x39).contains(s[i]) { v = v * 10 + Int(s[i] - 0x30); i += 1; digits += 1 }
+            while i < s.count, (0x30...0x39).contains(s[i]) {
+                // An id of more than 9 digits cannot be a position in a vocabulary (and would overflow).
+                guard digits < 9 else { throw fail("id too large") }
+                v = v * 10 + Int(s[i] - 0x30); i += 1; digits += 1
+            }
             guard digits > 0 else { throw fail("expected an integer id") }
             entries.append((k, neg ? -v : v))
             skipSpace()

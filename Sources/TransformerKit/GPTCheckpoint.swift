@@ -73,6 +73,11 @@ public enum GPTCheckpoint {
             if !FileManager.default.fileExists(atPath: path) { throw GPTCheckpointError("\(path) does not exist") }
             throw GPTCheckpointError("\(path): cannot read the file: \(error.localizedDescription)")
         }
+        return try readConfig(data: data, path: path)
+    }
+
+    /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
+    public static func readConfig(data: Data, path: String) throws -> GPTConfig {
         let root: JSONValue
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw GPTCheckpointError("\(path) is not valid JSON")

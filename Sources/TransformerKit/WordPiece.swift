@@ -50,14 +50,19 @@ public struct WordPieceTokenizer: Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw WordPieceError("\(url.path): cannot read the vocabulary (\(FileManager.default.fileExists(atPath: url.path) ? error.localizedDescription : "no such file"))")
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw WordPieceError("\(url.path) is not valid UTF-8") }
+        try self.init(vocabData: data, name: url.path, lowercase: lowercase)
+    }
+
+    /// Same as `init(vocabFile:)`, from the file's bytes; `name` names it in errors.
+    public init(vocabData data: Data, name: String, lowercase: Bool = true) throws {
+        guard let text = String(data: data, encoding: .utf8) else { throw WordPieceError("\(name) is not valid UTF-8") }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
             line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
         }
         if lines.last == "" { lines.removeLast() }
-        guard !lines.isEmpty else { throw WordPieceError("\(url.path) is empty") }
+        guard !lines.isEmpty else { throw WordPieceError("\(name) is empty") }
         do { try self.init(pieces: lines, lowercase: lowercase) } catch let e as WordPieceError {
-            throw WordPieceError("\(url.path): \(e.message)")
+            throw WordPieceError("\(name): \(e.message)")
         }
     }
 

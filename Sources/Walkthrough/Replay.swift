@@ -110,7 +110,8 @@ struct ReplayResult {
 
 /// A tensor from a shape and values, or an issue when they do not fit (a malformed JSON trace).
 func checkedTensor(shape: [Int], values: [Float], what: String) throws -> Tensor {
-    guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
+    guard shape.allSatisfy({ $0 >= 0 }),
+          shape.reduce(Optional(1), { n, d in n.flatMap { n in let (p, o) = n.multipliedReportingOverflow(by: d); return o ? nil : p } }) == values.count else {
         throw ReplayIssue("\(what) has shape \(shapeText(shape)) but \(values.count) values")
     }
     return Tensor(shape: shape, data: values)

@@ -70,9 +70,42 @@ public struct TraceDocument: Codable, Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw WalkthroughError("\(url.path): cannot read the trace file (\(error.localizedDescription))")
         }
-        do { return try decoder().decode(TraceDocument.self, from: data) } catch {
-            throw WalkthroughError("\(url.path): not a valid trace: \(describeDecodingError(error))")
+        return try load(data: data, name: url.path)
+    }
+
+    /// Same as `load(from:)`, from the file's bytes; `name` names it in errors. Besides the JSON's
+    /// types, checks that every step's and parameter's shape holds exactly its values (the renderers
+    /// and `check` rely on it; a file edited by hand or truncated may not).
+    public static func load(data: Data, name: String) throws -> TraceDocument {
+        let doc: TraceDocument
+        do { doc = try decoder().decode(TraceDocument.self, from: data) } catch {
+            throw WalkthroughError("\(name): not a valid trace: \(describeDecodingError(error))")
         }
+        if let problem = doc.shapeProblem { throw WalkthroughError("\(name): not a valid trace: \(problem)") }
+        return doc
+    }
+
+    /// The first step or parameter whose shape does not hold its values (negative or overflowing
+    /// sizes included), in one line; nil when all fit.
+    public var shapeProblem: String? {
+        func fits(_ shape: [Int], _ count: Int) -> Bool {
+            var n = 1
+            for d in shape {
+                guard d >= 0 else { return false }
+                let (p, o) = n.multipliedReportingOverflow(by: d)
+                guard !o else { return false }
+                n = p
+            }
+            return n == count
+        }
+        func text(_ shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+        for s in steps where !fits(s.shape, s.values.count) {
+            return "step \"\(s.id)\" has shape \(text(s.shape)) but \(s.values.count) values"
+        }
+        for p in parameters where !fits(p.shape, p.values.count) {
+            return "parameter \"\(p.name)\" has shape \(text(p.shape)) but \(p.values.count) values"
+        }
+        return nil
     }
 }
 
