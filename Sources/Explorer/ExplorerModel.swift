@@ -82,11 +82,13 @@ actor ModelGate {
         let answer = Once<T>()
         return try await withCheckedThrowingContinuation { continuation in
             answer.set(continuation)
-            let timer = Task {
-                try await Task.sleep(for: timeout)
+            // A Dispatch timer, not `Task.sleep`: the deadline must hold even when Swift's cooperative pool is
+            // busy (in the test runner other suites' synchronous work can hold both its threads for seconds).
+            let timer = DispatchWorkItem {
                 answer.resume(.failure(HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"],
                                                  message: "timed out after \(timeout.seconds) s; retry later")))
             }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds, execute: timer)
             Task {
                 do { try await self.enter() } catch {
                     timer.cancel()
