@@ -11,6 +11,17 @@ import Glibc
 import Darwin
 #endif
 
+extension ExplorerLimits {
+    /// The defaults with no compute deadline to speak of: for tests whose subject is not timing. Under the
+    /// sanitizers, with the whole suite running in parallel on two cores, a trace of the tiny GPT can take
+    /// seconds, and the default 10 s deadline would turn slowness into 503s.
+    static var patient: ExplorerLimits {
+        var limits = ExplorerLimits()
+        limits.computeTimeout = .seconds(600)
+        return limits
+    }
+}
+
 /// The tiny GPT, but a text containing "slow" takes `delay` to trace (a model that is busy for a while).
 struct SlowGPT: ExplorerModel {
     var delay: Double = 0.5
@@ -84,7 +95,7 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     }
 
     @Test func nonUTF8BodyIs400JSON() async throws {
-        try await Application(router: ExplorerServer.router(model: TinyGPT())).test(.router) { client in
+        try await Application(router: ExplorerServer.router(model: TinyGPT(), limits: .patient)).test(.router) { client in
             var b = ByteBuffer(string: #"{"text": ""#)
             b.writeBytes([0xff, 0xfe, 0xc3])
             b.writeString(#""}"#)
@@ -99,9 +110,9 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
     /// One computes, `maxQueue` wait, the rest get 503 "busy, retry" with Retry-After at once; then it serves again.
     @Test func fullQueueAnswersBusy() async throws {
-        var limits = ExplorerLimits()
+        var limits = ExplorerLimits.patient
         limits.maxQueue = 1
-        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 1.0), limits: limits)).test(.router) { client in
+        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 3.0), limits: limits)).test(.router) { client in
             let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String?, String?).self) { group in
                 for _ in 0..<5 {
                     group.addTask {
@@ -115,9 +126,12 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
                 for try await s in group { all.append(s) }
                 return all
             }
-            #expect(statuses.filter { $0.0 == .ok }.count == 2, "\(statuses.map(\.0))")  // one running, one queued
+            // One running and one queued are served, the rest refused. Exactly 2 and 3 when all five arrive within the
+            // first's 3 s; a starved test runner (sanitizers, the whole suite in parallel) may start some later, so
+            // those may be served instead: never more than one waits, and nothing but "busy" is refused.
+            let served = statuses.filter { $0.0 == .ok }.count
             let busy = statuses.filter { $0.0 == .serviceUnavailable }
-            #expect(busy.count == 3)
+            #expect(served >= 2 && busy.count >= 1 && served + busy.count == 5, "\(statuses.map(\.0))")
             #expect(busy.allSatisfy { $0.1 == "busy, retry" && $0.2 == "1" })
             try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无"}"#)) { r in
                 #expect(r.status == .ok)
@@ -128,35 +142,38 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
     /// Work past the deadline gets 503 "timed out" at the deadline; the next request is served once the model is free.
     @Test func slowWorkTimesOutAsJSON() async throws {
         var limits = ExplorerLimits()
-        limits.computeTimeout = .milliseconds(200)
-        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 0.8), limits: limits)).test(.router) { client in
+        limits.computeTimeout = .seconds(2)
+        try await Application(router: ExplorerServer.router(model: SlowGPT(delay: 5), limits: limits)).test(.router) { client in
             let start = ContinuousClock.now
             try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "slow"}"#)) { r in
                 #expect(r.status == .serviceUnavailable)
                 #expect(r.headers[.retryAfter] == "1")
                 let message = try object(r)["error"] as? String
-                #expect(message?.hasPrefix("timed out after 0.2 s") == true, "\(message ?? "")")
+                #expect(message?.hasPrefix("timed out after 2.0 s") == true, "\(message ?? "")")
             }
-            // The deadline, not the work's end (0.8 s, which would have answered 200), decided the answer. How soon it
+            // The deadline, not the work's end (5 s, which would have answered 200), decided the answer. How soon it
             // arrives also depends on Swift's cooperative pool, which other suites' synchronous work can hold for seconds
             // when the whole suite runs in parallel: only checked when this suite runs alone.
             if ProcessInfo.processInfo.environment["EXPLORER_TIMING"] != nil {
-                #expect(ContinuousClock.now - start < .milliseconds(700))
+                #expect(ContinuousClock.now - start < .milliseconds(2500))
             }
-            try await Task.sleep(for: .milliseconds(800))  // the abandoned work finishes and frees the model
-            try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无"}"#)) { r in
-                #expect(r.status == .ok)
+            // Served again once the abandoned work has finished and freed the model (meanwhile: 503 timed out).
+            var status = HTTPResponse.Status.serviceUnavailable
+            for _ in 0..<60 where status != .ok {
+                try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无"}"#)) { r in status = r.status }
+                if status != .ok { try await Task.sleep(for: .milliseconds(500)) }
             }
+            #expect(status == .ok)
         }
     }
 
     /// On a real socket: a chunked body over the limit gets 413 JSON, a chunked body under it 200; a request head or a body
     /// trickled in byte by byte has its connection closed after the idle or read timeout; the server answers throughout.
     @Test func chunkedBodiesAndSlowClientsOnARealSocket() async throws {
-        var limits = ExplorerLimits()
+        var limits = ExplorerLimits.patient
         limits.maxBodyBytes = 200
-        limits.idleTimeout = .milliseconds(600)
-        limits.readTimeout = .milliseconds(600)
+        limits.idleTimeout = .milliseconds(1500)
+        limits.readTimeout = .milliseconds(1500)
         let app = ExplorerServer.application(model: TinyGPT(), port: 0, limits: limits)
         try await app.test(.live) { client in
             let port = try #require(client.port)
@@ -174,12 +191,12 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
                                     stopOnAnswer: true)
             #expect(small.text.hasPrefix("HTTP/1.1 200"), "\(small.text.prefix(200))")
             // Slowloris: a head trickled in, one byte every 100 ms, never finished: closed after the idle timeout.
-            let trickle = Array(repeating: [UInt8(ascii: "x")], count: 30)
+            let trickle = Array(repeating: [UInt8(ascii: "x")], count: 60)
             let slowHead = rawExchange(port: port, [bytes("POST /api/trace HTTP/1.1\r\nX-Slow: ")] + trickle, pause: 0.1)
-            #expect(slowHead.closed && slowHead.seconds < 2.5, "\(slowHead)")
+            #expect(slowHead.closed && slowHead.seconds < 5, "\(slowHead)")
             // A body trickled in: each byte would restart the idle timer; the read deadline closes it.
             let slowBody = rawExchange(port: port, [bytes(head + "Content-Length: 100\r\n\r\n")] + trickle, pause: 0.1)
-            #expect(slowBody.closed && slowBody.seconds < 2.5, "\(slowBody)")
+            #expect(slowBody.closed && slowBody.seconds < 5, "\(slowBody)")
             #expect(!slowBody.text.contains("200 OK"))
             // Still serving (on fresh connections: the test client's own may have passed the idle timeout meanwhile).
             let json8 = Array(json.utf8)

@@ -32,7 +32,7 @@ struct TinyGPTWithLoss: ExplorerModel {
 }
 
 @Suite struct ExplorerServerTests {
-    func app(_ limits: ExplorerLimits = ExplorerLimits()) -> some ApplicationProtocol {
+    func app(_ limits: ExplorerLimits = .patient) -> some ApplicationProtocol {
         Application(router: ExplorerServer.router(model: TinyGPT(), limits: limits))
     }
 
@@ -70,7 +70,7 @@ struct TinyGPTWithLoss: ExplorerModel {
     }
 
     @Test func badRequestsGetClearJSONErrorsAndTheServerKeepsServing() async throws {
-        var limits = ExplorerLimits()
+        var limits = ExplorerLimits.patient
         limits.maxCharacters = 12
         limits.maxBodyBytes = 200
         try await app(limits).test(.router) { client in
@@ -154,7 +154,7 @@ struct TinyGPTWithLoss: ExplorerModel {
     }
 
     @Test func lossCurveIsServedWhenTheRunHasOne() async throws {
-        try await Application(router: ExplorerServer.router(model: TinyGPTWithLoss())).test(.router) { client in
+        try await Application(router: ExplorerServer.router(model: TinyGPTWithLoss(), limits: .patient)).test(.router) { client in
             try await client.execute(uri: "/loss.svg", method: .get) { r in
                 #expect(r.status == .ok && r.headers[.contentType] == "image/svg+xml")
             }
