@@ -37,9 +37,19 @@ struct SlowGPT: ExplorerModel {
 }
 
 /// A raw HTTP/1.1 exchange over a blocking loopback socket: what a test client cannot send (chunked bodies,
-/// bytes trickled in). Writes `parts` with `pause` between them, then reads until the server closes or 5 s pass.
+/// bytes trickled in). Writes `parts` with `pause` between them, then reads until the server closes or 15 s pass.
 /// Returns what was read, whether the server closed the connection, and the seconds it all took.
-func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer: Bool = false) -> (text: String, closed: Bool, seconds: Double) {
+///
+/// It blocks for seconds, so it runs on a thread of its own: on one of Swift's cooperative threads it would
+/// hold a thread the server needs to answer (with two cores and other suites busy, the server then did not
+/// answer at all).
+func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer: Bool = false) async -> (text: String, closed: Bool, seconds: Double) {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: blockingExchange(port: port, parts, pause: pause, stopOnAnswer: stopOnAnswer)) }.start()
+    }
+}
+
+func blockingExchange(port: Int, _ parts: [[UInt8]], pause: Double, stopOnAnswer: Bool) -> (text: String, closed: Bool, seconds: Double) {
     let start = Date()
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -55,7 +65,7 @@ func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer:
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { return ("connect failed", true, 0) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    var timeout = timeval(tv_sec: 15, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var noSigpipe: Int32 = 1
     #if canImport(Darwin)
@@ -78,7 +88,7 @@ func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer:
     while !closed {
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { closed = true; break }
-        if n < 0 { break }  // 5 s without a byte: still open
+        if n < 0 { break }  // 15 s without a byte: still open
         received += buffer[0..<n]
         if stopOnAnswer, let text = String(bytes: received, encoding: .utf8), text.contains("\r\n\r\n"), text.hasSuffix("}") { break }
     }
@@ -180,29 +190,29 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             let head = "POST /api/trace HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             // Chunked, over the limit in total (2 × 256 bytes), no Content-Length.
             let chunk = "100\r\n" + String(repeating: "x", count: 256) + "\r\n"
-            let big = rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"), bytes(chunk), bytes(chunk), bytes("0\r\n\r\n")],
+            let big = await rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"), bytes(chunk), bytes(chunk), bytes("0\r\n\r\n")],
                                   pause: 0.05, stopOnAnswer: true)
             #expect(big.text.hasPrefix("HTTP/1.1 413"), "\(big.text)")
             #expect(big.text.contains("larger than 200 bytes"))
             // Chunked, under the limit.
             let json = #"{"text": "马无夜草"}"#
-            let small = rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"),
+            let small = await rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"),
                                                  bytes(String(json.utf8.count, radix: 16) + "\r\n" + json + "\r\n0\r\n\r\n")],
                                     stopOnAnswer: true)
             #expect(small.text.hasPrefix("HTTP/1.1 200"), "\(small.text.prefix(200))")
             // Slowloris: a head trickled in, one byte every 100 ms, never finished: closed after the idle timeout.
             let trickle = Array(repeating: [UInt8(ascii: "x")], count: 60)
-            let slowHead = rawExchange(port: port, [bytes("POST /api/trace HTTP/1.1\r\nX-Slow: ")] + trickle, pause: 0.1)
+            let slowHead = await rawExchange(port: port, [bytes("POST /api/trace HTTP/1.1\r\nX-Slow: ")] + trickle, pause: 0.1)
             #expect(slowHead.closed && slowHead.seconds < 5, "\(slowHead)")
             // A body trickled in: each byte would restart the idle timer; the read deadline closes it.
-            let slowBody = rawExchange(port: port, [bytes(head + "Content-Length: 100\r\n\r\n")] + trickle, pause: 0.1)
+            let slowBody = await rawExchange(port: port, [bytes(head + "Content-Length: 100\r\n\r\n")] + trickle, pause: 0.1)
             #expect(slowBody.closed && slowBody.seconds < 5, "\(slowBody)")
             #expect(!slowBody.text.contains("200 OK"))
             // Still serving (on fresh connections: the test client's own may have passed the idle timeout meanwhile).
             let json8 = Array(json.utf8)
-            let good = rawExchange(port: port, [bytes(head + "Content-Length: \(json8.count)\r\n\r\n") + json8], stopOnAnswer: true)
+            let good = await rawExchange(port: port, [bytes(head + "Content-Length: \(json8.count)\r\n\r\n") + json8], stopOnAnswer: true)
             #expect(good.text.hasPrefix("HTTP/1.1 200"), "\(good.text.prefix(200))")
-            let info = rawExchange(port: port, [bytes("GET /api/info HTTP/1.1\r\nHost: localhost\r\n\r\n")], stopOnAnswer: true)
+            let info = await rawExchange(port: port, [bytes("GET /api/info HTTP/1.1\r\nHost: localhost\r\n\r\n")], stopOnAnswer: true)
             #expect(info.text.hasPrefix("HTTP/1.1 200") && info.text.contains(#""max_body_bytes":200"#), "\(info.text)")
         }
     }
