@@ -87,8 +87,12 @@ run_one() {
     echo "--- $short reports (first 80 lines; full log $log) ---"
     grep -anE -A 30 "ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer" "$log" | head -n 80
   elif [ $ok -eq 0 ]; then
-    echo "--- last 40 lines of $log ---"
-    tail -n 40 "$log"
+    # The tail, then the failing tests and what they recorded (✘ lines and the expectation text after
+    # them) last, where a truncated CI log still shows them.
+    echo "--- last 30 lines of $log ---"
+    tail -n 30 "$log"
+    echo "--- failures in $log (first 80 lines) ---"
+    grep -anE -A 6 "✘|recorded an issue|Fatal error|error:" "$log" | grep -av "known issue" | head -n 80
   fi
   printf '%s summary: %s tests run (Swift Testing), %s passed, %s failed, %s skipped; XCTest %s; sanitizer reports: %s; exit %s; build %ds, tests %ds\n' \
     "$short" "$total" "$passed" "$failed" "$skipped" "${xctest:-0}" "$reports" "$status" $((built - start)) $((finished - built))

@@ -37,6 +37,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var onNonFinite = NonFinitePolicy.stop.rawValue
     /// GPT: tokens per training window (0: the context length).
     public var blockSize = 0
+    /// Share of the data held out for validation when no validation files are given (saved so a
+    /// resumed run holds out the same pairs or tokens).
+    public var validationFraction = 0.05
 
     public init() {}
 
@@ -44,7 +47,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
         case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
         case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
-        case onNonFinite = "on_non_finite", blockSize = "block_size"
+        case onNonFinite = "on_non_finite", blockSize = "block_size", validationFraction = "validation_fraction"
     }
 
     /// Every field is optional in JSON (missing ones take their defaults), so checkpoints written
@@ -60,6 +63,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         adamEps = try get(.adamEps, adamEps); seed = try get(.seed, seed); evalEvery = try get(.evalEvery, evalEvery)
         checkpointEvery = try get(.checkpointEvery, checkpointEvery); logEvery = try get(.logEvery, logEvery)
         onNonFinite = try get(.onNonFinite, onNonFinite); blockSize = try get(.blockSize, blockSize)
+        validationFraction = try get(.validationFraction, validationFraction)
     }
 
     public func schedule(dModel: Int, totalSteps: Int) throws -> LearningRateSchedule {

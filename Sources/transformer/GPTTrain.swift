@@ -12,6 +12,7 @@ extension TrainCommand {
         let model: GPTModel, tok: TextTokenizer, options: TrainOptions
         var resumeState: TrainState? = nil, resumeDir: URL? = nil
         guard let data else { throw TrainingError("--model gpt needs --data FILE (a UTF-8 text)") }
+        guard (0..<1).contains(validationFraction ?? 0) else { throw TrainingError("--validation-fraction must be in [0, 1)") }
         guard let raw = FileManager.default.contents(atPath: data) else { throw TrainingError("\(data): cannot read the file") }
         guard !raw.isEmpty else { throw TrainingError("\(data): the file is empty") }
         if resume {
@@ -46,7 +47,7 @@ extension TrainCommand {
         }
         let text = String(decoding: raw, as: UTF8.self)
         let ids = try tok.encode(text)
-        let split = Int(Double(ids.count) * (1 - max(0, min(validationFraction, 0.5))))
+        let split = Int(Double(ids.count) * (1 - min(options.validationFraction, 0.5)))
         // A resumed run keeps its saved block size (exact resume) unless --block-size is given again.
         let block = options.blockSize > 0 ? options.blockSize : model.config.contextLength
         let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),

@@ -52,7 +52,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "One file of source<TAB>target pairs.") var pairs: String?
     @Option(help: "Validation source file (default: hold out --validation-fraction of the pairs).") var validSource: String?
     @Option(help: "Validation target file.") var validTarget: String?
-    @Option(help: "Fraction of pairs held out for validation when no validation files are given.") var validationFraction: Double = 0.05
+    @Option(help: "Fraction of the pairs (GPT: of the text's tokens, at most 0.5) held out for validation when no validation files are given (default 0.05; a resumed run keeps its saved value).") var validationFraction: Double?
     @Option(help: "Tokenizer: char, word or bpe (byte-level BPE trained on the corpus).") var tokenizer: String = "bpe"
     @Option(help: "BPE vocabulary size.") var vocabSize: Int = 8000
     @Option(help: "Use this saved tokenizer.json (e.g. from another run) instead of building one from the corpus.") var vocabulary: String?
@@ -127,6 +127,7 @@ struct TrainCommand: ParsableCommand {
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
         o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
         o.blockSize = blockSize ?? 0
+        if let validationFraction { o.validationFraction = validationFraction }
         if let onNonFinite { o.onNonFinite = onNonFinite }
         return o
     }
@@ -137,6 +138,11 @@ struct TrainCommand: ParsableCommand {
         if steps > 0 { o.maxSteps = steps }
         if let onNonFinite { o.onNonFinite = onNonFinite }
         if let blockSize { o.blockSize = blockSize }
+        // Given again, it wins, though the held-out data then differs from the interrupted run's.
+        if let validationFraction {
+            if validationFraction != o.validationFraction { log("note: --validation-fraction \(validationFraction) differs from the saved \(o.validationFraction); the held-out data changes, so this is not an exact resume") }
+            o.validationFraction = validationFraction
+        }
         if epochs != 10 { o.epochs = epochs }
         return o
     }
@@ -160,11 +166,15 @@ struct TrainCommand: ParsableCommand {
     func train(_ group: any ProcessGroup) throws {
         guard batchSize >= 1, epochs >= 1 || steps >= 1 else { throw TrainingError("--batch-size and --epochs (or --steps) must be positive") }
         guard (0..<1).contains(dropout), (0..<1).contains(labelSmoothing) else { throw TrainingError("--dropout and --label-smoothing must be in [0, 1)") }
+        guard (0..<1).contains(validationFraction ?? 0) else { throw TrainingError("--validation-fraction must be in [0, 1)") }
         let out = URL(fileURLWithPath: output)
         let (corpus, validFiles) = try loadCorpus()
         log("corpus: \(corpus.description), \(corpus.pairs.count) pairs")
         var (trainSet, validSet) = (corpus, validFiles ?? ParallelCorpus(pairs: [], description: "none"))
-        if validFiles == nil && corpus.pairs.count >= 20 { (trainSet, validSet) = corpus.split(validationFraction: validationFraction, seed: seed) }
+        // The held-out pairs depend on the fraction and the seed: a resumed run takes the saved ones (exact resume).
+        func holdOut(_ o: TrainOptions) {
+            if validFiles == nil && corpus.pairs.count >= 20 { (trainSet, validSet) = corpus.split(validationFraction: o.validationFraction, seed: o.seed) }
+        }
 
         let model: Seq2SeqModel, codec: SentenceCodec, options: TrainOptions
         if data != nil { throw TrainingError("--data is for --model gpt; an encoder–decoder trains on --source-file/--target-file or --pairs") }
@@ -174,10 +184,13 @@ struct TrainCommand: ParsableCommand {
             guard let state = loaded.state else { throw TrainingError("\(loaded.directory.path): no state.json, cannot resume") }
             (model, codec) = (loaded.model, loaded.codec)
             options = resumedOptions(state.options ?? loaded.config.options)
+            holdOut(options)
             resumeFrom = loaded
             log("resuming \(loaded.directory.path) at step \(state.step)")
             if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
         } else {
+            options = trainOptions()
+            holdOut(options)
             if let vocabulary {
                 codec = try SentenceCodec.load(URL(fileURLWithPath: vocabulary))
                 log("tokenizer: \(codec.kind.rawValue), \(codec.vocabularySize) tokens, from \(vocabulary)")
@@ -188,12 +201,7 @@ struct TrainCommand: ParsableCommand {
                 log("tokenizer: \(kind.rawValue), \(codec.vocabularySize) tokens (built in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
             }
             let config = try shape.config(vocabularySize: codec.vocabularySize)
-            options = trainOptions()
             model = try Seq2SeqModel(config: config, seed: seed)
-        }
-        // The held-out split depends on the seed: a resumed run takes the saved one (exact resume).
-        if resume && validFiles == nil && corpus.pairs.count >= 20 && options.seed != seed {
-            (trainSet, validSet) = corpus.split(validationFraction: validationFraction, seed: options.seed)
         }
         func encode(_ c: ParallelCorpus) -> ([IDPair], Int) {
             var out: [IDPair] = [], skipped = 0

@@ -91,6 +91,27 @@ import Training
         #expect(rows.map { Float(String($0.split(separator: ",")[1]))!.bitPattern } == full.state.history.map(\.loss.bitPattern))
     }
 
+    /// The held-out share is saved with the options (the seq2seq split depends on it and the seed), and
+    /// state.json written before it was saved still loads, with the old default.
+    @Test func validationFractionIsSavedAndOldStateLoads() throws {
+        var o = Self.seq2seqOptions(steps: 2)
+        o.validationFraction = 0.2; o.seed = 7
+        let t = try Self.freshSeq2Seq(o)
+        let dir = Self.tempDir("vf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        t.output = dir
+        try t.run(log: { _ in })
+        let loaded = try Checkpoint.load(dir.path)
+        let saved = try #require(loaded.state?.options)
+        #expect(saved.validationFraction == 0.2 && saved.seed == 7)
+        // The same split from the saved options as from the original ones.
+        let corpus = ParallelCorpus(pairs: (0..<40).map { (source: "s\($0)", target: "t\($0)") }, description: "numbers")
+        let a = corpus.split(validationFraction: o.validationFraction, seed: o.seed), b = corpus.split(validationFraction: saved.validationFraction, seed: saved.seed)
+        #expect(a.validation.pairs.map(\.source) == b.validation.pairs.map(\.source) && b.validation.pairs.count == 8)
+        let old = try JSONDecoder().decode(TrainOptions.self, from: Data(#"{"batch_size": 4, "seed": 3}"#.utf8))
+        #expect(old.validationFraction == 0.05 && old.batchSize == 4 && old.seed == 3)
+    }
+
     // MARK: GPT, cosine schedule with clipping, resumed from a run folder
 
     static func gpt(steps: Int, lr: Float = 3e-3, onNonFinite: NonFinitePolicy = .stop) throws -> Trainer<GPTTask> {
