@@ -5,8 +5,8 @@
 #
 # Starts `BIN serve` on a free 127.0.0.1 port with MODEL_DIR (default: a tiny GPT trained here in a few
 # seconds), waits until it answers, checks a chunked over-limit body gets 413, runs wrk (Debian package `wrk`)
-# for SECONDS with CONNECTIONS connections and scripts/load-test.lua (60 % valid traces, 10 % info, 10 %
-# malformed JSON, 10 % over-long texts, 10 % oversized bodies), then holds a few slowloris connections open
+# for SECONDS with CONNECTIONS connections and scripts/load-test.lua (45 % valid traces, 15 % generations,
+# 10 % info, 10 % malformed JSON, 10 % over-long texts, 10 % oversized bodies), then holds a few slowloris connections open
 # (bytes trickled in) and checks the server closes them after its idle/read timeouts while a valid request
 # still goes through, and finally that it still answers GET /api/info and a valid trace.
 # Prints requests/s, p50/p99 latency, the count per status, the error rate (unexpected statuses — 5xx other than
@@ -52,6 +52,10 @@ check() { local want=$1; shift; local got; got=$(status "$@"); [ "$got" = "$want
 check 200 "$URL/api/info"
 check 200 -H 'Content-Type: application/json' --data '{"text": "ROMEO:"}' "$URL/api/trace"
 echo "a trace answer is $(wc -c < "$WORK/body") bytes"
+check 200 -H 'Content-Type: application/json' --data '{"text": "ROMEO:", "include": ["html"]}' "$URL/api/trace"
+echo "the page's trace answer (include html) is $(wc -c < "$WORK/body") bytes"
+check 200 -H 'Content-Type: application/json' --data '{"text": "ROMEO:", "max_tokens": 8}' "$URL/api/generate"
+check 400 -H 'Content-Type: application/json' --data '{"text": "ROMEO:", "include": ["svg"]}' "$URL/api/trace"
 check 400 --data '{"text": 5}' "$URL/api/trace"
 head -c 20000 /dev/zero | tr '\0' x > "$WORK/big"
 check 413 -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/big" "$URL/api/trace"   # no Content-Length

@@ -33,7 +33,9 @@ public struct ExplorerLimits: Sendable {
 ///
 /// - `GET /`: the page; its script posts to `/api/trace`.
 /// - `GET /api/info`: the model's kind, summary and the limits.
-/// - `POST /api/trace` `{"text": …}`: the trace's page fragment (`html`), the prediction, the attention heads and the trace's steps.
+/// - `POST /api/trace` `{"text": …, "include": ["html", "trace"]}`: the prediction, the attention heads, and what `include`
+///   asks for (default both): the trace's page fragment (`html`) and the trace's steps (`trace`). The page asks for the
+///   fragment only; the steps are the larger part (the JSON of every number, for scripts).
 /// - `POST /api/generate` `{"text": …, "max_tokens": n}` (GPT) or `POST /api/translate` `{"text": …}` (encoder–decoder): `{"output": …}`.
 ///
 /// Every error is JSON `{"error": "…"}`: 400 bad JSON, a missing field or a body that is not UTF-8, 404 an unknown
@@ -67,13 +69,15 @@ public enum ExplorerServer {
             let input = try await readInput(request, limits: limits)
             // The answer is built and encoded in the gated work too: it is the larger part of the work (the trace of
             // "ROMEO:" on a d_model 32 GPT is about 1.3 MB of JSON), so one is built at a time, under the deadline.
+            let parts = try input.traceParts()
             let data = try await compute(gate, limits, input.text) { model in
                 let doc = try model.trace(input.text)
                 var steps = doc
                 steps.parameters = []  // the steps are the story; parameters can be millions of numbers
                 let answer = TraceAnswer(title: doc.title, prediction: doc.nextToken,
                                          attention: doc.attentionMaps.map { .init(step: $0.step, block: $0.block, layer: $0.layer, kind: $0.kind, head: $0.head) },
-                                         html: ExplorerPage.fragment(doc), trace: steps)
+                                         html: parts.contains(.html) ? ExplorerPage.fragment(doc) : nil,
+                                         trace: parts.contains(.trace) ? steps : nil)
                 let data = try TraceDocument.encoder(pretty: false).encode(answer)
                 guard data.count <= limits.maxAnswerBytes else {
                     throw HTTPError(.unprocessableContent, message: "the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); try a shorter text")
@@ -122,7 +126,21 @@ public enum ExplorerServer {
     struct Input: Decodable {
         var text: String
         var maxTokens: Int?
-        enum CodingKeys: String, CodingKey { case text, maxTokens = "max_tokens" }
+        /// `/api/trace`: which large parts to send (`html`, `trace`); absent means both.
+        var include: [String]?
+        enum CodingKeys: String, CodingKey { case text, maxTokens = "max_tokens", include }
+
+        enum TracePart: String, CaseIterable { case html, trace }
+
+        func traceParts() throws -> Set<TracePart> {
+            guard let include else { return Set(TracePart.allCases) }
+            return Set(try include.map { name in
+                guard let part = TracePart(rawValue: name) else {
+                    throw HTTPError(.badRequest, message: "include: unknown part \"\(name)\"; the parts are \(TracePart.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " and "))")
+                }
+                return part
+            })
+        }
     }
 
     /// The body as JSON `{"text": …}`, checked against the limits before the model sees it. The size limit counts the
@@ -180,8 +198,8 @@ public enum ExplorerServer {
         var title: String
         var prediction: NextToken?
         var attention: [Head]
-        var html: String
-        var trace: TraceDocument
+        var html: String?
+        var trace: TraceDocument?
     }
 
     struct Completion: Encodable { var input: String, output: String }

@@ -110,7 +110,8 @@ extension HTMLRenderer {
 
     """
 
-    /// The live page's script: posts the text to `/api/trace` and shows the answer's page fragment.
+    /// The live page's script: posts the text to `/api/trace` and shows the answer's page fragment (the only
+    /// part it asks for: the trace's steps as JSON would more than double the answer).
     static let liveScript = """
 
     (function () {
@@ -125,7 +126,7 @@ extension HTMLRenderer {
       form.addEventListener("submit", function (e) {
         e.preventDefault();
         status.textContent = "Running the model…"; document.body.dataset.state = "busy";
-        post("/api/trace", { text: input.value }).then(function (j) {
+        post("/api/trace", { text: input.value, include: ["html"] }).then(function (j) {
           target.innerHTML = j.html;
           status.textContent = j.prediction ? "Predicted next token: " + j.prediction.token : "Done.";
           document.body.dataset.state = "done";

@@ -69,6 +69,29 @@ struct TinyGPTWithLoss: ExplorerModel {
         }
     }
 
+    /// `include` picks the large parts: the page asks for the fragment alone; an unknown part is a 400 that names it.
+    @Test func includePicksTheLargeParts() async throws {
+        try await app().test(.router) { client in
+            var sizes: [String: Int] = [:]
+            for (include, html, trace) in [("", true, true), (#", "include": ["html"]"#, true, false),
+                                           (#", "include": ["trace"]"#, false, true), (#", "include": []"#, false, false)] {
+                try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无夜草""# + include + "}")) { r in
+                    #expect(r.status == .ok)
+                    let o = try object(r)
+                    #expect((o["html"] != nil) == html && (o["trace"] != nil) == trace, "\(include)")
+                    #expect(((o["attention"] as? [Any])?.count ?? 0) == 2 && o["prediction"] != nil, "\(include)")
+                    sizes[include] = r.body.readableBytes
+                }
+            }
+            #expect(sizes[#", "include": ["html"]"#]! < sizes[""]!)
+            try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无夜草", "include": ["html", "svg"]}"#)) { r in
+                #expect(r.status == .badRequest)
+                let message = try error(r)
+                #expect(message.contains("\"svg\"") && message.contains("\"html\" and \"trace\""), "\(message)")
+            }
+        }
+    }
+
     @Test func badRequestsGetClearJSONErrorsAndTheServerKeepsServing() async throws {
         var limits = ExplorerLimits.patient
         limits.maxCharacters = 12
