@@ -24,21 +24,29 @@ public func parallelRanges(count: Int, costPerItem: Int, _ body: @Sendable (Rang
     }
 }
 
-/// How many parts `parallelChunks` will use for this much work (1 when it is too small to share).
+/// Most blocks a reduction splits into (so at most this many threads share one).
+let reductionBlockLimit = 8
+
+/// How many blocks `parallelChunks` splits a reduction over `count` items into: a function of the work
+/// alone, never of the thread count, so the partial results are the same and are added in the same
+/// order on 1 thread or 8 — the same bits whatever `Gemm.threads` is (a run resumed on a machine with
+/// another core count, or tests that change the process-wide setting meanwhile, stay bit-exact).
 @inline(__always)
 func chunkCount(count: Int, costPerItem: Int) -> Int {
-    let t = min(Gemm.threads, count)
-    return t <= 1 || count * costPerItem < (1 << 15) ? 1 : t
+    count * costPerItem < (1 << 15) ? 1 : min(count, reductionBlockLimit)
 }
 
-/// Like `parallelRanges`, but each part also gets its index `0..<parts` (`parts` from `chunkCount`),
-/// so reductions can keep one partial result per part and add them in a fixed order afterwards
-/// (the same bits whatever the timing).
+/// Runs `body(block, rows)` for each of `parts` contiguous blocks of `0..<count` (`parts` from
+/// `chunkCount`), so reductions can keep one partial result per block and add them in a fixed order
+/// afterwards. The blocks are shared out over up to `Gemm.threads` threads, each taking a run of
+/// whole blocks: which thread computes a block never changes what it computes.
 @inline(__always)
 func parallelChunks(count: Int, parts: Int, _ body: @Sendable (Int, Range<Int>) -> Void) {
     if parts <= 1 { body(0, 0..<count); return }
-    parallelFor(parts: parts) { p in
-        let lo = count * p / parts, hi = count * (p + 1) / parts
-        body(p, lo..<hi)
+    let t = min(Gemm.threads, parts)
+    parallelFor(parts: t) { p in
+        for block in (parts * p / t)..<(parts * (p + 1) / t) {
+            body(block, (count * block / parts)..<(count * (block + 1) / parts))
+        }
     }
 }

@@ -211,6 +211,40 @@ private struct Case: CustomStringConvertible {
         #expect(c == [0.5, 1, 1.5, 2])
     }
 
+    /// The thread count changes who computes a block of C, never how: every element gets the same bits
+    /// with 1, 2 or 3 threads (products just past the size where they split, M or N, with tails) (exact resume and data-parallel ranks compare runs bit for bit, and the
+    /// thread count is process-wide).
+    @Test func sameBitsWhateverTheThreadCount() {
+        var rng = SplitMix(state: 77)
+        for (i, (ta, tb)) in Self.transposes.enumerated() {
+            for (m, n, k) in [(1, 1155, 384), (70, 130, 40), (120, 260, 12), (16, 2100, 17), (517, 9, 70)] {
+                let (aRows, aCols) = ta ? (k, m) : (m, k), (bRows, bCols) = tb ? (n, k) : (k, n)
+                let a = (0..<(aRows * aCols)).map { _ in rng.float() }, b = (0..<(bRows * bCols)).map { _ in rng.float() }
+                func run(_ threads: Int) -> [Float] {
+                    let saved = Gemm.threads
+                    Gemm.threads = threads
+                    defer { Gemm.threads = saved }
+                    var c = [Float](repeating: 0.5, count: m * n)
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                Gemm.fast(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: aCols,
+                                          b: pb.baseAddress!, ldb: bCols, beta: i % 2 == 0 ? 0 : 1, c: pc.baseAddress!, ldc: n)
+                            }
+                        }
+                    }
+                    return c
+                }
+                let one = run(1).map(\.bitPattern)
+                for t in [2, 3] {
+                    let other = run(t).map(\.bitPattern)
+                    let differ = zip(one, other).filter { $0 != $1 }.count
+                    #expect(differ == 0, "\(ta ? "T" : "N")\(tb ? "T" : "N") m=\(m) n=\(n) k=\(k): \(differ) of \(m * n) values differ between 1 and \(t) threads")
+                }
+            }
+        }
+    }
+
     /// `multiply` (what the layers call) agrees with the reference on a mid-sized product.
     @Test func multiplyEntryPoint() {
         let test = Case(transA: false, transB: false, m: 64, n: 48, k: 40, alpha: 1, beta: 0)

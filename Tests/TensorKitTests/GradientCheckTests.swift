@@ -163,6 +163,36 @@ import Testing
     }
 }
 
+/// The row reductions (∂γ and ∂β of layer norm summed over rows, the summed cross-entropy loss) split
+/// into blocks chosen by the work alone, so 1 and 2 threads add the same partials in the same order.
+@Suite(.serialized) struct ThreadCountInvarianceTests {
+    @Test func rowReductionsGiveTheSameBitsOnOneThreadAndTwo() {
+        let n = 517, c = 70, v = 300
+        var rng = SeededRNG(seed: 21)
+        let x = rng.uniform(shape: [n * c], low: -3, high: 3).data, dy = rng.uniform(shape: [n * c], low: -1, high: 1).data
+        let gamma = rng.uniform(shape: [c], low: 0.5, high: 1.5).data, beta = rng.uniform(shape: [c], low: -1, high: 1).data
+        let z = rng.uniform(shape: [n * v], low: -4, high: 4).data
+        let targets: [Int32] = (0..<n).map { i in i % 7 == 3 ? -1 : Int32(rng.nextInt(below: v)) }
+        func run(threads: Int) -> [[UInt32]] {
+            let saved = Gemm.threads
+            Gemm.threads = threads
+            defer { Gemm.threads = saved }
+            var out = [Float](repeating: 0, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
+            var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
+            Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
+            Kernels.layerNormBackward(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+            var zz = z, losses = [Float](repeating: 0, count: n)
+            let total = Kernels.softmaxCrossEntropy(&zz, &losses, targets: targets, n: n, v: v, smoothing: 0.1, ignore: -1)
+            return [out, dx, dg, db, zz, losses].map { $0.map(\.bitPattern) } + [[UInt32(truncatingIfNeeded: total.sum.bitPattern), UInt32(truncatingIfNeeded: total.sum.bitPattern >> 32)]]
+        }
+        let one = run(threads: 1), two = run(threads: 2)
+        for (i, name) in ["out", "dx", "dgamma", "dbeta", "dlogits", "losses", "summed loss"].enumerated() {
+            let differ = zip(one[i], two[i]).filter { $0 != $1 }.count
+            #expect(differ == 0, "\(name): \(differ) of \(one[i].count) values differ between 1 and 2 threads")
+        }
+    }
+}
+
 /// The GEMM-based attention against the scalar reference: awkward sizes, strides wider than the
 /// heads (Q, K, V as column blocks of one buffer), causal and padded keys, rows with every key hidden.
 @Suite struct FastAttentionTests {
