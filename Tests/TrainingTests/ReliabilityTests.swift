@@ -169,6 +169,26 @@ import Training
         #expect(a == b, "the final weights files differ")
     }
 
+    /// The same run on 1 thread and on 2 gives the same bits: every kernel's result is independent of the
+    /// thread count (GEMM splits rows or columns; the row reductions split by the work), so a run resumed
+    /// on a machine with another core count stays exact, and tests that change `Gemm.threads` cannot
+    /// disturb another test's bit-for-bit comparison.
+    @Test func gptTrainsToTheSameBitsOnOneThreadAndTwo() throws {
+        func run(threads: Int) throws -> Trainer<GPTTask> {
+            let saved = Gemm.threads
+            Gemm.threads = threads
+            defer { Gemm.threads = saved }
+            let t = try Self.gpt(steps: 6)
+            try t.run(log: { _ in })
+            return t
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        #expect(one.state.history.map(\.loss.bitPattern) == two.state.history.map(\.loss.bitPattern))
+        let a = one.task.model.parameterSet(), b = two.task.model.parameterSet()
+        let differ = a.names.filter { a[$0] != b[$0] }
+        #expect(differ.isEmpty, "tensors that differ between 1 and 2 threads: \(differ)")
+    }
+
     // MARK: Checkpoint folders after a kill
 
     @Test func resumePicksTheNewestCompleteCheckpointAndLeftoversAreRemoved() throws {
