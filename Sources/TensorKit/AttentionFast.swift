@@ -47,11 +47,10 @@ extension Kernels {
     }
 
     /// Accumulates `dq`, `dk`, `dv` (same layouts and strides as `q`, `k`, `v`) from `dout` and the
-    /// weights `att` the forward pass saved. `scratch` is unused (kept for the reference's signature).
+    /// weights `att` the forward pass saved.
     public static func attentionBackward(_ dq: FloatPtr, _ dk: FloatPtr, _ dv: FloatPtr, _ dout: ConstFloatPtr,
-                                         _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr, scratch: FloatPtr,
+                                         _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr,
                                          b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
-        _ = scratch
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
         let dq0 = UInt(bitPattern: dq), dk0 = UInt(bitPattern: dk), dv0 = UInt(bitPattern: dv), do0 = UInt(bitPattern: dout)

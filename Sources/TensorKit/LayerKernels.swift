@@ -132,13 +132,13 @@ public enum Kernels {
         }
     }
 
-    /// Accumulates `dq`, `dk`, `dv` from `dout`. `scratch` holds `tk` floats.
+    /// Accumulates `dq`, `dk`, `dv` from `dout`.
     public static func attentionBackwardReference(_ dq: FloatPtr, _ dk: FloatPtr, _ dv: FloatPtr, _ dout: ConstFloatPtr,
-                                         _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr, scratch: FloatPtr,
+                                         _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr,
                                          b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
-        _ = scratch  // kept in the signature; each part now uses a row of its own on the stack
+        // Each part uses a row of its own on the stack for ∂(weights).
         // As in the forward pass, each (sequence, head) pair writes only its own column block of
         // dq, dk and dv, so pairs run in parallel.
         let dq0 = UInt(bitPattern: dq), dk0 = UInt(bitPattern: dk), dv0 = UInt(bitPattern: dv), do0 = UInt(bitPattern: dout)

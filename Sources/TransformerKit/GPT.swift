@@ -119,7 +119,7 @@ public final class GPTActivations: @unchecked Sendable {
     let lnf, meanf, rstdf: FlatBuffer
     public let logits: FlatBuffer
     let losses: FlatBuffer
-    let dStream, dPrev, dH, dQKV, dCtx, dFF1, dFF2, scratch: FlatBuffer
+    let dStream, dPrev, dH, dQKV, dCtx, dFF1, dFF2: FlatBuffer
     /// Token ids and next-token targets (−1 = ignore) of the current batch, `[maxBatch·maxLength]`.
     public let ids, targets: UnsafeMutablePointer<Int32>
 
@@ -132,7 +132,7 @@ public final class GPTActivations: @unchecked Sendable {
         logits = FlatBuffer(count: n * c.vocabSize); losses = FlatBuffer(count: n)
         dStream = FlatBuffer(count: n * d); dPrev = FlatBuffer(count: n * d); dH = FlatBuffer(count: n * d)
         dQKV = FlatBuffer(count: n * 3 * d); dCtx = FlatBuffer(count: n * d)
-        dFF1 = FlatBuffer(count: n * c.hidden); dFF2 = FlatBuffer(count: n * c.hidden); scratch = FlatBuffer(count: t)
+        dFF1 = FlatBuffer(count: n * c.hidden); dFF2 = FlatBuffer(count: n * c.hidden)
         ids = .allocate(capacity: max(n, 1)); ids.initialize(repeating: 0, count: max(n, 1))
         targets = .allocate(capacity: max(n, 1)); targets.initialize(repeating: -1, count: max(n, 1))
     }
@@ -251,7 +251,7 @@ public final class GPTModel: @unchecked Sendable {
             dCtx.update(repeating: 0, count: n * d); dQKV.update(repeating: 0, count: n * 3 * d); dLn.update(repeating: 0, count: n * d)
             Kernels.linearBackward(dCtx, g(o.projW), g(o.projB), dX, B.ctx.pointer, p(o.projW), n: n, c: d, oc: d)
             Kernels.attentionBackward(dQKV, dQKV + d, dQKV + 2 * d, dCtx, B.qkv.pointer, B.qkv.pointer + d, B.qkv.pointer + 2 * d, B.att.pointer,
-                                      scratch: acts.scratch.pointer, b: b, tq: t, tk: t, heads: config.heads, dk: config.dK, qStride: 3 * d, kvStride: 3 * d)
+                                      b: b, tq: t, tk: t, heads: config.heads, dk: config.dK, qStride: 3 * d, kvStride: 3 * d)
             Kernels.linearBackward(dLn, g(o.attnW), g(o.attnB), dQKV, B.ln1.pointer, p(o.attnW), n: n, c: d, oc: 3 * d)
             Kernels.layerNormBackward(dX, g(o.ln1w), g(o.ln1b), dLn, input, p(o.ln1w), B.mean1.pointer, B.rstd1.pointer, n: n, c: d)
         }

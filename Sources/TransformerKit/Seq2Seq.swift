@@ -145,7 +145,7 @@ public final class Seq2SeqActivations: @unchecked Sendable {
     public let logits: FlatBuffer
     let losses: FlatBuffer
     // Backward scratch.
-    let dStream, dPrev, dRes, dSub, dH, dCtx, dQ, dK, dV, dFF1, dFF2, dMemory, attScratch: FlatBuffer
+    let dStream, dPrev, dRes, dSub, dH, dCtx, dQ, dK, dV, dFF1, dFF2, dMemory: FlatBuffer
     let srcIDs, tgtIDs, tgtOut: UnsafeMutablePointer<Int32>
     let srcPad: UnsafeMutablePointer<Bool>
 
@@ -163,7 +163,7 @@ public final class Seq2SeqActivations: @unchecked Sendable {
         dSub = FlatBuffer(count: n * d); dH = FlatBuffer(count: n * d)
         dCtx = FlatBuffer(count: n * a); dQ = FlatBuffer(count: n * a); dK = FlatBuffer(count: n * a); dV = FlatBuffer(count: n * a)
         dFF1 = FlatBuffer(count: n * c.dFF); dFF2 = FlatBuffer(count: n * c.dFF)
-        dMemory = FlatBuffer(count: ns * d); attScratch = FlatBuffer(count: max(s, t))
+        dMemory = FlatBuffer(count: ns * d)
         srcIDs = .allocate(capacity: max(ns, 1)); srcIDs.initialize(repeating: 0, count: max(ns, 1))
         tgtIDs = .allocate(capacity: max(nt, 1)); tgtIDs.initialize(repeating: 0, count: max(nt, 1))
         tgtOut = .allocate(capacity: max(nt, 1)); tgtOut.initialize(repeating: 0, count: max(nt, 1))
@@ -378,7 +378,7 @@ extension Seq2SeqModel {
         dCtx.update(repeating: 0, count: nq * a)
         Kernels.linearBackward(dCtx, g("\(p0).w_o"), gOpt("\(p0).b_o"), dOut, A.ctx.pointer, p("\(p0).w_o"), n: nq, c: a, oc: d)
         dQ.update(repeating: 0, count: nq * a); dK.update(repeating: 0, count: nk * a); dV.update(repeating: 0, count: nk * a)
-        Kernels.attentionBackward(dQ, dK, dV, dCtx, A.q.pointer, A.k.pointer, A.v.pointer, A.att.pointer, scratch: acts.attScratch.pointer,
+        Kernels.attentionBackward(dQ, dK, dV, dCtx, A.q.pointer, A.k.pointer, A.v.pointer, A.att.pointer,
                                   b: b, tq: tq, tk: tk, heads: config.heads, dk: config.dK, qStride: a, kvStride: a)
         Kernels.linearBackward(dXq, g("\(p0).w_q"), gOpt("\(p0).b_q"), dQ, xq, p("\(p0).w_q"), n: nq, c: d, oc: a)
         Kernels.linearBackward(dXkv, g("\(p0).w_k"), gOpt("\(p0).b_k"), dK, xkv, p("\(p0).w_k"), n: nk, c: d, oc: a)

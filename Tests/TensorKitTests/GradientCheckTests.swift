@@ -78,8 +78,8 @@ import Testing
             return (out, att)
         }
         let (_, att) = run(q, k, v)
-        var dq = [Float](repeating: 0, count: q.count), dkk = [Float](repeating: 0, count: k.count), dv = dkk, scratch = [Float](repeating: 0, count: tk)
-        Kernels.attentionBackward(&dq, &dkk, &dv, r, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
+        var dq = [Float](repeating: 0, count: q.count), dkk = [Float](repeating: 0, count: k.count), dv = dkk
+        Kernels.attentionBackward(&dq, &dkk, &dv, r, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
         check(&q, dq, h: 1e-3, loss: { dot(run($0, k, v).0, r) }, "dq")
         check(&k, dkk, h: 1e-3, loss: { dot(run(q, $0, v).0, r) }, "dk")
         check(&v, dv, h: 1e-3, loss: { dot(run(q, k, $0).0, r) }, "dv")
@@ -153,8 +153,8 @@ import Testing
             defer { Gemm.threads = saved }
             var out = [Float](repeating: 0, count: b * t * a), att = [Float](repeating: 0, count: b * heads * t * t)
             Kernels.attentionForward(&out, &att, q, k, v, keyPadding: nil, causal: true, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
-            var dq = [Float](repeating: 0, count: q.count), dkk = dq, dv = dq, scratch = [Float](repeating: 0, count: t)
-            Kernels.attentionBackward(&dq, &dkk, &dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
+            var dq = [Float](repeating: 0, count: q.count), dkk = dq, dv = dq
+            Kernels.attentionBackward(&dq, &dkk, &dv, dout, q, k, v, att, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
             return [out, att, dq, dkk, dv]
         }
         let one = run(threads: 1), two = run(threads: 2)
@@ -210,16 +210,16 @@ import Testing
             if !causal { for bi in 0..<b { pad[bi * tk + tk - 1] = tk > 1 }; if b > 1 { for j in 0..<tk { pad[tk + j] = true } } }
             func run(fast: Bool) -> [[Float]] {
                 var out = [Float](repeating: .nan, count: b * tq * a), att = [Float](repeating: .nan, count: b * heads * tq * tk)
-                var g = [Float](repeating: 0.5, count: qkv.count), scratch = [Float](repeating: 0, count: tk)
+                var g = [Float](repeating: 0.5, count: qkv.count)
                 qkv.withUnsafeBufferPointer { x in pad.withUnsafeBufferPointer { p in g.withUnsafeMutableBufferPointer { gp in
                     let q = x.baseAddress!, k = q + a, v = q + 2 * a, dq = gp.baseAddress!, dkk = dq + a, dv = dq + 2 * a
                     let kp = causal ? nil : p.baseAddress
                     if fast {
                         Kernels.attentionForward(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackward(dq, dkk, dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackward(dq, dkk, dv, dout, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
                     } else {
                         Kernels.attentionForwardReference(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackwardReference(dq, dkk, dv, dout, q, k, v, att, scratch: &scratch, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackwardReference(dq, dkk, dv, dout, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
                     }
                 } } }
                 return [out, att, g]
