@@ -70,9 +70,10 @@ run_one() {
   # and one "Test run with N tests in M suites passed|failed after …" per runner invocation.
   local total passed failed skipped reports
   total=$(grep -aE "Test run with [0-9]+ tests?" "$log" | sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' | awk '{s+=$1} END {print s+0}')
-  passed=$(grep -aE "^.{1,3}Test [^ ].* passed after" "$log" | grep -avc "Test run with")
-  failed=$(grep -aE "^.{1,3}Test [^ ].* failed after" "$log" | grep -avc "Test run with")
-  skipped=$(grep -acE "^.{1,3}Test [^ ].* skipped" "$log")
+  # Bytes, not characters (LC_ALL=C below): a symbol like ✔ is 3 bytes.
+  passed=$(LC_ALL=C grep -aE "^.{1,6}Test [^ ].* passed after" "$log" | grep -avc "Test run with")
+  failed=$(LC_ALL=C grep -aE "^.{1,6}Test [^ ].* failed after" "$log" | grep -avc "Test run with")
+  skipped=$(LC_ALL=C grep -acE "^.{1,6}Test [^ ].* skipped" "$log")
   # One "ERROR: …Sanitizer" / "WARNING: ThreadSanitizer" header per report (each also has a SUMMARY line).
   reports=$(grep -acE "ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer" "$log")
   local xctest
