@@ -6,8 +6,9 @@
 # Trains a small GPT (2 and 3 ranks) and a small encoder–decoder (2 ranks) with `mpirun --oversubscribe`
 # and with one process on the same global batch, and compares the loss curves and the final weights
 # (scripts/compare_runs.swift). Then: resuming with a different number of ranks continues the same
-# curve; ranks started with different options or data refuse to train; a rank killed mid-run stops
-# the job with a message and leaves the last checkpoint loadable. Skips (exit 0) when mpirun is absent.
+# curve; ranks started with different options or data refuse to train; a NaN on one rank makes every
+# rank skip that step (or stops the job, naming it); a rank killed mid-run stops the job with a
+# message and leaves the last checkpoint loadable. Skips (exit 0) when mpirun is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:?usage: scripts/mpi-test.sh path/to/transformer (built with --traits MPI)}
@@ -62,6 +63,24 @@ if "${MPIRUN[@]}" -np 2 bash -c 'd=$1; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && d=$2; 
     "$BIN" "$T/text.txt" "$T/other.txt" "${GPT[@]}" > "$T/bad2.log" 2>&1; then echo "expected a failure"; exit 1; fi
 grep -m1 "error (rank" "$T/bad2.log"
 grep -q "rank 1: .*training data" "$T/bad2.log"
+
+echo "== a NaN on rank 0 only: every rank skips the same step (as one process does), or the job stops naming it =="
+# The fault hook poisons one gradient value on rank 0 at step 3; the all-reduce carries it to every rank.
+FAULT=(-x TRANSFORMER_FAULT_NAN_STEP=3 -x TRANSFORMER_FAULT_NAN_PARAM=h.1.mlp.c_fc.weight)
+TRANSFORMER_FAULT_NAN_STEP=3 TRANSFORMER_FAULT_NAN_PARAM=h.1.mlp.c_fc.weight \
+    "$BIN" "${GPT[@]}" --steps 6 --on-non-finite skip --output "$T/nan1" 2> "$T/nan1.log"
+"${MPIRUN[@]}" "${FAULT[@]}" -np 2 "$BIN" "${GPT[@]}" --steps 6 --on-non-finite skip --output "$T/nan2" 2> "$T/nan2.log"
+grep -m1 "step 3: gradient of h.1.mlp.c_fc.weight" "$T/nan2.log"
+tr -d ' \n' < "$T/nan2/$(cat "$T/nan2/latest")/state.json" > "$T/nan2-state.txt"
+grep -q '"skippedSteps":\[3\]' "$T/nan2-state.txt" || { echo "the 2-rank run did not record step 3 as its one skipped step"; exit 1; }
+"${COMPARE[@]}" "$T/nan1" "$T/nan2"
+if "${MPIRUN[@]}" "${FAULT[@]}" -np 2 "$BIN" "${GPT[@]}" --steps 6 --checkpoint-every 2 --output "$T/nan3" > "$T/nan3.log" 2>&1; then
+    echo "expected the job to stop at the NaN"; exit 1
+fi
+grep -m1 "step 3: gradient of h.1.mlp.c_fc.weight .*stopped" "$T/nan3.log"
+[ "$(cat "$T/nan3/latest")" = "checkpoints/step-0000002" ] || { echo "latest is $(cat "$T/nan3/latest"), expected step 2"; exit 1; }
+"$BIN" generate --model "$T/nan3" --prompt "ROMEO:" --max-tokens 5 --seed 1 > /dev/null 2>&1
+echo "stopped at step 3; latest is still step 2 and loads"
 
 echo "== a rank killed mid-run: the job stops with a message, the last checkpoint stays loadable =="
 "${MPIRUN[@]}" -np 2 bash -c 'echo $$ > '"$T"'/rank$OMPI_COMM_WORLD_RANK.pid; exec "$0" "$@"' \
