@@ -150,12 +150,12 @@ public struct Napkin: Sendable {
     /// n = b·t tokens: `n·(10d + 2·d_ff + 4) + b·a·t²` (ln_1, qkv ×3, context, attention out, residual,
     /// ln_2, MLP out, residual; fc and GELU; four row statistics; the attention weights). Outside the
     /// blocks: embeddings and ln_f `2·n·d`, its statistics `2n`, the logits `n·V`, the losses `n`, the
-    /// ids and targets `2n`, and the backward pass's scratch `n·(7d + 2·d_ff) + t`.
+    /// ids and targets `2n`, and the backward pass's buffers `n·(7d + 2·d_ff)`.
     public func activationFloats(batch b: Int, context t: Int) -> Int {
         let n = b * t, d = config.dModel, f = config.hidden, a = config.heads
         let block = n * (10 * d + 2 * f + 4) + b * a * t * t
         let outside = 2 * n * d + 2 * n + n * config.vocabSize + n + 2 * n
-        let backward = n * (7 * d + 2 * f) + t
+        let backward = n * (7 * d + 2 * f)
         return config.layers * block + outside + backward
     }
 }

@@ -8,7 +8,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "A local web page to explore a checkpoint: type a text, see every step, the attention and the prediction.",
         discussion: """
-        Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …}, and POST /api/generate \
+        Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …} (add "include": ["html"] or \
+        ["trace"] for only the page fragment or only the steps), and POST /api/generate \
         {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder. \
         Bound to 127.0.0.1 unless --host says otherwise. Port 0 picks a free port (printed on the first line).
 
