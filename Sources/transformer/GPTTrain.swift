@@ -12,7 +12,6 @@ extension TrainCommand {
         let model: GPTModel, tok: TextTokenizer, options: TrainOptions
         var resumeState: TrainState? = nil, resumeDir: URL? = nil
         guard let data else { throw TrainingError("--model gpt needs --data FILE (a UTF-8 text)") }
-        guard (0..<1).contains(validationFraction ?? 0) else { throw TrainingError("--validation-fraction must be in [0, 1)") }
         guard let raw = FileManager.default.contents(atPath: data) else { throw TrainingError("\(data): cannot read the file") }
         guard !raw.isEmpty else { throw TrainingError("\(data): the file is empty") }
         if resume {

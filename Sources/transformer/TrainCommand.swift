@@ -88,6 +88,9 @@ struct TrainCommand: ParsableCommand {
         if let onNonFinite, NonFinitePolicy(rawValue: onNonFinite) == nil {
             throw ValidationError("--on-non-finite must be stop or skip (got \(onNonFinite))")
         }
+        if let validationFraction, !(0..<1).contains(validationFraction) {
+            throw ValidationError("--validation-fraction must be in [0, 1) (got \(validationFraction))")
+        }
     }
 
     func run() throws {
@@ -166,7 +169,6 @@ struct TrainCommand: ParsableCommand {
     func train(_ group: any ProcessGroup) throws {
         guard batchSize >= 1, epochs >= 1 || steps >= 1 else { throw TrainingError("--batch-size and --epochs (or --steps) must be positive") }
         guard (0..<1).contains(dropout), (0..<1).contains(labelSmoothing) else { throw TrainingError("--dropout and --label-smoothing must be in [0, 1)") }
-        guard (0..<1).contains(validationFraction ?? 0) else { throw TrainingError("--validation-fraction must be in [0, 1)") }
         let out = URL(fileURLWithPath: output)
         let (corpus, validFiles) = try loadCorpus()
         log("corpus: \(corpus.description), \(corpus.pairs.count) pairs")
