@@ -20,6 +20,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "TensorKit", targets: ["TensorKit"]),
+        .library(name: "ModelFiles", targets: ["ModelFiles"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "TransformerKit", targets: ["TransformerKit"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "DataParallel", targets: ["DataParallel"]),
@@ -47,15 +49,21 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "TensorKit", dependencies: [.target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
                 swiftSettings: cpuFlags),
-        .target(name: "TransformerKit", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .target(name: "Training", dependencies: ["TensorKit", "TransformerKit", "DataParallel"], swiftSettings: cpuFlags),
+        // Model files on disk (safetensors, GGUF, Hugging Face folders) and the one JSON scanner.
+        .target(name: "ModelFiles", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
+        // Text ↔ ids: char, word, byte-level BPE (+ trainer), WordPiece, GGUF vocabularies.
+        .target(name: "Tokenizers", dependencies: ["ModelFiles"], swiftSettings: cpuFlags),
+        // The models, one folder per family, and the traced models that record every step.
+        .target(name: "TransformerKit", dependencies: ["TensorKit", "ModelFiles", "Tokenizers"], swiftSettings: cpuFlags),
+        .target(name: "Training", dependencies: ["TensorKit", "ModelFiles", "Tokenizers", "TransformerKit", "DataParallel"],
+                swiftSettings: cpuFlags),
         .target(name: "DataParallel",
                 dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
                 swiftSettings: cpuFlags),
         // The system MPI, only with the MPI trait: Open MPI's pkg-config name is `ompi`.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"]), .brew(["open-mpi"])]),
-        .target(name: "Walkthrough", dependencies: ["TensorKit", "TransformerKit"],
+        .target(name: "Walkthrough", dependencies: ["TensorKit", "ModelFiles", "Tokenizers", "TransformerKit"],
                 resources: [.copy("Resources")], swiftSettings: cpuFlags),
         // MARK: - Web explorer (`transformer serve`): pages and JSON from traces; the model comes in through a protocol
         .target(name: "Explorer", dependencies: [
@@ -69,17 +77,17 @@ let package = Package(
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer",
+                "TensorKit", "ModelFiles", "Tokenizers", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
         // MARK: - Tests
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit"],
+        .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit", "ModelFiles", "Tokenizers"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "DataParallel"],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "ModelFiles", "Tokenizers", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
-        .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit"],
+        .testTarget(name: "WalkthroughTests", dependencies: ["Walkthrough", "TransformerKit", "TensorKit", "ModelFiles", "Tokenizers"],
                     resources: [.copy("Fixtures")],
                     swiftSettings: cpuFlags),
         .testTarget(name: "ExplorerTests", dependencies: [

@@ -17,14 +17,14 @@ let rootName = root.lastPathComponent
 func kit(_ product: String) -> Target.Dependency { .product(name: product, package: rootName) }
 
 let targets: [(name: String, deps: [Target.Dependency])] = [
-    ("FuzzSafetensors", [kit("TransformerKit")]),
-    ("FuzzGGUF", [kit("TransformerKit")]),
-    ("FuzzConfigJSON", [kit("TransformerKit"), kit("Training")]),
+    ("FuzzSafetensors", [kit("ModelFiles")]),
+    ("FuzzGGUF", [kit("ModelFiles"), kit("Tokenizers")]),
+    ("FuzzConfigJSON", [kit("TransformerKit"), kit("Tokenizers"), kit("Training")]),
     ("FuzzTraceJSON", [kit("TransformerKit"), kit("Walkthrough")]),
-    ("FuzzTokenizerChar", [kit("TransformerKit")]),
-    ("FuzzTokenizerBPE", [kit("TransformerKit")]),
-    ("FuzzTokenizerWordPiece", [kit("TransformerKit")]),
-    ("FuzzTokenizerGGUF", [kit("TransformerKit")]),
+    ("FuzzTokenizerChar", [kit("Tokenizers")]),
+    ("FuzzTokenizerBPE", [kit("Tokenizers")]),
+    ("FuzzTokenizerWordPiece", [kit("Tokenizers")]),
+    ("FuzzTokenizerGGUF", [kit("ModelFiles"), kit("Tokenizers")]),
     ("FuzzMatrix", [kit("Walkthrough")]),
 ]
 

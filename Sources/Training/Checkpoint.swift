@@ -6,6 +6,8 @@ import Darwin
 #endif
 import TensorKit
 import TransformerKit
+import Tokenizers
+import ModelFiles
 
 /// What a checkpoint's config.json holds.
 public struct CheckpointConfig: Codable, Sendable {

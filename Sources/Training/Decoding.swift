@@ -1,6 +1,7 @@
 import Foundation
 import TensorKit
 import TransformerKit
+import Tokenizers
 
 /// Greedy and beam-search decoding with a trained `Seq2SeqModel`.
 public final class Translator {

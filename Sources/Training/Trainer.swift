@@ -2,6 +2,8 @@ import DataParallel
 import Foundation
 import TensorKit
 import TransformerKit
+import Tokenizers
+import ModelFiles
 
 /// Hyperparameters of a training run (saved with every checkpoint).
 public struct TrainOptions: Codable, Sendable, Equatable {

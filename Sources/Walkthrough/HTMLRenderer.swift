@@ -1,5 +1,6 @@
 import Foundation
 import TransformerKit
+import Tokenizers
 
 /// One self-contained HTML page (inline CSS and a few lines of inline JS, nothing fetched).
 ///

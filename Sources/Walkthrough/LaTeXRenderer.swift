@@ -1,5 +1,6 @@
 import Foundation
 import TransformerKit
+import Tokenizers
 
 /// A complete LaTeX document (compile with xelatex: the labels are Chinese). Each step is a
 /// `\subsection*` with its formula displayed and its matrix as a `bmatrix` with the row labels to

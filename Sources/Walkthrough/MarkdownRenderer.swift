@@ -1,5 +1,6 @@
 import Foundation
 import TransformerKit
+import Tokenizers
 
 /// GitHub-flavoured Markdown: one table per matrix, labels in the first column, formulas as code
 /// and as a `math` block.

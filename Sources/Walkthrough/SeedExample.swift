@@ -1,6 +1,7 @@
 import Foundation
 import TensorKit
 import TransformerKit
+import Tokenizers
 
 /// The worked example of seed 002 ("简述 Transformer 训练计算过程"): its corpus and sentence pair.
 public enum SeedExample {
@@ -95,7 +96,7 @@ public struct WalkthroughSetup: Sendable {
             throw WalkthroughError("the sequence has \(longest) positions but the positional table has \(config.maxLength); raise --max-length")
         }
         do { try config.validate() } catch let e as ConfigError { throw WalkthroughError(e.message) }
-        var model = try EncoderDecoder(config: config, seed: seed)
+        var model = try TracedEncoderDecoder(config: config, seed: seed)
         if let weights { try weights.apply(to: &model.parameters, vocabulary: vocab, file: weightsFile!.path) }
         let tracer = Tracer()
         let srcLabels = srcIDs.map { vocab.token($0) }

@@ -1,5 +1,6 @@
 import Foundation
 import TransformerKit
+import Tokenizers
 
 /// Terminal text: aligned columns with token labels, readable at a glance.
 struct TextRenderer {

@@ -1,6 +1,7 @@
 import Foundation
 import TensorKit
 import TransformerKit
+import Tokenizers
 
 /// `(softmax(z) − onehot(y)) / n`: the gradient of the mean cross-entropy at the logits.
 public func crossEntropyGradient(logits: Tensor, targets: [Int]) -> Tensor {
@@ -118,7 +119,7 @@ public enum TrainingStepTrace {
         for (name, _) in doc.config.parameterShapes {
             ps.add(name, TensorKit.add(doc.parameter(name)!.tensor, TensorKit.scale(grads[name]!, -lr)))
         }
-        let model = try EncoderDecoder(config: doc.config, parameters: ps)
+        let model = try TracedEncoderDecoder(config: doc.config, parameters: ps)
         let src = doc.step("src.ids")!, tin = doc.step("tgt.ids")!, tout = doc.step("out.targets")!
         let out = try model.forward(source: src.values.map { Int($0) }, target: tin.values.map { Int($0) }, targets: tout.values.map { Int($0) },
                                     sourceTokens: src.rowLabels, targetTokens: tin.rowLabels, vocabularyTokens: doc.vocabulary)

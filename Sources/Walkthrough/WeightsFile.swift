@@ -1,6 +1,7 @@
 import Foundation
 import TensorKit
 import TransformerKit
+import Tokenizers
 
 /// A JSON file of weights a user types in (for example from an article), applied over seeded ones.
 ///

@@ -3,6 +3,7 @@ import Testing
 import TensorKit
 import TransformerKit
 import Training
+import Tokenizers
 
 @Suite struct BadInputTests {
     let dir: URL = {

@@ -3,6 +3,7 @@ import Testing
 import TensorKit
 import TransformerKit
 import Training
+import Tokenizers
 
 /// Inputs the `config-json` fuzz target (Fuzz/, `scripts/fuzz.sh config-json`) found crashing, replayed
 /// through the same readers: every file `Fixtures/fuzz-regressions/config-json-*` goes through

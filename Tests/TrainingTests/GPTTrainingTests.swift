@@ -3,6 +3,7 @@ import Testing
 import TensorKit
 import TransformerKit
 import Training
+import Tokenizers
 
 @Suite struct GPTTrainingTests {
     static let text = String(repeating: "the cat sat on the mat. the dog sat on the log. ", count: 40)
@@ -69,6 +70,6 @@ import Training
         #expect(tok.kind == .bpe)
         #expect(tok.decode(try tok.encode("hello there")) == "hello there")
         try FileManager.default.removeItem(at: dir.appendingPathComponent("merges.txt"))
-        #expect(throws: TrainingError.self) { try TextTokenizer.load(directory: dir) }
+        #expect(throws: TokenizerError.self) { try TextTokenizer.load(directory: dir) }
     }
 }

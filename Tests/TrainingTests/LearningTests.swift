@@ -3,6 +3,7 @@ import Testing
 import TensorKit
 import TransformerKit
 import Training
+import Tokenizers
 
 #if DEBUG
 let isReleaseBuild = false

@@ -4,6 +4,8 @@ import Testing
 import TensorKit
 import TransformerKit
 import Training
+import Tokenizers
+import ModelFiles
 
 /// Exact resume (the curve and the weights bit for bit after a stop or a "kill") and the non-finite
 /// guards. `scripts/kill-test.sh` does the same through the CLI with real SIGKILLs.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import Tokenizers
 
 /// `Fixtures/bert-tiny/` is a randomly initialised `transformers.BertModel` (2 layers, 32 wide, exact
 /// GELU, eps 1e-12) saved with `save_pretrained`, a 441-piece subset of MiniLM's vocabulary, and

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TransformerKit  // public API only, so these tests also run in a release build (timing)
+import Tokenizers
 
 @Suite struct BPETests {
     // MARK: - Helpers
@@ -218,7 +219,7 @@ import TransformerKit  // public API only, so these tests also run in a release 
             #expect(Array(bpe.decode(c.ids).utf8) == Array(c.text.utf8), "\(c.ids)")
         }
         // the peer puts its specials first, so its ids cannot mirror a Vocabulary
-        #expect(throws: ConfigError.self) { try bpe.vocabulary() }
+        #expect(throws: TokenizerError.self) { try bpe.vocabulary() }
     }
 
     @Test func saveAndLoadRoundTrip() throws {
@@ -254,13 +255,13 @@ import TransformerKit  // public API only, so these tests also run in a release 
 
     @Test func loaderRejectsBrokenFiles() throws {
         let vocab = Data(#"{"a": 0, "b": 1}"#.utf8)
-        #expect(throws: ConfigError.self) { try ByteLevelBPE(vocabJSON: vocab, merges: "") }  // bytes missing
+        #expect(throws: TokenizerError.self) { try ByteLevelBPE(vocabJSON: vocab, merges: "") }  // bytes missing
         let peer = try Self.peerTokenizer()
         let good = peer.vocabJSON()
-        #expect(throws: ConfigError.self) { try ByteLevelBPE(vocabJSON: good, merges: "#version: 0.2\nq zzz\n") }
-        #expect(throws: ConfigError.self) { try ByteLevelBPE(vocabJSON: good, merges: "a b c\n") }
-        #expect(throws: ConfigError.self) { try ByteLevelBPE(vocabJSON: Data("{".utf8), merges: "") }
-        #expect(throws: ConfigError.self) {
+        #expect(throws: TokenizerError.self) { try ByteLevelBPE(vocabJSON: good, merges: "#version: 0.2\nq zzz\n") }
+        #expect(throws: TokenizerError.self) { try ByteLevelBPE(vocabJSON: good, merges: "a b c\n") }
+        #expect(throws: TokenizerError.self) { try ByteLevelBPE(vocabJSON: Data("{".utf8), merges: "") }
+        #expect(throws: TokenizerError.self) {
             try ByteLevelBPE(vocabJSON: good, merges: peer.mergesText(), specialTokens: ["<missing>"])
         }
         // "\r\n" line ends and no #version line are fine
@@ -284,7 +285,7 @@ import TransformerKit  // public API only, so these tests also run in a release 
         #expect(bpe.decode([v.startID] + bpe.encode(s) + [v.endID, v.padID], vocabulary: v) == s)
         // specials not in Vocabulary's order cannot be mirrored
         let other = ByteLevelBPE.train(texts: texts, vocabSize: 300, specialTokens: ["<unk>", "<pad>", "<start>", "<end>"])
-        #expect(throws: ConfigError.self) { try other.vocabulary() }
+        #expect(throws: TokenizerError.self) { try other.vocabulary() }
     }
 
     // MARK: - Timing (BPE_TIMING=1 swift test -c release --filter BPETests/timing)

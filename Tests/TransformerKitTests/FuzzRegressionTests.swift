@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import Tokenizers
+@testable import ModelFiles
 
 /// Inputs the fuzz targets (Fuzz/, `scripts/fuzz.sh`) found crashing, replayed through the same entry
 /// points. Each file in `Fixtures/fuzz-regressions/` is named `<target>-<what>.bin`; the target

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import Tokenizers
+@testable import ModelFiles
 
 /// Writes small GGUF files byte by byte, so the reader is tested without any download.
 struct GGUFWriter {

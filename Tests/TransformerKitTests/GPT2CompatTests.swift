@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import ModelFiles
 
 /// `Fixtures/gpt2-tiny/` is a randomly initialised `transformers.GPT2LMHeadModel` saved with
 /// `save_pretrained`, and `expected.json` holds PyTorch's logits for a few sequences. Both are written

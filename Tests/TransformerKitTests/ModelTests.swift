@@ -10,13 +10,13 @@ import TensorKit
         return c
     }
 
-    func run(_ m: EncoderDecoder, _ src: [Int], _ tgt: [Int], trace: Tracer? = nil) throws -> EncoderDecoder.Output {
+    func run(_ m: TracedEncoderDecoder, _ src: [Int], _ tgt: [Int], trace: Tracer? = nil) throws -> TracedEncoderDecoder.Output {
         try m.forward(source: src, target: tgt, targets: nil, sourceTokens: src.map(String.init), targetTokens: tgt.map(String.init),
                       vocabularyTokens: (0..<m.config.targetVocabSize).map(String.init), trace: trace)
     }
 
     @Test func decoderCannotSeeTheFuture() throws {
-        let m = try EncoderDecoder(config: config(), seed: 1)
+        let m = try TracedEncoderDecoder(config: config(), seed: 1)
         let a = try run(m, [1, 2, 3], [4, 5, 6, 7])
         let b = try run(m, [1, 2, 3], [4, 5, 9, 10])
         // Positions 0 and 1 saw the same prefix, so their logits agree exactly; position 2 differs.
@@ -25,7 +25,7 @@ import TensorKit
     }
 
     @Test func encoderSeesTheWholeSource() throws {
-        let m = try EncoderDecoder(config: config(), seed: 1)
+        let m = try TracedEncoderDecoder(config: config(), seed: 1)
         let a = try run(m, [1, 2, 3], [4, 5])
         let b = try run(m, [1, 2, 8], [4, 5])
         #expect(a.memory.row(0) != b.memory.row(0))  // changing the last source token changes the first position
@@ -36,7 +36,7 @@ import TensorKit
             for emb in EmbeddingSharing.allCases {
                 var c = config(); c.norm = norm; c.embeddings = emb; c.activation = .gelu; c.positions = .learned
                 if emb == .all { c.targetVocabSize = c.sourceVocabSize }
-                let m = try EncoderDecoder(config: c, seed: 5)
+                let m = try TracedEncoderDecoder(config: c, seed: 5)
                 let out = try run(m, [1, 2], [3, 4, 5])
                 #expect(out.probabilities.shape == [3, c.targetVocabSize])
                 for r in 0..<3 { #expect(abs(out.probabilities.row(r).reduce(0, +) - 1) < 1e-5) }
@@ -53,7 +53,7 @@ import TensorKit
 
     @Test func traceRecordsEveryStepOnce() throws {
         let t = Tracer()
-        let m = try EncoderDecoder(config: config(), seed: 1)
+        let m = try TracedEncoderDecoder(config: config(), seed: 1)
         _ = try run(m, [1, 2, 3], [4, 5], trace: t)
         #expect(Set(t.steps.map(\.id)).count == t.steps.count)
         #expect(t.steps.contains { $0.id == "enc1.self_attn.head1.weights" })
@@ -83,7 +83,7 @@ import TensorKit
 
     @Test func tooLongSequenceIsAnError() throws {
         var c = config(); c.maxLength = 4
-        let m = try EncoderDecoder(config: c, seed: 1)
+        let m = try TracedEncoderDecoder(config: c, seed: 1)
         #expect(throws: ConfigError.self) { try run(m, [1, 2, 3, 4, 5], [1]) }
         #expect(throws: ConfigError.self) { try run(m, [1, 99], [1]) }
     }

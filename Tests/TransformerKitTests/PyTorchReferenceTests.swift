@@ -55,8 +55,8 @@ import TransformerKit
 
     /// A model whose layer-0 parameters are the fixture's. Every layer parameter of the config
     /// must come from the fixture (only embeddings, output projection and final norms may not).
-    func model(_ layer: Layer, norm: NormPlacement) throws -> EncoderDecoder {
-        var m = try EncoderDecoder(config: config(norm: norm), seed: 1)
+    func model(_ layer: Layer, norm: NormPlacement) throws -> TracedEncoderDecoder {
+        var m = try TracedEncoderDecoder(config: config(norm: norm), seed: 1)
         for (name, stored) in layer.params { try m.parameters.set(name, stored.tensor) }
         let prefix = "\(layer.layer).layers.0."
         let needed = m.config.parameterShapes.map(\.0).filter { $0.hasPrefix(prefix) }

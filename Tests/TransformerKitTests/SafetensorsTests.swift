@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import ModelFiles
 
 // MARK: - Helpers
 

@@ -27,7 +27,7 @@ import TensorKit
     @Test(arguments: variants)
     func batchedForwardEqualsStepByStep(config: TransformerConfig) throws {
         let model = try Seq2SeqModel(config: config, seed: 3)
-        let reference = try EncoderDecoder(config: config, parameters: model.parameterSet())
+        let reference = try TracedEncoderDecoder(config: config, parameters: model.parameterSet())
         let batch = Seq2SeqBatch(pairs: Self.pairs, pad: Self.pad, start: Self.start, end: Self.end)
         let acts = Seq2SeqActivations(config: config, maxBatch: 3, maxSource: 4, maxTarget: 6)
         var rng = SeededRNG(seed: 0)

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import TensorKit
 @testable import TransformerKit
+@testable import Tokenizers
+@testable import ModelFiles
 
 /// SmolLM2-135M-Instruct (the Q4_1 GGUF file) against Hugging Face transformers, which de-quantises
 /// it to float32: `Fixtures/smollm2_expected.json`, written by `Fixtures/make_smollm2_fixture.py`.

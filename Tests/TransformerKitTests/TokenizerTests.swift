@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TransformerKit
+@testable import Tokenizers
 
 @Suite struct TokenizerTests {
     @Test func charTokenizerDropsPunctuationAndKeepsEachCJKCharacter() {

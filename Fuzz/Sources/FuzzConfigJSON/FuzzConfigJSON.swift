@@ -2,6 +2,7 @@ import Foundation
 import FuzzSupport
 import Training
 import TransformerKit
+import Tokenizers
 
 // Config JSON: the same bytes through every config reader — TransformerConfig (Codable, then
 // validate), a checkpoint's config.json and state.json, a Hugging Face GPT-2 and BERT config.json,

@@ -1,6 +1,7 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import Tokenizers
+import ModelFiles
 
 // GGUF: arbitrary bytes as a file. A file that opens must have every tensor's bytes inside the
 // file; small F32/F16 tensors are read; a tokenizer in the metadata is built and used.

@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import ModelFiles
 
 // safetensors: arbitrary bytes as a file. Refusal (a thrown SafetensorsError) is fine. A file that
 // opens must have every tensor's bytes inside the file, sized for its shape and dtype; one that

@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import Tokenizers
 
 // Byte-level BPE. The first byte chooses:
 //   0–159: the rest is text for the fixture tokenizer (Tests/TransformerKitTests/Fixtures/bpe_*):

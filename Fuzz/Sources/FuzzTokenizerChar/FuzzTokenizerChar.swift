@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import Tokenizers
 
 // Character and word tokenizers on arbitrary bytes (read as UTF-8 with replacement, as the CLI reads
 // text). Keeping punctuation and spaces, the character tokens join back to the text without its line

@@ -1,6 +1,7 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import Tokenizers
+import ModelFiles
 
 // The GGUF tokenizer (byte-level BPE with special tokens, as SmolLM2's file holds it), built once
 // from an in-memory GGUF carrying the fixture BPE's tables plus ChatML's specials. On arbitrary

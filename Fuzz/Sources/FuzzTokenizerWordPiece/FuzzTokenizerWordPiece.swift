@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import TransformerKit
+import Tokenizers
 
 // WordPiece (BERT). The first byte chooses:
 //   even: the rest is text for the fixture vocabulary (bert-tiny's vocab.txt), encoded with a

@@ -1,0 +1,184 @@
+import Foundation
+import ModelFiles
+
+/// A model's own tokenizer, built from a GGUF file's `tokenizer.ggml.*` metadata: GPT-2-style
+/// byte-level BPE (`tokenizer.ggml.model` = "gpt2") with the file's tokens, merges and special tokens.
+///
+/// Pre-tokenizer: GPT-2's pattern (what Hugging Face builds from the file). SmolLM2's own tokenizer
+/// (`tokenizer.ggml.pre` = "smollm") also splits digits one by one first; its vocabulary has no token
+/// holding a digit beside anything else, so both give the same ids.
+///
+/// Special tokens (token type 3 "control" or 4 "user-defined": `<|im_start|>`, `<|im_end|>`, …) are
+/// found in the text first and become their own ids, as Hugging Face's tokenizers do, so a rendered
+/// chat template encodes to the ids the model was trained on.
+public struct GGUFTokenizer: Sendable {
+    public let bpe: ByteLevelBPE
+    public let bosID: Int?, eosID: Int?
+    /// Whether the model expects BOS before a prompt (`tokenizer.ggml.add_bos_token`).
+    public let addBOS: Bool
+    public let chatTemplate: String?
+    /// Special token texts, longest first (so a longer one wins where two start at the same place).
+    private let specials: [(bytes: [UInt8], id: Int)]
+    /// Bytes a special token can start with.
+    private let startsSpecial: [Bool]
+
+    /// - Throws: `GGUFError` when the tables are missing, of the wrong type, or inconsistent.
+    public init(gguf f: GGUFFile) throws {
+        let model = try f.string("tokenizer.ggml.model")
+        guard model == "gpt2" else {
+            throw GGUFError("\(f.path): tokenizer.ggml.model is \"\(model)\"; only \"gpt2\" (byte-level BPE) is supported")
+        }
+        let tokens = try f.strings("tokenizer.ggml.tokens")
+        let merges = try f.strings("tokenizer.ggml.merges")
+        let types = f.metadata["tokenizer.ggml.token_type"] != nil ? try f.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
+        guard types.count == tokens.count else {
+            throw GGUFError("\(f.path): tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
+        }
+        func optionalID(_ key: String) throws -> Int? {
+            guard f.metadata[key] != nil else { return nil }
+            let id = try f.int(key)
+            guard id < tokens.count else { throw GGUFError("\(f.path): \(key) is \(id), outside the \(tokens.count) tokens") }
+            return id
+        }
+        bosID = try optionalID("tokenizer.ggml.bos_token_id")
+        eosID = try optionalID("tokenizer.ggml.eos_token_id")
+        addBOS = f.metadata["tokenizer.ggml.add_bos_token"]?.bool ?? false
+        chatTemplate = f.metadata["tokenizer.chat_template"]?.string
+        do {
+            bpe = try ByteLevelBPE(ggufTokens: tokens, merges: merges, special: types.map { $0 == 3 || $0 == 4 })
+        } catch let e as TokenizerError {
+            throw GGUFError("\(f.path): tokenizer tables: \(e.message)")
+        }
+        specials = zip(tokens, types).enumerated().filter { $0.element.1 == 3 || $0.element.1 == 4 }
+            .map { (bytes: Array($0.element.0.utf8), id: $0.offset) }
+            .filter { !$0.bytes.isEmpty }
+            .sorted { $0.bytes.count > $1.bytes.count }
+        var starts = [Bool](repeating: false, count: 256)
+        for s in specials { starts[Int(s.bytes[0])] = true }
+        startsSpecial = starts
+    }
+
+    public var vocabSize: Int { bpe.vocabSize }
+
+    /// Text → ids. Special-token texts become their ids (unless `parseSpecial` is false); the rest
+    /// goes through the byte-level BPE. No BOS is added.
+    public func encode(_ text: String, parseSpecial: Bool = true) -> [Int] {
+        guard parseSpecial, !specials.isEmpty else { return bpe.encode(text) }
+        let bytes = Array(text.utf8)
+        var out: [Int] = [], start = 0, i = 0
+        while i < bytes.count {
+            if startsSpecial[Int(bytes[i])],
+               let s = specials.first(where: { i + $0.bytes.count <= bytes.count && bytes[i..<(i + $0.bytes.count)].elementsEqual($0.bytes) }) {
+                if start < i { out += bpe.encode(String(decoding: bytes[start..<i], as: UTF8.self)) }
+                out.append(s.id)
+                i += s.bytes.count; start = i
+            } else {
+                i += 1
+            }
+        }
+        if start < bytes.count { out += bpe.encode(String(decoding: bytes[start...], as: UTF8.self)) }
+        return out
+    }
+
+    public func decode(_ ids: [Int]) -> String { bpe.decode(ids) }
+    public func decodeBytes(_ ids: [Int]) -> [UInt8] { bpe.decodeBytes(ids) }
+
+    // MARK: - Chat template
+
+    public struct Message: Sendable, Equatable {
+        public var role: String, content: String
+        public init(role: String, content: String) { self.role = role; self.content = content }
+    }
+
+    /// Renders messages with the ChatML template the file carries (SmolLM2, Qwen, …):
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message, then `<|im_start|>assistant\n`.
+    /// When the first message is not a system message, the template's default system message (if it
+    /// has one, as SmolLM2's "You are a helpful AI assistant named SmolLM…") comes first.
+    ///
+    /// This is not a Jinja interpreter: it recognises ChatML templates and refuses others.
+    /// - Throws: `GGUFError` when the file has no template or one that is not ChatML.
+    public func renderChat(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> String {
+        guard let t = chatTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }
+        guard t.contains("<|im_start|>"), t.contains("<|im_end|>") else {
+            throw GGUFError("the model's chat template is not ChatML (<|im_start|>…<|im_end|>); only ChatML templates are supported")
+        }
+        var s = ""
+        if messages.first?.role != "system", let sys = Self.defaultSystem(in: t) {
+            s += "<|im_start|>system\n\(sys)<|im_end|>\n"
+        }
+        for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+        if addGenerationPrompt { s += "<|im_start|>assistant\n" }
+        return s
+    }
+
+    /// The literal system message in a template (`'<|im_start|>system\n…<|im_end|>`), if any.
+    static func defaultSystem(in template: String) -> String? {
+        guard let a = template.range(of: "<|im_start|>system\n"),
+              let b = template.range(of: "<|im_end|>", range: a.upperBound..<template.endIndex) else { return nil }
+        let s = String(template[a.upperBound..<b.lowerBound])
+        return s.contains("{") || s.contains("'") ? nil : s
+    }
+}
+
+extension ByteLevelBPE {
+    /// Builds from GGUF's tables: token strings by id (byte-level text, or verbatim for special
+    /// tokens), merges as `"left right"` strings in rank order, and which ids are special.
+    /// - Throws: `ConfigError` naming the first inconsistency.
+    public init(ggufTokens tokens: [String], merges: [String], special: [Bool]) throws {
+        var idOf: [String: Int32] = [:]
+        idOf.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() where idOf[t] == nil { idOf[t] = Int32(i) }
+        var bytes: [[UInt8]] = []
+        bytes.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() {
+            if special[i] { bytes.append(Array(t.utf8)); continue }
+            guard let b = Self.bytes(ofByteLevel: t) else {
+                throw TokenizerError("token \(i) \"\(t)\" is neither byte-level text nor marked special")
+            }
+            bytes.append(b)
+        }
+        var table: [(Int32, Int32, Int32)] = []
+        table.reserveCapacity(merges.count)
+        for (rank, m) in merges.enumerated() {
+            let parts = m.split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2, let a = idOf[String(parts[0])], let b = idOf[String(parts[1])],
+                  let c = idOf[String(parts[0]) + String(parts[1])] else {
+                throw TokenizerError("merge \(rank) \"\(m)\" is not two tokens whose concatenation is a token")
+            }
+            table.append((a, b, c))
+        }
+        try self.init(tokenBytes: bytes, special: special, merges: table, allowMissingBytes: true)
+    }
+}
+
+/// Holds back the bytes of a UTF-8 character split across tokens, so streamed text never shows
+/// half a character: `append` returns the longest complete prefix of what it has so far.
+public struct UTF8Stream: Sendable {
+    private var pending: [UInt8] = []
+    public init() {}
+
+    public mutating func append(_ bytes: [UInt8]) -> String {
+        pending += bytes
+        // Find where a trailing incomplete sequence starts (at most 3 bytes back).
+        var cut = pending.count
+        var back = 0
+        while back < min(3, pending.count) {
+            let b = pending[pending.count - 1 - back]
+            if b & 0xC0 == 0x80 { back += 1; continue }          // continuation byte
+            if b >= 0xC0 {                                         // a lead byte: complete?
+                let need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2
+                if back + 1 < need { cut = pending.count - 1 - back }
+            }
+            break
+        }
+        let out = String(decoding: pending[..<cut], as: UTF8.self)
+        pending.removeFirst(cut)
+        return out
+    }
+
+    /// Whatever is left (invalid bytes become U+FFFD).
+    public mutating func flush() -> String {
+        defer { pending = [] }
+        return String(decoding: pending, as: UTF8.self)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Text ↔ ids for a translation model, saved beside its weights as `tokenizer.json`.
+/// One joint vocabulary serves source and target (so embeddings can be shared, as in the paper).
+public struct SentenceCodec: Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable { case char, word, bpe }
+    public let kind: Kind
+    /// Ids for char and word codecs.
+    public let vocabulary: Vocabulary?
+    /// The byte-level BPE for `bpe` codecs; its special tokens are `<pad> <start> <end> <unk>`.
+    public let bpe: ByteLevelBPE?
+
+    public static let specials = SpecialToken.allCases.map(\.rawValue)
+
+    /// Builds a codec from training text.
+    public static func build(kind: Kind, texts: [String], vocabularySize: Int = 8000,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> SentenceCodec {
+        switch kind {
+        case .char, .word:
+            let tok = tokenizer(kind)
+            let v = Vocabulary(corpusTokens: texts.flatMap { tok.tokenize($0) })
+            guard v.corpusTokenCount > 0 else { throw TokenizerError("the corpus has no tokens") }
+            return SentenceCodec(kind: kind, vocabulary: v, bpe: nil)
+        case .bpe:
+            let b = ByteLevelBPE.train(texts: texts, vocabSize: vocabularySize, specialTokens: specials, progress: progress)
+            return SentenceCodec(kind: kind, vocabulary: nil, bpe: b)
+        }
+    }
+
+    static func tokenizer(_ kind: Kind) -> Tokenizing {
+        kind == .word ? WordTokenizer(dropPunctuation: false) : CharTokenizer(dropPunctuation: false, dropWhitespace: false)
+    }
+
+    public var vocabularySize: Int { vocabulary?.count ?? bpe!.vocabSize }
+    public var padID: Int { special(.pad) }
+    public var startID: Int { special(.start) }
+    public var endID: Int { special(.end) }
+    public var unkID: Int { special(.unk) }
+
+    func special(_ s: SpecialToken) -> Int {
+        if let vocabulary { return vocabulary.id(s) }
+        return bpe!.id(forSpecial: s.rawValue)!
+    }
+
+    public func encode(_ text: String) -> [Int] {
+        if let vocabulary { return Self.tokenizer(kind).encode(text, vocabulary: vocabulary) }
+        return bpe!.encode(text)
+    }
+
+    /// Ids → text; stops at `<end>` and drops the other specials.
+    public func decode(_ ids: [Int]) -> String {
+        var kept: [Int] = []
+        for id in ids {
+            if id == endID { break }
+            if id == padID || id == startID { continue }
+            kept.append(id)
+        }
+        if let vocabulary { return Self.tokenizer(kind).decode(kept, vocabulary: vocabulary) }
+        return bpe!.decode(kept)
+    }
+
+    /// A display string per id (the labels of a trace).
+    public func tokenLabel(_ id: Int) -> String {
+        if let vocabulary { return vocabulary.token(id) }
+        return bpe!.decode([id])
+    }
+
+    // MARK: Saving
+
+    struct Stored: Codable {
+        var kind: Kind
+        var vocabulary: Vocabulary?
+        /// The BPE's vocab.json and merges.txt, verbatim (GPT-2's format).
+        var bpeVocab: String?
+        var bpeMerges: String?
+        enum CodingKeys: String, CodingKey { case kind, vocabulary, bpeVocab = "bpe_vocab", bpeMerges = "bpe_merges" }
+    }
+
+    public func jsonData() throws -> Data {
+        var s = Stored(kind: kind, vocabulary: vocabulary)
+        if let bpe {
+            s.bpeVocab = String(decoding: bpe.vocabJSON(), as: UTF8.self)
+            s.bpeMerges = bpe.mergesText()
+        }
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return try e.encode(s)
+    }
+
+    public static func load(_ url: URL) throws -> SentenceCodec {
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw TokenizerError("\(url.path): cannot read the tokenizer file") }
+        return try load(data: data, name: url.path)
+    }
+
+    /// Same as `load(_:)`, from the file's bytes; `name` names it in errors.
+    public static func load(data: Data, name: String) throws -> SentenceCodec {
+        let url = URL(fileURLWithPath: name)
+        let s: Stored
+        do { s = try JSONDecoder().decode(Stored.self, from: data) } catch {
+            throw TokenizerError("\(url.path): not a valid tokenizer file (\(error))")
+        }
+        switch s.kind {
+        case .char, .word:
+            guard let v = s.vocabulary else { throw TokenizerError("\(url.path): a \(s.kind.rawValue) tokenizer needs a vocabulary") }
+            return SentenceCodec(kind: s.kind, vocabulary: v, bpe: nil)
+        case .bpe:
+            guard let vocab = s.bpeVocab, let merges = s.bpeMerges else { throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges") }
+            let b: ByteLevelBPE
+            do { b = try ByteLevelBPE(vocabJSON: Data(vocab.utf8), merges: merges, specialTokens: specials) } catch {
+                throw TokenizerError("\(url.path): the BPE tables do not load (\(error))")
+            }
+            return SentenceCodec(kind: .bpe, vocabulary: nil, bpe: b)
+        }
+    }
+}

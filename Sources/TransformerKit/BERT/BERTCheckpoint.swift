@@ -1,0 +1,294 @@
+import Foundation
+import TensorKit
+import Tokenizers
+import ModelFiles
+
+/// Why a BERT / sentence-transformers folder could not be read: one line naming the file and the
+/// field or tensor at fault. (Malformed safetensors files give a `SafetensorsError` instead.)
+public struct BERTCheckpointError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Hugging Face BERT folders (`config.json` + `model.safetensors`, as `BertModel.save_pretrained`
+/// writes them) into `BERTModel`.
+///
+/// Tensor names are Hugging Face's (`embeddings.word_embeddings.weight`,
+/// `encoder.layer.N.attention.self.query.weight`, …), optionally prefixed `bert.`. Linear weights are
+/// stored `[out, in]` there and transposed into this project's `[in, out]`.
+public enum BERTCheckpoint {
+    public static let configFile = "config.json"
+    public static let weightsFile = "model.safetensors"
+
+    /// Hugging Face's name, shape and orientation for each of this model's parameters.
+    static func huggingFaceNames(_ c: BERTConfig) -> [(hf: String, ours: String, shape: [Int], transpose: Bool)] {
+        var out: [(String, String, [Int], Bool)] = []
+        for (name, shape) in c.parameterShapes {
+            if name.hasPrefix("embeddings.") { out.append((name, name, shape, false)); continue }
+            // encoder.layers.L.<part>
+            let parts = name.split(separator: ".")
+            let l = parts[2], part = parts[3...].joined(separator: ".")
+            let hf: String
+            switch part {
+            case "self_attn.w_q", "self_attn.b_q": hf = "attention.self.query"
+            case "self_attn.w_k", "self_attn.b_k": hf = "attention.self.key"
+            case "self_attn.w_v", "self_attn.b_v": hf = "attention.self.value"
+            case "self_attn.w_o", "self_attn.b_o": hf = "attention.output.dense"
+            case "norm1.gamma", "norm1.beta": hf = "attention.output.LayerNorm"
+            case "ffn.w1", "ffn.b1": hf = "intermediate.dense"
+            case "ffn.w2", "ffn.b2": hf = "output.dense"
+            case "norm2.gamma", "norm2.beta": hf = "output.LayerNorm"
+            default: preconditionFailure("no Hugging Face name for \(name)")
+            }
+            let isMatrix = shape.count == 2
+            let suffix = isMatrix || part.hasSuffix("gamma") ? "weight" : "bias"
+            out.append(("encoder.layer.\(l).\(hf).\(suffix)", name, isMatrix ? [shape[1], shape[0]] : shape, isMatrix))
+        }
+        return out
+    }
+
+    /// Reads a Hugging Face BERT folder. F16/BF16/F64 tensors are converted to Float32. The pooler
+    /// (`pooler.*`), task heads (`cls.*`) and the `embeddings.position_ids` buffer are ignored; any
+    /// other tensor missing, misshapen or left over is an error naming the tensor, the file and both shapes.
+    public static func load(_ directory: URL) throws -> BERTModel {
+        try requireFolder(directory)
+        let configURL = directory.appendingPathComponent(configFile)
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw BERTCheckpointError("\(directory.path) has no \(configFile) (expected a Hugging Face BERT folder: config.json, model.safetensors, vocab.txt)")
+        }
+        let config = try readConfig(configURL)
+        let weightsURL = directory.appendingPathComponent(weightsFile)
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            var hint = ""
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("pytorch_model.bin").path) {
+                hint = " (only pytorch_model.bin is there; re-save it with save_pretrained(dir, safe_serialization=True))"
+            }
+            throw BERTCheckpointError("\(weightsURL.path) does not exist\(hint)")
+        }
+        let archive = try Safetensors.open(weightsURL)
+        let ps = try parameters(from: archive, config: config, configPath: configURL.path)
+        do { return try BERTModel(config: config, parameters: ps) } catch let e as ConfigError {
+            throw BERTCheckpointError("\(directory.path): \(e.message)")
+        }
+    }
+
+    static func requireFolder(_ directory: URL) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir) else {
+            throw BERTCheckpointError("\(directory.path) does not exist (expected a model folder; scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2)")
+        }
+        guard isDir.boolValue else { throw BERTCheckpointError("\(directory.path) is a file, not a model folder") }
+    }
+
+    /// Reads a Hugging Face `BertConfig` file. Needed: `vocab_size`, `hidden_size`, `num_hidden_layers`,
+    /// `num_attention_heads`, `intermediate_size`, `max_position_embeddings`. Optional: `type_vocab_size`
+    /// (2), `layer_norm_eps` (1e-12), `hidden_act` ("gelu"). Refused: a `model_type` other than "bert",
+    /// `position_embedding_type` other than "absolute", a decoder or cross-attention.
+    public static func readConfig(_ url: URL) throws -> BERTConfig {
+        try readConfig(fields: try readJSONObject(url), path: url.path)
+    }
+
+    /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
+    public static func readConfig(data: Data, path: String) throws -> BERTConfig {
+        try readConfig(fields: try jsonObject(data, path: path), path: path)
+    }
+
+    static func readConfig(fields: [String: JSONValue], path: String) throws -> BERTConfig {
+        func wrong(_ key: String, _ what: String) -> BERTCheckpointError {
+            BERTCheckpointError("\(path): field \"\(key)\" must be \(what), found \(fields[key].map(\.brief) ?? "nothing")")
+        }
+        func positiveInt(_ key: String) throws -> Int {
+            guard let v = fields[key] else { throw BERTCheckpointError("\(path): field \"\(key)\" is missing") }
+            guard let i = v.integer, i > 0 else { throw wrong(key, "a positive integer") }
+            return i
+        }
+        if let t = fields["model_type"] {
+            guard case .string(let s) = t, s == "bert" else { throw wrong("model_type", "\"bert\" (other architectures are not supported)") }
+        }
+        var c = BERTConfig(vocabSize: try positiveInt("vocab_size"), hiddenSize: try positiveInt("hidden_size"),
+                           layers: try positiveInt("num_hidden_layers"), heads: try positiveInt("num_attention_heads"),
+                           intermediateSize: try positiveInt("intermediate_size"), maxPositions: try positiveInt("max_position_embeddings"))
+        if fields["type_vocab_size"] != nil { c.typeVocabSize = try positiveInt("type_vocab_size") }
+        switch fields["layer_norm_eps"] {
+        case nil: break
+        case .number(let x)? where x > 0 && Float(x) > 0 && Float(x).isFinite: c.layerNormEps = Float(x)
+        default: throw wrong("layer_norm_eps", "a positive number")
+        }
+        switch fields["hidden_act"] {
+        case nil: break
+        case .string(let s)?: c.hiddenAct = s
+        default: throw wrong("hidden_act", "a string")
+        }
+        switch fields["position_embedding_type"] {
+        case nil, .null?, .string("absolute")?: break
+        default: throw wrong("position_embedding_type", "\"absolute\" (relative position embeddings are not supported)")
+        }
+        for key in ["is_decoder", "add_cross_attention"] {
+            switch fields[key] {
+            case nil, .null?, .bool(false)?: break
+            default: throw wrong(key, "false (this is an encoder)")
+            }
+        }
+        do { try c.validate() } catch let e as ConfigError { throw BERTCheckpointError("\(path): \(e.message)") }
+        return c
+    }
+
+    static func readJSONObject(_ url: URL) throws -> [String: JSONValue] {
+        let path = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            if !FileManager.default.fileExists(atPath: path) { throw BERTCheckpointError("\(path) does not exist") }
+            throw BERTCheckpointError("\(path): cannot read the file: \(error.localizedDescription)")
+        }
+        return try jsonObject(data, path: path)
+    }
+
+    static func jsonObject(_ data: Data, path: String) throws -> [String: JSONValue] {
+        let root: JSONValue
+        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch { throw BERTCheckpointError("\(path) is not valid JSON") }
+        guard case .object(let fields) = root else { throw BERTCheckpointError("\(path) must hold a JSON object, found \(root.kind)") }
+        return fields
+    }
+
+    /// Matches the archive's tensors to the config's parameters (see `load`).
+    static func parameters(from archive: SafetensorsArchive, config: BERTConfig, configPath: String) throws -> ParameterSet {
+        let file = archive.name
+        let names = huggingFaceNames(config)
+        let wanted = Set(names.map(\.hf))
+        var found: [String: String] = [:]
+        for name in archive.names {
+            let bare = name.hasPrefix("bert.") ? String(name.dropFirst(5)) : name
+            if bare.hasPrefix("pooler.") || bare.hasPrefix("cls.") || bare == "embeddings.position_ids" { continue }
+            guard wanted.contains(bare) else {
+                throw BERTCheckpointError("\(file): tensor \"\(name)\" is not part of the BERT that \(configPath) describes "
+                                          + "(num_hidden_layers \(config.layers); expected names like \"encoder.layer.0.attention.self.query.weight\", with or without \"bert.\")")
+            }
+            if let other = found[bare] { throw BERTCheckpointError("\(file): tensors \"\(other)\" and \"\(name)\" are the same parameter; keep one") }
+            found[bare] = name
+        }
+        var ps = ParameterSet()
+        for (hf, ours, shape, transpose) in names {
+            guard let name = found[hf] else {
+                throw BERTCheckpointError("\(file) has no tensor \"\(hf)\" (with or without \"bert.\"), which \(configPath) needs (shape \(shape))")
+            }
+            let stored = archive.entry(name)!.shape
+            guard stored == shape else {
+                throw BERTCheckpointError("\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) (vocab_size \(config.vocabSize), "
+                                          + "hidden_size \(config.hiddenSize), intermediate_size \(config.intermediateSize), "
+                                          + "max_position_embeddings \(config.maxPositions), type_vocab_size \(config.typeVocabSize)) needs \(shape)")
+            }
+            let t = try archive.tensor(name)
+            ps.add(ours, transpose ? TensorKit.transpose(t) : t)
+        }
+        return ps
+    }
+}
+
+/// A sentence-transformers model folder (all-MiniLM-L6-v2 and its kind): WordPiece tokenizer, BERT
+/// encoder, mean pooling, L2 normalisation — `SentenceTransformer.encode`.
+///
+/// Files read: `config.json`, `model.safetensors`, `vocab.txt` (required); `tokenizer_config.json`
+/// (`do_lower_case`, default true), `sentence_bert_config.json` (`max_seq_length`), `modules.json`
+/// with its pooling folder's `config.json` (only mean pooling is supported; normalisation when a
+/// `Normalize` module is listed). A plain BERT folder without `modules.json` gets mean pooling and
+/// normalisation.
+public final class SentenceEncoder: @unchecked Sendable {
+    public let model: BERTModel
+    public let tokenizer: WordPieceTokenizer
+    /// Tokens per sentence, `[CLS]` and `[SEP]` included; longer sentences are truncated.
+    public let maxLength: Int
+    public let normalize: Bool
+
+    /// - Parameter maxLength: overrides `max_seq_length` (at most `max_position_embeddings`).
+    /// - Throws: `BERTCheckpointError`, `SafetensorsError` or `WordPieceError` with a message naming the file.
+    public init(directory: URL, maxLength: Int? = nil) throws {
+        try BERTCheckpoint.requireFolder(directory)
+        model = try BERTCheckpoint.load(directory)
+        let c = model.config
+        func file(_ name: String) -> URL { directory.appendingPathComponent(name) }
+        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: file(name).path) }
+        var lowercase = true
+        if exists("tokenizer_config.json") {
+            let f = try BERTCheckpoint.readJSONObject(file("tokenizer_config.json"))
+            switch f["do_lower_case"] {
+            case nil: break
+            case .bool(let b)?: lowercase = b
+            default: throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"do_lower_case\" must be true or false")
+            }
+            switch f["strip_accents"] {
+            case nil, .null?: break
+            case .bool(let b)? where b == lowercase: break
+            default: throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
+            }
+            if case .bool(false)? = f["tokenize_chinese_chars"] {
+                throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"tokenize_chinese_chars\": false is not supported")
+            }
+        }
+        guard exists("vocab.txt") else { throw BERTCheckpointError("\(directory.path) has no vocab.txt (the WordPiece vocabulary)") }
+        tokenizer = try WordPieceTokenizer(vocabFile: file("vocab.txt"), lowercase: lowercase)
+        guard tokenizer.vocabularySize <= c.vocabSize else {
+            throw BERTCheckpointError("\(file("vocab.txt").path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)")
+        }
+        var length = c.maxPositions
+        if exists("sentence_bert_config.json") {
+            let f = try BERTCheckpoint.readJSONObject(file("sentence_bert_config.json"))
+            if let v = f["max_seq_length"] {
+                guard let i = v.integer, i >= 2 else {
+                    throw BERTCheckpointError("\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
+                }
+                length = min(i, c.maxPositions)
+            }
+        }
+        if let m = maxLength {
+            guard m >= 2 && m <= c.maxPositions else {
+                throw BERTCheckpointError("max length \(m) must be between 2 and the model's max_position_embeddings (\(c.maxPositions))")
+            }
+            length = m
+        }
+        self.maxLength = length
+        var normalize = true
+        if exists("modules.json") {
+            guard let data = try? Data(contentsOf: file("modules.json")) else { throw BERTCheckpointError("\(file("modules.json").path): cannot read the file") }
+            guard let modules = try? JSONDecoder().decode([Module].self, from: data) else {
+                throw BERTCheckpointError("\(file("modules.json").path) is not a JSON list of {\"type\", \"path\"} modules")
+            }
+            normalize = modules.contains { $0.type.hasSuffix(".Normalize") }
+            if let pooling = modules.first(where: { $0.type.hasSuffix(".Pooling") }) {
+                let url = directory.appendingPathComponent(pooling.path).appendingPathComponent("config.json")
+                let f = try BERTCheckpoint.readJSONObject(url)
+                for (key, want) in [("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
+                                    ("pooling_mode_mean_sqrt_len_tokens", false)] {
+                    if case .bool(let b)? = f[key], b != want {
+                        throw BERTCheckpointError("\(url.path): \"\(key)\": \(b) is not supported (only mean pooling is implemented)")
+                    }
+                }
+            }
+        }
+        self.normalize = normalize
+    }
+
+    private struct Module: Decodable { let type: String; let path: String }
+
+    /// `[CLS]` + word pieces + `[SEP]`, truncated to `maxLength`.
+    public func tokenize(_ sentence: String) -> [Int] { tokenizer.encode(sentence, maxLength: maxLength) }
+
+    /// One embedding per sentence, in order. Sentences are sorted by length and run `batchSize` at a
+    /// time (padding masked), so a batch holds sentences of similar length, as sentence-transformers does.
+    public func encode(_ sentences: [String], batchSize: Int = 32) -> [[Float]] {
+        precondition(batchSize >= 1)
+        let ids = sentences.map(tokenize)
+        let order = ids.indices.sorted { ids[$0].count > ids[$1].count || (ids[$0].count == ids[$1].count && $0 < $1) }
+        var out = [[Float]](repeating: [], count: sentences.count)
+        guard let longest = order.first else { return out }
+        let acts = BERTActivations(config: model.config, maxBatch: min(batchSize, ids.count), maxLength: ids[longest].count)
+        var start = 0
+        while start < order.count {
+            let chunk = Array(order[start..<min(start + batchSize, order.count)])
+            let vectors = model.embed(chunk.map { ids[$0] }, acts: acts, normalize: normalize)
+            for (k, i) in chunk.enumerated() { out[i] = vectors[k] }
+            start += batchSize
+        }
+        return out
+    }
+}

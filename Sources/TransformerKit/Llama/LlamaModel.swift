@@ -1,0 +1,327 @@
+import Foundation
+import TensorKit
+import ModelFiles
+
+/// The sizes of a Llama-family model, read from a GGUF file's `llama.*` metadata.
+public struct LlamaConfig: Sendable, Equatable {
+    public var vocabSize: Int
+    public var dModel: Int
+    /// The feed-forward's inner width (SwiGLU: gate and up project to it, down projects back).
+    public var hidden: Int
+    public var layers: Int
+    public var heads: Int
+    /// Key/value heads: fewer than `heads` is grouped-query attention.
+    public var kvHeads: Int
+    public var headSize: Int { dModel / heads }
+    public var contextLength: Int
+    public var ropeBase: Double
+    public var rmsEps: Float
+
+    public init(vocabSize: Int, dModel: Int, hidden: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float) {
+        self.vocabSize = vocabSize; self.dModel = dModel; self.hidden = hidden; self.layers = layers; self.heads = heads
+        self.kvHeads = kvHeads; self.contextLength = contextLength; self.ropeBase = ropeBase; self.rmsEps = rmsEps
+    }
+
+    /// Reads and checks the metadata.
+    /// - Throws: `GGUFError` for another architecture, a missing key or sizes that do not fit together.
+    public init(gguf f: GGUFFile) throws {
+        let arch = try f.string("general.architecture")
+        guard arch == "llama" else {
+            throw GGUFError("\(f.path): general.architecture is \"\(arch)\"; this project runs \"llama\" models only")
+        }
+        dModel = try f.int("llama.embedding_length")
+        hidden = try f.int("llama.feed_forward_length")
+        layers = try f.int("llama.block_count")
+        heads = try f.int("llama.attention.head_count")
+        kvHeads = f.metadata["llama.attention.head_count_kv"] != nil ? try f.int("llama.attention.head_count_kv") : heads
+        contextLength = try f.int("llama.context_length")
+        ropeBase = f.metadata["llama.rope.freq_base"] != nil ? try f.float("llama.rope.freq_base") : 10_000
+        rmsEps = Float(try f.float("llama.attention.layer_norm_rms_epsilon"))
+        if f.metadata["llama.vocab_size"] != nil {
+            vocabSize = try f.int("llama.vocab_size")
+        } else {
+            vocabSize = try f.strings("tokenizer.ggml.tokens").count
+        }
+        guard dModel > 0, hidden > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
+            throw GGUFError("\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(hidden), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))")
+        }
+        guard dModel % heads == 0, heads % kvHeads == 0, (dModel / heads) % 2 == 0 else {
+            throw GGUFError("\(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide the embedding into even head sizes and the key/value heads to divide the heads")
+        }
+        if f.metadata["llama.rope.dimension_count"] != nil, try f.int("llama.rope.dimension_count") != dModel / heads {
+            throw GGUFError("\(f.path): llama.rope.dimension_count is \(try f.int("llama.rope.dimension_count")), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)")
+        }
+    }
+}
+
+/// A Llama-family decoder (SmolLM2, Llama 2/3 shapes): token embedding; per block RMSNorm →
+/// grouped-query attention with rotary positions → residual, RMSNorm → SwiGLU feed-forward →
+/// residual; final RMSNorm; output projection (tied to the embedding when the file has no
+/// `output.weight`). Tensor names are GGUF's (`blk.N.attn_q.weight`, …); weight matrices are
+/// `[out, in]` row-major, as in PyTorch.
+///
+/// The weights are read in place from the memory-mapped file in their stored formats (Q4_1, Q8_0, …)
+/// so that the model needs about its file's size of memory, or — `dequantize: true` — converted to
+/// Float32 once at load.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let file: GGUFFile
+    public let dequantized: Bool
+
+    struct Block {
+        let attnNorm: [Float], ffnNorm: [Float]
+        let q, k, v, o, gate, up, down: QuantizedMatrix
+    }
+    let blocks: [Block]
+    let tokenEmbedding: QuantizedMatrix
+    let outputNorm: [Float]
+    let output: QuantizedMatrix
+    /// Float32 copies when de-quantised (the matrices above then point into these).
+    private var owned: [FlatBuffer] = []
+
+    /// - Throws: `GGUFError` when a tensor is missing or its shape does not match the metadata.
+    public init(file f: GGUFFile, dequantize: Bool = false) throws {
+        let c = try LlamaConfig(gguf: f)
+        config = c; file = f; dequantized = dequantize
+        let d = c.dModel, kv = c.kvHeads * c.headSize
+        var owned: [FlatBuffer] = []
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> QuantizedMatrix {
+            let m = try f.matrix(name, rows: rows, cols: cols)
+            if !dequantize || m.type == .f32 { return m }
+            let buf = FlatBuffer(count: rows * cols)
+            Quantized.dequantize(m, into: buf.pointer)
+            owned.append(buf)
+            return QuantizedMatrix(type: .f32, rows: rows, cols: cols, data: UnsafeRawPointer(buf.pointer))
+        }
+        tokenEmbedding = try matrix("token_embd.weight", c.vocabSize, d)
+        var blocks: [Block] = []
+        for l in 0..<c.layers {
+            let p = "blk.\(l)."
+            blocks.append(Block(
+                attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
+                q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
+                v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
+                gate: try matrix(p + "ffn_gate.weight", c.hidden, d), up: try matrix(p + "ffn_up.weight", c.hidden, d),
+                down: try matrix(p + "ffn_down.weight", d, c.hidden)))
+        }
+        self.blocks = blocks
+        outputNorm = try f.floats("output_norm.weight", dims: [d])
+        output = f.tensor("output.weight") != nil ? try matrix("output.weight", c.vocabSize, d) : tokenEmbedding
+        self.owned = owned
+    }
+
+    /// Loads a GGUF file.
+    public convenience init(url: URL, dequantize: Bool = false) throws {
+        try self.init(file: GGUFFile(url: url), dequantize: dequantize)
+    }
+
+    /// Bytes of weights the model reads per token (the matrices in their stored formats).
+    public var weightBytes: Int {
+        var n = output.rows * output.rowBytes
+        if output.data != tokenEmbedding.data { n += tokenEmbedding.rows * tokenEmbedding.rowBytes }
+        for b in blocks { for m in [b.q, b.k, b.v, b.o, b.gate, b.up, b.down] { n += m.rows * m.rowBytes } }
+        return n
+    }
+}
+
+/// Why a `LlamaSession` cannot go on.
+public struct LlamaError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+}
+
+/// What a block did to the last position, for walkthroughs: the vectors it added to the residual
+/// stream, the stream after it, and each head's attention over the positions so far.
+public struct LlamaBlockSummary: Sendable {
+    public let layer: Int
+    public let attentionOutput: [Float], feedForwardOutput: [Float], residual: [Float]
+    /// `[heads][positions]`, each row summing to 1.
+    public let attention: [[Float]]
+}
+
+/// One conversation with a model: the KV cache (Float32, grown as the context fills), the work
+/// buffers, and the position. `feed` runs tokens through every block — a prompt as matrix–matrix
+/// products, one token as matrix–vector products — and returns the next token's logits.
+public final class LlamaSession {
+    public let model: LlamaModel
+    public private(set) var length = 0
+    /// The most positions this session will hold (at most the model's context length).
+    public let maxLength: Int
+    private var capacity = 0
+    private var kCache: [FlatBuffer] = [], vCache: [FlatBuffer] = []
+    private var rope = FlatBuffer(count: 0)
+    private var batch = 0
+    private var x = FlatBuffer(count: 0), h = FlatBuffer(count: 0), q = FlatBuffer(count: 0), ctx = FlatBuffer(count: 0)
+    private var tmp = FlatBuffer(count: 0), gate = FlatBuffer(count: 0), up = FlatBuffer(count: 0)
+    private let logits: FlatBuffer
+    private let blockSums: FlatBuffer, dequantScratch: FlatBuffer
+    /// Called after each block with the last position's summary (walkthroughs); nil costs nothing.
+    public var observe: ((LlamaBlockSummary) -> Void)?
+    /// Prompts go through in chunks of this many tokens (bounds the work buffers).
+    public let chunk: Int
+
+    public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 512) {
+        self.model = model
+        self.chunk = max(1, chunk)
+        let c = model.config
+        self.maxLength = min(maxLength ?? c.contextLength, c.contextLength)
+        logits = FlatBuffer(count: c.vocabSize)
+        blockSums = FlatBuffer(count: max(c.dModel, c.hidden) / 32 + 1)
+        let largest = model.dequantized ? 0 : max(c.hidden * c.dModel, c.dModel * c.dModel)
+        dequantScratch = FlatBuffer(count: largest)
+    }
+
+    public func reset() { length = 0 }
+
+    /// Feeds tokens at the next positions and returns the logits that follow the last one.
+    ///
+    /// A copy (vocabulary-sized; microseconds against the forward pass): it used to be a pointer into
+    /// the session's buffer, which `Array(try LlamaSession(model: m).feed(ids))` read after the
+    /// temporary session had been freed (AddressSanitizer: heap-use-after-free; see README, Sanitizers).
+    /// - Throws: `LlamaError` when the tokens would overflow the context, or an id is out of range.
+    @discardableResult
+    public func feed(_ tokens: [Int]) throws -> [Float] {
+        Array(try advance(tokens))
+    }
+
+    /// `feed` without the copy: the logits in the session's own buffer, valid only while the session
+    /// is alive and until its next call — so only for its own methods.
+    private func advance(_ tokens: [Int]) throws -> UnsafeBufferPointer<Float> {
+        let c = model.config
+        guard !tokens.isEmpty else { throw LlamaError(description: "nothing to feed: the token list is empty") }
+        guard length + tokens.count <= maxLength else {
+            throw LlamaError(description: "\(length + tokens.count) tokens do not fit in the context of \(maxLength) (\(length) already used, \(tokens.count) new)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+            throw LlamaError(description: "token id \(bad) is outside the vocabulary (0..<\(c.vocabSize))")
+        }
+        var i = 0
+        while i < tokens.count {
+            let n = min(chunk, tokens.count - i)
+            forward(Array(tokens[i..<(i + n)]))
+            i += n
+        }
+        return UnsafeBufferPointer(start: logits.pointer, count: c.vocabSize)
+    }
+
+    private func reserve(positions: Int, batch n: Int) {
+        let c = model.config, kv = c.kvHeads * c.headSize
+        if positions > capacity {
+            let newCapacity = min(maxLength, max(positions, 2 * capacity, 256))
+            for l in 0..<c.layers {
+                let k = FlatBuffer(count: newCapacity * kv), v = FlatBuffer(count: newCapacity * kv)
+                if capacity > 0 {
+                    k.pointer.update(from: kCache[l].pointer, count: length * kv)
+                    v.pointer.update(from: vCache[l].pointer, count: length * kv)
+                }
+                if l < kCache.count { kCache[l] = k; vCache[l] = v } else { kCache.append(k); vCache.append(v) }
+            }
+            rope = FlatBuffer(count: newCapacity * c.headSize)
+            Kernels.ropeTable(rope.pointer, positions: newCapacity, headSize: c.headSize, base: c.ropeBase)
+            capacity = newCapacity
+        }
+        if n > batch {
+            x = FlatBuffer(count: n * c.dModel); h = FlatBuffer(count: n * c.dModel); q = FlatBuffer(count: n * c.dModel)
+            ctx = FlatBuffer(count: n * c.dModel); tmp = FlatBuffer(count: n * c.dModel)
+            gate = FlatBuffer(count: n * c.hidden); up = FlatBuffer(count: n * c.hidden)
+            batch = n
+        }
+    }
+
+    /// `out[n, m.rows] = inp[n, m.cols] · mᵀ` for each (out, m): matrix–vector products on the blocks
+    /// for one token (in one parallel job), de-quantise + GEMM for a prompt.
+    private func linear(_ products: [(FloatPtr, QuantizedMatrix)], _ inp: FloatPtr, n: Int) {
+        if n == 1 {
+            Quantized.matvec(products.map { (out: $0.0, matrix: $0.1) }, inp, scratch: blockSums.pointer)
+        } else {
+            for (out, m) in products { Quantized.matmul(out, m, inp, n: n, scratch: dequantScratch.pointer) }
+        }
+    }
+
+    private func linear(_ out: FloatPtr, _ inp: FloatPtr, _ m: QuantizedMatrix, n: Int) { linear([(out, m)], inp, n: n) }
+
+    /// Tokens `length ..< length + n` through every block; leaves the last position's logits.
+    private func forward(_ tokens: [Int]) {
+        let c = model.config, d = c.dModel, n = tokens.count, start = length
+        let kvDim = c.kvHeads * c.headSize
+        reserve(positions: start + n, batch: n)
+        let emb = model.tokenEmbedding
+        for (i, t) in tokens.enumerated() { Quantized.dequantize(emb.type, emb.row(t), x.pointer + i * d, count: d) }
+        for (l, b) in model.blocks.enumerated() {
+            // attention: x += W_o · attn(rope(W_q h), rope(W_k h), W_v h), h = rmsnorm(x)
+            Kernels.rmsNormForward(h.pointer, x.pointer, b.attnNorm, n: n, c: d, eps: c.rmsEps)
+            let kNew = kCache[l].pointer + start * kvDim, vNew = vCache[l].pointer + start * kvDim
+            // q (n, heads·hs); k, v (n, kvHeads·hs), straight into the cache
+            linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
+            Kernels.ropeForward(q.pointer, cosSin: rope.pointer, n: n, start: start, heads: c.heads, headSize: c.headSize, rowStride: d)
+            Kernels.ropeForward(kNew, cosSin: rope.pointer, n: n, start: start, heads: c.kvHeads, headSize: c.headSize, rowStride: kvDim)
+            Kernels.cachedAttentionForward(ctx.pointer, q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                                           n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
+            linear(tmp.pointer, ctx.pointer, b.o, n: n)
+            for j in 0..<n * d { x[j] += tmp[j] }
+            let attnOut = observe == nil ? [] : Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d))
+            // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
+            Kernels.rmsNormForward(h.pointer, x.pointer, b.ffnNorm, n: n, c: d, eps: c.rmsEps)
+            linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
+            Kernels.swigluForward(gate.pointer, gate.pointer, up.pointer, count: n * c.hidden)
+            linear(tmp.pointer, gate.pointer, b.down, n: n)
+            for j in 0..<n * d { x[j] += tmp[j] }
+            if let observe {
+                observe(LlamaBlockSummary(
+                    layer: l, attentionOutput: attnOut,
+                    feedForwardOutput: Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d)),
+                    residual: Array(UnsafeBufferPointer(start: x.pointer + (n - 1) * d, count: d)),
+                    attention: lastAttention(l, n: n, start: start)))
+            }
+        }
+        // Only the last position's logits are needed: one matrix–vector product.
+        Kernels.rmsNormForward(h.pointer, x.pointer + (n - 1) * d, model.outputNorm, n: 1, c: d, eps: c.rmsEps)
+        Quantized.matvec(logits.pointer, model.output, h.pointer, scratch: blockSums.pointer)
+        length = start + n
+    }
+
+    /// The last position's attention weights per head, recomputed from its query (still in `q`) and
+    /// the cached keys: softmax(q·kᵀ/√d) as the attention kernel computes them.
+    private func lastAttention(_ l: Int, n: Int, start: Int) -> [[Float]] {
+        let c = model.config, hs = c.headSize, kvDim = c.kvHeads * hs, len = start + n
+        return (0..<c.heads).map { h in
+            let qh = q.pointer + (n - 1) * c.dModel + h * hs, kvh = h / (c.heads / c.kvHeads)
+            var s = (0..<len).map { j -> Float in
+                var dot: Float = 0
+                for e in 0..<hs { dot += qh[e] * kCache[l].pointer[j * kvDim + kvh * hs + e] }
+                return dot / Float(hs).squareRoot()
+            }
+            let m = s.max()!
+            s = s.map { Foundation.exp($0 - m) }
+            let sum = s.reduce(0, +)
+            return s.map { $0 / sum }
+        }
+    }
+
+    /// The final norm and output projection applied to any residual vector (the "logit lens": what
+    /// the model would predict if it stopped at that block).
+    public func logits(ofResidual r: [Float]) -> [Float] {
+        let c = model.config
+        var h = [Float](repeating: 0, count: c.dModel), out = [Float](repeating: 0, count: c.vocabSize)
+        Kernels.rmsNormForward(&h, r, model.outputNorm, n: 1, c: c.dModel, eps: c.rmsEps)
+        Quantized.matvec(&out, model.output, h, scratch: blockSums.pointer)
+        return out
+    }
+
+    /// Feeds `prompt` (after what the session already holds) and samples up to `maxNewTokens`,
+    /// streaming each through `onToken`; stops after a token in `stop` or when the context is full.
+    /// Returns the new tokens.
+    /// - Throws: `LlamaError` when the prompt does not fit in the context.
+    public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Set<Int> = [],
+                         onToken: (Int) -> Void = { _ in }) throws -> [Int] {
+        var rng = SeededRNG(seed: sampling.seed)
+        var logits = try advance(prompt)
+        var out: [Int] = []
+        while out.count < maxNewTokens {
+            let next = sampleToken(logits, sampling, rng: &rng)
+            out.append(next); onToken(next)
+            if stop.contains(next) || out.count == maxNewTokens || length >= maxLength { break }
+            logits = try advance([next])
+        }
+        return out
+    }
+}

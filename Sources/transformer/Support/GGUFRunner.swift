@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import TensorKit
+import TransformerKit
+import Tokenizers
+import ModelFiles
+
+/// What `generate` and `chat` share for a GGUF model: loading, sampling options, streaming output.
+struct GGUFRunner {
+    let model: LlamaModel
+    let tokenizer: GGUFTokenizer
+    let session: LlamaSession
+    let loadSeconds: Double
+
+    init(path: String, dequantize: Bool, context: Int?) throws {
+        let start = Date()
+        let url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(path): no such file") }
+        let file = try GGUFFile(url: url)
+        model = try LlamaModel(file: file, dequantize: dequantize)
+        tokenizer = try GGUFTokenizer(gguf: file)
+        guard tokenizer.vocabSize <= model.config.vocabSize else {
+            throw GGUFError("\(path): the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(model.config.vocabSize)")
+        }
+        if let context, context < 2 { throw GGUFError("--context must be at least 2") }
+        session = LlamaSession(model: model, maxLength: context)
+        loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    var stopTokens: Set<Int> {
+        var s = Set<Int>()
+        if let e = tokenizer.eosID { s.insert(e) }
+        if let e = tokenizer.bpe.id(forSpecial: "<|im_end|>") { s.insert(e) }
+        if let e = tokenizer.bpe.id(forSpecial: "<|endoftext|>") { s.insert(e) }
+        return s
+    }
+
+    /// Generates after `prompt`, printing text as it comes (holding back split UTF-8 characters and
+    /// not printing the stop token). Returns the new tokens and the prompt and generation timings.
+    func stream(prompt: [Int], maxTokens: Int, sampling: SamplingOptions) throws -> (tokens: [Int], promptSeconds: Double, genSeconds: Double) {
+        var utf8 = UTF8Stream()
+        let stops = stopTokens
+        let t0 = Date()
+        var tFirst: Date?
+        let out = try session.generate(prompt: prompt, maxNewTokens: maxTokens, sampling: sampling, stop: stops) { t in
+            if tFirst == nil { tFirst = Date() }
+            if stops.contains(t) { return }
+            let s = utf8.append(tokenizer.decodeBytes([t]))
+            if !s.isEmpty { FileHandle.standardOutput.write(Data(s.utf8)) }
+        }
+        let rest = utf8.flush()
+        if !rest.isEmpty { FileHandle.standardOutput.write(Data(rest.utf8)) }
+        let t1 = Date(), first = tFirst ?? t1
+        return (out, first.timeIntervalSince(t0), t1.timeIntervalSince(first))
+    }
+
+    func report(promptTokens: Int, result r: (tokens: [Int], promptSeconds: Double, genSeconds: Double)) {
+        // The first token's time is the prompt's; the other n − 1 tokens are generation.
+        let gen = r.tokens.count > 1 ? String(format: "%.1f tokens/s", Double(r.tokens.count - 1) / r.genSeconds) : "–"
+        let line = String(format: "[prompt %d tokens in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
+                          promptTokens, r.promptSeconds, Double(promptTokens) / max(r.promptSeconds, 1e-9), r.tokens.count, gen,
+                          model.dequantized ? "Float32" : "quantised", Gemm.threads)
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        if session.length >= session.maxLength {
+            FileHandle.standardError.write(Data("note: stopped because the context of \(session.maxLength) tokens is full (--context)\n".utf8))
+        }
+    }
+}
+
+/// Sampling and model options shared by `generate` and `chat` on a GGUF model.
+struct GGUFOptions: ParsableArguments {
+    @Flag(help: "GGUF: de-quantise every weight to Float32 at load (more memory; for comparison).") var dequantize = false
+    @Option(help: "GGUF: the most tokens of context to hold (default: the model's).") var context: Int?
+    @Option(help: "Threads for the matrix products (default: all cores).") var threads: Int?
+}
+
+extension SamplingOptions {
+    static func checked(temperature: Float, topK: Int, topP: Float, seed: UInt64, maxTokens: Int) throws -> SamplingOptions {
+        guard temperature >= 0, topK >= 0, topP > 0, topP <= 1, maxTokens >= 0 else {
+            throw GGUFError("--temperature ≥ 0, --top-k ≥ 0, 0 < --top-p ≤ 1 and --max-tokens ≥ 0")
+        }
+        return SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed)
+    }
+}
