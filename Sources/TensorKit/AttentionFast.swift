@@ -22,12 +22,12 @@ extension Kernels {
                                         b: Int, tq: Int, tk: Int, heads: Int, dk: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
-        let o0 = UInt(bitPattern: out), a0 = UInt(bitPattern: att), q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k)
-        let v0 = UInt(bitPattern: v), p0 = UInt(bitPattern: keyPadding)
+        let o0 = SharedPointer(out), a0 = SharedPointer(att), q0 = SharedPointer(q), k0 = SharedPointer(k)
+        let v0 = SharedPointer(v), p0 = keyPadding.map { SharedPointer($0) }
         parallelRanges(count: b * heads, costPerItem: 2 * tq * tk * dk) { pairs in
-            let out = UnsafeMutablePointer<Float>(bitPattern: o0)!, att = UnsafeMutablePointer<Float>(bitPattern: a0)!
-            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!, v = UnsafePointer<Float>(bitPattern: v0)!
-            let keyPadding = UnsafePointer<Bool>(bitPattern: p0)
+            let out = o0.pointer, att = a0.pointer
+            let q = q0.readOnly, k = k0.readOnly, v = v0.readOnly
+            let keyPadding = p0?.readOnly
             for pair in pairs {
                 let bi = pair / heads, h = pair % heads
                 let qh = q + bi * tq * qStride + h * dk, kh = k + bi * tk * kvStride + h * dk, vh = v + bi * tk * kvStride + h * dk
@@ -37,7 +37,7 @@ extension Kernels {
                              a: qh, lda: qStride, b: kh, ldb: kvStride, beta: 0, c: a, ldc: tk)
                 for i in 0..<tq {
                     let visible = causal ? min(i + 1, tk) : tk
-                    maskedSoftmaxRow(a + i * tk, visible: visible, count: tk, padding: keyPadding.map { $0 + bi * tk })
+                    softmaxRow(a + i * tk, visible: visible, count: tk, padding: keyPadding.map { $0 + bi * tk })
                 }
                 // out_h = A V_h   [tq, dk]
                 Gemm.blocked(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: 1,
@@ -53,13 +53,13 @@ extension Kernels {
                                          b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
-        let dq0 = UInt(bitPattern: dq), dk0 = UInt(bitPattern: dk), dv0 = UInt(bitPattern: dv), do0 = UInt(bitPattern: dout)
-        let q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k), v0 = UInt(bitPattern: v), a0 = UInt(bitPattern: att)
+        let dq0 = SharedPointer(dq), dk0 = SharedPointer(dk), dv0 = SharedPointer(dv), do0 = SharedPointer(dout)
+        let q0 = SharedPointer(q), k0 = SharedPointer(k), v0 = SharedPointer(v), a0 = SharedPointer(att)
         parallelRanges(count: b * heads, costPerItem: 4 * tq * tk * dHead) { pairs in
-            let dq = UnsafeMutablePointer<Float>(bitPattern: dq0)!, dk = UnsafeMutablePointer<Float>(bitPattern: dk0)!
-            let dv = UnsafeMutablePointer<Float>(bitPattern: dv0)!, dout = UnsafePointer<Float>(bitPattern: do0)!
-            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!
-            let v = UnsafePointer<Float>(bitPattern: v0)!, att = UnsafePointer<Float>(bitPattern: a0)!
+            let dq = dq0.pointer, dk = dk0.pointer
+            let dv = dv0.pointer, dout = do0.readOnly
+            let q = q0.readOnly, k = k0.readOnly
+            let v = v0.readOnly, att = a0.readOnly
             // dS [tq, tk] for one pair at a time, from the GEMM's pool of reusable buffers.
             let buffer = PackBuffers.acquire(floats: max(tq * tk, 16))
             defer { PackBuffers.release(buffer) }
@@ -86,90 +86,17 @@ extension Kernels {
         }
     }
 
-    /// In place over one row of scores: keys at `visible..<count` and padded keys get weight exactly 0,
-    /// the rest the softmax of their scores; all zeros if nothing is visible.
-    @inline(__always)
-    static func maskedSoftmaxRow(_ row: FloatPtr, visible: Int, count: Int, padding: UnsafePointer<Bool>?) {
-        if let padding { for j in 0..<visible where padding[j] { row[j] = -.infinity } }
-        var m8 = SIMD8<Float>(repeating: -.infinity)
-        var j = 0
-        while j + 8 <= visible { m8 = pointwiseMax(m8, Gemm.load8(row + j)); j += 8 }
-        var maxv = m8.max()
-        while j < visible { maxv = max(maxv, row[j]); j += 1 }
-        if maxv == -.infinity { row.update(repeating: 0, count: count); return }
-        var s8 = SIMD8<Float>.zero
-        let m = SIMD8<Float>(repeating: maxv)
-        j = 0
-        while j + 8 <= visible {
-            let e = FastMath.exp(Gemm.load8(row + j) - m)
-            Gemm.store8(e, row + j); s8 += e; j += 8
-        }
-        var sum = s8.sum()
-        while j < visible { let e = Foundation.exp(row[j] - maxv); row[j] = e; sum += e; j += 1 }
-        if let padding { for j in 0..<visible where padding[j] { sum -= row[j]; row[j] = 0 } }
-        let inv = SIMD8<Float>(repeating: 1 / sum)
-        j = 0
-        while j + 8 <= visible { Gemm.store8(Gemm.load8(row + j) * inv, row + j); j += 8 }
-        while j < visible { row[j] *= inv[0]; j += 1 }
-        if visible < count { (row + visible).update(repeating: 0, count: count - visible) }
-    }
-
     /// `g[j] ← scale · a[j] · (g[j] − Σ a·g)`: softmax backward for one row (g holds ∂L/∂a on entry).
     @inline(__always)
     static func softmaxBackwardRow(_ g: FloatPtr, _ a: ConstFloatPtr, count: Int, scale: Float) {
         var d8 = SIMD8<Float>.zero
         var j = 0
-        while j + 8 <= count { d8 += Gemm.load8(a + j) * Gemm.load8(g + j); j += 8 }
+        while j + 8 <= count { d8 += load8(a + j) * load8(g + j); j += 8 }
         var dot = d8.sum()
         while j < count { dot += a[j] * g[j]; j += 1 }
         let dot8 = SIMD8<Float>(repeating: dot), s8 = SIMD8<Float>(repeating: scale)
         j = 0
-        while j + 8 <= count { Gemm.store8(s8 * Gemm.load8(a + j) * (Gemm.load8(g + j) - dot8), g + j); j += 8 }
+        while j + 8 <= count { store8(s8 * load8(a + j) * (load8(g + j) - dot8), g + j); j += 8 }
         while j < count { g[j] = scale * a[j] * (g[j] - dot); j += 1 }
-    }
-}
-
-extension Kernels {
-    /// One query row against `length` cached keys and values, for every head (token-by-token
-    /// generation with a KV cache). `q` and `out` are `[heads·dk]`; key/value `j` of head `h` is at
-    /// `kCache[j·stride + h·dk]`. `scratch` holds `heads·length` floats (the weights, kept for
-    /// inspection). Heads are split across threads when the cache is long enough to pay for it.
-    public static func attendCached(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr, scratch: FloatPtr,
-                                    length: Int, heads: Int, dk: Int, stride: Int) {
-        let scale = 1 / Float(dk).squareRoot()
-        let a = (UInt(bitPattern: out), UInt(bitPattern: q), UInt(bitPattern: kCache), UInt(bitPattern: vCache), UInt(bitPattern: scratch))
-        parallelRanges(count: heads, costPerItem: 4 * length * dk) { hs in
-            let out = FloatPtr(bitPattern: a.0)!, q = ConstFloatPtr(bitPattern: a.1)!, kc = ConstFloatPtr(bitPattern: a.2)!
-            let vc = ConstFloatPtr(bitPattern: a.3)!, scratch = FloatPtr(bitPattern: a.4)!
-            let d8 = dk & ~7
-            for h in hs {
-                let qh = q + h * dk, w = scratch + h * length, o = out + h * dk
-                var maxv = -Float.infinity
-                for j in 0..<length {
-                    let kj = kc + j * stride + h * dk
-                    var s8 = SIMD8<Float>.zero
-                    var e = 0
-                    while e < d8 { s8 += Gemm.load8(qh + e) * Gemm.load8(kj + e); e += 8 }
-                    var s = s8.sum()
-                    while e < dk { s += qh[e] * kj[e]; e += 1 }
-                    s *= scale
-                    w[j] = s
-                    maxv = max(maxv, s)
-                }
-                var sum: Float = 0
-                for j in 0..<length { let e = Foundation.exp(w[j] - maxv); w[j] = e; sum += e }
-                let inv = 1 / sum
-                o.update(repeating: 0, count: dk)
-                for j in 0..<length {
-                    let wj = w[j] * inv
-                    w[j] = wj
-                    let vj = vc + j * stride + h * dk
-                    var e = 0
-                    let w8 = SIMD8<Float>(repeating: wj)
-                    while e < d8 { Gemm.store8(Gemm.load8(o + e) + w8 * Gemm.load8(vj + e), o + e); e += 8 }
-                    while e < dk { o[e] += wj * vj[e]; e += 1 }
-                }
-            }
-        }
     }
 }

@@ -66,10 +66,10 @@ public enum FastMath {
 extension Kernels {
     /// GELU forward in either form, 8 at a time, on both cores when the block is large.
     static func geluForwardFast(_ out: FloatPtr, _ inp: ConstFloatPtr, count: Int, form: GELUForm) {
-        let o0 = UInt(bitPattern: out), i0 = UInt(bitPattern: inp)
+        let o0 = SharedPointer(out), i0 = SharedPointer(inp)
         parallelRanges(count: (count + 7) / 8, costPerItem: 200) { blocks in
             let lo = blocks.lowerBound * 8, hi = min(count, blocks.upperBound * 8)
-            let o = FloatPtr(bitPattern: o0)! + lo, x = ConstFloatPtr(bitPattern: i0)! + lo
+            let o = o0.pointer + lo, x = i0.readOnly + lo
             switch form {
             case .tanh: geluTanhForwardSerial(o, x, count: hi - lo)
             case .erf: geluErfForwardSerial(o, x, count: hi - lo)
@@ -82,9 +82,9 @@ extension Kernels {
         let c = Float((2.0 / Double.pi).squareRoot())
         var i = 0
         while i + 8 <= count {
-            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
+            let x = load8(inp + i)
             let t = FastMath.tanh(c * (x + 0.044715 * x * x * x))
-            UnsafeMutableRawPointer(out + i).storeBytes(of: 0.5 * x * (1 + t), as: SIMD8<Float>.self)
+            store8(0.5 * x * (1 + t), out + i)
             i += 8
         }
         while i < count { out[i] = gelu(inp[i], form: .tanh); i += 1 }
@@ -95,8 +95,8 @@ extension Kernels {
         let r: Float = 0.707_106_781_186_547_5  // 1/√2
         var i = 0
         while i + 8 <= count {
-            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(out + i).storeBytes(of: 0.5 * x * (1 + FastMath.erf(x * r)), as: SIMD8<Float>.self)
+            let x = load8(inp + i)
+            store8(0.5 * x * (1 + FastMath.erf(x * r)), out + i)
             i += 8
         }
         while i < count { out[i] = gelu(inp[i], form: .erf); i += 1 }
@@ -104,10 +104,10 @@ extension Kernels {
 
     /// GELU (tanh form) backward, 8 at a time: dinp += (0.5(1+t) + 0.5x(1−t²)·u′) · dout.
     static func geluTanhBackward(_ dinp: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr, count: Int) {
-        let d0 = UInt(bitPattern: dinp), o0 = UInt(bitPattern: dout), i0 = UInt(bitPattern: inp)
+        let d0 = SharedPointer(dinp), o0 = SharedPointer(dout), i0 = SharedPointer(inp)
         parallelRanges(count: (count + 7) / 8, costPerItem: 300) { blocks in
             let lo = blocks.lowerBound * 8, hi = min(count, blocks.upperBound * 8)
-            geluTanhBackwardSerial(FloatPtr(bitPattern: d0)! + lo, ConstFloatPtr(bitPattern: o0)! + lo, ConstFloatPtr(bitPattern: i0)! + lo, count: hi - lo)
+            geluTanhBackwardSerial(d0.pointer + lo, o0.readOnly + lo, i0.readOnly + lo, count: hi - lo)
         }
     }
 
@@ -115,13 +115,13 @@ extension Kernels {
         let c = Float((2.0 / Double.pi).squareRoot())
         var i = 0
         while i + 8 <= count {
-            let x = UnsafeRawPointer(inp + i).loadUnaligned(as: SIMD8<Float>.self)
-            let d = UnsafeRawPointer(dout + i).loadUnaligned(as: SIMD8<Float>.self)
+            let x = load8(inp + i)
+            let d = load8(dout + i)
             let t = FastMath.tanh(c * (x + 0.044715 * x * x * x))
             let du = c * (1 + 3 * 0.044715 * x * x)
             let g = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
-            let old = UnsafeRawPointer(dinp + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(dinp + i).storeBytes(of: old + g * d, as: SIMD8<Float>.self)
+            let old = load8(dinp + i)
+            store8(old + g * d, dinp + i)
             i += 8
         }
         while i < count { dinp[i] += geluDerivative(inp[i], form: .tanh) * dout[i]; i += 1 }
@@ -133,13 +133,13 @@ extension Kernels {
     /// the activation in one pass over memory (each row is still in L1 when the activation reads it).
     /// `pre` keeps the biased pre-activation for the backward pass.
     public static func biasGELUForward(_ out: FloatPtr, _ pre: FloatPtr, bias: ConstFloatPtr, n: Int, c: Int, form: GELUForm) {
-        let a = (UInt(bitPattern: out), UInt(bitPattern: pre), UInt(bitPattern: bias))
+        let a = (SharedPointer(out), SharedPointer(pre), SharedPointer(bias))
         parallelRanges(count: n, costPerItem: 25 * c) { rows in
-            let out = FloatPtr(bitPattern: a.0)!, pre = FloatPtr(bitPattern: a.1)!, bias = ConstFloatPtr(bitPattern: a.2)!
+            let out = a.0.pointer, pre = a.1.pointer, bias = a.2.readOnly
             for i in rows {
                 let p = pre + i * c, o = out + i * c
                 var j = 0
-                while j + 8 <= c { Gemm.store8(Gemm.load8(p + j) + Gemm.load8(bias + j), p + j); j += 8 }
+                while j + 8 <= c { store8(load8(p + j) + load8(bias + j), p + j); j += 8 }
                 while j < c { p[j] += bias[j]; j += 1 }
                 switch form {
                 case .tanh: geluTanhForwardSerial(o, p, count: c)

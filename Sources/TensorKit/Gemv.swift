@@ -20,18 +20,18 @@ extension Gemm {
                 for i in 0..<k { tmp[i] = a[i * aStride] }
                 x = UnsafePointer(tmp.baseAddress!)
             }
-            let xa = UInt(bitPattern: x), ba = UInt(bitPattern: b), ca = UInt(bitPattern: c)
+            let xa = SharedPointer(x), ba = SharedPointer(b), ca = SharedPointer(c)
             if transB {
                 parallelRanges(count: (n + 3) / 4, costPerItem: 4 * k) { quads in
                     let lo = quads.lowerBound * 4, hi = min(n, quads.upperBound * 4)
-                    dotRows(lo..<hi, k: k, alpha: alpha, x: UnsafePointer(bitPattern: xa)!, b: UnsafePointer(bitPattern: ba)!, ldb: ldb,
-                            beta: beta, c: UnsafeMutablePointer(bitPattern: ca)!)
+                    dotRows(lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
+                            beta: beta, c: ca.pointer)
                 }
             } else {
                 parallelRanges(count: (n + 63) / 64, costPerItem: 64 * k) { chunks in
                     let lo = chunks.lowerBound * 64, hi = min(n, chunks.upperBound * 64)
-                    axpyColumns(lo..<hi, k: k, alpha: alpha, x: UnsafePointer(bitPattern: xa)!, b: UnsafePointer(bitPattern: ba)!, ldb: ldb,
-                                beta: beta, c: UnsafeMutablePointer(bitPattern: ca)!)
+                    axpyColumns(lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
+                                beta: beta, c: ca.pointer)
                 }
             }
         }

@@ -85,13 +85,13 @@ public enum Kernels {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
         // Each (sequence, head) pair owns its rows' column block of `out` and its slice of `att`,
-        // so pairs run in parallel. Pointers cross into the pool as addresses (they are not Sendable).
-        let o0 = UInt(bitPattern: out), a0 = UInt(bitPattern: att), q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k)
-        let v0 = UInt(bitPattern: v), p0 = UInt(bitPattern: keyPadding)
+        // so pairs run in parallel. Pointers cross into the pool as `SharedPointer`s.
+        let o0 = SharedPointer(out), a0 = SharedPointer(att), q0 = SharedPointer(q), k0 = SharedPointer(k)
+        let v0 = SharedPointer(v), p0 = keyPadding.map { SharedPointer($0) }
         parallelRanges(count: b * heads, costPerItem: 2 * tq * tk * dk) { pairs in
-            let out = UnsafeMutablePointer<Float>(bitPattern: o0)!, att = UnsafeMutablePointer<Float>(bitPattern: a0)!
-            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!, v = UnsafePointer<Float>(bitPattern: v0)!
-            let keyPadding = UnsafePointer<Bool>(bitPattern: p0)
+            let out = o0.pointer, att = a0.pointer
+            let q = q0.readOnly, k = k0.readOnly, v = v0.readOnly
+            let keyPadding = p0?.readOnly
             for pair in pairs {
                 let bi = pair / heads, h = pair % heads
                 for i in 0..<tq {
@@ -141,13 +141,13 @@ public enum Kernels {
         // Each part uses a row of its own on the stack for ∂(weights).
         // As in the forward pass, each (sequence, head) pair writes only its own column block of
         // dq, dk and dv, so pairs run in parallel.
-        let dq0 = UInt(bitPattern: dq), dk0 = UInt(bitPattern: dk), dv0 = UInt(bitPattern: dv), do0 = UInt(bitPattern: dout)
-        let q0 = UInt(bitPattern: q), k0 = UInt(bitPattern: k), v0 = UInt(bitPattern: v), a0 = UInt(bitPattern: att)
+        let dq0 = SharedPointer(dq), dk0 = SharedPointer(dk), dv0 = SharedPointer(dv), do0 = SharedPointer(dout)
+        let q0 = SharedPointer(q), k0 = SharedPointer(k), v0 = SharedPointer(v), a0 = SharedPointer(att)
         parallelRanges(count: b * heads, costPerItem: 4 * tq * tk * dHead) { pairs in
-            let dq = UnsafeMutablePointer<Float>(bitPattern: dq0)!, dk = UnsafeMutablePointer<Float>(bitPattern: dk0)!
-            let dv = UnsafeMutablePointer<Float>(bitPattern: dv0)!, dout = UnsafePointer<Float>(bitPattern: do0)!
-            let q = UnsafePointer<Float>(bitPattern: q0)!, k = UnsafePointer<Float>(bitPattern: k0)!
-            let v = UnsafePointer<Float>(bitPattern: v0)!, att = UnsafePointer<Float>(bitPattern: a0)!
+            let dq = dq0.pointer, dk = dk0.pointer
+            let dv = dv0.pointer, dout = do0.readOnly
+            let q = q0.readOnly, k = k0.readOnly
+            let v = v0.readOnly, att = a0.readOnly
             withUnsafeTemporaryAllocation(of: Float.self, capacity: max(tk, 1)) { row in
                 let scratch = row.baseAddress!
                 for pair in pairs {

@@ -105,9 +105,9 @@ public enum Quantized {
 
     /// The whole matrix as Float32, `[rows, cols]`.
     public static func dequantize(_ m: QuantizedMatrix, into dst: FloatPtr) {
-        let d0 = UInt(bitPattern: dst)
+        let d0 = SharedPointer(dst)
         parallelRanges(count: m.rows, costPerItem: m.cols) { rows in
-            let dst = UnsafeMutablePointer<Float>(bitPattern: d0)!
+            let dst = d0.pointer
             for r in rows { dequantize(m.type, m.row(r), dst + r * m.cols, count: m.cols) }
         }
     }
@@ -121,10 +121,6 @@ public enum Quantized {
     // form compiles to one straight block body, 1.8 ns per Q4_1 block on one thread; one accumulator,
     // or two blocks unrolled by hand, let LLVM's vectoriser interleave blocks into shuffles and
     // blends and ran 4× slower.
-
-    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
 
     @inline(__always) static func floats(_ v: SIMD8<UInt8>) -> SIMD8<Float> {
         SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: v))
@@ -228,13 +224,13 @@ public enum Quantized {
         var offsets: [Int] = [], total = 0
         for p in products { offsets.append(total); total += p.matrix.rows }
         let starts = offsets
-        let jobs = products.map { (UInt(bitPattern: $0.out), $0.matrix) }
-        let x0 = UInt(bitPattern: x), s0 = UInt(bitPattern: scratch)
+        let jobs = products.map { (SharedPointer($0.out), $0.matrix) }
+        let x0 = SharedPointer(x), s0 = SharedPointer(scratch)
         parallelRanges(count: total, costPerItem: cols) { range in
-            let x = UnsafePointer<Float>(bitPattern: x0)!, sums = UnsafePointer<Float>(bitPattern: s0)!
+            let x = x0.readOnly, sums = s0.readOnly
             for (i, (o, m)) in jobs.enumerated() {
                 let lo = max(range.lowerBound, starts[i]) - starts[i], hi = min(range.upperBound, starts[i] + m.rows) - starts[i]
-                if lo < hi { dotRows(UnsafeMutablePointer<Float>(bitPattern: o)!, m, x, sums, rows: lo..<hi) }
+                if lo < hi { dotRows(o.pointer, m, x, sums, rows: lo..<hi) }
             }
         }
     }

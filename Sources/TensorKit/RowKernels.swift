@@ -9,18 +9,18 @@ import Foundation
 // (∂γ, ∂β, the summed loss) keep one partial per part and add them in part order. The scalar
 // versions stay in LayerKernels.swift as `…Reference`, and the tests hold one against the other.
 
-@inline(__always) private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-@inline(__always) private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+@inline(__always) private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { load8(p) }
+@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load8(p) }
+@inline(__always) private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
 
 extension Kernels {
     /// `out = (x − mean) · rstd · γ + β` per row of `[n, c]`; saves `mean` and `rstd = 1/√(σ² + eps)`.
     public static func layerNormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: ConstFloatPtr,
                                         _ gamma: ConstFloatPtr, _ beta: ConstFloatPtr, n: Int, c: Int, eps: Float) {
-        let a = (UInt(bitPattern: out), UInt(bitPattern: mean), UInt(bitPattern: rstd), UInt(bitPattern: inp), UInt(bitPattern: gamma), UInt(bitPattern: beta))
+        let a = (SharedPointer(out), SharedPointer(mean), SharedPointer(rstd), SharedPointer(inp), SharedPointer(gamma), SharedPointer(beta))
         parallelRanges(count: n, costPerItem: 6 * c) { rows in
-            let out = FloatPtr(bitPattern: a.0)!, mean = FloatPtr(bitPattern: a.1)!, rstd = FloatPtr(bitPattern: a.2)!
-            let inp = ConstFloatPtr(bitPattern: a.3)!, gamma = ConstFloatPtr(bitPattern: a.4)!, beta = ConstFloatPtr(bitPattern: a.5)!
+            let out = a.0.pointer, mean = a.1.pointer, rstd = a.2.pointer
+            let inp = a.3.readOnly, gamma = a.4.readOnly, beta = a.5.readOnly
             let c8 = c & ~7, invC = 1 / Float(c)
             for i in rows {
                 let x = inp + i * c, o = out + i * c
@@ -54,14 +54,14 @@ extension Kernels {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, (parts - 1) * 2 * c)) { partial in
             let pp = partial.baseAddress!
             pp.update(repeating: 0, count: (parts - 1) * 2 * c)
-            let a = (UInt(bitPattern: dinp), UInt(bitPattern: dgamma), UInt(bitPattern: dbeta), UInt(bitPattern: dout), UInt(bitPattern: inp),
-                     UInt(bitPattern: gamma), UInt(bitPattern: mean), UInt(bitPattern: rstd), UInt(bitPattern: pp))
+            let a = (SharedPointer(dinp), SharedPointer(dgamma), SharedPointer(dbeta), SharedPointer(dout), SharedPointer(inp),
+                     SharedPointer(gamma), SharedPointer(mean), SharedPointer(rstd), SharedPointer(pp))
             parallelChunks(count: n, parts: parts) { part, rows in
-                let dinp = FloatPtr(bitPattern: a.0)!, dout = ConstFloatPtr(bitPattern: a.3)!, inp = ConstFloatPtr(bitPattern: a.4)!
-                let gamma = ConstFloatPtr(bitPattern: a.5)!, mean = ConstFloatPtr(bitPattern: a.6)!, rstd = ConstFloatPtr(bitPattern: a.7)!
-                let pp = FloatPtr(bitPattern: a.8)!
-                let dg = part == 0 ? FloatPtr(bitPattern: a.1)! : pp + (part - 1) * 2 * c
-                let db = part == 0 ? FloatPtr(bitPattern: a.2)! : dg + c
+                let dinp = a.0.pointer, dout = a.3.readOnly, inp = a.4.readOnly
+                let gamma = a.5.readOnly, mean = a.6.readOnly, rstd = a.7.readOnly
+                let pp = a.8.pointer
+                let dg = part == 0 ? a.1.pointer : pp + (part - 1) * 2 * c
+                let db = part == 0 ? a.2.pointer : dg + c
                 let c8 = c & ~7, invC = 1 / Float(c)
                 for i in rows {
                     let x = inp + i * c, d = dout + i * c, di = dinp + i * c
@@ -119,10 +119,10 @@ extension Kernels {
         let off = smoothing / Float(v), on = 1 - smoothing + off
         let parts = chunkCount(count: n, costPerItem: 20 * v)
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { totals in
-            let a = (UInt(bitPattern: logits), UInt(bitPattern: losses), UInt(bitPattern: targets), UInt(bitPattern: totals.baseAddress!))
+            let a = (SharedPointer(logits), losses.map { SharedPointer($0) }, SharedPointer(targets), SharedPointer(totals.baseAddress!))
             parallelChunks(count: n, parts: parts) { part, rows in
-                let logits = FloatPtr(bitPattern: a.0)!, losses = FloatPtr(bitPattern: a.1)
-                let targets = UnsafePointer<Int32>(bitPattern: a.2)!, totals = UnsafeMutablePointer<Double>(bitPattern: a.3)!
+                let logits = a.0.pointer, losses = a.1?.pointer
+                let targets = a.2.readOnly, totals = a.3.pointer
                 let v8 = v & ~7
                 var total = 0.0
                 for i in rows {

@@ -44,6 +44,39 @@ public func logSoftmaxRows(_ x: Tensor) -> Tensor {
     return out
 }
 
+extension Kernels {
+    /// The fast row softmax every attention kernel uses (training, prompt and generation), 8 lanes at
+    /// a time with `FastMath.exp`; `softmaxRows` above is its reference.
+    ///
+    /// In place over one row of scores: keys at `visible..<count` and padded keys get weight exactly 0,
+    /// the rest the softmax of their scores; all zeros if nothing is visible.
+    @inline(__always)
+    public static func softmaxRow(_ row: FloatPtr, visible: Int, count: Int, padding: UnsafePointer<Bool>? = nil) {
+        if let padding { for j in 0..<visible where padding[j] { row[j] = -.infinity } }
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= visible { m8 = pointwiseMax(m8, load8(row + j)); j += 8 }
+        var maxv = m8.max()
+        while j < visible { maxv = max(maxv, row[j]); j += 1 }
+        if maxv == -.infinity { row.update(repeating: 0, count: count); return }
+        var s8 = SIMD8<Float>.zero
+        let m = SIMD8<Float>(repeating: maxv)
+        j = 0
+        while j + 8 <= visible {
+            let e = FastMath.exp(load8(row + j) - m)
+            store8(e, row + j); s8 += e; j += 8
+        }
+        var sum = s8.sum()
+        while j < visible { let e = Foundation.exp(row[j] - maxv); row[j] = e; sum += e; j += 1 }
+        if let padding { for j in 0..<visible where padding[j] { sum -= row[j]; row[j] = 0 } }
+        let inv = SIMD8<Float>(repeating: 1 / sum)
+        j = 0
+        while j + 8 <= visible { store8(load8(row + j) * inv, row + j); j += 8 }
+        while j < visible { row[j] *= inv[0]; j += 1 }
+        if visible < count { (row + visible).update(repeating: 0, count: count - visible) }
+    }
+}
+
 extension Float {
     // Computed in Double and rounded once: the reference path favours reproducibility across libms.
     @inlinable var exp: Float { Float(Foundation.exp(Double(self))) }

@@ -45,27 +45,25 @@ public final class AdamW: @unchecked Sendable {
         let c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
         let decay = lr * weightDecay
         let count = params.count
-        let a = (UInt(bitPattern: params.pointer), UInt(bitPattern: grads.pointer), UInt(bitPattern: m.pointer),
-                 UInt(bitPattern: v.pointer), UInt(bitPattern: decayScale.pointer))
+        let a = (SharedPointer(params.pointer), SharedPointer(grads.pointer), SharedPointer(m.pointer),
+                 SharedPointer(v.pointer), SharedPointer(decayScale.pointer))
         // Blocks of 8 parameters, split across threads; every element's arithmetic is the same
         // whichever thread does it.
         parallelRanges(count: (count + 7) / 8, costPerItem: 100) { blocks in
-            let p = UnsafeMutablePointer<Float>(bitPattern: a.0)!, g = UnsafeMutablePointer<Float>(bitPattern: a.1)!
-            let mm = UnsafeMutablePointer<Float>(bitPattern: a.2)!, vv = UnsafeMutablePointer<Float>(bitPattern: a.3)!
-            let ds = UnsafeMutablePointer<Float>(bitPattern: a.4)!
+            let p = a.0.pointer, g = a.1.pointer
+            let mm = a.2.pointer, vv = a.3.pointer
+            let ds = a.4.pointer
             var i = blocks.lowerBound * 8
             let end = min(count, blocks.upperBound * 8)
-            func load(_ q: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(q).loadUnaligned(as: SIMD8<Float>.self) }
-            func store(_ x: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(q).storeBytes(of: x, as: SIMD8<Float>.self) }
             while i + 8 <= end {
-                var p8 = load(p + i)
-                p8 -= decay * load(ds + i) * p8
-                let g8 = load(g + i)
-                let m8 = b1 * load(mm + i) + (1 - b1) * g8
-                let v8 = b2 * load(vv + i) + (1 - b2) * g8 * g8
-                store(m8, mm + i); store(v8, vv + i)
+                var p8 = load8(p + i)
+                p8 -= decay * load8(ds + i) * p8
+                let g8 = load8(g + i)
+                let m8 = b1 * load8(mm + i) + (1 - b1) * g8
+                let v8 = b2 * load8(vv + i) + (1 - b2) * g8 * g8
+                store8(m8, mm + i); store8(v8, vv + i)
                 p8 -= lr * (m8 / c1) / ((v8 / c2).squareRoot() + eps)
-                store(p8, p + i)
+                store8(p8, p + i)
                 i += 8
             }
             while i < end {

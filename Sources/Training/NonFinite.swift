@@ -90,7 +90,7 @@ public func gradientNorm(_ grads: FlatBuffer) -> Float {
     while i < grads.count {
         let end = min(grads.count, i + 4096)
         var s8 = SIMD8<Float>.zero
-        while i + 8 <= end { let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self); s8 += x * x; i += 8 }
+        while i + 8 <= end { let x = load8(g + i); s8 += x * x; i += 8 }
         var part = Double(s8.sum())
         while i < end { part += Double(g[i]) * Double(g[i]); i += 1 }
         sum += part

@@ -60,13 +60,14 @@ public func sampleToken(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptio
 /// Token-by-token generation. With the KV cache each new token costs O(context): the keys and values
 /// of earlier positions are kept per layer. Without it, the whole context is recomputed for every token
 /// (O(context²)), which is what the cache saves — both give the same tokens.
-public final class GPTGenerator {
+public final class GPTGenerator: GenerationSession {
     public let model: GPTModel
     public let useCache: Bool
     let kCache: [FlatBuffer], vCache: [FlatBuffer]
-    let x, h, qkv, ctx, tmp, fc, act, logits, att: FlatBuffer
+    let x, h, qkv, ctx, tmp, fc, act, logits: FlatBuffer
     let mean, rstd: FlatBuffer
     public private(set) var length = 0
+    public var maxLength: Int { model.config.contextLength }
     private var history: [Int32] = []
     private var fullActs: GPTActivations?
 
@@ -77,7 +78,7 @@ public final class GPTGenerator {
         vCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
         x = FlatBuffer(count: d); h = FlatBuffer(count: d); qkv = FlatBuffer(count: 3 * d); ctx = FlatBuffer(count: d)
         tmp = FlatBuffer(count: d); fc = FlatBuffer(count: c.hidden); act = FlatBuffer(count: c.hidden)
-        logits = FlatBuffer(count: c.vocabSize); att = FlatBuffer(count: c.heads * c.contextLength)
+        logits = FlatBuffer(count: c.vocabSize)
         mean = FlatBuffer(count: 1); rstd = FlatBuffer(count: 1)
     }
 
@@ -90,8 +91,28 @@ public final class GPTGenerator {
         history.append(Int32(token)); length += 1
     }
 
-    /// Feeds one token and returns the logits for the next one.
-    public func feed(_ token: Int) -> UnsafeBufferPointer<Float> {
+    /// Feeds one token and returns the logits for the next one (a copy the caller owns).
+    public func feed(_ token: Int) -> [Float] { Array(advance(token)) }
+
+    /// Feeds tokens one position at a time (the cache path is a mat-vec per token).
+    /// - Throws: `ConfigError` when the tokens would overflow the context or an id is out of range.
+    @discardableResult
+    public func feed(_ tokens: [Int]) throws -> [Float] {
+        let c = model.config
+        guard !tokens.isEmpty else { throw ConfigError(message: "nothing to feed: the token list is empty") }
+        guard length + tokens.count <= c.contextLength else {
+            throw ConfigError(message: "\(length + tokens.count) tokens do not fit in the context of \(c.contextLength) (\(length) already used, \(tokens.count) new)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
+            throw ConfigError(message: "token id \(bad) is outside the vocabulary (0..<\(c.vocabSize))")
+        }
+        for t in tokens.dropLast() { _ = advance(t) }
+        return Array(advance(tokens[tokens.count - 1]))
+    }
+
+    /// `feed` without the copy: the logits in the generator's own buffer, valid until its next call —
+    /// so only for its own methods.
+    private func advance(_ token: Int) -> UnsafeBufferPointer<Float> {
         precondition(length < model.config.contextLength, "the context is full")
         history.append(Int32(token))
         if useCache { step(token) } else { recompute() }
@@ -117,8 +138,8 @@ public final class GPTGenerator {
             Kernels.linearForward(qkv.pointer, h.pointer, model.p(o.attnW), model.p(o.attnB), n: 1, c: d, oc: 3 * d)
             (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
             (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
-            Kernels.attendCached(ctx.pointer, qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer, scratch: att.pointer,
-                                 length: pos + 1, heads: c.heads, dk: dk, stride: d)
+            Kernels.cachedAttentionForward(ctx.pointer, qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                                           n: 1, start: pos, heads: c.heads, kvHeads: c.heads, headSize: dk)
             Kernels.linearForward(tmp.pointer, ctx.pointer, model.p(o.projW), model.p(o.projB), n: 1, c: d, oc: d)
             for j in 0..<d { x[j] += tmp[j] }
             Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln2w), model.p(o.ln2b), n: 1, c: d, eps: eps)
@@ -142,7 +163,7 @@ public final class GPTGenerator {
         var window = prompt.count >= ctxLen ? Array(prompt.suffix(ctxLen - 1)) : prompt
         var rng = SeededRNG(seed: sampling.seed)
         var logits: UnsafeBufferPointer<Float>? = nil
-        for t in window { logits = feed(t) }
+        for t in window { logits = advance(t) }
         var out: [Int] = []
         while out.count < maxNewTokens, let l = logits {
             let next = sampleToken(l, sampling, rng: &rng)
@@ -151,10 +172,10 @@ public final class GPTGenerator {
             if length >= ctxLen {
                 window = Array(window.suffix(max(1, ctxLen / 2)))
                 reset()
-                for t in window { logits = feed(t) }
+                for t in window { logits = advance(t) }
             }
             window.append(next)
-            logits = feed(next)
+            logits = advance(next)
         }
         return out
     }

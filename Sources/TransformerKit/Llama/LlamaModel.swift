@@ -141,7 +141,7 @@ public struct LlamaBlockSummary: Sendable {
 /// One conversation with a model: the KV cache (Float32, grown as the context fills), the work
 /// buffers, and the position. `feed` runs tokens through every block — a prompt as matrix–matrix
 /// products, one token as matrix–vector products — and returns the next token's logits.
-public final class LlamaSession {
+public final class LlamaSession: GenerationSession {
     public let model: LlamaModel
     public private(set) var length = 0
     /// The most positions this session will hold (at most the model's context length).

@@ -1,0 +1,90 @@
+import Foundation
+
+// MARK: - Attention against a KV cache
+//
+// The one kernel every model's generation uses: `n` new query positions against the cached keys and
+// values of all positions so far, causal, with grouped-query attention (`kvHeads` ≤ `heads`; a GPT
+// passes kvHeads = heads, which is ordinary multi-head attention). Tested against the last rows of
+// full causal attention (`attentionForwardReference`).
+
+extension Kernels {
+    /// Causal grouped-query attention of `n` new positions (`start ..< start + n`) against a KV cache.
+    ///
+    /// `q` is `[n, heads·headSize]`; `kCache`, `vCache` are `[positions, kvHeads·headSize]` and already
+    /// hold the new positions' keys and values. Query head h reads key/value head h / (heads / kvHeads).
+    /// `out` is `[n, heads·headSize]`. One position (generation) goes through `cachedAttentionLoop`;
+    /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
+    /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
+    public static func cachedAttentionForward(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+                                              n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
+        if n < 8 {
+            cachedAttentionLoop(out, q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
+            return
+        }
+        let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
+        let scale = 1 / Float(headSize).squareRoot()
+        let p = FloatPtr.allocate(capacity: n * len)
+        defer { p.deallocate() }
+        for h in 0..<heads {
+            let kvh = h / group
+            Gemm.multiply(transA: false, transB: true, m: n, n: len, k: headSize, alpha: scale, a: q + h * headSize, lda: qStride,
+                          b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
+            for t in 0..<n {
+                let row = p + t * len, valid = start + t + 1
+                softmaxRow(row, visible: valid, count: len)
+            }
+            Gemm.multiply(transA: false, transB: false, m: n, n: headSize, k: len, a: p, lda: len,
+                          b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: out + h * headSize, ldc: qStride)
+        }
+    }
+
+    /// The same attention position by position, (position, head) pairs in parallel: the reference,
+    /// and the fast path for one new token.
+    public static func cachedAttentionLoop(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+                                              n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
+        let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize
+        let scale = 1 / Float(headSize).squareRoot()
+        let o0 = SharedPointer(out), q0 = SharedPointer(q), k0 = SharedPointer(kCache), v0 = SharedPointer(vCache)
+        parallelRanges(count: n * heads, costPerItem: 2 * (start + n) * headSize) { pairs in
+            let out = o0.pointer, q = q0.readOnly
+            let kc = k0.readOnly, vc = v0.readOnly
+            let att = FloatPtr.allocate(capacity: start + n)
+            defer { att.deallocate() }
+            for pair in pairs {
+                let t = pair / heads, h = pair % heads, kvh = h / group, len = start + t + 1
+                let qi = q + t * qStride + h * headSize
+                var m = -Float.infinity
+                for j in 0..<len {
+                    let s = dot(qi, kc + j * kvStride + kvh * headSize, headSize) * scale
+                    att[j] = s
+                    m = max(m, s)
+                }
+                softmaxRow(att, visible: len, count: len)
+                let o = out + t * qStride + h * headSize
+                for d in 0..<headSize { o[d] = 0 }
+                for j in 0..<len {
+                    let w = att[j], v = vc + j * kvStride + kvh * headSize
+                    var d = 0
+                    while d + 8 <= headSize {
+                        let acc = load8(o + d)
+                        let vv = load8(v + d)
+                        store8(vv * w + acc, o + d)
+                        d += 8
+                    }
+                    while d < headSize { o[d] += w * v[d]; d += 1 }
+                }
+            }
+        }
+    }
+
+    @inline(__always) static func dot(_ a: ConstFloatPtr, _ b: ConstFloatPtr, _ count: Int) -> Float {
+        var acc = SIMD8<Float>(), i = 0
+        while i + 8 <= count {
+            acc = load8(a + i) * load8(b + i) + acc
+            i += 8
+        }
+        var s = acc.sum()
+        while i < count { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+}
