@@ -37,12 +37,22 @@ import TransformerKit
         }
     }
 
-    @Test func everyRendererRuns() throws {
+    /// Every format shows the tokens (WordPiece pieces included), the last block and the sentence
+    /// embedding's numbers as the trace holds them, not just "something".
+    @Test func everyRendererShowsTheTokensAndTheEmbedding() throws {
         let doc = try Self.doc()
+        let e = try #require(doc.step("out.embedding"))
+        let first = String(format: "%.4f", e.values[0]), last = String(format: "%.4f", e.values[e.values.count - 1])
         for format in TraceFormat.allCases where format != .csv {
             let text = try doc.render(format)
-            #expect(text.contains("l1.ffn") || format == .latex || format == .html, "\(format)")
-            #expect(!text.isEmpty)
+            let escapedPiece = format == .latex || format == .markdown ? #"\#\#tar"# : "##tar"
+            #expect(text.contains(escapedPiece), "\(format): the WordPiece piece ##tar")
+            #expect(text.contains("playing"), "\(format): the token labels")
+            if format == .json {
+                #expect(text.contains("\"out.embedding\"") && text.contains("\"l1.ffn"), "json: step ids")
+            } else {
+                #expect(text.contains(first) && text.contains(last), "\(format): the embedding's values \(first) … \(last)")
+            }
         }
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("bert-trace-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: url) }
