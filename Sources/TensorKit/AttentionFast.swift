@@ -17,9 +17,9 @@ extension Kernels {
     /// likewise with `kvStride`. Writes `out` `[b·tq, heads·dk]` and the weights `att` `[b, heads, tq, tk]`
     /// (kept for the backward pass). Key `j` is hidden from query `i` when `causal && j > i` or
     /// `keyPadding[bi·tk + j]`; a row whose keys are all hidden gets zero weights and a zero output.
-    public static func attentionForward(_ out: FloatPtr, _ att: FloatPtr, _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr,
+    public static func attentionForward(out: FloatPtr, weights att: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
                                         keyPadding: UnsafePointer<Bool>?, causal: Bool,
-                                        b: Int, tq: Int, tk: Int, heads: Int, dk: Int, qStride: Int, kvStride: Int) {
+                                        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dk: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
         let o0 = SharedPointer(out), a0 = SharedPointer(att), q0 = SharedPointer(q), k0 = SharedPointer(k)
@@ -48,9 +48,9 @@ extension Kernels {
 
     /// Accumulates `dq`, `dk`, `dv` (same layouts and strides as `q`, `k`, `v`) from `dout` and the
     /// weights `att` the forward pass saved.
-    public static func attentionBackward(_ dq: FloatPtr, _ dk: FloatPtr, _ dv: FloatPtr, _ dout: ConstFloatPtr,
-                                         _ q: ConstFloatPtr, _ k: ConstFloatPtr, _ v: ConstFloatPtr, _ att: ConstFloatPtr,
-                                         b: Int, tq: Int, tk: Int, heads: Int, dk dHead: Int, qStride: Int, kvStride: Int) {
+    public static func attentionBackward(dQ dq: FloatPtr, dK dk: FloatPtr, dV dv: FloatPtr, dOut dout: ConstFloatPtr,
+                                         q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, weights att: ConstFloatPtr,
+                                         batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dHead: Int, qStride: Int, kvStride: Int) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
         let dq0 = SharedPointer(dq), dk0 = SharedPointer(dk), dv0 = SharedPointer(dv), do0 = SharedPointer(dout)

@@ -15,10 +15,10 @@ extension Kernels {
     /// `out` is `[n, heads·headSize]`. One position (generation) goes through `cachedAttentionLoop`;
     /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
     /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
-    public static func cachedAttentionForward(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+    public static func cachedAttentionForward(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
                                               n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
         if n < 8 {
-            cachedAttentionLoop(out, q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
+            cachedAttentionLoop(out: out, q: q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
             return
         }
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
@@ -40,7 +40,7 @@ extension Kernels {
 
     /// The same attention position by position, (position, head) pairs in parallel: the reference,
     /// and the fast path for one new token.
-    public static func cachedAttentionLoop(_ out: FloatPtr, _ q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+    public static func cachedAttentionLoop(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
                                               n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize
         let scale = 1 / Float(headSize).squareRoot()

@@ -132,7 +132,7 @@ extension Kernels {
     /// `pre[i, ·] += bias`, then `out[i, ·] = GELU(pre[i, ·])`, row by row for `[n, c]`: the bias add and
     /// the activation in one pass over memory (each row is still in L1 when the activation reads it).
     /// `pre` keeps the biased pre-activation for the backward pass.
-    public static func biasGELUForward(_ out: FloatPtr, _ pre: FloatPtr, bias: ConstFloatPtr, n: Int, c: Int, form: GELUForm) {
+    public static func biasGELUForward(out: FloatPtr, pre: FloatPtr, bias: ConstFloatPtr, rows n: Int, width c: Int, form: GELUForm) {
         let a = (SharedPointer(out), SharedPointer(pre), SharedPointer(bias))
         parallelRanges(count: n, costPerItem: 25 * c) { rows in
             let out = a.0.pointer, pre = a.1.pointer, bias = a.2.readOnly

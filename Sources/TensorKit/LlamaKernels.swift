@@ -8,7 +8,7 @@ import Foundation
 
 extension Kernels {
     /// `out[i, :] = inp[i, :] / √(mean(inp[i, :]²) + eps) · weight` for `n` rows of `c`.
-    public static func rmsNormForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ weight: ConstFloatPtr, n: Int, c: Int, eps: Float) {
+    public static func rmsNormForward(out: FloatPtr, input inp: ConstFloatPtr, weight: ConstFloatPtr, rows n: Int, width c: Int, eps: Float) {
         for i in 0..<n {
             let x = inp + i * c, o = out + i * c
             var ss: Float = 0
@@ -51,7 +51,7 @@ extension Kernels {
     }
 
     /// SwiGLU's gate: `out = silu(gate) · up`, silu(x) = x / (1 + e^−x), 8 at a time.
-    public static func swigluForward(_ out: FloatPtr, _ gate: ConstFloatPtr, _ up: ConstFloatPtr, count: Int) {
+    public static func swigluForward(out: FloatPtr, gate: ConstFloatPtr, up: ConstFloatPtr, count: Int) {
         var i = 0
         while i + 8 <= count {
             let g = load8(gate + i)

@@ -15,8 +15,8 @@ import Foundation
 
 extension Kernels {
     /// `out = (x − mean) · rstd · γ + β` per row of `[n, c]`; saves `mean` and `rstd = 1/√(σ² + eps)`.
-    public static func layerNormForward(_ out: FloatPtr, _ mean: FloatPtr, _ rstd: FloatPtr, _ inp: ConstFloatPtr,
-                                        _ gamma: ConstFloatPtr, _ beta: ConstFloatPtr, n: Int, c: Int, eps: Float) {
+    public static func layerNormForward(out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, input inp: ConstFloatPtr,
+                                        gamma: ConstFloatPtr, beta: ConstFloatPtr, rows n: Int, width c: Int, eps: Float) {
         let a = (SharedPointer(out), SharedPointer(mean), SharedPointer(rstd), SharedPointer(inp), SharedPointer(gamma), SharedPointer(beta))
         parallelRanges(count: n, costPerItem: 6 * c) { rows in
             let out = a.0.pointer, mean = a.1.pointer, rstd = a.2.pointer
@@ -47,8 +47,8 @@ extension Kernels {
     }
 
     /// Accumulates `dinp`, `dγ`, `dβ` from `dout`, using the statistics the forward pass saved.
-    public static func layerNormBackward(_ dinp: FloatPtr, _ dgamma: FloatPtr, _ dbeta: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr,
-                                         _ gamma: ConstFloatPtr, _ mean: ConstFloatPtr, _ rstd: ConstFloatPtr, n: Int, c: Int) {
+    public static func layerNormBackward(dInput dinp: FloatPtr, dGamma dgamma: FloatPtr, dBeta dbeta: FloatPtr, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
+                                         gamma: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int) {
         let parts = chunkCount(count: n, costPerItem: 10 * c)
         // Part 0 adds into dγ/dβ directly; the others into zeroed partials, added afterwards in order.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, (parts - 1) * 2 * c)) { partial in
@@ -111,7 +111,7 @@ extension Kernels {
     /// The smoothed target is `(1 − ε)·onehot + ε/V` (PyTorch's `label_smoothing`), so
     /// `loss = −Σ_j q_j log p_j` and `∂loss/∂z_j = p_j − q_j`. Returns (summed loss, counted rows).
     @discardableResult
-    public static func softmaxCrossEntropy(_ logits: FloatPtr, _ losses: FloatPtr?, targets: UnsafePointer<Int32>, n: Int, v: Int,
+    public static func softmaxCrossEntropy(logits: FloatPtr, losses: FloatPtr?, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int,
                                            smoothing: Float, ignore: Int32, computeGradient: Bool = true) -> (sum: Double, count: Int) {
         var count = 0
         for i in 0..<n where targets[i] != ignore { count += 1 }

@@ -28,11 +28,11 @@ import Testing
         let r = rng.uniform(shape: [n * oc], low: -1, high: 1).data
         func f(_ x: [Float], _ w: [Float], _ b: [Float]) -> Double {
             var out = [Float](repeating: 0, count: n * oc)
-            Kernels.linearForward(&out, x, w, b, n: n, c: c, oc: oc)
+            Kernels.linearForward(out: &out, input: x, weight: w, bias: b, rows: n, width: c, outWidth: oc)
             return dot(out, r)
         }
         var dx = [Float](repeating: 0, count: n * c), dw = [Float](repeating: 0, count: c * oc), db = [Float](repeating: 0, count: oc)
-        Kernels.linearBackward(&dx, &dw, &db, r, x, w, n: n, c: c, oc: oc)
+        Kernels.linearBackward(dInput: &dx, dWeight: &dw, dBias: &db, dOut: r, input: x, weight: w, rows: n, width: c, outWidth: oc)
         check(&x, dx, loss: { f($0, w, b) }, "dx")
         check(&w, dw, loss: { f(x, $0, b) }, "dw")
         check(&b, db, loss: { f(x, w, $0) }, "db")
@@ -48,13 +48,13 @@ import Testing
         var mean = [Float](repeating: 0, count: n), rstd = mean
         func f(_ x: [Float], _ g: [Float], _ b: [Float]) -> Double {
             var out = [Float](repeating: 0, count: n * c), m = [Float](repeating: 0, count: n), s = m
-            Kernels.layerNormForward(&out, &m, &s, x, g, b, n: n, c: c, eps: 1e-5)
+            Kernels.layerNormForward(out: &out, mean: &m, rstd: &s, input: x, gamma: g, beta: b, rows: n, width: c, eps: 1e-5)
             return dot(out, r)
         }
         var out = [Float](repeating: 0, count: n * c)
-        Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
+        Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
         var dx = [Float](repeating: 0, count: n * c), dg = [Float](repeating: 0, count: c), db = dg
-        Kernels.layerNormBackward(&dx, &dg, &db, r, x, gamma, mean, rstd, n: n, c: c)
+        Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: r, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
         check(&x, dx, h: 1e-3, loss: { f($0, gamma, beta) }, "dx")
         check(&gamma, dg, loss: { f(x, $0, beta) }, "dgamma")
         check(&beta, db, loss: { f(x, gamma, $0) }, "dbeta")
@@ -73,13 +73,13 @@ import Testing
         func run(_ q: [Float], _ k: [Float], _ v: [Float]) -> ([Float], [Float]) {
             var out = [Float](repeating: 0, count: b * tq * a), att = [Float](repeating: 0, count: b * heads * tq * tk)
             pad.withUnsafeBufferPointer { p in
-                Kernels.attentionForward(&out, &att, q, k, v, keyPadding: p.baseAddress, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
+                Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: p.baseAddress, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: a, kvStride: a)
             }
             return (out, att)
         }
         let (_, att) = run(q, k, v)
         var dq = [Float](repeating: 0, count: q.count), dkk = [Float](repeating: 0, count: k.count), dv = dkk
-        Kernels.attentionBackward(&dq, &dkk, &dv, r, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: a, kvStride: a)
+        Kernels.attentionBackward(dQ: &dq, dK: &dkk, dV: &dv, dOut: r, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: a, kvStride: a)
         check(&q, dq, h: 1e-3, loss: { dot(run($0, k, v).0, r) }, "dq")
         check(&k, dkk, h: 1e-3, loss: { dot(run(q, $0, v).0, r) }, "dk")
         check(&v, dv, h: 1e-3, loss: { dot(run(q, k, $0).0, r) }, "dv")
@@ -90,10 +90,10 @@ import Testing
         var x: [Float] = [-2, -0.5, 0.1, 0.7, 1.5, 3]
         let r: [Float] = [1, -1, 0.5, 2, -0.3, 0.9]
         var dx = [Float](repeating: 0, count: x.count)
-        Kernels.geluBackward(&dx, r, x, count: x.count, form: form)
+        Kernels.geluBackward(dInput: &dx, dOut: r, input: x, count: x.count, form: form)
         check(&x, dx, h: 1e-3, loss: { xs in
             var out = [Float](repeating: 0, count: xs.count)
-            Kernels.geluForward(&out, xs, count: xs.count, form: form)
+            Kernels.geluForward(out: &out, input: xs, count: xs.count, form: form)
             return dot(out, r)
         }, "dgelu")
     }
@@ -106,11 +106,11 @@ import Testing
         let ignore: Int32 = 2  // the last row is ignored
         func loss(_ z: [Float]) -> Double {
             var zz = z
-            let (sum, count) = Kernels.softmaxCrossEntropy(&zz, nil, targets: targets, n: n, v: v, smoothing: smoothing, ignore: ignore, computeGradient: false)
+            let (sum, count) = Kernels.softmaxCrossEntropy(logits: &zz, losses: nil, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: ignore, computeGradient: false)
             return sum / Double(count)
         }
         var grad = z
-        Kernels.softmaxCrossEntropy(&grad, nil, targets: targets, n: n, v: v, smoothing: smoothing, ignore: ignore)
+        Kernels.softmaxCrossEntropy(logits: &grad, losses: nil, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: ignore)
         check(&z, grad, h: 1e-3, loss: loss, "dlogits")
         // By hand: with no smoothing, each counted row's gradient sums to 0 and the ignored row is 0.
         for i in 0..<3 { #expect(abs(grad[(i * v)..<((i + 1) * v)].reduce(0, +)) < 1e-6) }
@@ -120,7 +120,7 @@ import Testing
     @Test func crossEntropyByHand() {
         // Uniform logits over 4 classes: loss = ln 4 with or without smoothing.
         var z: [Float] = [0, 0, 0, 0]
-        let (s, c) = Kernels.softmaxCrossEntropy(&z, nil, targets: [2], n: 1, v: 4, smoothing: 0.1, ignore: -1)
+        let (s, c) = Kernels.softmaxCrossEntropy(logits: &z, losses: nil, targets: [2], rows: 1, vocab: 4, smoothing: 0.1, ignore: -1)
         #expect(c == 1 && abs(s - log(4.0)) < 1e-6)
         // ∂/∂z = p − q = 0.25 − (0.9 + 0.025) for the target, 0.25 − 0.025 elsewhere.
         #expect(abs(z[2] - (0.25 - 0.925)) < 1e-6 && abs(z[0] - 0.225) < 1e-6)
@@ -131,10 +131,10 @@ import Testing
         let pos: [Float] = [10, 20, 30, 40]      // 2 positions × 2
         let ids: [Int32] = [2, 0, 1, 1]          // b = 2, t = 2
         var out = [Float](repeating: 0, count: 8)
-        Kernels.embeddingForward(&out, ids: ids, table, scale: 2, pos, n: 4, t: 2, c: 2)
+        Kernels.embeddingForward(out: &out, ids: ids, table: table, scale: 2, positions: pos, batch: 4, length: 2, width: 2)
         #expect(out == [20, 32, 32, 44, 16, 28, 36, 48])
         var dt = [Float](repeating: 0, count: 6), dp = [Float](repeating: 0, count: 4)
-        Kernels.embeddingBackward(&dt, &dp, [Float](repeating: 1, count: 8), ids: ids, scale: 2, n: 4, t: 2, c: 2)
+        Kernels.embeddingBackward(dTable: &dt, dPositions: &dp, dOut: [Float](repeating: 1, count: 8), ids: ids, scale: 2, batch: 4, length: 2, width: 2)
         #expect(dt == [2, 2, 4, 4, 2, 2])  // token 1 used twice
         #expect(dp == [2, 2, 2, 2])
     }
@@ -152,9 +152,9 @@ import Testing
             Gemm.threads = threads
             defer { Gemm.threads = saved }
             var out = [Float](repeating: 0, count: b * t * a), att = [Float](repeating: 0, count: b * heads * t * t)
-            Kernels.attentionForward(&out, &att, q, k, v, keyPadding: nil, causal: true, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
+            Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: heads, headSize: dk, qStride: a, kvStride: a)
             var dq = [Float](repeating: 0, count: q.count), dkk = dq, dv = dq
-            Kernels.attentionBackward(&dq, &dkk, &dv, dout, q, k, v, att, b: b, tq: t, tk: t, heads: heads, dk: dk, qStride: a, kvStride: a)
+            Kernels.attentionBackward(dQ: &dq, dK: &dkk, dV: &dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: t, keys: t, heads: heads, headSize: dk, qStride: a, kvStride: a)
             return [out, att, dq, dkk, dv]
         }
         let one = run(threads: 1), two = run(threads: 2)
@@ -179,10 +179,10 @@ import Testing
             defer { Gemm.threads = saved }
             var out = [Float](repeating: 0, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
             var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
-            Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
-            Kernels.layerNormBackward(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+            Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
+            Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             var zz = z, losses = [Float](repeating: 0, count: n)
-            let total = Kernels.softmaxCrossEntropy(&zz, &losses, targets: targets, n: n, v: v, smoothing: 0.1, ignore: -1)
+            let total = Kernels.softmaxCrossEntropy(logits: &zz, losses: &losses, targets: targets, rows: n, vocab: v, smoothing: 0.1, ignore: -1)
             return [out, dx, dg, db, zz, losses].map { $0.map(\.bitPattern) } + [[UInt32(truncatingIfNeeded: total.sum.bitPattern), UInt32(truncatingIfNeeded: total.sum.bitPattern >> 32)]]
         }
         let one = run(threads: 1), two = run(threads: 2)
@@ -215,11 +215,11 @@ import Testing
                     let q = x.baseAddress!, k = q + a, v = q + 2 * a, dq = gp.baseAddress!, dkk = dq + a, dv = dq + 2 * a
                     let kp = causal ? nil : p.baseAddress
                     if fast {
-                        Kernels.attentionForward(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackward(dq, dkk, dv, dout, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackward(dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
                     } else {
-                        Kernels.attentionForwardReference(&out, &att, q, k, v, keyPadding: kp, causal: causal, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackwardReference(dq, dkk, dv, dout, q, k, v, att, b: b, tq: tq, tk: tk, heads: heads, dk: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionForwardReference(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                        Kernels.attentionBackwardReference(dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
                     }
                 } } }
                 return [out, att, g]
@@ -260,11 +260,11 @@ import Testing
             return out
         }
         var out = [Float](repeating: 0, count: t * d), att = [Float](repeating: 0, count: heads * t * t)
-        Kernels.attentionForwardReference(&out, &att, q, expand(k), expand(v), keyPadding: nil, causal: true,
-                                          b: 1, tq: t, tk: t, heads: heads, dk: hs, qStride: d, kvStride: d)
+        Kernels.attentionForwardReference(out: &out, weights: &att, q: q, k: expand(k), v: expand(v), keyPadding: nil, causal: true,
+                                          batch: 1, queries: t, keys: t, heads: heads, headSize: hs, qStride: d, kvStride: d)
         var cached = [Float](repeating: .nan, count: n * d)
         q.withUnsafeBufferPointer { qp in
-            Kernels.cachedAttentionForward(&cached, qp.baseAddress! + (t - n) * d, kCache: k, vCache: v,
+            Kernels.cachedAttentionForward(out: &cached, q: qp.baseAddress! + (t - n) * d, kCache: k, vCache: v,
                                            n: n, start: t - n, heads: heads, kvHeads: kvHeads, headSize: hs)
         }
         let last = Array(out[((t - n) * d)...])
@@ -286,11 +286,11 @@ import Testing
             var out = [Float](repeating: .nan, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
             var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
             if fast {
-                Kernels.layerNormForward(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
-                Kernels.layerNormBackward(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+                Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
+                Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             } else {
-                Kernels.layerNormForwardReference(&out, &mean, &rstd, x, gamma, beta, n: n, c: c, eps: 1e-5)
-                Kernels.layerNormBackwardReference(&dx, &dg, &db, dy, x, gamma, mean, rstd, n: n, c: c)
+                Kernels.layerNormForwardReference(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
+                Kernels.layerNormBackwardReference(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             }
             return [out, mean, rstd, dx, dg, db]
         }
@@ -308,11 +308,11 @@ import Testing
         var rng = SeededRNG(seed: 9)
         let x = rng.uniform(shape: [n * c], low: -4, high: 4).data, bias = rng.uniform(shape: [c], low: -1, high: 1).data
         var pre = x, out = [Float](repeating: .nan, count: n * c)
-        Kernels.biasGELUForward(&out, &pre, bias: bias, n: n, c: c, form: form)
+        Kernels.biasGELUForward(out: &out, pre: &pre, bias: bias, rows: n, width: c, form: form)
         var biased = x
         for i in 0..<n { for j in 0..<c { biased[i * c + j] += bias[j] } }
         var ref = [Float](repeating: 0, count: n * c)
-        Kernels.geluForward(&ref, biased, count: n * c, form: form)
+        Kernels.geluForward(out: &ref, input: biased, count: n * c, form: form)
         #expect(pre == biased, "the biased pre-activation is kept")
         #expect(zip(out, ref).allSatisfy { abs($0 - $1) <= 1e-6 }, "activation")
     }
@@ -323,8 +323,8 @@ import Testing
         let z = rng.uniform(shape: [n * v], low: -4, high: 4).data
         let targets: [Int32] = (0..<n).map { i in i % 5 == 3 ? -1 : Int32(rng.nextInt(below: v)) }
         var zf = z, zr = z, lf = [Float](repeating: .nan, count: n), lr = lf
-        let f = Kernels.softmaxCrossEntropy(&zf, &lf, targets: targets, n: n, v: v, smoothing: smoothing, ignore: -1)
-        let r = Kernels.softmaxCrossEntropyReference(&zr, &lr, targets: targets, n: n, v: v, smoothing: smoothing, ignore: -1)
+        let f = Kernels.softmaxCrossEntropy(logits: &zf, losses: &lf, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: -1)
+        let r = Kernels.softmaxCrossEntropyReference(logits: &zr, losses: &lr, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: -1)
         #expect(f.count == r.count && abs(f.sum - r.sum) < 1e-4 * Double(n))
         #expect(zip(lf, lr).allSatisfy { abs($0 - $1) < 1e-4 }, "per-row losses")
         #expect(zip(zf, zr).allSatisfy { abs($0 - $1) < 1e-6 }, "gradients")

@@ -162,10 +162,10 @@ import Testing
         var rng = SeededRNG(seed: 9)
         let x = rng.uniform(shape: [37], low: -6, high: 6).data
         var fast = [Float](repeating: 0, count: 37)
-        Kernels.geluForward(&fast, x, count: 37, form: .tanh)
+        Kernels.geluForward(out: &fast, input: x, count: 37, form: .tanh)
         for i in 0..<37 { #expect(abs(fast[i] - gelu(x[i], form: .tanh)) < 2e-6) }
         var d = [Float](repeating: 0, count: 37)
-        Kernels.geluBackward(&d, [Float](repeating: 1, count: 37), x, count: 37, form: .tanh)
+        Kernels.geluBackward(dInput: &d, dOut: [Float](repeating: 1, count: 37), input: x, count: 37, form: .tanh)
         for i in 0..<37 { #expect(abs(d[i] - geluDerivative(x[i], form: .tanh)) < 2e-6) }
     }
 
@@ -180,7 +180,7 @@ import Testing
             let e = FastMath.erf(v)
             var g = [Float](repeating: 0, count: 8)
             let inp = (0..<8).map { v[$0] }
-            Kernels.geluForward(&g, inp, count: 8, form: .erf)
+            Kernels.geluForward(out: &g, input: inp, count: 8, form: .erf)
             for i in 0..<8 {
                 worstErf = max(worstErf, abs(e[i] - Float(Foundation.erf(Double(v[i])))))
                 let exact = 0.5 * Double(v[i]) * (1 + Foundation.erf(Double(v[i]) / 2.0.squareRoot()))
@@ -195,7 +195,7 @@ import Testing
         var rng = SeededRNG(seed: 11)
         let r = rng.uniform(shape: [29], low: -5, high: 5).data
         var fast = [Float](repeating: 0, count: 29)
-        Kernels.geluForward(&fast, r, count: 29, form: .erf)
+        Kernels.geluForward(out: &fast, input: r, count: 29, form: .erf)
         for i in 0..<29 { #expect(abs(fast[i] - gelu(r[i], form: .erf)) < 2e-6) }
     }
 }

@@ -125,12 +125,12 @@ public final class BERTModel: @unchecked Sendable, TransformerLayerHost {
             }
         }
         // word + position (+ type 0), then the embedding layer norm.
-        Kernels.embeddingForward(acts.embed.pointer, ids: acts.ids, p("embeddings.word_embeddings.weight"), scale: 1,
-                                 p("embeddings.position_embeddings.weight"), n: n, t: t, c: d)
+        Kernels.embeddingForward(out: acts.embed.pointer, ids: acts.ids, table: p("embeddings.word_embeddings.weight"), scale: 1,
+                                 positions: p("embeddings.position_embeddings.weight"), batch: n, length: t, width: d)
         let type0 = p("embeddings.token_type_embeddings.weight")
         for i in 0..<n { let o = acts.embed.pointer + i * d; for j in 0..<d { o[j] += type0[j] } }
-        Kernels.layerNormForward(acts.embedNorm.pointer, acts.mean.pointer, acts.rstd.pointer, acts.embed.pointer,
-                                 p("embeddings.LayerNorm.weight"), p("embeddings.LayerNorm.bias"), n: n, c: d, eps: config.layerNormEps)
+        Kernels.layerNormForward(out: acts.embedNorm.pointer, mean: acts.mean.pointer, rstd: acts.rstd.pointer, input: acts.embed.pointer,
+                                 gamma: p("embeddings.LayerNorm.weight"), beta: p("embeddings.LayerNorm.bias"), rows: n, width: d, eps: config.layerNormEps)
         var x = UnsafePointer(acts.embedNorm.pointer)
         var rng = SeededRNG(seed: 0)  // no dropout at inference
         for l in 0..<config.layers {

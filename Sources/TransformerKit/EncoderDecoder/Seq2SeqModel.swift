@@ -188,7 +188,7 @@ extension Seq2SeqModel {
         encode(acts, shape, dropout: dropout, rng: &rng)
         decode(acts, shape, dropout: dropout, rng: &rng)
         let n = shape.b * shape.t
-        let (sum, count) = Kernels.softmaxCrossEntropy(acts.logits.pointer, acts.losses.pointer, targets: acts.tgtOut, n: n, v: config.targetVocabSize,
+        let (sum, count) = Kernels.softmaxCrossEntropy(logits: acts.logits.pointer, losses: acts.losses.pointer, targets: acts.tgtOut, rows: n, vocab: config.targetVocabSize,
                                                        smoothing: labelSmoothing, ignore: batch.pad, computeGradient: computeGradient)
         return (count > 0 ? Float(sum / Double(count)) : 0, count)
     }
@@ -206,7 +206,7 @@ extension Seq2SeqModel {
     func encode(_ acts: Seq2SeqActivations, _ sh: Shape, dropout: Float, rng: inout SeededRNG) {
         let n = sh.b * sh.s, d = config.dModel
         let pos = config.positions == .learned ? p("src_pos") : positionTable.pointer
-        Kernels.embeddingForward(acts.encEmbed.pointer, ids: acts.srcIDs, p(sourceTable), scale: embedScale, pos, n: n, t: sh.s, c: d)
+        Kernels.embeddingForward(out: acts.encEmbed.pointer, ids: acts.srcIDs, table: p(sourceTable), scale: embedScale, positions: pos, batch: n, length: sh.s, width: d)
         if dropout > 0 { Kernels.dropoutForward(acts.encEmbed.pointer, keep: acts.encEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng) }
         var x = UnsafePointer(acts.encEmbed.pointer)
         for (l, L) in acts.encoder.enumerated() {
@@ -214,8 +214,8 @@ extension Seq2SeqModel {
                                     dropout: dropout, rng: &rng)
         }
         if config.norm == .pre && config.encoderLayers > 0 {
-            Kernels.layerNormForward(acts.encFinal.normOut.pointer, acts.encFinal.mean.pointer, acts.encFinal.rstd.pointer, x,
-                                     p("encoder.norm.gamma"), p("encoder.norm.beta"), n: n, c: d, eps: config.layerNormEps)
+            Kernels.layerNormForward(out: acts.encFinal.normOut.pointer, mean: acts.encFinal.mean.pointer, rstd: acts.encFinal.rstd.pointer, input: x,
+                                     gamma: p("encoder.norm.gamma"), beta: p("encoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
             x = UnsafePointer(acts.encFinal.normOut.pointer)
         }
         acts.memory.pointer.update(from: x, count: n * d)
@@ -226,7 +226,7 @@ extension Seq2SeqModel {
     func decode(_ acts: Seq2SeqActivations, _ sh: Shape, dropout: Float, rng: inout SeededRNG) {
         let n = sh.b * sh.t, d = config.dModel
         let pos = config.positions == .learned ? p("tgt_pos") : positionTable.pointer
-        Kernels.embeddingForward(acts.decEmbed.pointer, ids: acts.tgtIDs, p(targetTable), scale: embedScale, pos, n: n, t: sh.t, c: d)
+        Kernels.embeddingForward(out: acts.decEmbed.pointer, ids: acts.tgtIDs, table: p(targetTable), scale: embedScale, positions: pos, batch: n, length: sh.t, width: d)
         if dropout > 0 { Kernels.dropoutForward(acts.decEmbed.pointer, keep: acts.decEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng) }
         var x = UnsafePointer(acts.decEmbed.pointer)
         let memory = UnsafePointer(acts.memory.pointer)
@@ -246,15 +246,15 @@ extension Seq2SeqModel {
             }
         }
         if config.norm == .pre {
-            Kernels.layerNormForward(acts.decFinal.normOut.pointer, acts.decFinal.mean.pointer, acts.decFinal.rstd.pointer, x,
-                                     p("decoder.norm.gamma"), p("decoder.norm.beta"), n: n, c: d, eps: config.layerNormEps)
+            Kernels.layerNormForward(out: acts.decFinal.normOut.pointer, mean: acts.decFinal.mean.pointer, rstd: acts.decFinal.rstd.pointer, input: x,
+                                     gamma: p("decoder.norm.gamma"), beta: p("decoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
             x = UnsafePointer(acts.decFinal.normOut.pointer)
         }
         acts.decOut.pointer.update(from: x, count: n * d)
         // Output projection: y · W_out, or y · Eᵀ when tied.
         let v = config.targetVocabSize
         if config.embeddings == .separate {
-            Kernels.linearForward(acts.logits.pointer, acts.decOut.pointer, p("out_proj"), nil, n: n, c: d, oc: v)
+            Kernels.linearForward(out: acts.logits.pointer, input: acts.decOut.pointer, weight: p("out_proj"), bias: nil, rows: n, width: d, outWidth: v)
         } else {
             Gemm.multiply(transA: false, transB: true, m: n, n: v, k: d, a: acts.decOut.pointer, lda: d, b: p(targetTable), ldb: d,
                           beta: 0, c: acts.logits.pointer, ldc: v)
@@ -273,7 +273,7 @@ extension Seq2SeqModel {
         let dY = acts.dStream.pointer
         dY.update(repeating: 0, count: nt * d)
         if config.embeddings == .separate {
-            Kernels.linearBackward(dY, g("out_proj"), nil, acts.logits.pointer, acts.decOut.pointer, p("out_proj"), n: nt, c: d, oc: v)
+            Kernels.linearBackward(dInput: dY, dWeight: g("out_proj"), dBias: nil, dOut: acts.logits.pointer, input: acts.decOut.pointer, weight: p("out_proj"), rows: nt, width: d, outWidth: v)
         } else {
             // logits = Y · Eᵀ: dY += dlogits · E, dE += dlogitsᵀ · Y
             Gemm.multiply(transA: false, transB: false, m: nt, n: d, k: v, a: acts.logits.pointer, lda: v, b: p(targetTable), ldb: d,
@@ -304,8 +304,8 @@ extension Seq2SeqModel {
             }
         }
         if dropout > 0 { Kernels.dropoutBackward(acts.dStream.pointer, keep: acts.decEmbedKeep.pointer, count: nt * d) }
-        Kernels.embeddingBackward(g(targetTable), config.positions == .learned ? g("tgt_pos") : nil, acts.dStream.pointer, ids: acts.tgtIDs,
-                                  scale: embedScale, n: nt, t: sh.t, c: d)
+        Kernels.embeddingBackward(dTable: g(targetTable), dPositions: config.positions == .learned ? g("tgt_pos") : nil, dOut: acts.dStream.pointer, ids: acts.tgtIDs,
+                                  scale: embedScale, batch: nt, length: sh.t, width: d)
         // Encoder, starting from the gradient that reached the memory.
         acts.dStream.pointer.update(from: acts.dMemory.pointer, count: ns * d)
         if config.norm == .pre && config.encoderLayers > 0 {
@@ -322,8 +322,8 @@ extension Seq2SeqModel {
             }
         }
         if dropout > 0 { Kernels.dropoutBackward(acts.dStream.pointer, keep: acts.encEmbedKeep.pointer, count: ns * d) }
-        Kernels.embeddingBackward(g(sourceTable), config.positions == .learned ? g("src_pos") : nil, acts.dStream.pointer, ids: acts.srcIDs,
-                                  scale: embedScale, n: ns, t: sh.s, c: d)
+        Kernels.embeddingBackward(dTable: g(sourceTable), dPositions: config.positions == .learned ? g("src_pos") : nil, dOut: acts.dStream.pointer, ids: acts.srcIDs,
+                                  scale: embedScale, batch: ns, length: sh.s, width: d)
     }
 
     /// The stream value a pre-norm sublayer produced (its residual sum).
@@ -333,8 +333,8 @@ extension Seq2SeqModel {
     func finalNormBackward(_ sub: Seq2SeqActivations.Sub, input: UnsafePointer<Float>, name: String, n: Int, acts: Seq2SeqActivations) {
         let d = config.dModel
         acts.dPrev.pointer.update(repeating: 0, count: n * d)
-        Kernels.layerNormBackward(acts.dPrev.pointer, g("\(name).gamma"), g("\(name).beta"), acts.dStream.pointer, input,
-                                  p("\(name).gamma"), sub.mean.pointer, sub.rstd.pointer, n: n, c: d)
+        Kernels.layerNormBackward(dInput: acts.dPrev.pointer, dGamma: g("\(name).gamma"), dBeta: g("\(name).beta"), dOut: acts.dStream.pointer, input: input,
+                                  gamma: p("\(name).gamma"), mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
         acts.dStream.pointer.update(from: acts.dPrev.pointer, count: n * d)
     }
 
@@ -349,8 +349,8 @@ extension Seq2SeqModel {
             // out = LN(x + drop(f(x)))
             let dRes = acts.dRes.pointer
             dRes.update(repeating: 0, count: count)
-            Kernels.layerNormBackward(dRes, g("\(norm).gamma"), g("\(norm).beta"), dStream, sub.residual.pointer, p("\(norm).gamma"),
-                                      sub.mean.pointer, sub.rstd.pointer, n: n, c: d)
+            Kernels.layerNormBackward(dInput: dRes, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dStream, input: sub.residual.pointer, gamma: p("\(norm).gamma"),
+                                      mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
             dPrev.update(from: dRes, count: count)
             dSub.update(from: dRes, count: count)
             if dropout > 0 { Kernels.dropoutBackward(dSub, keep: keep.pointer, count: count) }
@@ -363,8 +363,8 @@ extension Seq2SeqModel {
             let dH = acts.dH.pointer
             dH.update(repeating: 0, count: count)
             f(UnsafePointer(sub.normOut.pointer), dSub, dH)
-            Kernels.layerNormBackward(dPrev, g("\(norm).gamma"), g("\(norm).beta"), dH, x, p("\(norm).gamma"),
-                                      sub.mean.pointer, sub.rstd.pointer, n: n, c: d)
+            Kernels.layerNormBackward(dInput: dPrev, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dH, input: x, gamma: p("\(norm).gamma"),
+                                      mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
         }
         dStream.update(from: dPrev, count: count)
     }
@@ -376,13 +376,13 @@ extension Seq2SeqModel {
         let nq = b * tq, nk = b * tk
         let dCtx = acts.dCtx.pointer, dQ = acts.dQ.pointer, dK = acts.dK.pointer, dV = acts.dV.pointer
         dCtx.update(repeating: 0, count: nq * a)
-        Kernels.linearBackward(dCtx, g("\(p0).w_o"), gOpt("\(p0).b_o"), dOut, A.ctx.pointer, p("\(p0).w_o"), n: nq, c: a, oc: d)
+        Kernels.linearBackward(dInput: dCtx, dWeight: g("\(p0).w_o"), dBias: gOpt("\(p0).b_o"), dOut: dOut, input: A.ctx.pointer, weight: p("\(p0).w_o"), rows: nq, width: a, outWidth: d)
         dQ.update(repeating: 0, count: nq * a); dK.update(repeating: 0, count: nk * a); dV.update(repeating: 0, count: nk * a)
-        Kernels.attentionBackward(dQ, dK, dV, dCtx, A.q.pointer, A.k.pointer, A.v.pointer, A.att.pointer,
-                                  b: b, tq: tq, tk: tk, heads: config.heads, dk: config.dK, qStride: a, kvStride: a)
-        Kernels.linearBackward(dXq, g("\(p0).w_q"), gOpt("\(p0).b_q"), dQ, xq, p("\(p0).w_q"), n: nq, c: d, oc: a)
-        Kernels.linearBackward(dXkv, g("\(p0).w_k"), gOpt("\(p0).b_k"), dK, xkv, p("\(p0).w_k"), n: nk, c: d, oc: a)
-        Kernels.linearBackward(dXkv, g("\(p0).w_v"), gOpt("\(p0).b_v"), dV, xkv, p("\(p0).w_v"), n: nk, c: d, oc: a)
+        Kernels.attentionBackward(dQ: dQ, dK: dK, dV: dV, dOut: dCtx, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, weights: A.att.pointer,
+                                  batch: b, queries: tq, keys: tk, heads: config.heads, headSize: config.dK, qStride: a, kvStride: a)
+        Kernels.linearBackward(dInput: dXq, dWeight: g("\(p0).w_q"), dBias: gOpt("\(p0).b_q"), dOut: dQ, input: xq, weight: p("\(p0).w_q"), rows: nq, width: d, outWidth: a)
+        Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_k"), dBias: gOpt("\(p0).b_k"), dOut: dK, input: xkv, weight: p("\(p0).w_k"), rows: nk, width: d, outWidth: a)
+        Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_v"), dBias: gOpt("\(p0).b_v"), dOut: dV, input: xkv, weight: p("\(p0).w_v"), rows: nk, width: d, outWidth: a)
     }
 
     func ffnBackward(_ F: Seq2SeqActivations.FFN, _ x: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>, _ dX: FloatPtr,
@@ -390,13 +390,13 @@ extension Seq2SeqModel {
         let d = config.dModel, ff = config.dFF
         let dA = acts.dFF1.pointer, dHid = acts.dFF2.pointer
         dA.update(repeating: 0, count: n * ff); dHid.update(repeating: 0, count: n * ff)
-        Kernels.linearBackward(dA, g("\(p0).w2"), g("\(p0).b2"), dOut, F.a.pointer, p("\(p0).w2"), n: n, c: ff, oc: d)
+        Kernels.linearBackward(dInput: dA, dWeight: g("\(p0).w2"), dBias: g("\(p0).b2"), dOut: dOut, input: F.a.pointer, weight: p("\(p0).w2"), rows: n, width: ff, outWidth: d)
         switch config.activation {
-        case .relu: Kernels.reluBackward(dHid, dA, F.h.pointer, count: n * ff)
-        case .gelu: Kernels.geluBackward(dHid, dA, F.h.pointer, count: n * ff, form: .erf)
-        case .geluTanh: Kernels.geluBackward(dHid, dA, F.h.pointer, count: n * ff, form: .tanh)
+        case .relu: Kernels.reluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff)
+        case .gelu: Kernels.geluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff, form: .erf)
+        case .geluTanh: Kernels.geluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff, form: .tanh)
         }
-        Kernels.linearBackward(dX, g("\(p0).w1"), g("\(p0).b1"), dHid, x, p("\(p0).w1"), n: n, c: d, oc: ff)
+        Kernels.linearBackward(dInput: dX, dWeight: g("\(p0).w1"), dBias: g("\(p0).b1"), dOut: dHid, input: x, weight: p("\(p0).w1"), rows: n, width: d, outWidth: ff)
     }
 }
 

@@ -42,12 +42,12 @@ extension TransformerLayerHost {
             f(x)
             if dropout > 0 { Kernels.dropoutForward(out.pointer, keep: keep.pointer, count: n * d, p: dropout, rng: &rng) }
             for i in 0..<(n * d) { sub.residual.pointer[i] = x[i] + out.pointer[i] }
-            Kernels.layerNormForward(sub.normOut.pointer, sub.mean.pointer, sub.rstd.pointer, sub.residual.pointer,
-                                     p("\(norm).gamma"), p("\(norm).beta"), n: n, c: d, eps: layerConfig.layerNormEps)
+            Kernels.layerNormForward(out: sub.normOut.pointer, mean: sub.mean.pointer, rstd: sub.rstd.pointer, input: sub.residual.pointer,
+                                     gamma: p("\(norm).gamma"), beta: p("\(norm).beta"), rows: n, width: d, eps: layerConfig.layerNormEps)
             return UnsafePointer(sub.normOut.pointer)
         case .pre:
-            Kernels.layerNormForward(sub.normOut.pointer, sub.mean.pointer, sub.rstd.pointer, x,
-                                     p("\(norm).gamma"), p("\(norm).beta"), n: n, c: d, eps: layerConfig.layerNormEps)
+            Kernels.layerNormForward(out: sub.normOut.pointer, mean: sub.mean.pointer, rstd: sub.rstd.pointer, input: x,
+                                     gamma: p("\(norm).gamma"), beta: p("\(norm).beta"), rows: n, width: d, eps: layerConfig.layerNormEps)
             f(UnsafePointer(sub.normOut.pointer))
             if dropout > 0 { Kernels.dropoutForward(out.pointer, keep: keep.pointer, count: n * d, p: dropout, rng: &rng) }
             for i in 0..<(n * d) { sub.residual.pointer[i] = x[i] + out.pointer[i] }
@@ -58,23 +58,23 @@ extension TransformerLayerHost {
     func attentionForward(_ A: Seq2SeqActivations.Attention, q xq: UnsafePointer<Float>, kv xkv: UnsafePointer<Float>, param p0: String,
                           keyPadding: UnsafePointer<Bool>?, causal: Bool, b: Int, tq: Int, tk: Int) {
         let d = layerConfig.dModel, a = layerConfig.attentionWidth
-        Kernels.linearForward(A.q.pointer, xq, p("\(p0).w_q"), pOpt("\(p0).b_q"), n: b * tq, c: d, oc: a)
-        Kernels.linearForward(A.k.pointer, xkv, p("\(p0).w_k"), pOpt("\(p0).b_k"), n: b * tk, c: d, oc: a)
-        Kernels.linearForward(A.v.pointer, xkv, p("\(p0).w_v"), pOpt("\(p0).b_v"), n: b * tk, c: d, oc: a)
-        Kernels.attentionForward(A.ctx.pointer, A.att.pointer, A.q.pointer, A.k.pointer, A.v.pointer, keyPadding: keyPadding, causal: causal,
-                                 b: b, tq: tq, tk: tk, heads: layerConfig.heads, dk: layerConfig.dK, qStride: a, kvStride: a)
-        Kernels.linearForward(A.out.pointer, A.ctx.pointer, p("\(p0).w_o"), pOpt("\(p0).b_o"), n: b * tq, c: a, oc: d)
+        Kernels.linearForward(out: A.q.pointer, input: xq, weight: p("\(p0).w_q"), bias: pOpt("\(p0).b_q"), rows: b * tq, width: d, outWidth: a)
+        Kernels.linearForward(out: A.k.pointer, input: xkv, weight: p("\(p0).w_k"), bias: pOpt("\(p0).b_k"), rows: b * tk, width: d, outWidth: a)
+        Kernels.linearForward(out: A.v.pointer, input: xkv, weight: p("\(p0).w_v"), bias: pOpt("\(p0).b_v"), rows: b * tk, width: d, outWidth: a)
+        Kernels.attentionForward(out: A.ctx.pointer, weights: A.att.pointer, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, keyPadding: keyPadding, causal: causal,
+                                 batch: b, queries: tq, keys: tk, heads: layerConfig.heads, headSize: layerConfig.dK, qStride: a, kvStride: a)
+        Kernels.linearForward(out: A.out.pointer, input: A.ctx.pointer, weight: p("\(p0).w_o"), bias: pOpt("\(p0).b_o"), rows: b * tq, width: a, outWidth: d)
     }
 
     func ffnForward(_ F: Seq2SeqActivations.FFN, _ x: UnsafePointer<Float>, param p0: String, n: Int) {
         let d = layerConfig.dModel, ff = layerConfig.dFF
-        Kernels.linearForward(F.h.pointer, x, p("\(p0).w1"), p("\(p0).b1"), n: n, c: d, oc: ff)
+        Kernels.linearForward(out: F.h.pointer, input: x, weight: p("\(p0).w1"), bias: p("\(p0).b1"), rows: n, width: d, outWidth: ff)
         switch layerConfig.activation {
-        case .relu: Kernels.reluForward(F.a.pointer, F.h.pointer, count: n * ff)
-        case .gelu: Kernels.geluForward(F.a.pointer, F.h.pointer, count: n * ff, form: .erf)
-        case .geluTanh: Kernels.geluForward(F.a.pointer, F.h.pointer, count: n * ff, form: .tanh)
+        case .relu: Kernels.reluForward(out: F.a.pointer, input: F.h.pointer, count: n * ff)
+        case .gelu: Kernels.geluForward(out: F.a.pointer, input: F.h.pointer, count: n * ff, form: .erf)
+        case .geluTanh: Kernels.geluForward(out: F.a.pointer, input: F.h.pointer, count: n * ff, form: .tanh)
         }
-        Kernels.linearForward(F.out.pointer, F.a.pointer, p("\(p0).w2"), p("\(p0).b2"), n: n, c: ff, oc: d)
+        Kernels.linearForward(out: F.out.pointer, input: F.a.pointer, weight: p("\(p0).w2"), bias: p("\(p0).b2"), rows: n, width: ff, outWidth: d)
     }
 
 }

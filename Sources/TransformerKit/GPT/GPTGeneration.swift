@@ -134,21 +134,21 @@ public final class GPTGenerator: GenerationSession {
         for j in 0..<d { x[j] = wte[j] + wpe[j] }
         for l in 0..<c.layers {
             let o = model.blockOffsets[l]
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln1w), model.p(o.ln1b), n: 1, c: d, eps: eps)
-            Kernels.linearForward(qkv.pointer, h.pointer, model.p(o.attnW), model.p(o.attnB), n: 1, c: d, oc: 3 * d)
+            Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln1w), beta: model.p(o.ln1b), rows: 1, width: d, eps: eps)
+            Kernels.linearForward(out: qkv.pointer, input: h.pointer, weight: model.p(o.attnW), bias: model.p(o.attnB), rows: 1, width: d, outWidth: 3 * d)
             (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
             (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
-            Kernels.cachedAttentionForward(ctx.pointer, qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+            Kernels.cachedAttentionForward(out: ctx.pointer, q: qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
                                            n: 1, start: pos, heads: c.heads, kvHeads: c.heads, headSize: dk)
-            Kernels.linearForward(tmp.pointer, ctx.pointer, model.p(o.projW), model.p(o.projB), n: 1, c: d, oc: d)
+            Kernels.linearForward(out: tmp.pointer, input: ctx.pointer, weight: model.p(o.projW), bias: model.p(o.projB), rows: 1, width: d, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
-            Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p(o.ln2w), model.p(o.ln2b), n: 1, c: d, eps: eps)
-            Kernels.linearForward(fc.pointer, h.pointer, model.p(o.fcW), model.p(o.fcB), n: 1, c: d, oc: c.hidden)
-            Kernels.geluForward(act.pointer, fc.pointer, count: c.hidden, form: c.geluForm)
-            Kernels.linearForward(tmp.pointer, act.pointer, model.p(o.mlpW), model.p(o.mlpB), n: 1, c: c.hidden, oc: d)
+            Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln2w), beta: model.p(o.ln2b), rows: 1, width: d, eps: eps)
+            Kernels.linearForward(out: fc.pointer, input: h.pointer, weight: model.p(o.fcW), bias: model.p(o.fcB), rows: 1, width: d, outWidth: c.hidden)
+            Kernels.geluForward(out: act.pointer, input: fc.pointer, count: c.hidden, form: c.geluForm)
+            Kernels.linearForward(out: tmp.pointer, input: act.pointer, weight: model.p(o.mlpW), bias: model.p(o.mlpB), rows: 1, width: c.hidden, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
         }
-        Kernels.layerNormForward(h.pointer, mean.pointer, rstd.pointer, x.pointer, model.p("ln_f.weight"), model.p("ln_f.bias"), n: 1, c: d, eps: eps)
+        Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p("ln_f.weight"), beta: model.p("ln_f.bias"), rows: 1, width: d, eps: eps)
         Gemm.multiply(transA: false, transB: true, m: 1, n: c.vocabSize, k: d, a: h.pointer, lda: d, b: model.p("wte.weight"), ldb: d, beta: 0, c: logits.pointer, ldc: c.vocabSize)
     }
 

@@ -248,21 +248,21 @@ public final class LlamaSession: GenerationSession {
         for (i, t) in tokens.enumerated() { Quantized.dequantize(emb.type, emb.row(t), x.pointer + i * d, count: d) }
         for (l, b) in model.blocks.enumerated() {
             // attention: x += W_o · attn(rope(W_q h), rope(W_k h), W_v h), h = rmsnorm(x)
-            Kernels.rmsNormForward(h.pointer, x.pointer, b.attnNorm, n: n, c: d, eps: c.rmsEps)
+            Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.attnNorm, rows: n, width: d, eps: c.rmsEps)
             let kNew = kCache[l].pointer + start * kvDim, vNew = vCache[l].pointer + start * kvDim
             // q (n, heads·hs); k, v (n, kvHeads·hs), straight into the cache
             linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
             Kernels.ropeForward(q.pointer, cosSin: rope.pointer, n: n, start: start, heads: c.heads, headSize: c.headSize, rowStride: d)
             Kernels.ropeForward(kNew, cosSin: rope.pointer, n: n, start: start, heads: c.kvHeads, headSize: c.headSize, rowStride: kvDim)
-            Kernels.cachedAttentionForward(ctx.pointer, q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+            Kernels.cachedAttentionForward(out: ctx.pointer, q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
                                            n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
             linear(tmp.pointer, ctx.pointer, b.o, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
             let attnOut = observe == nil ? [] : Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d))
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
-            Kernels.rmsNormForward(h.pointer, x.pointer, b.ffnNorm, n: n, c: d, eps: c.rmsEps)
+            Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.ffnNorm, rows: n, width: d, eps: c.rmsEps)
             linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
-            Kernels.swigluForward(gate.pointer, gate.pointer, up.pointer, count: n * c.hidden)
+            Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.hidden)
             linear(tmp.pointer, gate.pointer, b.down, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
             if let observe {
@@ -274,7 +274,7 @@ public final class LlamaSession: GenerationSession {
             }
         }
         // Only the last position's logits are needed: one matrix–vector product.
-        Kernels.rmsNormForward(h.pointer, x.pointer + (n - 1) * d, model.outputNorm, n: 1, c: d, eps: c.rmsEps)
+        Kernels.rmsNormForward(out: h.pointer, input: x.pointer + (n - 1) * d, weight: model.outputNorm, rows: 1, width: d, eps: c.rmsEps)
         Quantized.matvec(logits.pointer, model.output, h.pointer, scratch: blockSums.pointer)
         length = start + n
     }
@@ -302,7 +302,7 @@ public final class LlamaSession: GenerationSession {
     public func logits(ofResidual r: [Float]) -> [Float] {
         let c = model.config
         var h = [Float](repeating: 0, count: c.dModel), out = [Float](repeating: 0, count: c.vocabSize)
-        Kernels.rmsNormForward(&h, r, model.outputNorm, n: 1, c: c.dModel, eps: c.rmsEps)
+        Kernels.rmsNormForward(out: &h, input: r, weight: model.outputNorm, rows: 1, width: c.dModel, eps: c.rmsEps)
         Quantized.matvec(&out, model.output, h, scratch: blockSums.pointer)
         return out
     }
