@@ -66,7 +66,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
 public enum Quantized {
     @inline(__always) static func half(_ p: UnsafeRawPointer) -> Float {
-        Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self)))
+        floatFromHalf(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
     }
 
     /// De-quantises `count` values (a multiple of the block size) starting at `src`. The reference:

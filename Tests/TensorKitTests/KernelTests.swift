@@ -199,3 +199,19 @@ import Testing
         for i in 0..<29 { #expect(abs(fast[i] - gelu(r[i], form: .erf)) < 2e-6) }
     }
 }
+
+/// The one half-precision conversion (safetensors F16, GGUF block scales): the bit-level form equals
+/// Swift's `Float16` on every pattern, NaN payloads and signed zeros included.
+@Suite struct HalfPrecisionTests {
+    @Test func bitLevelConversionEqualsFloat16OnAllPatterns() {
+        var differing = 0
+        for h in UInt16.min...UInt16.max {
+            let a = floatFromHalfBits(h), b = floatFromHalf(h)
+            if a.bitPattern != b.bitPattern && !(a.isNaN && b.isNaN) { differing += 1 }
+        }
+        #expect(differing == 0)
+        #expect(floatFromHalfBits(0x3C00) == 1 && floatFromHalfBits(0xC000) == -2 && floatFromHalfBits(0x7BFF) == 65504)
+        #expect(floatFromHalfBits(0x0001) == 0x1p-24 && floatFromHalfBits(0x8000).bitPattern == (-0.0 as Float).bitPattern)
+        #expect(floatFromHalfBits(0x7C00) == .infinity && floatFromHalfBits(0x7E00).isNaN)
+    }
+}
