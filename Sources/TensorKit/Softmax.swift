@@ -9,21 +9,15 @@ public func softmaxRows(_ x: Tensor) -> Tensor {
     var out = x
     let c = x.cols
     for r in 0..<x.rows {
-        let base = r * c
-        var m = -Float.infinity
-        for j in 0..<c { m = max(m, x.data[base + j]) }
+        let row = x.data[(r * c)..<((r + 1) * c)]
+        let m = row.max() ?? -.infinity
         if m == -.infinity {
-            for j in 0..<c { out.data[base + j] = 0 }
+            for j in 0..<c { out.data[r * c + j] = 0 }
             continue
         }
-        var sum: Float = 0
-        for j in 0..<c {
-            let e = (x.data[base + j] - m).exp
-            out.data[base + j] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for j in 0..<c { out.data[base + j] *= inv }
+        let e = row.map { ($0 - m).exp }
+        let inv = 1 / e.reduce(0, +)
+        for j in 0..<c { out.data[r * c + j] = e[j] * inv }
     }
     return out
 }
@@ -33,13 +27,10 @@ public func logSoftmaxRows(_ x: Tensor) -> Tensor {
     var out = x
     let c = x.cols
     for r in 0..<x.rows {
-        let base = r * c
-        var m = -Float.infinity
-        for j in 0..<c { m = max(m, x.data[base + j]) }
-        var sum: Float = 0
-        for j in 0..<c { sum += (x.data[base + j] - m).exp }
-        let lse = m + sum.log
-        for j in 0..<c { out.data[base + j] = x.data[base + j] - lse }
+        let row = x.data[(r * c)..<((r + 1) * c)]
+        let m = row.max() ?? -.infinity
+        let lse = m + row.reduce(Float(0)) { $0 + ($1 - m).exp }.log
+        for j in 0..<c { out.data[r * c + j] = x.data[r * c + j] - lse }
     }
     return out
 }

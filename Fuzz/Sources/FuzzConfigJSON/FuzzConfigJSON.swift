@@ -8,13 +8,10 @@ import Tokenizers
 // validate), a checkpoint's config.json and state.json, a Hugging Face GPT-2 and BERT config.json,
 // and a checkpoint's tokenizer.json. A config that validates must re-encode and decode equal, and
 // its parameter shapes must be non-negative.
-@_cdecl("FuzzConfigJSON_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzConfigJSON_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let d = bytes(data, size)
     let decoder = JSONDecoder(), encoder = JSONEncoder()
     if let c = try? decoder.decode(TransformerConfig.self, from: d) {

@@ -5,13 +5,10 @@ import ModelFiles
 
 // GGUF: arbitrary bytes as a file. A file that opens must have every tensor's bytes inside the
 // file; small F32/F16 tensors are read; a tokenizer in the metadata is built and used.
-@_cdecl("FuzzGGUF_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzGGUF_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let d = bytes(data, size)
     guard let f = try? GGUFFile(data: d) else { return 0 }
     // (With no tensors the aligned data section may start past the end; nothing is read there.)

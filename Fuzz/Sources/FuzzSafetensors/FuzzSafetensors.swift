@@ -5,13 +5,10 @@ import ModelFiles
 // safetensors: arbitrary bytes as a file. Refusal (a thrown SafetensorsError) is fine. A file that
 // opens must have every tensor's bytes inside the file, sized for its shape and dtype; one that
 // loads must write back and read back to the same tensors (bit for bit).
-@_cdecl("FuzzSafetensors_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzSafetensors_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let d = bytes(data, size)
     guard let archive = try? Safetensors.open(data: d, name: "fuzz") else { return 0 }
     let headerLength = Int(d.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })

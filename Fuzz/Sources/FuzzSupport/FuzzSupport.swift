@@ -23,8 +23,11 @@ public func fixture(_ path: String) -> Data {
     return d
 }
 
-/// The fuzz input as `Data` (copied: the fuzzer owns the buffer).
-@inlinable public func bytes(_ data: UnsafePointer<UInt8>, _ size: Int) -> Data { Data(bytes: data, count: size) }
+/// The fuzz input as `Data` (copied: the fuzzer owns the buffer; an empty input may come as nil).
+@inlinable public func bytes(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Data {
+    guard let data else { return Data() }
+    return Data(bytes: data, count: size)
+}
 
 /// The input split at its first byte: a selector, and the rest.
 public func selector(_ d: Data) -> (UInt8, Data) {
@@ -36,6 +39,9 @@ public func selector(_ d: Data) -> (UInt8, Data) {
 public func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
+
+/// A C `argv`.
+public typealias Arguments = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
 /// Runs libFuzzer's driver (its command line: corpus folders, -max_total_time=, -runs=, …) on `test`.
 public func runFuzzer(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>,

@@ -21,13 +21,10 @@ func roundTrip(_ bpe: ByteLevelBPE, _ text: String, _ what: String) {
     require(bpe.detokenize(bpe.tokenize(text)) == text, "\(what): detokenize(tokenize(text)) != text")
 }
 
-@_cdecl("FuzzTokenizerBPE_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzTokenizerBPE_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let (mode, rest) = selector(bytes(data, size))
     switch mode {
     case 0..<160:

@@ -5,14 +5,11 @@ import Tokenizers
 // Character and word tokenizers on arbitrary bytes (read as UTF-8 with replacement, as the CLI reads
 // text). Keeping punctuation and spaces, the character tokens join back to the text without its line
 // breaks; through a vocabulary built from the text, decode(encode(text)) gives the joined tokens back.
-@_cdecl("FuzzTokenizerChar_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzTokenizerChar_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let text = String(decoding: UnsafeBufferPointer(start: data, count: data == nil ? 0 : size), as: UTF8.self)
     let char = CharTokenizer(dropPunctuation: false, dropWhitespace: false)
     let tokens = char.tokenize(text)
     require(char.detokenize(tokens) == String(text.filter { !$0.isNewline }), "char tokens do not join back to the text")

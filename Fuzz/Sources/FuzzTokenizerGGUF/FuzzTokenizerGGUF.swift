@@ -40,14 +40,11 @@ let tokenizer: GGUFTokenizer = {
     return try! GGUFTokenizer(gguf: try! GGUFFile(data: data))
 }()
 
-@_cdecl("FuzzTokenizerGGUF_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzTokenizerGGUF_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let raw = Array(UnsafeBufferPointer(start: data, count: size))
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let raw = Array(UnsafeBufferPointer(start: data, count: data == nil ? 0 : size))
     let text = String(decoding: raw, as: UTF8.self)
     for parseSpecial in [true, false] {
         let ids = tokenizer.encode(text, parseSpecial: parseSpecial)

@@ -20,13 +20,10 @@ func checkEncoding(_ tok: WordPieceTokenizer, _ text: String, maxLength: Int, _ 
     }
 }
 
-@_cdecl("FuzzTokenizerWordPiece_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzTokenizerWordPiece_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let (mode, rest) = selector(bytes(data, size))
     if mode % 2 == 0 {
         let text = String(decoding: rest, as: UTF8.self)

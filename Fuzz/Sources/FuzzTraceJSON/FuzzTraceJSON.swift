@@ -7,13 +7,10 @@ import Walkthrough
 // --trace` and `transformer replay` read it. A trace that decodes is replayed (which promises
 // "mismatches with a message, never a crash"), rendered in every single-file format, re-encoded
 // and decoded again, and a matrix is checked against each step.
-@_cdecl("FuzzTraceJSON_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
-    runFuzzer(argc, argv) { data, size in fuzz(data ?? UnsafePointer(bitPattern: 1)!, size) }
-}
+@_cdecl("FuzzTraceJSON_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let d = bytes(data, size)
     guard let doc = try? TraceDocument.load(data: d, name: "trace.json") else { return 0 }
     _ = replay(doc)
