@@ -95,18 +95,7 @@ import TensorKit
             var order = Array(0..<logits.count)
             order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
             order.removeLast(logits.count - o.topK)
-            let m = logits[order[0]]
-            var probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
-            var sum = probs.reduce(0, +)
-            if o.topP < 1 {
-                var acc: Float = 0, keep = probs.count
-                for (i, p) in probs.enumerated() { acc += p / sum; if acc >= o.topP { keep = i + 1; break } }
-                probs.removeLast(probs.count - keep); order.removeLast(order.count - keep)
-                sum = probs.reduce(0, +)
-            }
-            var r = rng.nextUnit() * sum
-            for (i, p) in probs.enumerated() { r -= p; if r < 0 { return order[i] } }
-            return order[probs.count - 1]
+            return logits.withUnsafeBufferPointer { sample($0, ordered: order, o, rng: &rng) }
         }
         var gen = SeededRNG(seed: 11)
         let logits = (0..<300).map { _ in (gen.nextUnit() * 40).rounded() / 10 }  // many ties

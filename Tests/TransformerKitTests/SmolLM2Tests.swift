@@ -56,6 +56,17 @@ import TensorKit
         return try JSONDecoder().decode(Expected.self, from: Data(contentsOf: url))
     }
 
+    /// Each of the case's top and probe logits within 1e-3 of transformers'; returns the worst difference.
+    static func checkLogits(_ logits: [Float], _ c: Expected.Case) -> Double {
+        var worst: Double = 0
+        for pair in c.top + c.probe {
+            let d = abs(Double(logits[Int(pair[0])]) - pair[1])
+            worst = max(worst, d)
+            #expect(d < 1e-3, "\(c.text.prefix(20).debugDescription) id \(Int(pair[0])): \(logits[Int(pair[0])]) vs \(pair[1])")
+        }
+        return worst
+    }
+
     static let file: GGUFFile? = modelURL().flatMap { try? GGUFFile(url: $0) }
 
     @Test(.enabled(if: fileFound, "the SmolLM2 GGUF file was not found"))
@@ -81,11 +92,7 @@ import TensorKit
         for c in try Self.expected().cases {
             let s = LlamaSession(model: model)
             let logits = try s.feed(c.ids)
-            for pair in c.top + c.probe {
-                let d = abs(Double(logits[Int(pair[0])]) - pair[1])
-                worst = max(worst, d)
-                #expect(d < 1e-3, "\(c.text.prefix(20).debugDescription) id \(Int(pair[0])): \(logits[Int(pair[0])]) vs \(pair[1])")
-            }
+            worst = max(worst, Self.checkLogits(logits, c))
             let mean = logits.reduce(0, +) / Float(logits.count)
             #expect(abs(Double(mean) - c.stats["mean"]!) < 1e-3)
             #expect(abs(Double(logits.max()!) - c.stats["max"]!) < 1e-3 && abs(Double(logits.min()!) - c.stats["min"]!) < 1e-3)
@@ -109,11 +116,7 @@ import TensorKit
         for c in try Self.expected().cases {
             let s = LlamaSession(model: model)
             let logits = try s.feed(c.ids)
-            for pair in c.top + c.probe {
-                let d = abs(Double(logits[Int(pair[0])]) - pair[1])
-                worst = max(worst, d)
-                #expect(d < 1e-3, "\(c.text.prefix(20).debugDescription) id \(Int(pair[0])): \(logits[Int(pair[0])]) vs \(pair[1])")
-            }
+            worst = max(worst, Self.checkLogits(logits, c))
             s.reset()
             let greedy = try s.generate(prompt: c.ids, maxNewTokens: 24, sampling: SamplingOptions(temperature: 0))
             #expect(greedy == c.greedy, "\(c.text.prefix(20).debugDescription)")

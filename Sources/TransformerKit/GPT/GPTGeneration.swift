@@ -43,6 +43,13 @@ public func sampleToken(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptio
         order = Array(0..<v)
         order.sort(by: better)
     }
+    return sample(logits, ordered: order, o, rng: &rng)
+}
+
+/// The sampling step after the ordering: temperature, top-p over `order` (token ids, most likely
+/// first), then one draw. Shared with the test that checks the one-pass top-k against a full sort.
+func sample(_ logits: UnsafeBufferPointer<Float>, ordered order: [Int], _ o: SamplingOptions, rng: inout SeededRNG) -> Int {
+    var order = order
     let m = logits[order[0]]
     var probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
     var sum = probs.reduce(0, +)
