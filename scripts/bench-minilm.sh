@@ -6,18 +6,19 @@
 #   scripts/bench-minilm.sh [THREADS] [BATCH]        (defaults 2 and 32)
 #
 # Model: $MINILM_DIR (default .build/models/all-MiniLM-L6-v2, fetched by scripts/fetch-minilm.sh).
-# Python: $PY (default ../venv/bin/python) with torch and sentence-transformers.
-# Sentences: (1) the 1,000 English captions of Multi30k test 2016 (../shared/data/multi30k or $MULTI30K),
-# short, ~15 tokens; (2) 250 passages of Tiny Shakespeare (../shared/data), 16 lines each, ~134 tokens.
+# Python: $PY (default python3) with torch and sentence-transformers.
+# Sentences: (1) the 1,000 English captions of Multi30k test 2016 ($MULTI30K: a folder with Multi30k's
+# test_2016_flickr.en.gz, from the multi30k/dataset repository on GitHub, data/task1/raw), short, ~15
+# tokens; (2) 250 passages of Tiny Shakespeare (data/tinyshakespeare.txt), 16 lines each, ~134 tokens.
 # Each side: one warm-up pass, then the best of 3 timed passes of encode(). The machine's load average
 # is printed before and after: on a shared machine both sides slow down, not necessarily equally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}; BATCH=${2:-32}
 MODEL=${MINILM_DIR:-.build/models/all-MiniLM-L6-v2}
-PY=${PY:-../venv/bin/python}
-DATA=${MULTI30K:-../shared/data/multi30k}
-SHAKESPEARE=${SHAKESPEARE:-../shared/data/tinyshakespeare.txt}
+PY=${PY:-python3}
+DATA=${MULTI30K:?set MULTI30K to a folder with Multi30k (the multi30k/dataset repository on GitHub, data/task1/raw)}
+SHAKESPEARE=${SHAKESPEARE:-data/tinyshakespeare.txt}
 [ -f "$MODEL/model.safetensors" ] || scripts/fetch-minilm.sh "$MODEL"
 if [ -z "${BIN:-}" ]; then
   swift build -c release >/dev/null

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 BIN=${1:?usage: scripts/bench-mpi.sh path/to/transformer [steps]}
 STEPS=${2:-12}
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-DATA=${DATA:-../shared/data}
+SHAKESPEARE=${SHAKESPEARE:-data/tinyshakespeare.txt}
+MULTI30K=${MULTI30K:?set MULTI30K to a folder with Multi30k (the multi30k/dataset repository on GitHub, data/task1/raw)}
 T=$(mktemp -d /tmp/bench-mpi.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 COMMON=(--steps "$STEPS" --eval-every 100000 --checkpoint-every 100000 --log-every 100000 --schedule constant --lr 1e-4 --warmup 0 --dropout 0)
@@ -24,10 +25,10 @@ run() {  # name, ranks, train options…
 echo "== $(date -u +%FT%TZ) · $(nproc) cores · load $(cut -d' ' -f1-3 /proc/loadavg) · $STEPS steps per run (the first included) =="
 for np in 1 2; do
     run "GPT tiny (nanoGPT Shakespeare: 4 layers, 128 wide, context 64, batch 12)" $np \
-        --model gpt --data "$DATA/tinyshakespeare.txt" --tokenizer char --d-model 128 --heads 4 --layers 4 --max-length 64 --batch-size 12
+        --model gpt --data "$SHAKESPEARE" --tokenizer char --d-model 128 --heads 4 --layers 4 --max-length 64 --batch-size 12
     run "GPT small (bench gpt-small: 6 layers, 384 wide, context 256, batch 16)" $np \
-        --model gpt --data "$DATA/tinyshakespeare.txt" --tokenizer char --d-model 384 --heads 6 --layers 6 --max-length 256 --batch-size 16
+        --model gpt --data "$SHAKESPEARE" --tokenizer char --d-model 384 --heads 6 --layers 6 --max-length 256 --batch-size 16
     run "encoder–decoder (Multi30k de→en, BPE 8000, d 256, 3+3 layers, ≤128 pairs / 6000 tokens)" $np \
-        --source-file "$DATA/multi30k/train.de.gz" --target-file "$DATA/multi30k/train.en.gz" --tokenizer bpe --vocab-size 8000 \
+        --source-file "$MULTI30K/train.de.gz" --target-file "$MULTI30K/train.en.gz" --tokenizer bpe --vocab-size 8000 \
         --d-model 256 --heads 8 --d-ff 1024 --layers 3 --max-length 64 --batch-size 128 --max-tokens 6000
 done

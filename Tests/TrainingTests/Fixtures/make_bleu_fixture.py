@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Makes bleu_cases.json for BLEUTests.swift with sacreBLEU (the reference implementation).
 
-    /work/venv/bin/pip install sacrebleu
-    /work/venv/bin/python Tests/TrainingTests/Fixtures/make_bleu_fixture.py
+    pip install sacrebleu
+    python Tests/TrainingTests/Fixtures/make_bleu_fixture.py
 
 Each corpus is scored with sacrebleu.corpus_bleu(hyps, ref_streams) at its defaults (13a
 tokenizer, 4-grams, 'exp' smoothing, case-sensitive). The '13a' tokenization of every line and

@@ -6,9 +6,9 @@ of tinyshakespeare, saves it in GPT-2's format (bpe_vocab.json + bpe_merges.txt)
 the ids the Python tokenizer gives a set of varied strings (bpe_cases.json). It also checks that
 `transformers`' GPT2Tokenizer, loaded from the same two files, agrees with `tokenizers`.
 
-    /work/venv/bin/pip install tokenizers transformers
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_bpe_fixture.py \
-        /work/shared/data/tinyshakespeare.txt
+    pip install tokenizers transformers
+    python Tests/TransformerKitTests/Fixtures/make_bpe_fixture.py \
+        data/tinyshakespeare.txt
 
 Outputs are written next to this script. Deterministic: rerunning gives the same files.
 """
@@ -102,7 +102,7 @@ class OpenAIEncoder:
 
 
 def main():
-    corpus_path = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/tinyshakespeare.txt"
+    corpus_path = sys.argv[1] if len(sys.argv) > 1 else "data/tinyshakespeare.txt"
     with open(corpus_path, encoding="utf-8") as f:
         lines = f.read().split("\n")[:2000]
     tok = ByteLevelBPETokenizer()  # add_prefix_space=False, no normaliser: plain GPT-2 behaviour

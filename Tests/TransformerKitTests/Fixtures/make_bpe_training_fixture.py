@@ -8,8 +8,8 @@ vocab_size - len(specials) tokens or when the best pair occurs fewer than min_fr
 no merge may make a token spelled like a special token; a merge whose bytes already have a
 token reuses that id). Matching it checks the bookkeeping.
 
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_bpe_training_fixture.py \
-        /work/shared/data/tinyshakespeare.txt
+    python Tests/TransformerKitTests/Fixtures/make_bpe_training_fixture.py \
+        data/tinyshakespeare.txt
 """
 import json
 import os
@@ -86,7 +86,7 @@ def train(texts, vocab_size, specials, min_frequency):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/tinyshakespeare.txt"
+    path = sys.argv[1] if len(sys.argv) > 1 else "data/tinyshakespeare.txt"
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")[2000:2600]
     # a few non-ASCII lines, and special-token text that must not become a token

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the tiny Hugging Face GPT-2 fixture for GPT2CompatTests.swift with the reference implementation.
 
-    /work/venv/bin/pip install torch transformers safetensors
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_gpt2_fixture.py
+    pip install torch transformers safetensors
+    python Tests/TransformerKitTests/Fixtures/make_gpt2_fixture.py
 
 CI does not run this; the outputs are committed. Outputs (in gpt2-tiny/ next to this script):
   config.json        written by GPT2LMHeadModel.save_pretrained

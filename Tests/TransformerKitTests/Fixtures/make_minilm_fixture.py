@@ -2,9 +2,9 @@
 """Writes the BERT / all-MiniLM-L6-v2 fixtures for BERTTests.swift and MiniLMTests.swift with the
 reference implementations (transformers' BertTokenizer/BertModel, sentence-transformers).
 
-    /work/venv/bin/pip install torch transformers safetensors sentence-transformers
-    scripts/fetch-minilm.sh /work/models/all-MiniLM-L6-v2
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_minilm_fixture.py /work/models/all-MiniLM-L6-v2
+    pip install torch transformers safetensors sentence-transformers
+    scripts/fetch-minilm.sh .build/models/all-MiniLM-L6-v2
+    python Tests/TransformerKitTests/Fixtures/make_minilm_fixture.py .build/models/all-MiniLM-L6-v2
 
 CI does not run this; the outputs are committed. Outputs, next to this script:
 
@@ -156,6 +156,6 @@ def tiny_model(model_dir):
 
 
 if __name__ == "__main__":
-    model_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MINILM_DIR", "/work/models/all-MiniLM-L6-v2")
+    model_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MINILM_DIR", ".build/models/all-MiniLM-L6-v2")
     real_model(model_dir)
     tiny_model(model_dir)

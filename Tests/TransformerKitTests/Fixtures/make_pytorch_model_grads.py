@@ -3,7 +3,7 @@
 
 CI does not run this script; the fixture it writes is committed. To regenerate (needs torch):
 
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_pytorch_model_grads.py
+    python Tests/TransformerKitTests/Fixtures/make_pytorch_model_grads.py
 
 For each of two configurations the fixture holds every parameter of the encoder-decoder model
 (our names, our [in, out] layout, see TransformerConfig.parameterShapes), a batch of three

