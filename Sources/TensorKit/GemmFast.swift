@@ -26,19 +26,19 @@ extension Gemm {
     /// (≤ 4.5 MB) is read from L3. Measured on Zen 5 (one thread, the four transformer shapes): flat
     /// within ±1% for KC 192–512, MC 48–240, NC 1536–4096; KC = 384 was best by ~1% (it also makes
     /// k = 384 a single pass over C).
-    nonisolated(unsafe) static var kcBlock = 384
-    nonisolated(unsafe) static var mcBlock = 114
-    nonisolated(unsafe) static var ncBlock = 3072
+    @_spi(Tuning) public nonisolated(unsafe) static var kcBlock = 384
+    @_spi(Tuning) public nonisolated(unsafe) static var mcBlock = 114
+    @_spi(Tuning) public nonisolated(unsafe) static var ncBlock = 3072
 
     /// Below this many multiply-adds (m·n·k) the plain loop wins: packing costs more than it saves
     /// (measured: 4×4×4 reference 1.6 vs packed 0.9 GFLOP/s; 8×8×8 4.5 vs 5.4).
-    nonisolated(unsafe) static var smallWork = 512
+    @_spi(Tuning) public nonisolated(unsafe) static var smallWork = 512
     /// Below this many multiply-adds (≈ 2 µs of work) one thread does the whole product. With the
     /// resident pool two threads can win from 2^17 (32×64×64), but only reliably from ~2^18–2^19:
     /// below that the gain depends on where the OS has put the worker.
-    nonisolated(unsafe) static var parallelWork = 1 << 18
+    @_spi(Tuning) public nonisolated(unsafe) static var parallelWork = 1 << 18
     /// And each thread gets at least this many.
-    nonisolated(unsafe) static var threadWork = 1 << 17
+    @_spi(Tuning) public nonisolated(unsafe) static var threadWork = 1 << 17
 
     /// How many threads a large product may use (default: the active processor count). Settable,
     /// e.g. to compare 1 against 2 threads; values below 1 are treated as 1, values above the processor
@@ -115,13 +115,13 @@ extension Gemm {
     static let processors = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// 0: split the larger of M and N; 1: always M; 2: always N (for measurement).
-    nonisolated(unsafe) static var splitPolicy = 0
+    @_spi(Tuning) public nonisolated(unsafe) static var splitPolicy = 0
 
     /// Use `DispatchQueue.concurrentPerform` instead of the resident pool (for comparison). Behind the
     /// same lock as `threads` (read once per multi-threaded product): `GemmTests.dispatchPath` flips it
     /// while other suites' products read it on other threads, a data race on a plain static (found
     /// by reading while adding the sanitizer runs; TSan had not caught it).
-    static var useDispatch: Bool {
+    @_spi(Tuning) public static var useDispatch: Bool {
         get { ThreadSetting.shared.useDispatch }
         set { ThreadSetting.shared.useDispatch = newValue }
     }
@@ -348,7 +348,7 @@ extension Gemm {
     /// C[6×16] = A-panel · B-panel + beta·C over kc steps. Twelve SIMD8 accumulators in registers;
     /// each k step: one broadcast per row, two B vectors, twelve fused multiply-adds.
     @inline(never)
-    static func kernel6x16(
+    @_spi(Tuning) public static func kernel6x16(
         kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
         c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float
     ) {

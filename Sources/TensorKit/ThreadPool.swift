@@ -16,14 +16,14 @@ import Synchronization
 /// is always the one it claimed. One job at a time: a second concurrent caller is told the pool is
 /// busy and runs its product on its own thread.
 @available(macOS 15.0, *)
-final class GemmThreadPool: @unchecked Sendable {
+@_spi(Tuning) public final class GemmThreadPool: @unchecked Sendable {
     static let shared = GemmThreadPool()
 
     /// An idle worker spins on the job word for `spinNanoseconds`, then keeps polling but calls
     /// `sched_yield` between polls (so on a busy machine — parallel tests, other jobs — runnable threads
     /// get the core first) until `yieldNanoseconds`, then sleeps on a condition variable.
-    nonisolated(unsafe) static var spinNanoseconds: UInt64 = 20_000
-    nonisolated(unsafe) static var yieldNanoseconds: UInt64 = 100_000
+    @_spi(Tuning) public nonisolated(unsafe) static var spinNanoseconds: UInt64 = 20_000
+    @_spi(Tuning) public nonisolated(unsafe) static var yieldNanoseconds: UInt64 = 100_000
 
     private let submitLock = NSLock()
     private let sleepLock = NSCondition()

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import TensorKit
+@_spi(Tuning) @testable import TensorKit
 
 /// The resident pool with 2–4 threads genuinely at once (each part waits until every part has
 /// started, so they must be on different threads), whatever `Gemm.threads` or the core count is.

@@ -287,36 +287,4 @@ import Tokenizers
         let other = ByteLevelBPE.train(texts: texts, vocabSize: 300, specialTokens: ["<unk>", "<pad>", "<start>", "<end>"])
         #expect(throws: TokenizerError.self) { try other.vocabulary() }
     }
-
-    // MARK: - Timing (BPE_TIMING=1 swift test -c release --filter BPETests/timing)
-
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["BPE_TIMING"] != nil))
-    func timingOnMulti30k() throws {
-        func gunzip(_ path: String) throws -> [String] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["gzip", "-dc", path]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
-        }
-        let dir = ProcessInfo.processInfo.environment["MULTI30K"] ?? "/work/shared/data/multi30k"
-        let texts = try gunzip("\(dir)/train.de.gz") + gunzip("\(dir)/train.en.gz")
-        let start = Date()
-        let bpe = ByteLevelBPE.train(texts: texts, vocabSize: 8000, specialTokens: ByteLevelBPE.modelSpecialTokens)
-        let trainSeconds = Date().timeIntervalSince(start)
-        let t1 = Date()
-        var total = 0
-        for t in texts { total += bpe.encode(t).count }
-        let encodeSeconds = Date().timeIntervalSince(t1)
-        print(String(format: "BPE timing: %d sentences, %d bytes; trained vocab %d (%d merges) in %.2f s; encoded all in %.2f s (%d tokens, %.2f tokens/sentence)",
-                     texts.count, texts.reduce(0) { $0 + $1.utf8.count }, bpe.vocabSize, bpe.merges.count,
-                     trainSeconds, encodeSeconds, total, Double(total) / Double(texts.count)))
-        #expect(bpe.vocabSize == 8000)
-        #expect(try bpe.vocabulary().count == 8000)
-        #expect(bpe.decode(bpe.encode(texts[0])) == texts[0])
-    }
 }

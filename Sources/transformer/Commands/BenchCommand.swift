@@ -8,22 +8,28 @@ import Tokenizers
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder) and batch-1 generation tokens/s.",
+        abstract: "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
         discussion: """
-            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate (default: all). Each training figure is the
+            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune (the sweeps
+            that chose the GEMM's block sizes and thresholds; minutes, not in the default set). gemm also
+            checks every benchmark shape against the reference loop and fails if one is off. Each training figure is the
             mean over --steps timed steps after 2 warm-up steps (forward, backward, clipping and AdamW, as
             `transformer train` runs them), with the peak resident memory while that part ran.
             scripts/bench-vs-pytorch.sh runs the same configurations in PyTorch and prints the ratios.
             """)
 
-    @Option(help: "Comma-separated parts: gemm, gpt-small, gpt-tiny, seq2seq, generate.") var only: String = "gemm,gpt-small,gpt-tiny,seq2seq,generate"
+    @Option(help: "Comma-separated parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe, gemm-tune.")
+    var only: String = "gemm,gpt-small,gpt-tiny,seq2seq,generate,bpe"
     @Flag(help: "Only the GEMM figures (same as --only gemm).") var gemmOnly = false
     @Flag(help: "Only the training figures (same as --only gpt-small,gpt-tiny,seq2seq).") var trainOnly = false
     @Option(help: "Timed training steps per config (after 2 warm-up steps).") var steps: Int = 10
     @Option(help: "Thread counts for the GEMM, comma-separated.") var threads: String = "1,2"
     @Option(help: "Contexts for the generation figures, comma-separated.") var contexts: String = "64,256,1024"
+    @Option(help: "Rounds of the GEMM throughput table (best and median over rounds × 10 runs).") var rounds: Int = 3
+    @Option(help: "bpe: the text to learn a byte-level BPE from and encode, one sentence per line.") var text: String = "data/tinyshakespeare.txt"
+    @Option(help: "bpe: the vocabulary size to learn.") var vocabSize: Int = 8000
 
-    static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate"]
+    static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate", "bpe", "gemm-tune"]
 
     func validate() throws {
         let asked = only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
@@ -31,6 +37,8 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--only: unknown part \"\(p)\" (expected some of \(Self.parts.joined(separator: ", ")))")
         }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
+        if vocabSize <= 256 { throw ValidationError("--vocab-size must be above 256 (the byte tokens)") }
         for c in contexts.split(separator: ",") {
             guard let v = Int(c), v >= 40 else { throw ValidationError("--contexts: \"\(c)\" is not a context length of at least 40") }
         }
@@ -41,14 +49,16 @@ struct BenchCommand: ParsableCommand {
         if gemmOnly { parts = ["gemm"] }
         if trainOnly { parts = ["gpt-small", "gpt-tiny", "seq2seq"] }
         print("transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))")
-        if parts.contains("gemm") { gemm() }
+        if parts.contains("gemm") { try gemm() }
         if parts.contains("gpt-small") { try trainGPT(name: "gpt-small", GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16) }
         if parts.contains("gpt-tiny") { try trainGPT(name: "gpt-tiny", GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32) }
         if parts.contains("seq2seq") { try trainSeq2Seq() }
         if parts.contains("generate") { try generate() }
+        if parts.contains("bpe") { try bpe() }
+        if parts.contains("gemm-tune") { GemmBenchmarks.tune() }
     }
 
-    func gemm() {
+    func gemm() throws {
         // (4096×384)·(384×1536) and the two products its backward pass needs.
         let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
             ("NN (4096×384)·(384×1536)", false, false, 4096, 1536, 384),
@@ -75,6 +85,32 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "gemm %-30@ threads %d: %6.1f GFLOP/s", name as NSString, t, 2 * Double(m * n * k) / best / 1e9))
             }
         }
+        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
+        guard GemmBenchmarks.checkShapes(threads: threadCounts) else {
+            throw ValidationError("gemm: the packed GEMM differs from the reference loop on a benchmark shape (above)")
+        }
+        GemmBenchmarks.throughput(threads: threadCounts, rounds: rounds)
+        GemmBenchmarks.kernelPeak()
+        GemmBenchmarks.smallShapes()
+    }
+
+    /// Byte-level BPE: learning `--vocab-size` tokens from the lines of `--text`, then encoding them all.
+    func bpe() throws {
+        guard let data = FileManager.default.contents(atPath: text) else {
+            throw ValidationError("bpe: cannot read \(text) (give a text file with --text)")
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        let start = Date()
+        let bpe = ByteLevelBPE.train(texts: lines, vocabSize: vocabSize, specialTokens: ByteLevelBPE.modelSpecialTokens)
+        let trainSeconds = Date().timeIntervalSince(start)
+        let t1 = Date()
+        var total = 0
+        for line in lines { total += bpe.encode(line).count }
+        let encodeSeconds = Date().timeIntervalSince(t1)
+        let bytes = lines.reduce(0) { $0 + $1.utf8.count }
+        print(String(format: "bpe %@: %d lines, %d bytes; learnt %d tokens (%d merges) in %.2f s; encoded every line in %.2f s (%.1f MB/s, %d tokens, %.2f per line)",
+                     text, lines.count, bytes, bpe.vocabSize, bpe.merges.count, trainSeconds, encodeSeconds,
+                     Double(bytes) / encodeSeconds / 1e6, total, Double(total) / Double(lines.count)))
     }
 
     /// A GPT config trained on random character ids through the real trainer (AdamW, clipping).
