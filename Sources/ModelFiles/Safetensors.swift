@@ -86,9 +86,9 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable, Equata
     }
 
     public var description: String {
-        var s = "safetensors file \(quoted(file))"
+        var s = "safetensors file \(quotedForMessage(file))"
         if let tensor {
-            s += tensor == "__metadata__" ? ", __metadata__" : ", tensor \(quoted(tensor))"
+            s += tensor == "__metadata__" ? ", __metadata__" : ", tensor \(quotedForMessage(tensor))"
         }
         s += ": " + message
         return oneLine(s)
@@ -246,7 +246,7 @@ public enum Safetensors {
         entries.reserveCapacity(header.entries.count)
         for raw in header.entries {
             guard let dtype = SafetensorsDType(rawValue: raw.dtype) else {
-                throw fail(raw.name, "unknown dtype \(quoted(raw.dtype))")
+                throw fail(raw.name, "unknown dtype \(quotedForMessage(raw.dtype))")
             }
             var count = 1
             for d in raw.shape {
@@ -285,7 +285,7 @@ public enum Safetensors {
         for e in entries {
             let r = e.dataOffsets
             if r.lowerBound < covered, let p = previous {
-                throw fail(e.name, "data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quoted(p.name)) at [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]")
+                throw fail(e.name, "data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quotedForMessage(p.name)) at [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]")
             }
             if r.lowerBound > covered {
                 throw fail(e.name, "data_offsets [\(r.lowerBound), \(r.upperBound)] leave a hole: buffer bytes \(covered)..<\(r.lowerBound) belong to no tensor")
@@ -437,7 +437,7 @@ private func decode(_ dtype: SafetensorsDType, _ raw: UnsafeRawBufferPointer, _ 
         for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         #endif
     case .f16:
-        for i in 0..<n { out[i] = float16ToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        for i in 0..<n { out[i] = floatFromHalf(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
     case .bf16:
         for i in 0..<n { out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
     case .f64:
@@ -466,26 +466,11 @@ private func decode(_ dtype: SafetensorsDType, _ raw: UnsafeRawBufferPointer, _ 
     }
 }
 
-/// IEEE 754 binary16 to binary32, exactly (subnormals, infinities and NaN payloads included).
-func float16ToFloat(_ h: UInt16) -> Float {
-    let sign = UInt32(h >> 15) << 31
-    let exponent = UInt32(h >> 10) & 0x1F
-    let mantissa = UInt32(h) & 0x3FF
-    if exponent == 0 {
-        let magnitude = Float(mantissa) * 0x1p-24  // subnormal or zero; exact
-        return Float(bitPattern: magnitude.bitPattern | sign)
-    }
-    if exponent == 0x1F {
-        return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))
-    }
-    return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))
-}
-
 // MARK: - Header parsing
 
-/// A strict JSON parser for exactly the safetensors header schema. It keeps key order, rejects
-/// duplicate keys, distinguishes integers from other numbers, limits nesting depth, and reports
-/// every problem as a `SafetensorsError` naming the tensor or field.
+/// The safetensors header schema, read from the package's JSON scanner: key order kept, duplicate
+/// keys refused, integers told apart from other numbers, nesting at most 64 deep, and every problem a
+/// `SafetensorsError` naming the tensor or field.
 private struct HeaderParser {
     struct RawEntry {
         var name: String
@@ -496,7 +481,6 @@ private struct HeaderParser {
 
     let bytes: [UInt8]
     let file: String
-    var i = 0
     static let maxDepth = 64
 
     init(bytes: [UInt8], file: String) {
@@ -510,141 +494,69 @@ private struct HeaderParser {
 
     func failure(_ message: String) -> SafetensorsError { failure(nil, message) }
 
-    func syntax(_ expected: String) -> SafetensorsError {
-        let found: String
-        if let b = peek() {
-            found = (0x21...0x7E).contains(b) ? "'\(Character(Unicode.Scalar(b)))'" : "byte 0x" + hex(UInt32(b), digits: 2)
-        } else {
-            found = "end of header"
+    func parseHeader() throws -> (metadata: [String: String], entries: [RawEntry]) {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+            throw failure("header is not valid JSON: it is empty")
         }
-        return failure("header is not valid JSON: expected \(expected) at byte \(i), found \(found)")
-    }
-
-    func peek() -> UInt8? { i < bytes.count ? bytes[i] : nil }
-
-    mutating func skipWhitespace() {
-        while let b = peek(), b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D { i += 1 }
-    }
-
-    mutating func expect(_ c: Character) throws {
-        skipWhitespace()
-        guard let a = c.asciiValue, peek() == a else { throw syntax("'\(c)'") }
-        i += 1
-    }
-
-    /// What kind of JSON value starts here (for messages).
-    func kind() -> String {
-        guard let b = peek() else { return "end of header" }
-        switch b {
-        case UInt8(ascii: "\""): return "a string"
-        case UInt8(ascii: "{"): return "an object"
-        case UInt8(ascii: "["): return "an array"
-        case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
-        case UInt8(ascii: "n"): return "null"
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return "a number"
-        default: return "invalid JSON"
-        }
-    }
-
-    mutating func parseHeader() throws -> (metadata: [String: String], entries: [RawEntry]) {
-        skipWhitespace()
-        guard peek() == UInt8(ascii: "{") else {
-            if peek() == nil { throw failure("header is not valid JSON: it is empty") }
-            throw failure("header must be a JSON object, found \(kind())")
-        }
-        i += 1
-        var metadata: [String: String] = [:]
-        var entries: [RawEntry] = []
-        var seen = Set<String>()
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            i += 1
-        } else {
-            while true {
-                skipWhitespace()
-                let key = try parseString()
-                try expect(":")
-                skipWhitespace()
-                guard seen.insert(key).inserted else {
+        let root: JSONNode
+        do { root = try JSONScanner(maxDepth: Self.maxDepth).scan(bytes) } catch {
+            switch error.reason {
+            case .tooDeep(let limit): throw failure("header JSON is nested more than \(limit) levels deep")
+            case .duplicateKey(let path, let key):
+                if path.isEmpty {
                     throw failure(key, key == "__metadata__" ? "appears twice in the header" : "duplicate tensor name in the header")
                 }
-                if key == "__metadata__" {
-                    metadata = try parseMetadata()
-                } else {
-                    entries.append(try parseEntry(key))
-                }
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
-                if peek() == UInt8(ascii: "}") { i += 1; break }
-                throw syntax("',' or '}'")
+                if path == ["__metadata__"] { throw failure("__metadata__", "key \(quotedForMessage(key)) appears twice") }
+                throw failure(path[0], path.count == 1 ? "field \(quotedForMessage(key)) appears twice" : error.message)
+            case .loneSurrogate: throw failure("header is not valid JSON: unpaired surrogate in string at byte \(error.offset)")
+            case .syntax(let expected, let found):
+                throw failure("header is not valid JSON: expected \(expected) at byte \(error.offset), found \(found)")
+            case .invalidUTF8: throw failure("header is not valid UTF-8")
             }
         }
-        skipWhitespace()
-        guard peek() == nil else { throw syntax("only whitespace after the header object") }
+        guard let members = root.members else { throw failure("header must be a JSON object, found \(root.kind)") }
+        var metadata: [String: String] = [:]
+        var entries: [RawEntry] = []
+        for m in members {
+            if m.key == "__metadata__" {
+                guard let pairs = m.value.members else {
+                    throw failure("__metadata__", "must be an object of strings, found \(m.value.kind)")
+                }
+                for p in pairs {
+                    guard let v = p.value.string else {
+                        throw failure("__metadata__", "value of \(quotedForMessage(p.key)) must be a string, found \(p.value.kind)")
+                    }
+                    // Distinct byte strings may still be equal Strings (canonical equivalence).
+                    guard metadata.updateValue(v, forKey: p.key) == nil else {
+                        throw failure("__metadata__", "key \(quotedForMessage(p.key)) appears twice")
+                    }
+                }
+            } else {
+                entries.append(try parseEntry(m.key, m.value))
+            }
+        }
+        var seen = Set<String>()
+        for e in entries where !seen.insert(e.name).inserted {
+            throw failure(e.name, "duplicate tensor name in the header")
+        }
         return (metadata, entries)
     }
 
-    mutating func parseMetadata() throws -> [String: String] {
-        guard peek() == UInt8(ascii: "{") else {
-            throw failure("__metadata__", "must be an object of strings, found \(kind())")
+    func parseEntry(_ name: String, _ node: JSONNode) throws -> RawEntry {
+        guard let fields = node.members else {
+            throw failure(name, "entry must be an object with dtype, shape and data_offsets, found \(node.kind)")
         }
-        i += 1
-        var out: [String: String] = [:]
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") { i += 1; return out }
-        while true {
-            skipWhitespace()
-            let key = try parseString()
-            try expect(":")
-            skipWhitespace()
-            guard peek() == UInt8(ascii: "\"") else {
-                throw failure("__metadata__", "value of \(quoted(key)) must be a string, found \(kind())")
-            }
-            let value = try parseString()
-            guard out.updateValue(value, forKey: key) == nil else {
-                throw failure("__metadata__", "key \(quoted(key)) appears twice")
-            }
-            skipWhitespace()
-            if peek() == UInt8(ascii: ",") { i += 1; continue }
-            if peek() == UInt8(ascii: "}") { i += 1; return out }
-            throw syntax("',' or '}'")
-        }
-    }
-
-    mutating func parseEntry(_ name: String) throws -> RawEntry {
-        guard peek() == UInt8(ascii: "{") else {
-            throw failure(name, "entry must be an object with dtype, shape and data_offsets, found \(kind())")
-        }
-        i += 1
         var dtype: String?
         var shape: [Int]?
         var offsets: [Int]?
-        var fields = Set<String>()
-        skipWhitespace()
-        if peek() == UInt8(ascii: "}") {
-            i += 1
-        } else {
-            while true {
-                skipWhitespace()
-                let key = try parseString()
-                try expect(":")
-                skipWhitespace()
-                guard fields.insert(key).inserted else { throw failure(name, "field \(quoted(key)) appears twice") }
-                switch key {
-                case "dtype":
-                    guard peek() == UInt8(ascii: "\"") else { throw failure(name, "field \"dtype\" must be a string, found \(kind())") }
-                    dtype = try parseString()
-                case "shape":
-                    shape = try parseIntegerArray(name, field: "shape")
-                case "data_offsets":
-                    offsets = try parseIntegerArray(name, field: "data_offsets")
-                default:
-                    try skipValue(depth: 2)  // unknown fields are ignored, as by the reference reader
-                }
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
-                if peek() == UInt8(ascii: "}") { i += 1; break }
-                throw syntax("',' or '}'")
+        for f in fields {
+            switch f.key {
+            case "dtype":
+                guard let s = f.value.string else { throw failure(name, "field \"dtype\" must be a string, found \(f.value.kind)") }
+                dtype = s
+            case "shape": shape = try integers(f.value, name, field: "shape")
+            case "data_offsets": offsets = try integers(f.value, name, field: "data_offsets")
+            default: break  // unknown fields are ignored, as by the reference reader
             }
         }
         guard let dtype else { throw failure(name, "missing field \"dtype\"") }
@@ -656,265 +568,24 @@ private struct HeaderParser {
         return RawEntry(name: name, dtype: dtype, shape: shape, offsets: (offsets[0], offsets[1]))
     }
 
-    mutating func parseIntegerArray(_ name: String, field: String) throws -> [Int] {
-        let what = "field \(quoted(field)) must be an array of non-negative integers"
-        guard peek() == UInt8(ascii: "[") else { throw failure(name, "\(what), found \(kind())") }
-        i += 1
-        var out: [Int] = []
-        skipWhitespace()
-        if peek() == UInt8(ascii: "]") { i += 1; return out }
-        while true {
-            skipWhitespace()
-            guard kind() == "a number" else { throw failure(name, "\(what), found \(kind())") }
-            let (text, value) = try parseNumber()
-            guard let value else {
-                if text.hasPrefix("-") && !text.contains(where: { ".eE".contains($0) }) {
-                    throw failure(name, "\(what), found negative \(text)")
-                }
-                if text.contains(where: { ".eE".contains($0) }) {
-                    throw failure(name, "\(what), found non-integer \(text)")
-                }
-                throw failure(name, "\(what), found \(text), which is too large")
-            }
-            out.append(value)
-            skipWhitespace()
-            if peek() == UInt8(ascii: ",") { i += 1; continue }
-            if peek() == UInt8(ascii: "]") { i += 1; return out }
-            throw syntax("',' or ']'")
-        }
-    }
-
-    /// Parses a JSON number; returns its text (shortened for messages) and its value if it is a
-    /// non-negative integer that fits in `Int` (`-0` counts as 0).
-    mutating func parseNumber() throws -> (String, Int?) {
-        let start = i
-        var negative = false
-        if peek() == UInt8(ascii: "-") { negative = true; i += 1 }
-        guard let first = peek(), isDigit(first) else { throw syntax("a digit") }
-        var value = 0
-        var overflow = false
-        if first == UInt8(ascii: "0") {
-            i += 1
-        } else {
-            while let b = peek(), isDigit(b) {
-                let (m, o1) = value.multipliedReportingOverflow(by: 10)
-                let (s, o2) = m.addingReportingOverflow(Int(b - UInt8(ascii: "0")))
-                overflow = overflow || o1 || o2
-                value = s
-                i += 1
-            }
-        }
-        var integer = true
-        if peek() == UInt8(ascii: ".") {
-            integer = false
-            i += 1
-            guard let b = peek(), isDigit(b) else { throw syntax("a digit after '.'") }
-            while let b = peek(), isDigit(b) { i += 1 }
-        }
-        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
-            integer = false
-            i += 1
-            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { i += 1 }
-            guard let b = peek(), isDigit(b) else { throw syntax("a digit in the exponent") }
-            while let b = peek(), isDigit(b) { i += 1 }
-        }
-        var text = String(decoding: bytes[start..<i].prefix(40), as: UTF8.self)
-        if i - start > 40 { text += "…" }
-        let ok = integer && !overflow && (!negative || value == 0)
-        return (text, ok ? value : nil)
-    }
-
-    func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
-
-    mutating func parseString() throws -> String {
-        guard peek() == UInt8(ascii: "\"") else { throw syntax("a string") }
-        i += 1
-        var out: [UInt8] = []
-        while true {
-            guard let b = peek() else { throw syntax("'\"' to close the string") }
-            i += 1
-            switch b {
-            case UInt8(ascii: "\""):
-                // The header was validated as UTF-8 and escapes produce whole scalars.
-                return String(decoding: out, as: UTF8.self)
-            case UInt8(ascii: "\\"):
-                guard let e = peek() else { throw syntax("an escape character") }
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var code = try parseHex4()
-                    if (0xD800...0xDBFF).contains(code) {
-                        guard peek() == UInt8(ascii: "\\") else { throw syntax("a low surrogate escape") }
-                        i += 1
-                        guard peek() == UInt8(ascii: "u") else { throw syntax("a low surrogate escape") }
-                        i += 1
-                        let low = try parseHex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw failure("header is not valid JSON: unpaired surrogate in string at byte \(i)") }
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    guard let scalar = Unicode.Scalar(code) else {
-                        throw failure("header is not valid JSON: unpaired surrogate in string at byte \(i)")
-                    }
-                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default:
-                    i -= 1
-                    throw syntax("a valid escape")
-                }
-            default:
-                guard b >= 0x20 else {
-                    i -= 1
-                    throw syntax("no control characters in a string")
-                }
-                out.append(b)
-            }
-        }
-    }
-
-    mutating func parseHex4() throws -> UInt32 {
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            guard let b = peek() else { throw syntax("4 hex digits") }
-            let d: UInt32
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(b - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(b - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(b - UInt8(ascii: "A")) + 10
-            default: throw syntax("4 hex digits")
-            }
-            v = v << 4 | d
-            i += 1
-        }
-        return v
-    }
-
-    /// Skips (while validating) any JSON value, refusing deep nesting.
-    mutating func skipValue(depth: Int) throws {
-        guard depth <= Self.maxDepth else { throw failure("header JSON is nested more than \(Self.maxDepth) levels deep") }
-        skipWhitespace()
-        guard let b = peek() else { throw syntax("a value") }
-        switch b {
-        case UInt8(ascii: "\""):
-            _ = try parseString()
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            _ = try parseNumber()
-        case UInt8(ascii: "t"): try literal("true")
-        case UInt8(ascii: "f"): try literal("false")
-        case UInt8(ascii: "n"): try literal("null")
-        case UInt8(ascii: "["):
-            i += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") { i += 1; return }
-            while true {
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
-                if peek() == UInt8(ascii: "]") { i += 1; return }
-                throw syntax("',' or ']'")
-            }
-        case UInt8(ascii: "{"):
-            i += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") { i += 1; return }
-            while true {
-                skipWhitespace()
-                _ = try parseString()
-                try expect(":")
-                try skipValue(depth: depth + 1)
-                skipWhitespace()
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
-                if peek() == UInt8(ascii: "}") { i += 1; return }
-                throw syntax("',' or '}'")
-            }
-        default:
-            throw syntax("a value")
-        }
-    }
-
-    mutating func literal(_ word: String) throws {
-        for c in word.utf8 {
-            guard peek() == c else { throw syntax("'\(word)'") }
-            i += 1
+    /// An array of non-negative integers that fit in `Int` (`-0` counts as 0).
+    func integers(_ node: JSONNode, _ name: String, field: String) throws -> [Int] {
+        let what = "field \(quotedForMessage(field)) must be an array of non-negative integers"
+        guard let items = node.array else { throw failure(name, "\(what), found \(node.kind)") }
+        return try items.map { item in
+            guard let text = item.numberLiteral else { throw failure(name, "\(what), found \(item.kind)") }
+            let brief = item.brief
+            if text.contains(where: { ".eE".contains($0) }) { throw failure(name, "\(what), found non-integer \(brief)") }
+            if text.hasPrefix("-") && text != "-0" { throw failure(name, "\(what), found negative \(brief)") }
+            guard let v = Int(text) else { throw failure(name, "\(what), found \(brief), which is too large") }
+            return abs(v)
         }
     }
 }
 
 // MARK: - Text helpers
 
-private func hex(_ v: UInt32, digits: Int) -> String {
-    let h = String(v, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, digits - h.count)) + h
-}
-
 private func missingTensor(_ name: String, file: String, known: [String]) -> SafetensorsError {
-    let list = known.prefix(12).map(quoted).joined(separator: ", ") + (known.count > 12 ? ", …" : "")
+    let list = known.prefix(12).map { quotedForMessage($0) }.joined(separator: ", ") + (known.count > 12 ? ", …" : "")
     return SafetensorsError(file: file, tensor: name, message: "no such tensor; the file has \(known.count): \(list)")
-}
-
-/// A name in double quotes for messages: control characters escaped, very long names shortened.
-private func quoted(_ s: String) -> String {
-    let short = s.unicodeScalars.count > 120 ? String(String.UnicodeScalarView(s.unicodeScalars.prefix(120))) + "…" : s
-    return "\"" + escapeControls(short) + "\""
-}
-
-private func escapeControls(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        default:
-            if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 || u.value == 0x85 {
-                out += "\\u" + hex(u.value, digits: 4)
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out
-}
-
-/// Guarantees a single line whatever went into a message.
-private func oneLine(_ s: String) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        if u.value < 0x20 || u.value == 0x7F || u.value == 0x2028 || u.value == 0x2029 || u.value == 0x85 {
-            out += "\\u" + hex(u.value, digits: 4)
-        } else {
-            out.unicodeScalars.append(u)
-        }
-    }
-    return out
-}
-
-/// A JSON string literal as serde_json (and so Python's safetensors) writes it; also what
-/// `transformer embed --format json` writes sentences with.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        default:
-            if u.value < 0x20 {
-                out += "\\u" + hex(u.value, digits: 4).lowercased()
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ModelFiles
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -314,7 +315,7 @@ public struct ByteLevelBPE: Sendable {
         var out: [UInt8] = [UInt8(ascii: "{")]
         for (id, t) in tokens.enumerated() {
             if id > 0 { out.append(UInt8(ascii: ",")) }
-            Self.appendJSONString(t, to: &out)
+            appendJSONString(t, to: &out)
             out.append(UInt8(ascii: ":"))
             out += Array(String(id).utf8)
         }
@@ -496,103 +497,24 @@ public struct ByteLevelBPE: Sendable {
     @inline(__always)
     static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
 
-    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): out += [0x5C, 0x22]
-            case UInt8(ascii: "\\"): out += [0x5C, 0x5C]
-            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
-            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
-            case 0x09: out += [0x5C, UInt8(ascii: "t")]
-            case 0..<0x20: out += Array(String(format: "\\u%04x", b).utf8)
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
     /// Parses a JSON object of string → integer (vocab.json), keeping keys as exact UTF-8 bytes
     /// (Swift's String equality would merge canonically equivalent keys).
     static func parseVocabJSON(_ data: Data) throws -> [([UInt8], Int)] {
-        let s = [UInt8](data)
-        var i = 0
-        func fail(_ what: String) -> TokenizerError { TokenizerError("vocab.json: \(what) at byte \(i)") }
-        func skipSpace() { while i < s.count, [0x20, 0x09, 0x0A, 0x0D].contains(s[i]) { i += 1 } }
-        func hex4() throws -> UInt32 {
-            guard i + 4 <= s.count else { throw fail("short \\u escape") }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = s[i]; i += 1
-                switch c {
-                case 0x30...0x39: v = v << 4 | UInt32(c - 0x30)
-                case 0x41...0x46: v = v << 4 | UInt32(c - 0x41 + 10)
-                case 0x61...0x66: v = v << 4 | UInt32(c - 0x61 + 10)
-                default: throw fail("bad \\u escape")
-                }
-            }
-            return v
+        let root: JSONNode
+        do { root = try JSONScanner().scan(data) } catch {
+            throw TokenizerError("vocab.json: \(error.description)")
         }
-        func string() throws -> [UInt8] {
-            guard i < s.count, s[i] == 0x22 else { throw fail("expected a string") }
-            i += 1
-            var out: [UInt8] = []
-            while true {
-                guard i < s.count else { throw fail("unterminated string") }
-                let c = s[i]; i += 1
-                if c == 0x22 { return out }
-                if c != 0x5C { out.append(c); continue }
-                guard i < s.count else { throw fail("unterminated escape") }
-                let e = s[i]; i += 1
-                switch e {
-                case 0x22, 0x5C, 0x2F: out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var v = try hex4()
-                    if (0xD800..<0xDC00).contains(v), i + 1 < s.count, s[i] == 0x5C, s[i + 1] == UInt8(ascii: "u") {
-                        let save = i
-                        i += 2
-                        let lo = try hex4()
-                        if (0xDC00..<0xE000).contains(lo) { v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00) } else { i = save }
-                    }
-                    out += Array(String(Unicode.Scalar(v) ?? "\u{FFFD}").utf8)
-                default: throw fail("bad escape")
-                }
+        guard let members = root.members else { throw TokenizerError("vocab.json: expected an object of token → id, found \(root.kind)") }
+        return try members.map { m in
+            // An id of more than 9 digits cannot be a position in a vocabulary (and may not fit in an Int).
+            if let literal = m.value.numberLiteral, literal.filter(\.isNumber).count > 9 {
+                throw TokenizerError("vocab.json line \(m.value.line): id too large (\(m.value.brief))")
             }
-        }
-        var entries: [([UInt8], Int)] = []
-        skipSpace()
-        guard i < s.count, s[i] == UInt8(ascii: "{") else { throw fail("expected {") }
-        i += 1
-        skipSpace()
-        if i < s.count, s[i] == UInt8(ascii: "}") { return entries }
-        while true {
-            skipSpace()
-            let k = try string()
-            skipSpace()
-            guard i < s.count, s[i] == UInt8(ascii: ":") else { throw fail("expected :") }
-            i += 1
-            skipSpace()
-            var neg = false, v = 0, digits = 0
-            if i < s.count, s[i] == UInt8(ascii: "-") { neg = true; i += 1 }
-            while i < s.count, (0x30...0x39).contains(s[i]) {
-                // An id of more than 9 digits cannot be a position in a vocabulary (and would overflow).
-                guard digits < 9 else { throw fail("id too large") }
-                v = v * 10 + Int(s[i] - 0x30); i += 1; digits += 1
+            guard let id = m.value.integer else {
+                throw TokenizerError("vocab.json line \(m.value.line): the id of \(quotedForMessage(m.key)) must be an integer, found \(m.value.brief)")
             }
-            guard digits > 0 else { throw fail("expected an integer id") }
-            entries.append((k, neg ? -v : v))
-            skipSpace()
-            guard i < s.count else { throw fail("unterminated object") }
-            if s[i] == UInt8(ascii: ",") { i += 1; continue }
-            if s[i] == UInt8(ascii: "}") { break }
-            throw fail("expected , or }")
+            return (m.keyBytes, id)
         }
-        return entries
     }
 }
 

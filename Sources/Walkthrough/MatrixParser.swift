@@ -1,4 +1,5 @@
 import Foundation
+import ModelFiles
 import TensorKit
 
 /// How a hand-computed matrix was written.
@@ -486,8 +487,10 @@ public enum MatrixParser {
     }
 
     static func jsonGrids(_ text: String) throws -> [Grid] {
-        var p = JSONReader(Array(text.unicodeScalars))
-        let root = try p.document()
+        let root: JSONNode
+        do { root = node(try JSONScanner().scan(Array(text.utf8))) } catch {
+            throw MatrixParseError("JSON line \(error.line): \(error.message)")
+        }
         if root.field("steps") != nil && root.field("parameters") != nil {
             throw MatrixParseError("this JSON is a whole trace, not one matrix: give one step's matrix (compare against a saved trace with --trace)")
         }
@@ -574,122 +577,16 @@ public enum MatrixParser {
         return grid
     }
 
-    /// A small JSON reader that keeps each number as written (for its decimals) and tracks lines.
-    struct JSONReader {
-        let s: [Unicode.Scalar]
-        var i = 0
-        var line = 1
-        init(_ s: [Unicode.Scalar]) { self.s = s }
-
-        func fail(_ what: String) -> MatrixParseError {
-            let found = i < s.count ? "'\(Character(s[i]))'" : "the end of the text"
-            return MatrixParseError("JSON line \(line): expected \(what), found \(found)")
-        }
-        mutating func skip() {
-            while i < s.count, s[i] == " " || s[i] == "\n" || s[i] == "\t" || s[i] == "\r" {
-                if s[i] == "\n" { line += 1 }
-                i += 1
-            }
-        }
-        mutating func document() throws -> JSONNode {
-            let v = try value()
-            skip()
-            guard i == s.count else { throw fail("the end of the JSON") }
-            return v
-        }
-        mutating func value() throws -> JSONNode {
-            skip()
-            guard i < s.count else { throw fail("a value") }
-            let c = s[i]
-            switch c {
-            case "[":
-                let l = line
-                i += 1
-                var items: [JSONNode] = []
-                skip()
-                if i < s.count, s[i] == "]" { i += 1; return .array(items, line: l) }
-                while true {
-                    items.append(try value())
-                    skip()
-                    guard i < s.count else { throw fail("',' or ']'") }
-                    if s[i] == "," { i += 1; continue }
-                    if s[i] == "]" { i += 1; return .array(items, line: l) }
-                    throw fail("',' or ']'")
-                }
-            case "{":
-                let l = line
-                i += 1
-                var pairs: [(String, JSONNode)] = []
-                skip()
-                if i < s.count, s[i] == "}" { i += 1; return .object(pairs, line: l) }
-                while true {
-                    skip()
-                    guard i < s.count, s[i] == "\"" else { throw fail("a quoted key") }
-                    let k = try string()
-                    skip()
-                    guard i < s.count, s[i] == ":" else { throw fail("':'") }
-                    i += 1
-                    pairs.append((k, try value()))
-                    skip()
-                    guard i < s.count else { throw fail("',' or '}'") }
-                    if s[i] == "," { i += 1; continue }
-                    if s[i] == "}" { i += 1; return .object(pairs, line: l) }
-                    throw fail("',' or '}'")
-                }
-            case "\"":
-                return .string(try string())
-            case "t", "f", "n":
-                for (word, node) in [("true", JSONNode.bool(true)), ("false", .bool(false)), ("null", .null)] where matches(word) {
-                    i += word.unicodeScalars.count
-                    return node
-                }
-                throw fail("a value")
-            default:
-                var lit = ""
-                while i < s.count, "+-0123456789.eE".unicodeScalars.contains(s[i]) { lit.unicodeScalars.append(s[i]); i += 1 }
-                guard !lit.isEmpty, Double(lit) != nil else { throw fail("a value") }
-                return .number(lit)
-            }
-        }
-        func matches(_ word: String) -> Bool {
-            let w = Array(word.unicodeScalars)
-            return i + w.count <= s.count && Array(s[i..<(i + w.count)]) == w
-        }
-        mutating func string() throws -> String {
-            i += 1
-            var out = String.UnicodeScalarView()
-            while i < s.count {
-                let c = s[i]
-                if c == "\"" { i += 1; return String(out) }
-                if c == "\n" { line += 1 }
-                if c == "\\" {
-                    i += 1
-                    guard i < s.count else { break }
-                    switch s[i] {
-                    case "n": out.append("\n")
-                    case "t": out.append("\t")
-                    case "r": out.append("\r")
-                    case "b": out.append("\u{8}")
-                    case "f": out.append("\u{C}")
-                    case "u":
-                        guard i + 4 < s.count, let code = UInt32(String(String.UnicodeScalarView(s[(i + 1)...(i + 4)])), radix: 16) else { throw fail("four hex digits after \\u") }
-                        i += 4
-                        var scalar = code
-                        if (0xD800..<0xDC00).contains(code), i + 6 < s.count, s[i + 1] == "\\", s[i + 2] == "u",
-                           let low = UInt32(String(String.UnicodeScalarView(s[(i + 3)...(i + 6)])), radix: 16), (0xDC00..<0xE000).contains(low) {
-                            scalar = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                            i += 6
-                        }
-                        out.append(Unicode.Scalar(scalar) ?? "\u{FFFD}")
-                    default: out.append(s[i])
-                    }
-                    i += 1
-                    continue
-                }
-                out.append(c)
-                i += 1
-            }
-            throw fail("a closing '\"'")
+    /// The package's JSON scanner's tree as this parser's nodes: numbers keep their literal (for
+    /// their decimals), containers their line.
+    static func node(_ n: ModelFiles.JSONNode) -> JSONNode {
+        switch n.value {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .number(let literal): return .number(literal)
+        case .string: return .string(n.string ?? "")
+        case .array(let items): return .array(items.map(node), line: n.line)
+        case .object(let members): return .object(members.map { ($0.key, node($0.value)) }, line: n.line)
         }
     }
 

@@ -34,6 +34,7 @@ import Tokenizers
     }
 
     /// A tokenizer.json whose embedded vocab.json has a 53-digit id: the id parser overflowed Int.
+    /// (The JSON scanner keeps numbers as text and refuses this file's repeated key first.)
     @Test func fuzzRegression_configTokenizerBPEVocabIdOverflow() throws {
         let dir = try #require(Bundle.module.url(forResource: "fuzz-regressions", withExtension: nil, subdirectory: "Fixtures"))
         let d = try Data(contentsOf: dir.appendingPathComponent("config-json-bpe-vocab-id-overflow.json"))
@@ -41,7 +42,7 @@ import Tokenizers
             _ = try SentenceCodec.load(data: d, name: "tokenizer.json")
             Issue.record("expected the tokenizer file to be refused")
         } catch {
-            #expect("\(error)".contains("id too large"), "\(error)")
+            #expect("\(error)".contains("vocab.json") && ("\(error)".contains("id too large") || "\(error)".contains("appears twice")), "\(error)")
         }
     }
 }

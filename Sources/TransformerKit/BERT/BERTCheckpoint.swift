@@ -146,7 +146,7 @@ public enum BERTCheckpoint {
 
     static func jsonObject(_ data: Data, path: String) throws -> [String: JSONValue] {
         let root: JSONValue
-        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch { throw BERTCheckpointError("\(path) is not valid JSON") }
+        do { root = try JSONValue.parse(data) } catch { throw BERTCheckpointError("\(path) is not valid JSON: \(error.description)") }
         guard case .object(let fields) = root else { throw BERTCheckpointError("\(path) must hold a JSON object, found \(root.kind)") }
         return fields
     }

@@ -80,8 +80,8 @@ public enum GPTCheckpoint {
     /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
     public static func readConfig(data: Data, path: String) throws -> GPTConfig {
         let root: JSONValue
-        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw GPTCheckpointError("\(path) is not valid JSON")
+        do { root = try JSONValue.parse(data) } catch {
+            throw GPTCheckpointError("\(path) is not valid JSON: \(error.description)")
         }
         guard case .object(let fields) = root else {
             throw GPTCheckpointError("\(path) must hold a JSON object, found \(root.kind)")
@@ -196,21 +196,9 @@ public enum GPTCheckpoint {
     /// `config.json` for `GPT2LMHeadModel`, keys sorted as `save_pretrained` writes them. No dropout
     /// (this model has none). Token 0 … vocab_size-1: the last id is named as bos/eos, as in GPT-2.
     static func configJSON(_ c: GPTConfig) -> String {
-        func string(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
-        }
         let eps = "\(c.layerNormEps)"  // shortest decimal that reads back as the same Float
         let fields: [(String, String)] = [
-            ("activation_function", string(c.activation)),
+            ("activation_function", jsonString(c.activation)),
             ("architectures", "[\n    \"GPT2LMHeadModel\"\n  ]"),
             ("attn_pdrop", "0.0"),
             ("bos_token_id", "\(c.vocabSize - 1)"),
@@ -232,47 +220,5 @@ public enum GPTCheckpoint {
             ("vocab_size", "\(c.vocabSize)"),
         ]
         return "{\n" + fields.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}\n"
-    }
-}
-
-/// Just enough JSON to tell a missing field from a wrong one, and a number from a boolean.
-enum JSONValue: Decodable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let x = try? c.decode(Double.self) { self = .number(x) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    var integer: Int? {
-        guard case .number(let x) = self, x == x.rounded(), abs(x) < 9e15 else { return nil }
-        return Int(x)
-    }
-
-    var kind: String {
-        switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
-
-    /// The value for an error message: scalars as written, containers by kind.
-    var brief: String {
-        switch self {
-        case .null: "null"
-        case .bool(let b): "\(b)"
-        case .number(let x): x == x.rounded() && abs(x) < 9e15 ? "\(Int(x))" : "\(x)"
-        case .string(let s): "\"\(s.count > 40 ? String(s.prefix(40)) + "…" : s)\""
-        case .array, .object: kind
-        }
     }
 }
