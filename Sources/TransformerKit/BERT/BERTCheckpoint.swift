@@ -86,69 +86,42 @@ public enum BERTCheckpoint {
     /// (2), `layer_norm_eps` (1e-12), `hidden_act` ("gelu"). Refused: a `model_type` other than "bert",
     /// `position_embedding_type` other than "absolute", a decoder or cross-attention.
     public static func readConfig(_ url: URL) throws -> BERTConfig {
-        try readConfig(fields: try readJSONObject(url), path: url.path)
+        try readConfig(try configFile { try JSONConfigFile(contentsOf: url) })
     }
 
     /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
     public static func readConfig(data: Data, path: String) throws -> BERTConfig {
-        try readConfig(fields: try jsonObject(data, path: path), path: path)
+        try readConfig(try configFile { try JSONConfigFile(data: data, path: path) })
     }
 
-    static func readConfig(fields: [String: JSONValue], path: String) throws -> BERTConfig {
-        func wrong(_ key: String, _ what: String) -> BERTCheckpointError {
-            BERTCheckpointError("\(path): field \"\(key)\" must be \(what), found \(fields[key].map(\.brief) ?? "nothing")")
+    /// `body`'s `JSONConfigError` as a `BERTCheckpointError`.
+    static func configFile<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as JSONConfigError { throw BERTCheckpointError(e.message) }
+    }
+
+    static func readConfig(_ f: JSONConfigFile) throws -> BERTConfig {
+        let path = f.path
+        if let t = f["model_type"], t.string != "bert" {
+            throw BERTCheckpointError(f.wrong("model_type", "\"bert\" (other architectures are not supported)").message)
         }
-        func positiveInt(_ key: String) throws -> Int {
-            guard let v = fields[key] else { throw BERTCheckpointError("\(path): field \"\(key)\" is missing") }
-            guard let i = v.integer, i > 0 else { throw wrong(key, "a positive integer") }
-            return i
+        var c = try configFile {
+            BERTConfig(vocabSize: try f.positiveInt("vocab_size"), hiddenSize: try f.positiveInt("hidden_size"),
+                       layers: try f.positiveInt("num_hidden_layers"), heads: try f.positiveInt("num_attention_heads"),
+                       intermediateSize: try f.positiveInt("intermediate_size"), maxPositions: try f.positiveInt("max_position_embeddings"))
         }
-        if let t = fields["model_type"] {
-            guard case .string(let s) = t, s == "bert" else { throw wrong("model_type", "\"bert\" (other architectures are not supported)") }
-        }
-        var c = BERTConfig(vocabSize: try positiveInt("vocab_size"), hiddenSize: try positiveInt("hidden_size"),
-                           layers: try positiveInt("num_hidden_layers"), heads: try positiveInt("num_attention_heads"),
-                           intermediateSize: try positiveInt("intermediate_size"), maxPositions: try positiveInt("max_position_embeddings"))
-        if fields["type_vocab_size"] != nil { c.typeVocabSize = try positiveInt("type_vocab_size") }
-        switch fields["layer_norm_eps"] {
-        case nil: break
-        case .number(let x)? where x > 0 && Float(x) > 0 && Float(x).isFinite: c.layerNormEps = Float(x)
-        default: throw wrong("layer_norm_eps", "a positive number")
-        }
-        switch fields["hidden_act"] {
-        case nil: break
-        case .string(let s)?: c.hiddenAct = s
-        default: throw wrong("hidden_act", "a string")
-        }
-        switch fields["position_embedding_type"] {
-        case nil, .null?, .string("absolute")?: break
-        default: throw wrong("position_embedding_type", "\"absolute\" (relative position embeddings are not supported)")
-        }
-        for key in ["is_decoder", "add_cross_attention"] {
-            switch fields[key] {
-            case nil, .null?, .bool(false)?: break
-            default: throw wrong(key, "false (this is an encoder)")
+        try configFile {
+            if f["type_vocab_size"] != nil { c.typeVocabSize = try f.positiveInt("type_vocab_size") }
+            if let eps = try f.positiveFloat("layer_norm_eps") { c.layerNormEps = eps }
+            if let act = try f.string("hidden_act") { c.hiddenAct = act }
+            if !f.isAbsent("position_embedding_type") && f["position_embedding_type"]?.string != "absolute" {
+                throw f.wrong("position_embedding_type", "\"absolute\" (relative position embeddings are not supported)")
+            }
+            for key in ["is_decoder", "add_cross_attention"] where !f.isAbsent(key) && f[key]?.bool != false {
+                throw f.wrong(key, "false (this is an encoder)")
             }
         }
         do { try c.validate() } catch let e as ConfigError { throw BERTCheckpointError("\(path): \(e.message)") }
         return c
-    }
-
-    static func readJSONObject(_ url: URL) throws -> [String: JSONValue] {
-        let path = url.path
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            if !FileManager.default.fileExists(atPath: path) { throw BERTCheckpointError("\(path) does not exist") }
-            throw BERTCheckpointError("\(path): cannot read the file: \(error.localizedDescription)")
-        }
-        return try jsonObject(data, path: path)
-    }
-
-    static func jsonObject(_ data: Data, path: String) throws -> [String: JSONValue] {
-        let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch { throw BERTCheckpointError("\(path) is not valid JSON: \(error.description)") }
-        guard case .object(let fields) = root else { throw BERTCheckpointError("\(path) must hold a JSON object, found \(root.kind)") }
-        return fields
     }
 
     /// Matches the archive's tensors to the config's parameters (see `load`).
@@ -210,18 +183,17 @@ public final class SentenceEncoder: @unchecked Sendable {
         func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: file(name).path) }
         var lowercase = true
         if exists("tokenizer_config.json") {
-            let f = try BERTCheckpoint.readJSONObject(file("tokenizer_config.json"))
-            switch f["do_lower_case"] {
-            case nil: break
-            case .bool(let b)?: lowercase = b
-            default: throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"do_lower_case\" must be true or false")
+            let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: file("tokenizer_config.json")) }
+            if f["do_lower_case"] != nil {
+                guard let b = f["do_lower_case"]?.bool else {
+                    throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"do_lower_case\" must be true or false")
+                }
+                lowercase = b
             }
-            switch f["strip_accents"] {
-            case nil, .null?: break
-            case .bool(let b)? where b == lowercase: break
-            default: throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
+            if !f.isAbsent("strip_accents") && f["strip_accents"]?.bool != lowercase {
+                throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
             }
-            if case .bool(false)? = f["tokenize_chinese_chars"] {
+            if f["tokenize_chinese_chars"]?.bool == false {
                 throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"tokenize_chinese_chars\": false is not supported")
             }
         }
@@ -232,7 +204,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         }
         var length = c.maxPositions
         if exists("sentence_bert_config.json") {
-            let f = try BERTCheckpoint.readJSONObject(file("sentence_bert_config.json"))
+            let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
             if let v = f["max_seq_length"] {
                 guard let i = v.integer, i >= 2 else {
                     throw BERTCheckpointError("\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
@@ -256,10 +228,10 @@ public final class SentenceEncoder: @unchecked Sendable {
             normalize = modules.contains { $0.type.hasSuffix(".Normalize") }
             if let pooling = modules.first(where: { $0.type.hasSuffix(".Pooling") }) {
                 let url = directory.appendingPathComponent(pooling.path).appendingPathComponent("config.json")
-                let f = try BERTCheckpoint.readJSONObject(url)
+                let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: url) }
                 for (key, want) in [("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
                                     ("pooling_mode_mean_sqrt_len_tokens", false)] {
-                    if case .bool(let b)? = f[key], b != want {
+                    if let b = f[key]?.bool, b != want {
                         throw BERTCheckpointError("\(url.path): \"\(key)\": \(b) is not supported (only mean pooling is implemented)")
                     }
                 }

@@ -79,47 +79,23 @@ public enum GPTCheckpoint {
 
     /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
     public static func readConfig(data: Data, path: String) throws -> GPTConfig {
-        let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch {
-            throw GPTCheckpointError("\(path) is not valid JSON: \(error.description)")
+        do { return try readConfig(JSONConfigFile(data: data, path: path)) } catch let e as JSONConfigError {
+            throw GPTCheckpointError(e.message)
         }
-        guard case .object(let fields) = root else {
-            throw GPTCheckpointError("\(path) must hold a JSON object, found \(root.kind)")
-        }
-        func wrong(_ key: String, _ what: String) -> GPTCheckpointError {
-            GPTCheckpointError("\(path): field \"\(key)\" must be \(what), found \(fields[key].map(\.brief) ?? "nothing")")
-        }
-        func positiveInt(_ key: String) throws -> Int {
-            guard let v = fields[key] else { throw GPTCheckpointError("\(path): field \"\(key)\" is missing") }
-            guard let i = v.integer, i > 0 else { throw wrong(key, "a positive integer") }
-            return i
-        }
-        var config = GPTConfig(vocabSize: try positiveInt("vocab_size"), contextLength: try positiveInt("n_positions"),
-                               dModel: try positiveInt("n_embd"), layers: try positiveInt("n_layer"), heads: try positiveInt("n_head"))
-        switch fields["n_inner"] {
-        case nil, .null?: config.dFF = nil
-        case let v?:
-            guard let i = v.integer, i > 0 else { throw wrong("n_inner", "a positive integer or null") }
-            config.dFF = i
-        }
-        switch fields["layer_norm_epsilon"] {
-        case nil: break
-        case .number(let x)? where x > 0 && Float(x).isFinite && Float(x) > 0: config.layerNormEps = Float(x)
-        default: throw wrong("layer_norm_epsilon", "a positive number")
-        }
-        switch fields["activation_function"] {
-        case nil: break
-        case .string(let s)?: config.activation = s
-        default: throw wrong("activation_function", "a string")
-        }
+    }
+
+    static func readConfig(_ f: JSONConfigFile) throws -> GPTConfig {
+        let path = f.path
+        var config = GPTConfig(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
+                               dModel: try f.positiveInt("n_embd"), layers: try f.positiveInt("n_layer"), heads: try f.positiveInt("n_head"))
+        config.dFF = try f.optionalPositiveInt("n_inner")
+        if let eps = try f.positiveFloat("layer_norm_epsilon") { config.layerNormEps = eps }
+        if let a = try f.string("activation_function") { config.activation = a }
         // GPT2Config switches that change the arithmetic; refuse rather than compute something else.
         let unsupported: [(String, Bool)] = [("scale_attn_weights", true), ("scale_attn_by_inverse_layer_idx", false), ("add_cross_attention", false)]
         for (key, supported) in unsupported {
-            switch fields[key] {
-            case nil, .null?: break
-            case .bool(let b)?:
-                if b != supported { throw GPTCheckpointError("\(path): \"\(key)\": \(b) is not supported (this model implements \(supported))") }
-            default: throw wrong(key, "true or false")
+            if let b = try f.bool(key), b != supported {
+                throw GPTCheckpointError("\(path): \"\(key)\": \(b) is not supported (this model implements \(supported))")
             }
         }
         do { try config.validate() } catch let e as ConfigError {
