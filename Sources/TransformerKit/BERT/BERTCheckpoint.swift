@@ -86,16 +86,16 @@ public enum BERTCheckpoint {
     /// (2), `layer_norm_eps` (1e-12), `hidden_act` ("gelu"). Refused: a `model_type` other than "bert",
     /// `position_embedding_type` other than "absolute", a decoder or cross-attention.
     public static func readConfig(_ url: URL) throws -> BERTConfig {
-        try readConfig(try configFile { try JSONConfigFile(contentsOf: url) })
+        try readConfig(try mapConfigErrors { try JSONConfigFile(contentsOf: url) })
     }
 
     /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
     public static func readConfig(data: Data, path: String) throws -> BERTConfig {
-        try readConfig(try configFile { try JSONConfigFile(data: data, path: path) })
+        try readConfig(try mapConfigErrors { try JSONConfigFile(data: data, path: path) })
     }
 
     /// `body`'s `JSONConfigError` as a `BERTCheckpointError`.
-    static func configFile<T>(_ body: () throws -> T) throws -> T {
+    static func mapConfigErrors<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as JSONConfigError { throw BERTCheckpointError(e.message) }
     }
 
@@ -104,12 +104,12 @@ public enum BERTCheckpoint {
         if let t = f["model_type"], t.string != "bert" {
             throw BERTCheckpointError(f.wrong("model_type", "\"bert\" (other architectures are not supported)").message)
         }
-        var c = try configFile {
+        var c = try mapConfigErrors {
             BERTConfig(vocabSize: try f.positiveInt("vocab_size"), hiddenSize: try f.positiveInt("hidden_size"),
                        layers: try f.positiveInt("num_hidden_layers"), heads: try f.positiveInt("num_attention_heads"),
                        intermediateSize: try f.positiveInt("intermediate_size"), maxPositions: try f.positiveInt("max_position_embeddings"))
         }
-        try configFile {
+        try mapConfigErrors {
             if f["type_vocab_size"] != nil { c.typeVocabSize = try f.positiveInt("type_vocab_size") }
             if let eps = try f.positiveFloat("layer_norm_eps") { c.layerNormEps = eps }
             if let act = try f.string("hidden_act") { c.hiddenAct = act }
@@ -183,7 +183,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: file(name).path) }
         var lowercase = true
         if exists("tokenizer_config.json") {
-            let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: file("tokenizer_config.json")) }
+            let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("tokenizer_config.json")) }
             if f["do_lower_case"] != nil {
                 guard let b = f["do_lower_case"]?.bool else {
                     throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"do_lower_case\" must be true or false")
@@ -204,7 +204,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         }
         var length = c.maxPositions
         if exists("sentence_bert_config.json") {
-            let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
+            let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
             if let v = f["max_seq_length"] {
                 guard let i = v.integer, i >= 2 else {
                     throw BERTCheckpointError("\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
@@ -228,7 +228,7 @@ public final class SentenceEncoder: @unchecked Sendable {
             normalize = modules.contains { $0.type.hasSuffix(".Normalize") }
             if let pooling = modules.first(where: { $0.type.hasSuffix(".Pooling") }) {
                 let url = directory.appendingPathComponent(pooling.path).appendingPathComponent("config.json")
-                let f = try BERTCheckpoint.configFile { try JSONConfigFile(contentsOf: url) }
+                let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: url) }
                 for (key, want) in [("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
                                     ("pooling_mode_mean_sqrt_len_tokens", false)] {
                     if let b = f[key]?.bool, b != want {
