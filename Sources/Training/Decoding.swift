@@ -13,14 +13,14 @@ public final class Translator {
 
     public init(model: Seq2SeqModel, codec: SentenceCodec, maxBeam: Int = 8, maxLength: Int? = nil) {
         self.model = model; self.codec = codec; self.maxBeam = max(1, maxBeam)
-        self.maxLength = min(maxLength ?? model.config.maxLength, model.config.maxLength)
-        acts = Seq2SeqActivations(config: model.config, maxBatch: self.maxBeam, maxSource: model.config.maxLength, maxTarget: model.config.maxLength)
+        self.maxLength = min(maxLength ?? model.config.contextLength, model.config.contextLength)
+        acts = Seq2SeqActivations(config: model.config, maxBatch: self.maxBeam, maxSource: model.config.contextLength, maxTarget: model.config.contextLength)
     }
 
     /// Source ids, truncated to the positional table (with `truncated` true when it was).
     func sourceIDs(_ text: String) -> (ids: [Int], truncated: Bool) {
         let ids = codec.encode(text)
-        if ids.count > model.config.maxLength { return (Array(ids.prefix(model.config.maxLength)), true) }
+        if ids.count > model.config.contextLength { return (Array(ids.prefix(model.config.contextLength)), true) }
         return (ids.isEmpty ? [codec.unkID] : ids, false)
     }
 

@@ -63,7 +63,7 @@ public struct Napkin: Sendable {
 
     /// Parameters by component, in model order. Counts are exact for the GPT-2 layout.
     public var components: [Component] {
-        let d = config.dModel, f = config.hidden, v = config.vocabSize, t = config.contextLength, l = config.layers
+        let d = config.dModel, f = config.dFF, v = config.vocabSize, t = config.contextLength, l = config.layers
         var out = [
             Component(name: "token embedding wte", formula: "V·d", count: v * d, times: 1),
             Component(name: "position embedding wpe", formula: "T·d", count: t * d, times: 1),
@@ -82,7 +82,7 @@ public struct Napkin: Sendable {
 
     /// Parameters of one block: two layer norms, attention, MLP — `12d² + 13d` when d_ff = 4d.
     public var perLayer: Int {
-        let d = config.dModel, f = config.hidden
+        let d = config.dModel, f = config.dFF
         return 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
     }
 
@@ -96,7 +96,7 @@ public struct Napkin: Sendable {
     /// output layer (`d·V`, tied or not — looking up embeddings costs no arithmetic). Biases, norms,
     /// softmax and GELU are O(d) per token and left out, as in the sources below.
     public var matmulWeights: Int {
-        let d = config.dModel, f = config.hidden
+        let d = config.dModel, f = config.dFF
         return config.layers * (4 * d * d + 2 * d * f) + d * config.vocabSize
     }
 
@@ -152,7 +152,7 @@ public struct Napkin: Sendable {
     /// blocks: embeddings and ln_f `2·n·d`, its statistics `2n`, the logits `n·V`, the losses `n`, the
     /// ids and targets `2n`, and the backward pass's buffers `n·(7d + 2·d_ff)`.
     public func activationFloats(batch b: Int, context t: Int) -> Int {
-        let n = b * t, d = config.dModel, f = config.hidden, a = config.heads
+        let n = b * t, d = config.dModel, f = config.dFF, a = config.heads
         let block = n * (10 * d + 2 * f + 4) + b * a * t * t
         let outside = 2 * n * d + 2 * n + n * config.vocabSize + n + 2 * n
         let backward = n * (7 * d + 2 * f)

@@ -24,9 +24,9 @@ public enum BERTWalkthrough {
     /// BERT in the encoder–decoder's terms: the encoder only.
     static func equivalentConfig(_ b: BERTConfig) -> TransformerConfig {
         var c = TransformerConfig()
-        c.dModel = b.hiddenSize; c.heads = b.heads; c.dFF = b.intermediateSize
+        c.dModel = b.dModel; c.heads = b.heads; c.dFF = b.dFF
         c.encoderLayers = b.layers; c.decoderLayers = 0
-        c.sourceVocabSize = b.vocabSize; c.targetVocabSize = b.vocabSize; c.maxLength = b.maxPositions
+        c.sourceVocabSize = b.vocabSize; c.targetVocabSize = b.vocabSize; c.contextLength = b.contextLength
         c.norm = .post; c.activation = b.hiddenAct == "gelu" ? .gelu : .geluTanh
         c.positions = .learned; c.embeddings = .separate; c.attentionBias = true; c.layerNormEps = b.layerNormEps
         return c
@@ -37,11 +37,11 @@ public enum BERTWalkthrough {
             "model": "BERT encoder (no decoder): word + position + token-type embeddings, embedding layer norm",
             "norm": "post-norm: LayerNorm(x + Sublayer(x)), as the paper (ε = \(b.layerNormEps))",
             "activation": b.hiddenAct == "gelu" ? "gelu (exact, x·Φ(x))" : "\(b.hiddenAct) (tanh form)",
-            "positions": "learned table, \(b.maxPositions) positions",
+            "positions": "learned table, \(b.contextLength) positions",
             "embeddings": "input only (no output layer): the sentence embedding is the mean of the last hidden state, L2-normalised",
             "mask": "none within one sentence (padding keys only, in a batch)",
             "attention_bias": "yes",
-            "d_k": "\(b.hiddenSize / b.heads) = d_model / h",
+            "d_k": "\(b.dModel / b.heads) = d_model / h",
             "weights": "x · W with W stored [in, out] (Hugging Face stores [out, in]; transposed on loading)",
         ]
     }

@@ -69,9 +69,9 @@ public enum GPTWalkthrough {
     /// GPT in the encoder–decoder's terms: no encoder, decoder blocks without cross-attention.
     static func equivalentConfig(_ g: GPTConfig) -> TransformerConfig {
         var c = TransformerConfig()
-        c.dModel = g.dModel; c.heads = g.heads; c.dFF = g.hidden
+        c.dModel = g.dModel; c.heads = g.heads; c.dFF = g.dFF
         c.encoderLayers = 0; c.decoderLayers = g.layers
-        c.sourceVocabSize = g.vocabSize; c.targetVocabSize = g.vocabSize; c.maxLength = g.contextLength
+        c.sourceVocabSize = g.vocabSize; c.targetVocabSize = g.vocabSize; c.contextLength = g.contextLength
         c.norm = .pre; c.activation = g.activation == "gelu" ? .gelu : .geluTanh
         c.positions = .learned; c.embeddings = .tiedOutput; c.attentionBias = true; c.layerNormEps = g.layerNormEps
         return c
@@ -86,7 +86,7 @@ public enum GPTWalkthrough {
             "embeddings": "output tied to the token embedding (logits = X · W_teᵀ)",
             "mask": "causal only: position i sees 0…i",
             "attention_bias": "yes (Q, K, V from one fused projection c_attn)",
-            "d_k": "\(g.dK) = d_model / h",
+            "d_k": "\(g.headSize) = d_model / h",
             "weights": "x · W with W stored [in, out] (GPT-2's Conv1D layout)",
         ]
     }

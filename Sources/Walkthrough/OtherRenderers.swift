@@ -32,14 +32,14 @@ extension TraceDocument {
         let c = config
         if let g = gpt {
             let rows = [
-                ("d_model", "\(g.dModel)"), ("heads", "\(g.heads)"), ("d_ff", "\(g.hidden)"),
+                ("d_model", "\(g.dModel)"), ("heads", "\(g.heads)"), ("d_ff", "\(g.dFF)"),
                 ("layers", "\(g.layers) decoder-only block\(g.layers == 1 ? "" : "s")"), ("context", "\(g.contextLength) positions"),
                 ("vocabulary", "\(vocabulary.count) ids"),
             ]
             return rows.filter { conventions[$0.0] == nil }
         }
         let rows = [
-            ("d_model", "\(c.dModel)"), ("heads", "\(c.heads)"), ("d_k", "\(c.dK)"), ("d_ff", "\(c.dFF)"),
+            ("d_model", "\(c.dModel)"), ("heads", "\(c.heads)"), ("d_k", "\(c.headSize)"), ("d_ff", "\(c.dFF)"),
             ("layers", "\(c.encoderLayers) encoder + \(c.decoderLayers) decoder"), ("vocabulary", "\(vocabulary.count) ids"),
         ]
         return rows.filter { conventions[$0.0] == nil }  // a convention row says more (e.g. d_k = d_model / h)
@@ -52,10 +52,10 @@ extension TraceDocument {
     /// The sizes in one line (the text renderer's header).
     var summaryLine: String {
         if let g = gpt {
-            return "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.dK) · d_ff \(g.hidden) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
+            return "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.headSize) · d_ff \(g.dFF) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
         }
         let c = config
-        return "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.dK) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
+        return "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.headSize) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
     }
 
     /// Whether to print the dataset and vocabulary sections: not for a checkpoint's text (no corpus,

@@ -92,8 +92,8 @@ public struct WalkthroughSetup: Sendable {
         config.targetVocabSize = vocab.count
         // Decoder input <start> y… and targets y… <end> must both fit the positional table.
         let longest = max(srcIDs.count, tgtIDs.count + 1)
-        if longest > config.maxLength {
-            throw WalkthroughError("the sequence has \(longest) positions but the positional table has \(config.maxLength); raise --max-length")
+        if longest > config.contextLength {
+            throw WalkthroughError("the sequence has \(longest) positions but the positional table has \(config.contextLength); raise --max-length")
         }
         do { try config.validate() } catch let e as ConfigError { throw WalkthroughError(e.message) }
         var model = try TracedEncoderDecoder(config: config, seed: seed)

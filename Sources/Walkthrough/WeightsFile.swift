@@ -26,7 +26,7 @@ public struct WeightsFile: Decodable, Sendable {
         func apply(to c: inout TransformerConfig) {
             if let dModel { c.dModel = dModel }
             if let heads { c.heads = heads }
-            if let dK { c.headDim = dK }
+            if let dK { c.explicitHeadSize = dK }
             if let dFF { c.dFF = dFF }
             if let encoderLayers { c.encoderLayers = encoderLayers }
             if let decoderLayers { c.decoderLayers = decoderLayers }

@@ -17,7 +17,7 @@ let isReleaseBuild = true
     static func toyTrainer(steps: Int) throws -> Seq2SeqTrainer {
         let codec = try SentenceCodec.build(kind: .char, texts: ToyCorpus.pairs.flatMap { [$0.source, $0.target] })
         var c = TransformerConfig()
-        c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.maxLength = 16
+        c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.contextLength = 16
         c.sourceVocabSize = codec.vocabularySize; c.targetVocabSize = codec.vocabularySize; c.embeddings = .all; c.scaleEmbeddings = true
         let model = try Seq2SeqModel(config: c, seed: 1)
         var o = TrainOptions()
@@ -79,7 +79,7 @@ let isReleaseBuild = true
         }
         while test.count < 200 { let s = sample(); if seen.insert(s.joined()).inserted { test.append(s) } }
         var c = TransformerConfig()
-        c.dModel = 64; c.heads = 4; c.dFF = 128; c.encoderLayers = 2; c.decoderLayers = 2; c.maxLength = 16
+        c.dModel = 64; c.heads = 4; c.dFF = 128; c.encoderLayers = 2; c.decoderLayers = 2; c.contextLength = 16
         c.sourceVocabSize = codec.vocabularySize; c.targetVocabSize = codec.vocabularySize; c.embeddings = .all; c.scaleEmbeddings = true
         let model = try Seq2SeqModel(config: c, seed: 2)
         var o = TrainOptions()

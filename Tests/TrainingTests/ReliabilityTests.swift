@@ -32,7 +32,7 @@ import ModelFiles
     static func freshSeq2Seq(_ o: TrainOptions) throws -> Seq2SeqTrainer {
         let codec = try SentenceCodec.build(kind: .char, texts: ToyCorpus.pairs.flatMap { [$0.source, $0.target] })
         var c = TransformerConfig()
-        c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.maxLength = 16
+        c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.contextLength = 16
         c.sourceVocabSize = codec.vocabularySize; c.targetVocabSize = codec.vocabularySize; c.embeddings = .all; c.scaleEmbeddings = true
         return try seq2seq(try Seq2SeqModel(config: c, seed: 1), codec, o)
     }

@@ -31,8 +31,8 @@ import TensorKit
 
     @Test func configReadsAsBertConfig() throws {
         let c = try BERTCheckpoint.readConfig(Self.fixture().appendingPathComponent("config.json"))
-        #expect(c.vocabSize == 441 && c.hiddenSize == 32 && c.layers == 2 && c.heads == 4 && c.intermediateSize == 64)
-        #expect(c.maxPositions == 64 && c.typeVocabSize == 2 && c.layerNormEps == 1e-12 && c.hiddenAct == "gelu")
+        #expect(c.vocabSize == 441 && c.dModel == 32 && c.layers == 2 && c.heads == 4 && c.dFF == 64)
+        #expect(c.contextLength == 64 && c.typeVocabSize == 2 && c.layerNormEps == 1e-12 && c.hiddenAct == "gelu")
         #expect(c.encoder.activation == .gelu && c.encoder.norm == .post && c.encoder.attentionBias)
     }
 

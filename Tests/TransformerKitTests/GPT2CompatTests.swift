@@ -45,7 +45,7 @@ import TensorKit
         let model = try GPTCheckpoint.loadHuggingFace(Self.fixture())
         let c = model.config
         #expect(c.vocabSize == 97 && c.contextLength == 32 && c.dModel == 48 && c.layers == 2 && c.heads == 4)
-        #expect(c.dFF == nil && c.hidden == 192 && c.layerNormEps == 1e-5 && c.activation == "gelu_new")
+        #expect(c.explicitDFF == nil && c.dFF == 192 && c.layerNormEps == 1e-5 && c.activation == "gelu_new")
     }
 
     @Test func logitsMatchPyTorch() throws {
@@ -198,7 +198,7 @@ import TensorKit
         #expect(m7.contains("scale_attn_by_inverse_layer_idx"), "\(m7)")
         try "{\(base), \"n_embd\": 48, \"n_inner\": null, \"layer_norm_epsilon\": 1e-6, \"unknown\": [1]}".write(to: url, atomically: true, encoding: .utf8)
         let c = try GPTCheckpoint.readConfig(url)
-        #expect(c.dFF == nil && c.layerNormEps == 1e-6 && c.activation == "gelu_new")
+        #expect(c.explicitDFF == nil && c.layerNormEps == 1e-6 && c.activation == "gelu_new")
     }
 
     @Test func missingWeightsFile() throws {

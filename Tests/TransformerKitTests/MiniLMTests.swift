@@ -43,8 +43,8 @@ import TensorKit
     @Test(.enabled(if: directory != nil, skipNote)) func configAndFiles() throws {
         let enc = try Self.encoder()
         let c = enc.model.config
-        #expect(c.vocabSize == 30522 && c.hiddenSize == 384 && c.layers == 6 && c.heads == 12 && c.intermediateSize == 1536)
-        #expect(c.maxPositions == 512 && c.hiddenAct == "gelu" && c.layerNormEps == 1e-12)
+        #expect(c.vocabSize == 30522 && c.dModel == 384 && c.layers == 6 && c.heads == 12 && c.dFF == 1536)
+        #expect(c.contextLength == 512 && c.hiddenAct == "gelu" && c.layerNormEps == 1e-12)
         #expect(enc.maxLength == 256 && enc.normalize && enc.tokenizer.lowercase && enc.tokenizer.vocabularySize == 30522)
     }
 

@@ -82,7 +82,7 @@ import TensorKit
     }
 
     @Test func tooLongSequenceIsAnError() throws {
-        var c = config(); c.maxLength = 4
+        var c = config(); c.contextLength = 4
         let m = try TracedEncoderDecoder(config: c, seed: 1)
         #expect(throws: ConfigError.self) { try run(m, [1, 2, 3, 4, 5], [1]) }
         #expect(throws: ConfigError.self) { try run(m, [1, 99], [1]) }

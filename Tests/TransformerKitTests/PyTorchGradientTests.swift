@@ -81,7 +81,7 @@ import TransformerKit
     static func config(_ key: String) -> TransformerConfig {
         var c = TransformerConfig()
         c.dModel = 8; c.heads = 2; c.dFF = 16; c.encoderLayers = 2; c.decoderLayers = 2
-        c.sourceVocabSize = 13; c.targetVocabSize = 11; c.maxLength = 16
+        c.sourceVocabSize = 13; c.targetVocabSize = 11; c.contextLength = 16
         c.positions = .sinusoidal; c.layerNormEps = 1e-5
         switch key {
         case "post_relu_separate_bias":
@@ -114,7 +114,7 @@ import TransformerKit
         #expect(s.d_model == config.dModel && s.heads == config.heads && s.d_ff == config.dFF)
         #expect(s.encoder_layers == config.encoderLayers && s.decoder_layers == config.decoderLayers)
         #expect(s.source_vocab_size == config.sourceVocabSize && s.target_vocab_size == config.targetVocabSize)
-        #expect(s.max_length == config.maxLength && Float(s.layer_norm_eps) == config.layerNormEps)
+        #expect(s.max_length == config.contextLength && Float(s.layer_norm_eps) == config.layerNormEps)
         #expect(s.norm == config.norm.rawValue && s.activation == config.activation.rawValue)
         #expect(s.embeddings == config.embeddings.rawValue && s.positions == config.positions.rawValue)
         #expect(s.attention_bias == config.attentionBias && s.scale_embeddings == config.scaleEmbeddings)

@@ -8,7 +8,7 @@ import TensorKit
                        positions: PositionKind = .sinusoidal, bias: Bool = false, scale: Bool = false) -> TransformerConfig {
         var c = TransformerConfig()
         c.dModel = 8; c.heads = 2; c.dFF = 12; c.encoderLayers = 2; c.decoderLayers = 2
-        c.sourceVocabSize = 9; c.targetVocabSize = embeddings == .all ? 9 : 11; c.maxLength = 16
+        c.sourceVocabSize = 9; c.targetVocabSize = embeddings == .all ? 9 : 11; c.contextLength = 16
         c.norm = norm; c.activation = activation; c.embeddings = embeddings; c.positions = positions
         c.attentionBias = bias; c.scaleEmbeddings = scale
         return c

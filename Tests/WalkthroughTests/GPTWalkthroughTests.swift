@@ -48,7 +48,7 @@ import TransformerKit
     /// More blocks, one head (no per-head split), words, a longer text: still exact.
     @Test func otherShapesReplayExactly() throws {
         var g = GPTWalkthroughSetup()
-        g.config.layers = 2; g.config.heads = 1; g.config.dModel = 6; g.config.dFF = 10
+        g.config.layers = 2; g.config.heads = 1; g.config.dModel = 6; g.config.explicitDFF = 10
         g.tokenizer = .word
         g.corpus = ["the cat sat on the mat", "the dog sat on the log"]
         g.prompt = "the dog sat on the"

@@ -34,7 +34,7 @@ import TransformerKit
         let url: URL = try #require(WalkthroughResources.articleWeightsURL)
         setup.weightsFile = url
         let doc = try setup.run()
-        #expect(doc.config.heads == 1 && doc.config.dK == 4)
+        #expect(doc.config.heads == 1 && doc.config.headSize == 4)
         let emb = try #require(doc.step("src.embed"))
         #expect(Array(emb.values.prefix(6)) == [0.68, 0.13, 0.27, 0.38, 0.75, 0.94])
         let wq = try #require(doc.parameter("encoder.layers.0.self_attn.w_q"))
@@ -69,7 +69,7 @@ import TransformerKit
 
     @Test func sequenceLongerThanThePositionalTable() {
         var s = WalkthroughSetup()
-        s.config.maxLength = 5
+        s.config.contextLength = 5
         #expect { try s.run() } throws: { ($0 as? WalkthroughError)?.message.contains("positional table") ?? false }
     }
 

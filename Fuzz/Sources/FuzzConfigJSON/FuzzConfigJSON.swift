@@ -15,7 +15,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let d = bytes(data, size)
     let decoder = JSONDecoder(), encoder = JSONEncoder()
     if let c = try? decoder.decode(TransformerConfig.self, from: d) {
-        _ = c.dK; _ = c.attentionWidth; _ = c.conventions
+        _ = c.headSize; _ = c.attentionWidth; _ = c.conventions
         if (try? c.validate()) != nil {
             let shapes = c.parameterShapes
             require(shapes.allSatisfy { $0.1.allSatisfy { $0 >= 0 } }, "negative parameter shape from a valid config")

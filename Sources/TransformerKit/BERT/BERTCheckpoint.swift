@@ -105,9 +105,9 @@ public enum BERTCheckpoint {
             throw BERTCheckpointError(f.wrong("model_type", "\"bert\" (other architectures are not supported)").message)
         }
         var c = try mapConfigErrors {
-            BERTConfig(vocabSize: try f.positiveInt("vocab_size"), hiddenSize: try f.positiveInt("hidden_size"),
+            BERTConfig(vocabSize: try f.positiveInt("vocab_size"), dModel: try f.positiveInt("hidden_size"),
                        layers: try f.positiveInt("num_hidden_layers"), heads: try f.positiveInt("num_attention_heads"),
-                       intermediateSize: try f.positiveInt("intermediate_size"), maxPositions: try f.positiveInt("max_position_embeddings"))
+                       dFF: try f.positiveInt("intermediate_size"), contextLength: try f.positiveInt("max_position_embeddings"))
         }
         try mapConfigErrors {
             if f["type_vocab_size"] != nil { c.typeVocabSize = try f.positiveInt("type_vocab_size") }
@@ -148,8 +148,8 @@ public enum BERTCheckpoint {
             let stored = archive.entry(name)!.shape
             guard stored == shape else {
                 throw BERTCheckpointError("\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) (vocab_size \(config.vocabSize), "
-                                          + "hidden_size \(config.hiddenSize), intermediate_size \(config.intermediateSize), "
-                                          + "max_position_embeddings \(config.maxPositions), type_vocab_size \(config.typeVocabSize)) needs \(shape)")
+                                          + "hidden_size \(config.dModel), intermediate_size \(config.dFF), "
+                                          + "max_position_embeddings \(config.contextLength), type_vocab_size \(config.typeVocabSize)) needs \(shape)")
             }
             let t = try archive.tensor(name)
             ps.add(ours, transpose ? TensorKit.transpose(t) : t)
@@ -202,19 +202,19 @@ public final class SentenceEncoder: @unchecked Sendable {
         guard tokenizer.vocabularySize <= c.vocabSize else {
             throw BERTCheckpointError("\(file("vocab.txt").path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)")
         }
-        var length = c.maxPositions
+        var length = c.contextLength
         if exists("sentence_bert_config.json") {
             let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
             if let v = f["max_seq_length"] {
                 guard let i = v.integer, i >= 2 else {
                     throw BERTCheckpointError("\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
                 }
-                length = min(i, c.maxPositions)
+                length = min(i, c.contextLength)
             }
         }
         if let m = maxLength {
-            guard m >= 2 && m <= c.maxPositions else {
-                throw BERTCheckpointError("max length \(m) must be between 2 and the model's max_position_embeddings (\(c.maxPositions))")
+            guard m >= 2 && m <= c.contextLength else {
+                throw BERTCheckpointError("max length \(m) must be between 2 and the model's max_position_embeddings (\(c.contextLength))")
             }
             length = m
         }

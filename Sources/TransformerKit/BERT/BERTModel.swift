@@ -8,28 +8,30 @@ import TensorKit
 /// Field names follow Hugging Face's `BertConfig` (`config.json`).
 public struct BERTConfig: Sendable, Equatable {
     public var vocabSize: Int
-    public var hiddenSize: Int
+    /// The model width (`hidden_size`).
+    public var dModel: Int
     public var layers: Int
     public var heads: Int
-    public var intermediateSize: Int
+    /// The feed-forward width (`intermediate_size`).
+    public var dFF: Int
     /// Rows of the position table (`max_position_embeddings`): the longest input.
-    public var maxPositions: Int
+    public var contextLength: Int
     public var typeVocabSize: Int = 2
     public var layerNormEps: Float = 1e-12
     /// `hidden_act`: "gelu" (exact, BERT's) or "gelu_new" / "gelu_pytorch_tanh" (tanh form).
     public var hiddenAct: String = "gelu"
 
-    public init(vocabSize: Int, hiddenSize: Int, layers: Int, heads: Int, intermediateSize: Int, maxPositions: Int) {
-        self.vocabSize = vocabSize; self.hiddenSize = hiddenSize; self.layers = layers; self.heads = heads
-        self.intermediateSize = intermediateSize; self.maxPositions = maxPositions
+    public init(vocabSize: Int, dModel: Int, layers: Int, heads: Int, dFF: Int, contextLength: Int) {
+        self.vocabSize = vocabSize; self.dModel = dModel; self.layers = layers; self.heads = heads
+        self.dFF = dFF; self.contextLength = contextLength
     }
 
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
-        if vocabSize < 1 || hiddenSize < 1 || layers < 1 || heads < 1 || intermediateSize < 1 || maxPositions < 2 || typeVocabSize < 1 {
+        if vocabSize < 1 || dModel < 1 || layers < 1 || heads < 1 || dFF < 1 || contextLength < 2 || typeVocabSize < 1 {
             try fail("BERT config: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and type_vocab_size must be positive, max_position_embeddings at least 2")
         }
-        if hiddenSize % heads != 0 { try fail("BERT config: hidden_size \(hiddenSize) is not divisible by num_attention_heads \(heads)") }
+        if dModel % heads != 0 { try fail("BERT config: hidden_size \(dModel) is not divisible by num_attention_heads \(heads)") }
         guard Self.activations[hiddenAct] != nil else {
             try fail("BERT config: hidden_act \"\(hiddenAct)\" is not supported (\(Self.activations.keys.sorted().joined(separator: ", ")))")
         }
@@ -42,9 +44,9 @@ public struct BERTConfig: Sendable, Equatable {
     /// d_k = hidden / heads. (No decoder: only `encoderLayerForward` runs.)
     var encoder: TransformerConfig {
         var c = TransformerConfig()
-        c.dModel = hiddenSize; c.heads = heads; c.dFF = intermediateSize
+        c.dModel = dModel; c.heads = heads; c.dFF = dFF
         c.encoderLayers = layers; c.decoderLayers = 0
-        c.sourceVocabSize = vocabSize; c.targetVocabSize = vocabSize; c.maxLength = maxPositions
+        c.sourceVocabSize = vocabSize; c.targetVocabSize = vocabSize; c.contextLength = contextLength
         c.norm = .post; c.activation = Self.activations[hiddenAct] ?? .gelu; c.positions = .learned
         c.attentionBias = true; c.layerNormEps = layerNormEps
         return c
@@ -54,9 +56,9 @@ public struct BERTConfig: Sendable, Equatable {
     /// under the Transformer's (`encoder.layers.N.self_attn.w_q`, `[in, out]`), which is what the
     /// shared encoder layer reads. `BERTCheckpoint` maps Hugging Face's layer names onto these.
     public var parameterShapes: [(String, [Int])] {
-        let d = hiddenSize, f = intermediateSize
+        let d = dModel, f = dFF
         var out: [(String, [Int])] = [
-            ("embeddings.word_embeddings.weight", [vocabSize, d]), ("embeddings.position_embeddings.weight", [maxPositions, d]),
+            ("embeddings.word_embeddings.weight", [vocabSize, d]), ("embeddings.position_embeddings.weight", [contextLength, d]),
             ("embeddings.token_type_embeddings.weight", [typeVocabSize, d]),
             ("embeddings.LayerNorm.weight", [d]), ("embeddings.LayerNorm.bias", [d]),
         ]
@@ -82,7 +84,7 @@ public final class BERTActivations: @unchecked Sendable {
 
     public init(config c: BERTConfig, maxBatch b: Int, maxLength t: Int) {
         maxBatch = b; maxLength = t
-        let n = b * t, d = c.hiddenSize
+        let n = b * t, d = c.dModel
         embed = FlatBuffer(count: n * d); embedNorm = FlatBuffer(count: n * d); mean = FlatBuffer(count: n); rstd = FlatBuffer(count: n)
         layer = Seq2SeqActivations.EncoderLayer(n: n, b: b, s: t, c: c.encoder)
         ids = .allocate(capacity: max(n, 1)); ids.initialize(repeating: 0, count: max(n, 1))
@@ -114,9 +116,9 @@ public final class BERTModel: @unchecked Sendable, TransformerLayerHost {
     /// Token types are all 0 (one segment). The pointer is valid until the next forward on `acts`.
     public func forward(_ sequences: [[Int]], acts: BERTActivations) -> (hidden: UnsafePointer<Float>, t: Int) {
         let b = sequences.count, t = sequences.map(\.count).max() ?? 0
-        precondition(b >= 1 && t >= 1 && b <= acts.maxBatch && t <= acts.maxLength && t <= config.maxPositions,
-                     "batch \(b)×\(t) exceeds the activations (\(acts.maxBatch)×\(acts.maxLength)) or the position table (\(config.maxPositions))")
-        let n = b * t, d = config.hiddenSize
+        precondition(b >= 1 && t >= 1 && b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength,
+                     "batch \(b)×\(t) exceeds the activations (\(acts.maxBatch)×\(acts.maxLength)) or the position table (\(config.contextLength))")
+        let n = b * t, d = config.dModel
         for (bi, s) in sequences.enumerated() {
             for i in 0..<t {
                 precondition(i >= s.count || (s[i] >= 0 && s[i] < config.vocabSize), "token id \(s[i]) outside the vocabulary")
@@ -145,7 +147,7 @@ public final class BERTModel: @unchecked Sendable, TransformerLayerHost {
     /// (`max(‖x‖, 1e-12)`, as `torch.nn.functional.normalize`).
     public func embed(_ sequences: [[Int]], acts: BERTActivations, normalize: Bool = true) -> [[Float]] {
         let (h, t) = forward(sequences, acts: acts)
-        let d = config.hiddenSize
+        let d = config.dModel
         return sequences.enumerated().map { bi, s in
             var sum = [Double](repeating: 0, count: d)
             for i in 0..<s.count {

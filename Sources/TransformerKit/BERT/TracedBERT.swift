@@ -30,14 +30,14 @@ public struct TracedBERT: Sendable {
     public func forward(ids: [Int], tokens: [String]? = nil, trace: Tracer? = nil) throws -> Output {
         let c = config, n = ids.count, ps = parameters
         guard n >= 1 else { throw ConfigError(message: "the sentence has no tokens") }
-        guard n <= c.maxPositions else {
-            throw ConfigError(message: "the sentence has \(n) tokens, more than the model's \(c.maxPositions) positions (max_position_embeddings)")
+        guard n <= c.contextLength else {
+            throw ConfigError(message: "the sentence has \(n) tokens, more than the model's \(c.contextLength) positions (max_position_embeddings)")
         }
         if let i = ids.firstIndex(where: { $0 < 0 || $0 >= c.vocabSize }) {
             throw ConfigError(message: "token id \(ids[i]) (position \(i)) is outside the vocabulary of \(c.vocabSize)")
         }
         let rows = tokens.map { $0.count == n ? $0 : ids.map(String.init) } ?? ids.map(String.init)
-        let s = Steps(trace: trace), d = c.hiddenSize
+        let s = Steps(trace: trace), d = c.dModel
 
         trace?.section = "embeddings"
         let input = s.input("in.ids", "Token ids (WordPiece)", ids: ids, tokens: rows,
@@ -66,7 +66,7 @@ public struct TracedBERT: Sendable {
                                  "K = X · W_K + b_K", "K = X W_K + b_K", cols: indexLabels("d", d))
                 let vv = s.linear("l\(l).attn.v", "Values V", v, s.param(ps, "\(p).self_attn.w_v"), s.param(ps, "\(p).self_attn.b_v"),
                                   "V = X · W_V + b_V", "V = X W_V + b_V", cols: indexLabels("d", d))
-                let cat = s.attentionHeads(q: q, k: k, v: vv, mask: mask, heads: c.heads, dK: enc.dK, id: "l\(l).attn")
+                let cat = s.attentionHeads(q: q, k: k, v: vv, mask: mask, heads: c.heads, headSize: enc.headSize, id: "l\(l).attn")
                 return s.linear("l\(l).attn.out", "Output projection", cat, s.param(ps, "\(p).self_attn.w_o"), s.param(ps, "\(p).self_attn.b_o"),
                                 "MultiHead = Concat(heads) · W_O + b_O", "\\mathrm{MultiHead} = \\mathrm{Concat}(\\mathrm{head}_1,\\ldots,\\mathrm{head}_h) W_O + b_O",
                                 cols: indexLabels("d", d))
@@ -76,7 +76,7 @@ public struct TracedBERT: Sendable {
                            eps: c.layerNormEps) { v in
                 s.feedForward(v, w1: s.param(ps, "\(p).ffn.w1"), b1: s.param(ps, "\(p).ffn.b1"), w2: s.param(ps, "\(p).ffn.w2"), b2: s.param(ps, "\(p).ffn.b2"),
                               activation: enc.activation, id: "l\(l).ffn",
-                              notes: ["BERT's feed-forward is \(c.intermediateSize) wide, with \(enc.activation == .gelu ? "the exact GELU, x·Φ(x)" : "GELU in its tanh form")."])
+                              notes: ["BERT's feed-forward is \(c.dFF) wide, with \(enc.activation == .gelu ? "the exact GELU, x·Φ(x)" : "GELU in its tanh form")."])
             }
         }
         trace?.section = "sentence embedding"

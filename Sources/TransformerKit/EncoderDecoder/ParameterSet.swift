@@ -48,8 +48,8 @@ extension TransformerConfig {
         out.append(("src_embed", [sourceVocabSize, d]))
         if embeddings != .all { out.append(("tgt_embed", [targetVocabSize, d])) }
         if positions == .learned {
-            out.append(("src_pos", [maxLength, d]))
-            out.append(("tgt_pos", [maxLength, d]))
+            out.append(("src_pos", [contextLength, d]))
+            out.append(("tgt_pos", [contextLength, d]))
         }
         func attention(_ p: String) {
             for w in ["w_q", "w_k", "w_v"] {

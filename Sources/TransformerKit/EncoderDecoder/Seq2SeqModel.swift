@@ -59,7 +59,7 @@ public final class Seq2SeqModel: @unchecked Sendable {
         layout = BufferLayout(config.parameterShapes)
         params = try FlatBuffer(layout: layout, parameters: parameters)
         grads = FlatBuffer(count: layout.total)
-        let pe = sinusoidalPositionalEncoding(count: config.maxLength, dModel: config.dModel)
+        let pe = sinusoidalPositionalEncoding(count: config.contextLength, dModel: config.dModel)
         positionTable = FlatBuffer(count: pe.count)
         for i in 0..<pe.count { positionTable[i] = pe.data[i] }
     }
@@ -379,7 +379,7 @@ extension Seq2SeqModel {
         Kernels.linearBackward(dInput: dCtx, dWeight: g("\(p0).w_o"), dBias: gOpt("\(p0).b_o"), dOut: dOut, input: A.ctx.pointer, weight: p("\(p0).w_o"), rows: nq, width: a, outWidth: d)
         dQ.update(repeating: 0, count: nq * a); dK.update(repeating: 0, count: nk * a); dV.update(repeating: 0, count: nk * a)
         Kernels.attentionBackward(dQ: dQ, dK: dK, dV: dV, dOut: dCtx, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, weights: A.att.pointer,
-                                  batch: b, queries: tq, keys: tk, heads: config.heads, headSize: config.dK, qStride: a, kvStride: a)
+                                  batch: b, queries: tq, keys: tk, heads: config.heads, headSize: config.headSize, qStride: a, kvStride: a)
         Kernels.linearBackward(dInput: dXq, dWeight: g("\(p0).w_q"), dBias: gOpt("\(p0).b_q"), dOut: dQ, input: xq, weight: p("\(p0).w_q"), rows: nq, width: d, outWidth: a)
         Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_k"), dBias: gOpt("\(p0).b_k"), dOut: dK, input: xkv, weight: p("\(p0).w_k"), rows: nk, width: d, outWidth: a)
         Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_v"), dBias: gOpt("\(p0).b_v"), dOut: dV, input: xkv, weight: p("\(p0).w_v"), rows: nk, width: d, outWidth: a)

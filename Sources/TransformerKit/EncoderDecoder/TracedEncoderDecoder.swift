@@ -37,8 +37,8 @@ public struct TracedEncoderDecoder: Sendable {
                         sourceTokens: [String], targetTokens: [String], vocabularyTokens: [String],
                         sourcePadding: [Bool]? = nil, trace: Tracer? = nil) throws -> Output {
         guard !source.isEmpty, !target.isEmpty else { throw ConfigError(message: "source and target must not be empty") }
-        for (what, seq) in [("source", source), ("target", target)] where seq.count > config.maxLength {
-            throw ConfigError(message: "the \(what) has \(seq.count) tokens, longer than the positional table (\(config.maxLength) positions); use a longer max length")
+        for (what, seq) in [("source", source), ("target", target)] where seq.count > config.contextLength {
+            throw ConfigError(message: "the \(what) has \(seq.count) tokens, longer than the positional table (\(config.contextLength) positions); use a longer max length")
         }
         if let bad = source.first(where: { $0 < 0 || $0 >= config.sourceVocabSize }) {
             throw ConfigError(message: "source token id \(bad) is outside the vocabulary of \(config.sourceVocabSize)")
@@ -196,7 +196,7 @@ public struct TracedEncoderDecoder: Sendable {
                          notes: notes + ["Q is the input times a weight matrix, not the weight matrix itself (seed 002 shows Q = K = V = W)."])
         let k = s.linear("\(id).k", "Keys K", xkv, s.param(ps, "\(p).w_k"), bias("b_k"), "K = X · W_K", "K = X W^K", cols: aCols)
         let v = s.linear("\(id).v", "Values V", xkv, s.param(ps, "\(p).w_v"), bias("b_v"), "V = X · W_V", "V = X W^V", cols: aCols)
-        let cat = s.attentionHeads(q: q, k: k, v: v, mask: mask, heads: config.heads, dK: config.dK, id: id)
+        let cat = s.attentionHeads(q: q, k: k, v: v, mask: mask, heads: config.heads, headSize: config.headSize, id: id)
         return s.linear("\(id).out", "Output projection", cat, s.param(ps, "\(p).w_o"), bias("b_o"),
                         "MultiHead = Concat(heads) · W_O", "\\mathrm{MultiHead} = \\mathrm{Concat}(\\mathrm{head}_1,\\ldots,\\mathrm{head}_h) W^O",
                         cols: indexLabels("d", config.dModel))

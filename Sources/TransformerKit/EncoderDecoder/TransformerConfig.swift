@@ -36,14 +36,14 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
     public var dModel: Int = 6
     public var heads: Int = 2
     /// Width of one head's queries, keys and values. `nil` means `dModel / heads`, as in the paper.
-    public var headDim: Int? = nil
+    public var explicitHeadSize: Int? = nil
     public var dFF: Int = 12
     public var encoderLayers: Int = 1
     public var decoderLayers: Int = 1
     public var sourceVocabSize: Int = 0
     public var targetVocabSize: Int = 0
     /// Longest sequence the positional table covers.
-    public var maxLength: Int = 64
+    public var contextLength: Int = 64
     public var norm: NormPlacement = .post
     public var activation: Activation = .relu
     public var positions: PositionKind = .sinusoidal
@@ -57,22 +57,23 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case dModel = "d_model", heads, headDim = "d_k", dFF = "d_ff", encoderLayers = "encoder_layers"
+        case dModel = "d_model", heads, explicitHeadSize = "d_k", dFF = "d_ff", encoderLayers = "encoder_layers"
         case decoderLayers = "decoder_layers", sourceVocabSize = "source_vocab_size", targetVocabSize = "target_vocab_size"
-        case maxLength = "max_length", norm, activation, positions, embeddings, scaleEmbeddings = "scale_embeddings"
+        case contextLength = "max_length", norm, activation, positions, embeddings, scaleEmbeddings = "scale_embeddings"
         case attentionBias = "attention_bias", layerNormEps = "layer_norm_eps"
     }
 
-    public var dK: Int { headDim ?? (heads > 0 ? dModel / heads : 0) }
+    /// The width of one head's queries, keys and values (the paper's d_k).
+    public var headSize: Int { explicitHeadSize ?? (heads > 0 ? dModel / heads : 0) }
     /// Width of the concatenated heads (`h · d_k`), the input width of the output projection W_O.
-    public var attentionWidth: Int { heads * dK }
+    public var attentionWidth: Int { heads * headSize }
 
     /// Checks the sizes fit together; throws a message a user can act on.
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
         if dModel < 1 { try fail("d_model must be at least 1 (got \(dModel))") }
         if heads < 1 { try fail("heads must be at least 1 (got \(heads))") }
-        if let h = headDim {
+        if let h = explicitHeadSize {
             if h < 1 { try fail("d_k must be at least 1 (got \(h))") }
         } else if dModel % heads != 0 {
             try fail("d_model \(dModel) is not divisible by heads \(heads): d_k = d_model / h must be a whole number (or give d_k explicitly)")
@@ -83,7 +84,7 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
         if embeddings == .all && sourceVocabSize != targetVocabSize {
             try fail("shared source/target embeddings need one vocabulary (got sizes \(sourceVocabSize) and \(targetVocabSize))")
         }
-        if maxLength < 1 { try fail("max length must be at least 1 (got \(maxLength))") }
+        if contextLength < 1 { try fail("max length must be at least 1 (got \(contextLength))") }
         if !(layerNormEps > 0) { try fail("layer-norm epsilon must be positive") }
     }
 
@@ -96,7 +97,7 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
             "embeddings": embeddings.rawValue,
             "embedding_scale": scaleEmbeddings ? "×√d_model" : "none",
             "attention_bias": attentionBias ? "yes" : "no",
-            "d_k": "\(dK)" + (headDim == nil ? " = d_model / h" : " (set explicitly)"),
+            "d_k": "\(headSize)" + (explicitHeadSize == nil ? " = d_model / h" : " (set explicitly)"),
             "weights": "x · W with W stored [in, out] (PyTorch stores [out, in])",
         ]
     }

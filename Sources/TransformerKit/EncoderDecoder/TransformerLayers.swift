@@ -62,7 +62,7 @@ extension TransformerLayerHost {
         Kernels.linearForward(out: A.k.pointer, input: xkv, weight: p("\(p0).w_k"), bias: pOpt("\(p0).b_k"), rows: b * tk, width: d, outWidth: a)
         Kernels.linearForward(out: A.v.pointer, input: xkv, weight: p("\(p0).w_v"), bias: pOpt("\(p0).b_v"), rows: b * tk, width: d, outWidth: a)
         Kernels.attentionForward(out: A.ctx.pointer, weights: A.att.pointer, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, keyPadding: keyPadding, causal: causal,
-                                 batch: b, queries: tq, keys: tk, heads: layerConfig.heads, headSize: layerConfig.dK, qStride: a, kvStride: a)
+                                 batch: b, queries: tq, keys: tk, heads: layerConfig.heads, headSize: layerConfig.headSize, qStride: a, kvStride: a)
         Kernels.linearForward(out: A.out.pointer, input: A.ctx.pointer, weight: p("\(p0).w_o"), bias: pOpt("\(p0).b_o"), rows: b * tq, width: a, outWidth: d)
     }
 

@@ -88,7 +88,7 @@ public enum GPTCheckpoint {
         let path = f.path
         var config = GPTConfig(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
                                dModel: try f.positiveInt("n_embd"), layers: try f.positiveInt("n_layer"), heads: try f.positiveInt("n_head"))
-        config.dFF = try f.optionalPositiveInt("n_inner")
+        config.explicitDFF = try f.optionalPositiveInt("n_inner")
         if let eps = try f.positiveFloat("layer_norm_epsilon") { config.layerNormEps = eps }
         if let a = try f.string("activation_function") { config.activation = a }
         // GPT2Config switches that change the arithmetic; refuse rather than compute something else.
@@ -135,7 +135,7 @@ public enum GPTCheckpoint {
             let stored = archive.entry(name)!.shape
             guard stored == shape else {
                 throw GPTCheckpointError("\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) "
-                                         + "(vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \(config.hidden)) needs \(shape)")
+                                         + "(vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \(config.dFF)) needs \(shape)")
             }
             ps.add(bare, try archive.tensor(name))
         }
@@ -186,7 +186,7 @@ public enum GPTCheckpoint {
             ("n_ctx", "\(c.contextLength)"),
             ("n_embd", "\(c.dModel)"),
             ("n_head", "\(c.heads)"),
-            ("n_inner", c.dFF.map { "\($0)" } ?? "null"),
+            ("n_inner", c.explicitDFF.map { "\($0)" } ?? "null"),
             ("n_layer", "\(c.layers)"),
             ("n_positions", "\(c.contextLength)"),
             ("resid_pdrop", "0.0"),

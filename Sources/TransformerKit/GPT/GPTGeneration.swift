@@ -84,7 +84,7 @@ public final class GPTGenerator: GenerationSession {
         kCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
         vCache = (0..<c.layers).map { _ in FlatBuffer(count: c.contextLength * d) }
         x = FlatBuffer(count: d); h = FlatBuffer(count: d); qkv = FlatBuffer(count: 3 * d); ctx = FlatBuffer(count: d)
-        tmp = FlatBuffer(count: d); fc = FlatBuffer(count: c.hidden); act = FlatBuffer(count: c.hidden)
+        tmp = FlatBuffer(count: d); fc = FlatBuffer(count: c.dFF); act = FlatBuffer(count: c.dFF)
         logits = FlatBuffer(count: c.vocabSize)
         mean = FlatBuffer(count: 1); rstd = FlatBuffer(count: 1)
     }
@@ -136,7 +136,7 @@ public final class GPTGenerator: GenerationSession {
 
     /// One position through every block, reading and extending the caches.
     func step(_ token: Int) {
-        let c = model.config, d = c.dModel, pos = length, dk = c.dK, eps = c.layerNormEps
+        let c = model.config, d = c.dModel, pos = length, dk = c.headSize, eps = c.layerNormEps
         let wte = model.p("wte.weight") + token * d, wpe = model.p("wpe.weight") + pos * d
         for j in 0..<d { x[j] = wte[j] + wpe[j] }
         for l in 0..<c.layers {
@@ -150,9 +150,9 @@ public final class GPTGenerator: GenerationSession {
             Kernels.linearForward(out: tmp.pointer, input: ctx.pointer, weight: model.p(o.projW), bias: model.p(o.projB), rows: 1, width: d, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
             Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln2w), beta: model.p(o.ln2b), rows: 1, width: d, eps: eps)
-            Kernels.linearForward(out: fc.pointer, input: h.pointer, weight: model.p(o.fcW), bias: model.p(o.fcB), rows: 1, width: d, outWidth: c.hidden)
-            Kernels.geluForward(out: act.pointer, input: fc.pointer, count: c.hidden, form: c.geluForm)
-            Kernels.linearForward(out: tmp.pointer, input: act.pointer, weight: model.p(o.mlpW), bias: model.p(o.mlpB), rows: 1, width: c.hidden, outWidth: d)
+            Kernels.linearForward(out: fc.pointer, input: h.pointer, weight: model.p(o.fcW), bias: model.p(o.fcB), rows: 1, width: d, outWidth: c.dFF)
+            Kernels.geluForward(out: act.pointer, input: fc.pointer, count: c.dFF, form: c.geluForm)
+            Kernels.linearForward(out: tmp.pointer, input: act.pointer, weight: model.p(o.mlpW), bias: model.p(o.mlpB), rows: 1, width: c.dFF, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
         }
         Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p("ln_f.weight"), beta: model.p("ln_f.bias"), rows: 1, width: d, eps: eps)

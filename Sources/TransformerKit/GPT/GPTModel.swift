@@ -14,23 +14,25 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     public var dModel: Int
     public var layers: Int
     public var heads: Int
-    /// MLP width (`n_inner`); nil means 4 · d_model.
-    public var dFF: Int?
+    /// MLP width when set (`n_inner`); nil means 4 · d_model. Read `dFF`.
+    public var explicitDFF: Int?
     public var layerNormEps: Float = 1e-5
     public var activation: String = "gelu_new"
 
     public init(vocabSize: Int, contextLength: Int, dModel: Int, layers: Int, heads: Int, dFF: Int? = nil) {
         self.vocabSize = vocabSize; self.contextLength = contextLength; self.dModel = dModel
-        self.layers = layers; self.heads = heads; self.dFF = dFF
+        self.layers = layers; self.heads = heads; self.explicitDFF = dFF
     }
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "n_positions", dModel = "n_embd", layers = "n_layer", heads = "n_head"
-        case dFF = "n_inner", layerNormEps = "layer_norm_epsilon", activation = "activation_function"
+        case explicitDFF = "n_inner", layerNormEps = "layer_norm_epsilon", activation = "activation_function"
     }
 
-    public var hidden: Int { dFF ?? 4 * dModel }
-    public var dK: Int { dModel / heads }
+    /// The feed-forward (MLP) width.
+    public var dFF: Int { explicitDFF ?? 4 * dModel }
+    /// The width of one attention head.
+    public var headSize: Int { dModel / heads }
 
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
@@ -38,7 +40,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
             try fail("GPT config: vocab_size, n_positions, n_embd, n_layer and n_head must be positive")
         }
         if dModel % heads != 0 { try fail("GPT config: n_embd \(dModel) is not divisible by n_head \(heads)") }
-        if hidden < 1 { try fail("GPT config: n_inner must be positive") }
+        if dFF < 1 { try fail("GPT config: n_inner must be positive") }
         guard ["gelu_new", "gelu_pytorch_tanh", "gelu"].contains(activation) else {
             try fail("GPT config: activation_function \"\(activation)\" is not supported (gelu_new, gelu_pytorch_tanh, gelu)")
         }
@@ -49,7 +51,7 @@ public struct GPTConfig: Codable, Sendable, Equatable {
     /// Hugging Face GPT-2 tensor names (without the `transformer.` prefix) and shapes. Weight matrices
     /// are `[in, out]` — GPT-2's Conv1D orientation, which is also this project's `x · W`.
     public var parameterShapes: [(String, [Int])] {
-        let d = dModel, f = hidden
+        let d = dModel, f = dFF
         var out: [(String, [Int])] = [("wte.weight", [vocabSize, d]), ("wpe.weight", [contextLength, d])]
         for l in 0..<layers {
             let p = "h.\(l)"
@@ -105,7 +107,7 @@ public final class GPTActivations: @unchecked Sendable {
     final class Block {
         let ln1, mean1, rstd1, qkv, att, ctx, attnOut, res1, ln2, mean2, rstd2, fc, act, mlpOut, res2: FlatBuffer
         init(n: Int, b: Int, t: Int, c: GPTConfig) {
-            let d = c.dModel, f = c.hidden
+            let d = c.dModel, f = c.dFF
             ln1 = FlatBuffer(count: n * d); mean1 = FlatBuffer(count: n); rstd1 = FlatBuffer(count: n)
             qkv = FlatBuffer(count: n * 3 * d); att = FlatBuffer(count: b * c.heads * t * t); ctx = FlatBuffer(count: n * d)
             attnOut = FlatBuffer(count: n * d); res1 = FlatBuffer(count: n * d)
@@ -132,7 +134,7 @@ public final class GPTActivations: @unchecked Sendable {
         logits = FlatBuffer(count: n * c.vocabSize); losses = FlatBuffer(count: n)
         dStream = FlatBuffer(count: n * d); dPrev = FlatBuffer(count: n * d); dH = FlatBuffer(count: n * d)
         dQKV = FlatBuffer(count: n * 3 * d); dCtx = FlatBuffer(count: n * d)
-        dFF1 = FlatBuffer(count: n * c.hidden); dFF2 = FlatBuffer(count: n * c.hidden)
+        dFF1 = FlatBuffer(count: n * c.dFF); dFF2 = FlatBuffer(count: n * c.dFF)
         ids = .allocate(capacity: max(n, 1)); ids.initialize(repeating: 0, count: max(n, 1))
         targets = .allocate(capacity: max(n, 1)); targets.initialize(repeating: -1, count: max(n, 1))
     }
@@ -205,13 +207,13 @@ public final class GPTModel: @unchecked Sendable {
             Kernels.linearForward(out: B.qkv.pointer, input: B.ln1.pointer, weight: p(o.attnW), bias: p(o.attnB), rows: n, width: d, outWidth: 3 * d)
             // Q, K and V are column blocks of one [n, 3d] buffer: strides 3d, offsets 0, d, 2d.
             Kernels.attentionForward(out: B.ctx.pointer, weights: B.att.pointer, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d,
-                                     keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: config.heads, headSize: config.dK, qStride: 3 * d, kvStride: 3 * d)
+                                     keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize, qStride: 3 * d, kvStride: 3 * d)
             Kernels.linearForward(out: B.attnOut.pointer, input: B.ctx.pointer, weight: p(o.projW), bias: p(o.projB), rows: n, width: d, outWidth: d)
             for i in 0..<(n * d) { B.res1.pointer[i] = x[i] + B.attnOut.pointer[i] }
             Kernels.layerNormForward(out: B.ln2.pointer, mean: B.mean2.pointer, rstd: B.rstd2.pointer, input: B.res1.pointer, gamma: p(o.ln2w), beta: p(o.ln2b), rows: n, width: d, eps: eps)
-            Kernels.linearForward(out: B.fc.pointer, input: B.ln2.pointer, weight: p(o.fcW), bias: nil, rows: n, width: d, outWidth: config.hidden)
-            Kernels.biasGELUForward(out: B.act.pointer, pre: B.fc.pointer, bias: p(o.fcB), rows: n, width: config.hidden, form: config.geluForm)
-            Kernels.linearForward(out: B.mlpOut.pointer, input: B.act.pointer, weight: p(o.mlpW), bias: p(o.mlpB), rows: n, width: config.hidden, outWidth: d)
+            Kernels.linearForward(out: B.fc.pointer, input: B.ln2.pointer, weight: p(o.fcW), bias: nil, rows: n, width: d, outWidth: config.dFF)
+            Kernels.biasGELUForward(out: B.act.pointer, pre: B.fc.pointer, bias: p(o.fcB), rows: n, width: config.dFF, form: config.geluForm)
+            Kernels.linearForward(out: B.mlpOut.pointer, input: B.act.pointer, weight: p(o.mlpW), bias: p(o.mlpB), rows: n, width: config.dFF, outWidth: d)
             for i in 0..<(n * d) { B.res2.pointer[i] = B.res1.pointer[i] + B.mlpOut.pointer[i] }
             x = UnsafePointer(B.res2.pointer)
         }
@@ -225,7 +227,7 @@ public final class GPTModel: @unchecked Sendable {
 
     /// Accumulates ∂L/∂parameters from the ∂L/∂logits `forward` left behind. Zero `grads` first.
     public func backward(b: Int, t: Int, acts: GPTActivations) {
-        let n = b * t, d = config.dModel, v = config.vocabSize, f = config.hidden
+        let n = b * t, d = config.dModel, v = config.vocabSize, f = config.dFF
         let dX = acts.dStream.pointer
         dX.update(repeating: 0, count: n * d)
         // logits = lnf · wteᵀ
@@ -251,7 +253,7 @@ public final class GPTModel: @unchecked Sendable {
             dCtx.update(repeating: 0, count: n * d); dQKV.update(repeating: 0, count: n * 3 * d); dLn.update(repeating: 0, count: n * d)
             Kernels.linearBackward(dInput: dCtx, dWeight: g(o.projW), dBias: g(o.projB), dOut: dX, input: B.ctx.pointer, weight: p(o.projW), rows: n, width: d, outWidth: d)
             Kernels.attentionBackward(dQ: dQKV, dK: dQKV + d, dV: dQKV + 2 * d, dOut: dCtx, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d, weights: B.att.pointer,
-                                      batch: b, queries: t, keys: t, heads: config.heads, headSize: config.dK, qStride: 3 * d, kvStride: 3 * d)
+                                      batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize, qStride: 3 * d, kvStride: 3 * d)
             Kernels.linearBackward(dInput: dLn, dWeight: g(o.attnW), dBias: g(o.attnB), dOut: dQKV, input: B.ln1.pointer, weight: p(o.attnW), rows: n, width: d, outWidth: 3 * d)
             Kernels.layerNormBackward(dInput: dX, dGamma: g(o.ln1w), dBeta: g(o.ln1b), dOut: dLn, input: input, gamma: p(o.ln1w), mean: B.mean1.pointer, rstd: B.rstd1.pointer, rows: n, width: d)
         }

@@ -111,7 +111,7 @@ public struct TracedGPT: Sendable {
         let q = s.columns("\(id).q", "Queries Q", qkv, block: 0, width: d, "Q = [Q K V][:, 0 ..< \(d)]", "Q = [Q\\;K\\;V]_{[:,\\,0:\(d)]}")
         let k = s.columns("\(id).k", "Keys K", qkv, block: 1, width: d, "K = [Q K V][:, \(d) ..< \(2 * d)]", "K = [Q\\;K\\;V]_{[:,\\,\(d):\(2 * d)]}")
         let v = s.columns("\(id).v", "Values V", qkv, block: 2, width: d, "V = [Q K V][:, \(2 * d) ..< \(3 * d)]", "V = [Q\\;K\\;V]_{[:,\\,\(2 * d):\(3 * d)]}")
-        let cat = s.attentionHeads(q: q, k: k, v: v, mask: mask, heads: config.heads, dK: config.dK, id: id)
+        let cat = s.attentionHeads(q: q, k: k, v: v, mask: mask, heads: config.heads, headSize: config.headSize, id: id)
         return s.linear("\(id).out", "Output projection", cat, s.param(ps, "\(p).c_proj.weight"), s.param(ps, "\(p).c_proj.bias"),
                         "MultiHead = Concat(heads) · W_proj + b_proj", "\\mathrm{MultiHead} = \\mathrm{Concat}(\\mathrm{head}_1,\\ldots,\\mathrm{head}_h) W_{proj} + b_{proj}",
                         cols: indexLabels("d", d))

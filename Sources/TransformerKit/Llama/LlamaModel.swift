@@ -7,7 +7,7 @@ public struct LlamaConfig: Sendable, Equatable {
     public var vocabSize: Int
     public var dModel: Int
     /// The feed-forward's inner width (SwiGLU: gate and up project to it, down projects back).
-    public var hidden: Int
+    public var dFF: Int
     public var layers: Int
     public var heads: Int
     /// Key/value heads: fewer than `heads` is grouped-query attention.
@@ -17,8 +17,8 @@ public struct LlamaConfig: Sendable, Equatable {
     public var ropeBase: Double
     public var rmsEps: Float
 
-    public init(vocabSize: Int, dModel: Int, hidden: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float) {
-        self.vocabSize = vocabSize; self.dModel = dModel; self.hidden = hidden; self.layers = layers; self.heads = heads
+    public init(vocabSize: Int, dModel: Int, dFF: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float) {
+        self.vocabSize = vocabSize; self.dModel = dModel; self.dFF = dFF; self.layers = layers; self.heads = heads
         self.kvHeads = kvHeads; self.contextLength = contextLength; self.ropeBase = ropeBase; self.rmsEps = rmsEps
     }
 
@@ -30,7 +30,7 @@ public struct LlamaConfig: Sendable, Equatable {
             throw GGUFError("\(f.path): general.architecture is \"\(arch)\"; this project runs \"llama\" models only")
         }
         dModel = try f.int("llama.embedding_length")
-        hidden = try f.int("llama.feed_forward_length")
+        dFF = try f.int("llama.feed_forward_length")
         layers = try f.int("llama.block_count")
         heads = try f.int("llama.attention.head_count")
         kvHeads = f.metadata["llama.attention.head_count_kv"] != nil ? try f.int("llama.attention.head_count_kv") : heads
@@ -42,8 +42,8 @@ public struct LlamaConfig: Sendable, Equatable {
         } else {
             vocabSize = try f.strings("tokenizer.ggml.tokens").count
         }
-        guard dModel > 0, hidden > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
-            throw GGUFError("\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(hidden), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))")
+        guard dModel > 0, dFF > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
+            throw GGUFError("\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))")
         }
         guard dModel % heads == 0, heads % kvHeads == 0, (dModel / heads) % 2 == 0 else {
             throw GGUFError("\(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide the embedding into even head sizes and the key/value heads to divide the heads")
@@ -101,8 +101,8 @@ public final class LlamaModel: @unchecked Sendable {
                 attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
                 q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
                 v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
-                gate: try matrix(p + "ffn_gate.weight", c.hidden, d), up: try matrix(p + "ffn_up.weight", c.hidden, d),
-                down: try matrix(p + "ffn_down.weight", d, c.hidden)))
+                gate: try matrix(p + "ffn_gate.weight", c.dFF, d), up: try matrix(p + "ffn_up.weight", c.dFF, d),
+                down: try matrix(p + "ffn_down.weight", d, c.dFF)))
         }
         self.blocks = blocks
         outputNorm = try f.floats("output_norm.weight", dims: [d])
@@ -165,8 +165,8 @@ public final class LlamaSession: GenerationSession {
         let c = model.config
         self.maxLength = min(maxLength ?? c.contextLength, c.contextLength)
         logits = FlatBuffer(count: c.vocabSize)
-        blockSums = FlatBuffer(count: max(c.dModel, c.hidden) / 32 + 1)
-        let largest = model.dequantized ? 0 : max(c.hidden * c.dModel, c.dModel * c.dModel)
+        blockSums = FlatBuffer(count: max(c.dModel, c.dFF) / 32 + 1)
+        let largest = model.dequantized ? 0 : max(c.dFF * c.dModel, c.dModel * c.dModel)
         dequantScratch = FlatBuffer(count: largest)
     }
 
@@ -222,7 +222,7 @@ public final class LlamaSession: GenerationSession {
         if n > batch {
             x = FlatBuffer(count: n * c.dModel); h = FlatBuffer(count: n * c.dModel); q = FlatBuffer(count: n * c.dModel)
             ctx = FlatBuffer(count: n * c.dModel); tmp = FlatBuffer(count: n * c.dModel)
-            gate = FlatBuffer(count: n * c.hidden); up = FlatBuffer(count: n * c.hidden)
+            gate = FlatBuffer(count: n * c.dFF); up = FlatBuffer(count: n * c.dFF)
             batch = n
         }
     }
@@ -262,7 +262,7 @@ public final class LlamaSession: GenerationSession {
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
             Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.ffnNorm, rows: n, width: d, eps: c.rmsEps)
             linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
-            Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.hidden)
+            Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.dFF)
             linear(tmp.pointer, gate.pointer, b.down, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
             if let observe {

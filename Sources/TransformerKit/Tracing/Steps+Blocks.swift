@@ -23,7 +23,7 @@ extension Steps {
     /// Scaled dot-product attention per head, from projected `q` `[n, h·d_k]`, `k` and `v` `[m, h·d_k]`:
     /// `head_i = softmax(mask(Q_i K_iᵀ / √d_k)) V_i`, then the heads side by side `[n, h·d_k]`.
     /// The output projection W_O is the caller's (its name and bias differ between models).
-    func attentionHeads(q: Value, k: Value, v: Value, mask: Value, heads h: Int, dK dk: Int, id: String) -> Value {
+    func attentionHeads(q: Value, k: Value, v: Value, mask: Value, heads h: Int, headSize dk: Int, id: String) -> Value {
         var out: [Value] = []
         for i in 0..<h {
             let hid = h == 1 ? id : "\(id).head\(i)"

@@ -10,11 +10,17 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
         discussion: """
-            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune (the sweeps
-            that chose the GEMM's block sizes and thresholds; minutes, not in the default set). gemm also
-            checks every benchmark shape against the reference loop and fails if one is off. Each training figure is the
-            mean over --steps timed steps after 2 warm-up steps (forward, backward, clipping and AdamW, as
-            `transformer train` runs them), with the peak resident memory while that part ran.
+            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune.
+            gemm: best-of-5 GFLOP/s of three transformer shapes per --threads count; then a correctness line per
+            shape and thread count (max |Gemm.fast − Gemm.reference| / max|C|; bench exits non-zero if one is
+            above 1e-5); best and median over --rounds × 10 runs of the four shapes (adding (4096×384)·(384×384));
+            the reference loop against the fast path on 512×384×384; the micro-kernel's L1-resident peak; and a
+            table of small shapes. gemm-tune (minutes, not in the default set): the sweeps that chose the GEMM's
+            knobs — block sizes KC×MC×NC, the small-product threshold, the parallel threshold (resident pool
+            against concurrentPerform), the pool's spin/yield policy and splitting M against N; each restores
+            the defaults after it. Each training figure is the mean over --steps timed steps after 2 warm-up
+            steps (forward, backward, clipping and AdamW, as `transformer train` runs them), with the peak
+            resident memory while that part ran.
             scripts/bench-vs-pytorch.sh runs the same configurations in PyTorch and prints the ratios.
             """)
 
@@ -39,6 +45,9 @@ struct BenchCommand: ParsableCommand {
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if vocabSize <= 256 { throw ValidationError("--vocab-size must be above 256 (the byte tokens)") }
+        for t in threads.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Int(t.trimmingCharacters(in: .whitespaces)), v >= 1 else { throw ValidationError("--threads: \"\(t)\" is not a thread count of at least 1") }
+        }
         for c in contexts.split(separator: ",") {
             guard let v = Int(c), v >= 40 else { throw ValidationError("--contexts: \"\(c)\" is not a context length of at least 40") }
         }
@@ -68,7 +77,8 @@ struct BenchCommand: ParsableCommand {
         var rng = SeededRNG(seed: 1)
         let saved = Gemm.threads
         defer { Gemm.threads = saved }
-        for t in threads.split(separator: ",").compactMap({ Int($0) }) {
+        let threadCounts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        for t in threadCounts {
             Gemm.threads = t
             for (name, ta, tb, m, n, k) in shapes {
                 let a = rng.uniform(shape: [m * k], low: -1, high: 1).data, b = rng.uniform(shape: [k * n], low: -1, high: 1).data
@@ -85,9 +95,9 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "gemm %-30@ threads %d: %6.1f GFLOP/s", name as NSString, t, 2 * Double(m * n * k) / best / 1e9))
             }
         }
-        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         guard GemmBenchmarks.checkShapes(threads: threadCounts) else {
-            throw ValidationError("gemm: the packed GEMM differs from the reference loop on a benchmark shape (above)")
+            fflush(nil)  // stdout first (the WRONG lines), when stdout and stderr go to the same place
+            fail("bench gemm: the packed GEMM (Gemm.fast) differs from Gemm.reference by more than 1e-5 of max|C| on a benchmark shape (the WRONG lines above)")
         }
         GemmBenchmarks.throughput(threads: threadCounts, rounds: rounds)
         GemmBenchmarks.kernelPeak()
@@ -145,7 +155,7 @@ struct BenchCommand: ParsableCommand {
         // The encoder–decoder config of the performance issue.
         var c = TransformerConfig()
         c.dModel = 256; c.heads = 8; c.dFF = 1024; c.encoderLayers = 3; c.decoderLayers = 3
-        c.sourceVocabSize = 8000; c.targetVocabSize = 8000; c.maxLength = 64; c.embeddings = .all; c.scaleEmbeddings = true
+        c.sourceVocabSize = 8000; c.targetVocabSize = 8000; c.contextLength = 64; c.embeddings = .all; c.scaleEmbeddings = true
         let b = 64, len = 32
         let model = try Seq2SeqModel(config: c, seed: 1)
         var rng = SeededRNG(seed: 2)

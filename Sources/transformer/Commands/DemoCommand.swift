@@ -20,7 +20,7 @@ struct DemoCommand: ParsableCommand {
             for p in ToyCorpus.pairs { print("  \(p.source) → \(p.target)") }
             let codec = try SentenceCodec.build(kind: .char, texts: ToyCorpus.pairs.flatMap { [$0.source, $0.target] })
             var c = TransformerConfig()
-            c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.maxLength = 16
+            c.dModel = 32; c.heads = 4; c.dFF = 64; c.encoderLayers = 2; c.decoderLayers = 2; c.contextLength = 16
             c.sourceVocabSize = codec.vocabularySize; c.targetVocabSize = codec.vocabularySize
             c.embeddings = .all; c.scaleEmbeddings = true
             let model = try Seq2SeqModel(config: c, seed: seed)

@@ -105,7 +105,7 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func printJSON(_ input: [String], _ vectors: [[Float]], _ encoder: SentenceEncoder) {
-        var out = "{\"model\": \(jsonString(model)), \"dimension\": \(encoder.model.config.hiddenSize), \"max_length\": \(encoder.maxLength),\n"
+        var out = "{\"model\": \(jsonString(model)), \"dimension\": \(encoder.model.config.dModel), \"max_length\": \(encoder.maxLength),\n"
         out += " \"sentences\": [" + input.map(jsonString).joined(separator: ", ") + "],\n"
         out += " \"tokens\": [" + input.map { "\(encoder.tokenize($0).count)" }.joined(separator: ", ") + "],\n"
         out += " \"embeddings\": [\n  " + vectors.map { "[" + $0.map { "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ") + "]}\n"

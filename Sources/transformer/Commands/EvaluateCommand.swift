@@ -27,7 +27,7 @@ struct EvaluateCommand: ParsableCommand {
             // Teacher-forced loss and accuracy.
             let ids: [IDPair] = corpus.pairs.compactMap { p in
                 let s = codec.encode(p.source), t = codec.encode(p.target)
-                return s.isEmpty || s.count > m.config.maxLength || t.count + 1 > m.config.maxLength ? nil : (s, t)
+                return s.isEmpty || s.count > m.config.contextLength || t.count + 1 > m.config.contextLength ? nil : (s, t)
             }
             var opts = loaded.config.options ?? TrainOptions()
             opts.dropout = 0

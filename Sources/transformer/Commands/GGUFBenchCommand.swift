@@ -70,7 +70,7 @@ extension GGUFBenchCommand {
     /// of enough products to take ~0.2 s.
     func timeKernels(_ f: GGUFFile) throws {
         let c = try LlamaConfig(gguf: f)
-        for (name, rows) in [("blk.0.ffn_gate.weight", c.hidden), ("token_embd.weight", c.vocabSize)] {
+        for (name, rows) in [("blk.0.ffn_gate.weight", c.dFF), ("token_embd.weight", c.vocabSize)] {
             let m = try f.matrix(name, rows: rows, cols: c.dModel)
             var x = (0..<m.cols).map { Float(($0 * 37) % 19) / 19 - 0.5 }, out = [Float](repeating: 0, count: m.rows)
             var scratch = [Float](repeating: 0, count: m.cols / 32 + 1)

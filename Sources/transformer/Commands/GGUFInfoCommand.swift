@@ -35,7 +35,7 @@ struct GGUFInfoCommand: ParsableCommand {
             }
             let c = try LlamaConfig(gguf: f)
             _ = try GGUFTokenizer(gguf: f)
-            print("\nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.hidden), context \(c.contextLength), RoPE base \(c.ropeBase), RMSNorm ε \(c.rmsEps)")
+            print("\nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \(c.ropeBase), RMSNorm ε \(c.rmsEps)")
         } catch let e as GGUFError { fail(e.description) }
     }
 }

@@ -198,7 +198,7 @@ struct NapkinReport: Encodable {
 
     var headline: String {
         let c = config
-        return "\(c.layers) layers · d_model \(c.dModel) · \(c.heads) heads (d_k \(c.dK)) · d_ff \(c.hidden) · context \(c.contextLength) · vocabulary \(c.vocabSize) · output \(tiedHead ? "tied to wte" : "untied")"
+        return "\(c.layers) layers · d_model \(c.dModel) · \(c.heads) heads (d_k \(c.headSize)) · d_ff \(c.dFF) · context \(c.contextLength) · vocabulary \(c.vocabSize) · output \(tiedHead ? "tied to wte" : "untied")"
     }
 
     var memoryRows: [(String, String, Double)] {

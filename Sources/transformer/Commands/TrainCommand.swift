@@ -21,7 +21,7 @@ struct ModelShapeOptions: ParsableArguments {
     func config(vocabularySize: Int) throws -> TransformerConfig {
         var c = TransformerConfig()
         c.dModel = dModel; c.heads = heads; c.dFF = dFF ?? 4 * dModel; c.encoderLayers = layers; c.decoderLayers = layers
-        c.maxLength = maxLength; c.sourceVocabSize = vocabularySize; c.targetVocabSize = vocabularySize
+        c.contextLength = maxLength; c.sourceVocabSize = vocabularySize; c.targetVocabSize = vocabularySize
         c.scaleEmbeddings = true
         guard let n = NormPlacement(rawValue: norm) else { throw TrainingError("--norm must be post or pre") }
         guard let a = Activation(rawValue: activation) else { throw TrainingError("--activation must be relu, gelu or gelu_tanh") }
@@ -211,13 +211,13 @@ struct TrainCommand: ParsableCommand {
             var out: [IDPair] = [], skipped = 0
             for p in c.pairs {
                 let s = codec.encode(p.source), t = codec.encode(p.target)
-                if s.isEmpty || t.isEmpty || s.count > model.config.maxLength || t.count + 1 > model.config.maxLength { skipped += 1; continue }
+                if s.isEmpty || t.isEmpty || s.count > model.config.contextLength || t.count + 1 > model.config.contextLength { skipped += 1; continue }
                 out.append((s, t))
             }
             return (out, skipped)
         }
         let (trainIDs, skippedT) = encode(trainSet), (validIDs, skippedV) = encode(validSet)
-        if skippedT + skippedV > 0 { log("skipped \(skippedT + skippedV) pairs longer than --max-length \(model.config.maxLength) tokens") }
+        if skippedT + skippedV > 0 { log("skipped \(skippedT + skippedV) pairs longer than --max-length \(model.config.contextLength) tokens") }
         let c = model.config
         log("model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \(c.norm.rawValue)-norm, \(model.layout.total) parameters")
         let trainer = try Seq2SeqTrainer(model: model, codec: codec, train: trainIDs, validation: validIDs, options: options)

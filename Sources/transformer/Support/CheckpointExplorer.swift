@@ -62,7 +62,7 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
     var maxInputTokens: Int {
         switch loaded {
         case .gpt(let m, _, _): return m.config.contextLength
-        case .seq2seq(let l, _): return l.config.model.maxLength
+        case .seq2seq(let l, _): return l.config.model.contextLength
         }
     }
 
@@ -110,10 +110,10 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         let c = l.config.model, codec = l.codec
         let src = codec.encode(text)
         guard !src.isEmpty else { throw WalkthroughError("the text gives no tokens") }
-        guard src.count <= c.maxLength else { throw WalkthroughError("the text makes \(src.count) tokens; the model's positional table has \(c.maxLength)") }
+        guard src.count <= c.contextLength else { throw WalkthroughError("the text makes \(src.count) tokens; the model's positional table has \(c.contextLength)") }
         var out = t.greedy(src)
         if let end = out.firstIndex(of: codec.endID) { out = Array(out[..<end]) }
-        out = Array(out.prefix(c.maxLength - 1))
+        out = Array(out.prefix(c.contextLength - 1))
         let decIn = [codec.startID] + out, decOut = out + [codec.endID]
         let vocab = (0..<codec.vocabularySize).map { Self.label($0, codec) }
         do {

@@ -21,7 +21,7 @@ enum GGUFWalkthrough {
         var out = ""
         let name = (path as NSString).lastPathComponent
         out += "Walkthrough of \(name) on \(text.debugDescription)\n"
-        out += "llama: \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.hidden), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
+        out += "llama: \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.dFF), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
 
         out += "1 · Tokens — byte-level BPE from tokenizer.ggml.* (Ġ is a space, Ċ a newline): \(ids.count) tokens\n"
         var line1 = "   ", line2 = "   "

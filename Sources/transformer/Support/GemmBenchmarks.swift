@@ -93,24 +93,67 @@ enum GemmBenchmarks {
 
     // MARK: - Figures (--only gemm)
 
-    /// max |fast − reference| / max |C| with alpha 0.5, beta 0.5 on each benchmark shape and thread
-    /// count; returns false (after printing) when one exceeds 1e-5.
+    /// The check the old `benchmarkShapesAreCorrect` test made: `Gemm.fast` (the packed GEMM itself,
+    /// whatever backend `multiply` uses) against `Gemm.reference` on each benchmark shape and thread
+    /// count, with alpha 0.5, beta 0.5 and every leading dimension padded by 3. Prints
+    /// max |fast − reference| / max |C| per shape and thread count; returns false when one exceeds
+    /// `tolerance`, a value is not finite, or the padding past column n was written.
+    static let tolerance: Float = 1e-5
+
     static func checkShapes(threads: [Int]) -> Bool {
         var ok = true
         for s in shapes {
-            var reference = Operands(s, seed: 5)
-            reference.multiply(s, alpha: 0.5, beta: 0.5, reference: true)
-            let scale = reference.c.map(abs).max() ?? 1
+            let (aRows, aCols) = s.transA ? (s.k, s.m) : (s.m, s.k)
+            let (bRows, bCols) = s.transB ? (s.n, s.k) : (s.k, s.n)
+            let padding = 3, lda = aCols + padding, ldb = bCols + padding, ldc = s.n + padding
+            var rng = SeededRNG(seed: 5)
+            let a = rng.uniform(shape: [aRows * lda], low: -1, high: 1).data
+            let b = rng.uniform(shape: [bRows * ldb], low: -1, high: 1).data
+            let c0 = rng.uniform(shape: [s.m * ldc], low: -1, high: 1).data
+            func product(threads: Int?) -> [Float] {
+                var c = c0
+                a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            if let threads {
+                                let saved = Gemm.threads
+                                Gemm.threads = threads
+                                defer { Gemm.threads = saved }
+                                Gemm.fast(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
+                                          a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
+                                          c: pc.baseAddress!, ldc: ldc)
+                            } else {
+                                Gemm.reference(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
+                                               a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
+                                               c: pc.baseAddress!, ldc: ldc)
+                            }
+                        }
+                    }
+                }
+                return c
+            }
+            let reference = product(threads: nil)
+            var scale: Float = 0
+            for i in 0..<s.m { for j in 0..<s.n { scale = max(scale, abs(reference[i * ldc + j])) } }
             for t in threads {
-                var fast = Operands(s, seed: 5)
-                let saved = Gemm.threads
-                Gemm.threads = t
-                fast.multiply(s, alpha: 0.5, beta: 0.5)
-                Gemm.threads = saved
-                let err = zip(fast.c, reference.c).map { abs($0 - $1) }.max()! / scale
-                let verdict = err <= 1e-5 ? "ok" : "WRONG (over 1e-5)"
-                print(pad(s.name, 30) + String(format: "  threads %d: max |fast − reference| / max|C| = %.2e  %@", t, err, verdict))
-                ok = ok && err <= 1e-5
+                let fast = product(threads: t)
+                var diff: Float = 0, padTouched = false
+                for i in 0..<s.m {
+                    for j in 0..<ldc {
+                        let x = fast[i * ldc + j]
+                        if j >= s.n {
+                            if x != c0[i * ldc + j] { padTouched = true }
+                        } else {
+                            // Not finite (NaN included) counts as infinitely wrong; `max` would skip a NaN.
+                            diff = max(diff, x.isFinite ? abs(x - reference[i * ldc + j]) : .infinity)
+                        }
+                    }
+                }
+                let err = diff / max(scale, 1)
+                let good = err <= tolerance && !padTouched
+                let verdict = good ? "ok" : padTouched ? "WRONG (wrote past column n)" : "WRONG (over 1e-5)"
+                print(pad(s.name, 30) + String(format: "  threads %d: max |fast − reference| / max|C| = %.2e  ", t, err) + verdict)
+                ok = ok && good
             }
         }
         return ok

@@ -25,7 +25,7 @@ extension WalkthroughOptions {
             let encoder = try SentenceEncoder(directory: URL(fileURLWithPath: checkpoint, isDirectory: true), maxLength: maxLength)
             let sentence = prompt ?? "A man is playing a guitar."
             let c = encoder.model.config
-            var notes = ["Weights from \(checkpoint) (\(encoder.model.layout.total) parameters; \(c.layers) layers, \(c.heads) heads, d_model \(c.hiddenSize))."]
+            var notes = ["Weights from \(checkpoint) (\(encoder.model.layout.total) parameters; \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel))."]
             let n = encoder.tokenize(sentence).count
             if n == encoder.maxLength { notes.append("The sentence was cut at \(encoder.maxLength) tokens ([CLS] and [SEP] included), as sentence-transformers cuts it.") }
             return try BERTWalkthrough.document(encoder: encoder, text: sentence, notes: notes)

@@ -28,7 +28,7 @@ extension WalkthroughOptions {
         if let dModel { g.config.dModel = dModel }
         if let heads { g.config.heads = heads }
         if let layers { g.config.layers = layers }
-        if let dFF { g.config.dFF = dFF }
+        if let dFF { g.config.explicitDFF = dFF }
         if let maxLength { g.config.contextLength = maxLength }
         return try g.run()
     }

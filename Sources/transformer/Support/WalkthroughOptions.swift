@@ -103,7 +103,7 @@ struct WalkthroughOptions: ParsableArguments {
         var c = s.config
         if let dModel { c.dModel = dModel }
         if let heads { c.heads = heads }
-        if let dK { c.headDim = dK }
+        if let dK { c.explicitHeadSize = dK }
         if let dFF { c.dFF = dFF }
         if let layers { c.encoderLayers = layers; c.decoderLayers = layers }
         if let n: NormPlacement = try parse(norm, "norm") { c.norm = n }
@@ -111,7 +111,7 @@ struct WalkthroughOptions: ParsableArguments {
         if let p: PositionKind = try parse(positions, "positions") { c.positions = p }
         if let e: EmbeddingSharing = try parse(embeddings, "embeddings") { c.embeddings = e }
         if scaleEmbeddings { c.scaleEmbeddings = true }
-        if let maxLength { c.maxLength = maxLength }
+        if let maxLength { c.contextLength = maxLength }
         s.config = c
         s.seed = seed
         return s
