@@ -52,9 +52,9 @@ public enum DataParallel {
     /// Whether this build links MPI (the `MPI` trait).
     public static var hasMPI: Bool {
         #if MPI
-        return true
+            return true
         #else
-        return false
+            return false
         #endif
     }
 
@@ -74,13 +74,15 @@ public enum DataParallel {
     ///   train alone and overwrite the others' checkpoints), or when MPI fails to start.
     public static func start() throws -> any ProcessGroup {
         #if MPI
-        if launcherWorldSize != nil { return try MPIGroup.start() }
-        return SingleProcess()
+            if launcherWorldSize != nil { return try MPIGroup.start() }
+            return SingleProcess()
         #else
-        if let launched = launcherWorldSize, launched > 1 {
-            throw DataParallelError("started as one of \(launched) processes (mpirun?), but this build has no MPI: build with `swift build -c release --traits MPI` (README, \"Data-parallel training over MPI\")")
-        }
-        return SingleProcess()
+            if let launched = launcherWorldSize, launched > 1 {
+                throw DataParallelError(
+                    "started as one of \(launched) processes (mpirun?), but this build has no MPI: build with `swift build -c release --traits MPI` (README, \"Data-parallel training over MPI\")"
+                )
+            }
+            return SingleProcess()
         #endif
     }
 }

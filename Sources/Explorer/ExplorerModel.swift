@@ -85,8 +85,11 @@ actor ModelGate {
             // A Dispatch timer, not `Task.sleep`: the deadline must hold even when Swift's cooperative pool is
             // busy (in the test runner other suites' synchronous work can hold both its threads for seconds).
             let timer = DispatchWorkItem {
-                answer.resume(.failure(HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"],
-                                                 message: "timed out after \(timeout.seconds) s; retry later")))
+                answer.resume(
+                    .failure(
+                        HTTPError(
+                            .serviceUnavailable, headers: [.retryAfter: "1"],
+                            message: "timed out after \(timeout.seconds) s; retry later")))
             }
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds, execute: timer)
             Task {

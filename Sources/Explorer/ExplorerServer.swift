@@ -47,8 +47,9 @@ public enum ExplorerServer {
         let gate = ModelGate(model, maxQueue: limits.maxQueue)
         let kind = model.kind
         let loss = model.lossCurveSVG
-        let page = ExplorerPage.live(model: model.summary, completion: kind.completion, maxCharacters: limits.maxCharacters,
-                                     example: kind == .gpt ? "ROMEO:" : "", lossCurve: loss == nil ? nil : "/loss.svg")
+        let page = ExplorerPage.live(
+            model: model.summary, completion: kind.completion, maxCharacters: limits.maxCharacters,
+            example: kind == .gpt ? "ROMEO:" : "", lossCurve: loss == nil ? nil : "/loss.svg")
         let router = Router()
         router.add(middleware: JSONErrorMiddleware())
         router.get("/") { _, _ in
@@ -62,8 +63,10 @@ public enum ExplorerServer {
             }
         }
         router.get("/api/info") { _, _ in
-            try json(Info(kind: kind.rawValue, model: model.summary, maxCharacters: limits.maxCharacters, maxTokens: model.maxInputTokens,
-                          maxBodyBytes: limits.maxBodyBytes, completion: kind.completion.path))
+            try json(
+                Info(
+                    kind: kind.rawValue, model: model.summary, maxCharacters: limits.maxCharacters, maxTokens: model.maxInputTokens,
+                    maxBodyBytes: limits.maxBodyBytes, completion: kind.completion.path))
         }
         router.post("/api/trace") { request, _ in
             let input = try await readInput(request, limits: limits)
@@ -74,13 +77,20 @@ public enum ExplorerServer {
                 let doc = try model.trace(input.text)
                 var steps = doc
                 steps.parameters = []  // the steps are the story; parameters can be millions of numbers
-                let answer = TraceAnswer(title: doc.title, prediction: doc.nextToken,
-                                         attention: doc.attentionMaps.map { .init(step: $0.step, block: $0.block, layer: $0.layer, kind: $0.kind, head: $0.head) },
-                                         html: parts.contains(.html) ? ExplorerPage.fragment(doc) : nil,
-                                         trace: parts.contains(.trace) ? steps : nil)
+                let answer = TraceAnswer(
+                    title: doc.title, prediction: doc.nextToken,
+                    attention: doc.attentionMaps.map {
+                        .init(step: $0.step, block: $0.block, layer: $0.layer, kind: $0.kind, head: $0.head)
+                    },
+                    html: parts.contains(.html) ? ExplorerPage.fragment(doc) : nil,
+                    trace: parts.contains(.trace) ? steps : nil)
                 let data = try TraceDocument.encoder(pretty: false).encode(answer)
                 guard data.count <= limits.maxAnswerBytes else {
-                    throw HTTPError(.unprocessableContent, message: "the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); try a shorter text")
+                    throw HTTPError(
+                        .unprocessableContent,
+                        message:
+                            "the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); try a shorter text"
+                    )
                 }
                 return data
             }
@@ -97,27 +107,37 @@ public enum ExplorerServer {
         }
         let other = kind == .gpt ? ExplorerModelKind.seq2seq.completion.path : ExplorerModelKind.gpt.completion.path
         router.post(RouterPath(stringLiteral: other)) { _, _ -> Response in
-            throw HTTPError(.notFound, message: "\(other) is not served for this model (a \(kind == .gpt ? "GPT" : "translation model")): use \(kind.completion.path)")
+            throw HTTPError(
+                .notFound,
+                message:
+                    "\(other) is not served for this model (a \(kind == .gpt ? "GPT" : "translation model")): use \(kind.completion.path)")
         }
         return router
     }
 
     /// The server: the router, plus the connection limits (idle timeout, request-read deadline, most connections).
-    public static func application(model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080,
-                                   limits: ExplorerLimits = ExplorerLimits(),
-                                   onReady: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+    public static func application(
+        model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080,
+        limits: ExplorerLimits = ExplorerLimits(),
+        onReady: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let readTimeout = TimeAmount(limits.readTimeout)
-        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestReadDeadline(readTimeout)],
-                                               idleTimeout: TimeAmount(limits.idleTimeout))
-        return Application(router: router(model: model, limits: limits), server: .http1(configuration: http1),
-                           configuration: .init(address: .hostname(host, port: port), serverName: "transformer-explorer",
-                                                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
-                           onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) })
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestReadDeadline(readTimeout)],
+            idleTimeout: TimeAmount(limits.idleTimeout))
+        return Application(
+            router: router(model: model, limits: limits), server: .http1(configuration: http1),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "transformer-explorer",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
+            onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) })
     }
 
     /// Serves until SIGINT or SIGTERM. `onReady` gets the bound port (useful with port 0: any free port).
-    public static func run(model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080, limits: ExplorerLimits = ExplorerLimits(),
-                           onReady: @escaping @Sendable (Int) -> Void) async throws {
+    public static func run(
+        model: any ExplorerModel, host: String = "127.0.0.1", port: Int = 8080, limits: ExplorerLimits = ExplorerLimits(),
+        onReady: @escaping @Sendable (Int) -> Void
+    ) async throws {
         try await application(model: model, host: host, port: port, limits: limits, onReady: onReady).runService()
     }
 
@@ -134,12 +154,17 @@ public enum ExplorerServer {
 
         func traceParts() throws -> Set<TracePart> {
             guard let include else { return Set(TracePart.allCases) }
-            return Set(try include.map { name in
-                guard let part = TracePart(rawValue: name) else {
-                    throw HTTPError(.badRequest, message: "include: unknown part \"\(name)\"; the parts are \(TracePart.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " and "))")
-                }
-                return part
-            })
+            return Set(
+                try include.map { name in
+                    guard let part = TracePart(rawValue: name) else {
+                        throw HTTPError(
+                            .badRequest,
+                            message:
+                                "include: unknown part \"\(name)\"; the parts are \(TracePart.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " and "))"
+                        )
+                    }
+                    return part
+                })
         }
     }
 
@@ -167,13 +192,16 @@ public enum ExplorerServer {
 
     /// `work` on the model through the gate, after checking `text` against the model's context. The model's own complaints
     /// about the input (no tokens, unknown characters) become 422; a full queue or the deadline, 503.
-    static func compute<T: Sendable>(_ gate: ModelGate, _ limits: ExplorerLimits, _ text: String,
-                                     _ work: @escaping @Sendable (any ExplorerModel) throws -> T) async throws -> T {
+    static func compute<T: Sendable>(
+        _ gate: ModelGate, _ limits: ExplorerLimits, _ text: String,
+        _ work: @escaping @Sendable (any ExplorerModel) throws -> T
+    ) async throws -> T {
         do {
             return try await gate.run(timeout: limits.computeTimeout) { model in
                 let tokens = try model.tokenCount(text)
                 guard tokens <= model.maxInputTokens else {
-                    throw HTTPError(.unprocessableContent, message: "the text makes \(tokens) tokens; this model takes at most \(model.maxInputTokens)")
+                    throw HTTPError(
+                        .unprocessableContent, message: "the text makes \(tokens) tokens; this model takes at most \(model.maxInputTokens)")
                 }
                 return try work(model)
             }
@@ -210,7 +238,8 @@ public enum ExplorerServer {
     }
 
     static func jsonResponse(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
 
@@ -277,4 +306,3 @@ final class RequestReadDeadline: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelInactive()
     }
 }
-

@@ -1,9 +1,9 @@
 import Foundation
 import TensorKit
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A failure to read a GGUF file: which file, what was being read, what was expected.
@@ -42,7 +42,10 @@ public enum GGUFValue: Sendable, Equatable {
         case .int(let v): "\(v)"
         case .float(let v): "\(v)"
         case .bool(let v): "\(v)"
-        case .string(let s): s.count > 60 ? "\"\(s.prefix(57).replacingOccurrences(of: "\n", with: "\\n"))…\"" : "\"\(s.replacingOccurrences(of: "\n", with: "\\n"))\""
+        case .string(let s):
+            s.count > 60
+                ? "\"\(s.prefix(57).replacingOccurrences(of: "\n", with: "\\n"))…\""
+                : "\"\(s.replacingOccurrences(of: "\n", with: "\\n"))\""
         case .array(let a): "[\(a.count) items: \(a.prefix(3).map(\.summary).joined(separator: ", "))\(a.count > 3 ? ", …" : "")]"
         }
     }
@@ -143,7 +146,9 @@ public final class GGUFFile: @unchecked Sendable {
         // Each key–value takes at least 12 bytes and each tensor info at least 24: reject absurd counts
         // before reserving anything.
         guard kvCount <= UInt64(store.count / 12), tensorCount <= UInt64(store.count / 24) else {
-            throw GGUFError("\(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \(store.count)-byte file can hold: it is truncated or corrupt")
+            throw GGUFError(
+                "\(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \(store.count)-byte file can hold: it is truncated or corrupt"
+            )
         }
         var keys: [String] = [], metadata: [String: GGUFValue] = [:]
         for i in 0..<Int(kvCount) {
@@ -178,10 +183,14 @@ public final class GGUFFile: @unchecked Sendable {
             }
             let rawType = try r.u32("the type of \(name)")
             guard let type = GGMLType(rawValue: rawType) else {
-                throw GGUFError("\(path): tensor \(name) is stored as \(GGMLType.name(of: rawType)), which this reader does not support (it reads \(GGMLType.allCases.map(\.name).joined(separator: ", ")))")
+                throw GGUFError(
+                    "\(path): tensor \(name) is stored as \(GGMLType.name(of: rawType)), which this reader does not support (it reads \(GGMLType.allCases.map(\.name).joined(separator: ", ")))"
+                )
             }
             guard dims[0] % type.blockSize == 0 else {
-                throw GGUFError("\(path): tensor \(name) is \(type.name) with rows of \(dims[0]) values, not a whole number of \(type.blockSize)-value blocks")
+                throw GGUFError(
+                    "\(path): tensor \(name) is \(type.name) with rows of \(dims[0]) values, not a whole number of \(type.blockSize)-value blocks"
+                )
             }
             let offset = try r.u64("the offset of \(name)")
             guard offset < UInt64(store.count), Int(offset) % alignment == 0 else {
@@ -192,7 +201,9 @@ public final class GGUFFile: @unchecked Sendable {
         }
         dataOffset = (r.position + alignment - 1) / alignment * alignment
         for t in tensors where dataOffset + t.offset + t.byteCount > store.count {
-            throw GGUFError("\(path): tensor \(t.name) (\(t.type.name), shape \(t.dims), \(t.byteCount) bytes at \(dataOffset + t.offset)) runs past the end of the file (\(store.count) bytes): the file is truncated")
+            throw GGUFError(
+                "\(path): tensor \(t.name) (\(t.type.name), shape \(t.dims), \(t.byteCount) bytes at \(dataOffset + t.offset)) runs past the end of the file (\(store.count) bytes): the file is truncated"
+            )
         }
         self.tensors = tensors; self.index = index
     }
@@ -276,12 +287,17 @@ private struct Reader {
         defer { position += n }
         return base + position
     }
-    mutating func u32(_ what: @autoclosure () -> String) throws -> UInt32 { try bytes(4, what()).loadUnaligned(as: UInt32.self).littleEndian }
-    mutating func u64(_ what: @autoclosure () -> String) throws -> UInt64 { try bytes(8, what()).loadUnaligned(as: UInt64.self).littleEndian }
+    mutating func u32(_ what: @autoclosure () -> String) throws -> UInt32 {
+        try bytes(4, what()).loadUnaligned(as: UInt32.self).littleEndian
+    }
+    mutating func u64(_ what: @autoclosure () -> String) throws -> UInt64 {
+        try bytes(8, what()).loadUnaligned(as: UInt64.self).littleEndian
+    }
     mutating func string(_ what: @autoclosure () -> String) throws -> String {
         let n = try u64("the length of \(what())")
         guard n <= UInt64(count - position) else {
-            throw GGUFError("\(path): \(what()) claims \(n) bytes at \(position) but the file has \(count - position) left: it is truncated or corrupt")
+            throw GGUFError(
+                "\(path): \(what()) claims \(n) bytes at \(position) but the file has \(count - position) left: it is truncated or corrupt")
         }
         let p = try bytes(Int(n), what())
         return String(decoding: UnsafeRawBufferPointer(start: p, count: Int(n)), as: UTF8.self)
@@ -315,7 +331,9 @@ private struct Reader {
                 throw GGUFError("\(path): \(key) is an array of value type \(elementType), expected 0–12")
             }
             guard n <= UInt64((count - position) / minSize) else {
-                throw GGUFError("\(path): \(key) claims \(n) elements, more than the \(count - position) bytes left can hold: the file is truncated or corrupt")
+                throw GGUFError(
+                    "\(path): \(key) claims \(n) elements, more than the \(count - position) bytes left can hold: the file is truncated or corrupt"
+                )
             }
             var a: [GGUFValue] = []
             a.reserveCapacity(Int(n))

@@ -1,10 +1,10 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import TensorKit
 
@@ -176,13 +176,15 @@ public struct SafetensorsArchive: Sendable {
 
     private func convert(_ e: SafetensorsEntry) throws -> Tensor {
         guard e.dtype.isConvertibleToFloat32 else {
-            throw SafetensorsError(file: name, tensor: e.name,
-                                   message: "dtype \(e.dtype) cannot be converted to Float32 (supported: F32, F16, BF16, F64, integer types, BOOL)")
+            throw SafetensorsError(
+                file: name, tensor: e.name,
+                message: "dtype \(e.dtype) cannot be converted to Float32 (supported: F32, F16, BF16, F64, integer types, BOOL)")
         }
         let n = e.elementCount
         let values: [Float] = data.withUnsafeBytes { (all: UnsafeRawBufferPointer) -> [Float] in
             // Offsets were validated against this buffer when the archive was opened.
-            let raw = UnsafeRawBufferPointer(rebasing: all[(bufferStart + e.dataOffsets.lowerBound)..<(bufferStart + e.dataOffsets.upperBound)])
+            let raw = UnsafeRawBufferPointer(
+                rebasing: all[(bufferStart + e.dataOffsets.lowerBound)..<(bufferStart + e.dataOffsets.upperBound)])
             return [Float](unsafeUninitializedCapacity: n) { out, initialized in
                 decode(e.dtype, raw, n, into: out)
                 initialized = n
@@ -267,7 +269,9 @@ public enum Safetensors {
                 throw fail(raw.name, "data_offsets [\(begin), \(end)]: end is beyond the data buffer (\(bufferLength) bytes)")
             }
             guard end - begin == bits / 8 else {
-                throw fail(raw.name, "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, but shape \(raw.shape) of \(dtype) needs \(bits / 8)")
+                throw fail(
+                    raw.name,
+                    "data_offsets [\(begin), \(end)] hold \(end - begin) bytes, but shape \(raw.shape) of \(dtype) needs \(bits / 8)")
             }
             entries.append(SafetensorsEntry(name: raw.name, dtype: dtype, shape: raw.shape, dataOffsets: begin..<end, elementCount: count))
         }
@@ -285,10 +289,16 @@ public enum Safetensors {
         for e in entries {
             let r = e.dataOffsets
             if r.lowerBound < covered, let p = previous {
-                throw fail(e.name, "data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quotedForMessage(p.name)) at [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]")
+                throw fail(
+                    e.name,
+                    "data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quotedForMessage(p.name)) at [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]"
+                )
             }
             if r.lowerBound > covered {
-                throw fail(e.name, "data_offsets [\(r.lowerBound), \(r.upperBound)] leave a hole: buffer bytes \(covered)..<\(r.lowerBound) belong to no tensor")
+                throw fail(
+                    e.name,
+                    "data_offsets [\(r.lowerBound), \(r.upperBound)] leave a hole: buffer bytes \(covered)..<\(r.lowerBound) belong to no tensor"
+                )
             }
             covered = r.upperBound
             previous = e
@@ -386,7 +396,8 @@ public enum Safetensors {
         for i in headerOrder {
             let (name, t) = tensors[i]
             let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offsets[i].begin),\(offsets[i].end)]}")
+            parts.append(
+                "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offsets[i].begin),\(offsets[i].end)]}")
         }
         var header = Array("{\(parts.joined(separator: ","))}".utf8)
         header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
@@ -396,9 +407,9 @@ public enum Safetensors {
         out.append(contentsOf: header)
         for (_, t) in tensors {
             #if _endian(little)
-            t.data.withUnsafeBytes { out.append(contentsOf: $0) }
+                t.data.withUnsafeBytes { out.append(contentsOf: $0) }
             #else
-            for v in t.data { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+                for v in t.data { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
             #endif
         }
         return out
@@ -417,11 +428,11 @@ private func posixOpenDirectory(_ path: String) -> Int32 {
 
 private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
     #if canImport(Glibc)
-    return Glibc.write(fd, p, n)
+        return Glibc.write(fd, p, n)
     #elseif canImport(Musl)
-    return Musl.write(fd, p, n)
+        return Musl.write(fd, p, n)
     #else
-    return Darwin.write(fd, p, n)
+        return Darwin.write(fd, p, n)
     #endif
 }
 
@@ -432,16 +443,20 @@ private func decode(_ dtype: SafetensorsDType, _ raw: UnsafeRawBufferPointer, _ 
     switch dtype {
     case .f32:
         #if _endian(little)
-        UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)  // raw.count == 4 * n, validated
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)  // raw.count == 4 * n, validated
         #else
-        for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         #endif
     case .f16:
         for i in 0..<n { out[i] = floatFromHalf(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
     case .bf16:
-        for i in 0..<n { out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+        for i in 0..<n {
+            out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+        }
     case .f64:
-        for i in 0..<n { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+        for i in 0..<n {
+            out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+        }
     case .i64:
         for i in 0..<n { out[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
     case .u64:

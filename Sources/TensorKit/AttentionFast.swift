@@ -17,9 +17,11 @@ extension Kernels {
     /// likewise with `kvStride`. Writes `out` `[b·tq, heads·dk]` and the weights `att` `[b, heads, tq, tk]`
     /// (kept for the backward pass). Key `j` is hidden from query `i` when `causal && j > i` or
     /// `keyPadding[bi·tk + j]`; a row whose keys are all hidden gets zero weights and a zero output.
-    public static func attentionForward(out: FloatPtr, weights att: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
-                                        keyPadding: UnsafePointer<Bool>?, causal: Bool,
-                                        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dk: Int, qStride: Int, kvStride: Int) {
+    public static func attentionForward(
+        out: FloatPtr, weights att: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
+        keyPadding: UnsafePointer<Bool>?, causal: Bool,
+        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dk: Int, qStride: Int, kvStride: Int
+    ) {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
         let o0 = SharedPointer(out), a0 = SharedPointer(att), q0 = SharedPointer(q), k0 = SharedPointer(k)
@@ -33,24 +35,28 @@ extension Kernels {
                 let qh = q + bi * tq * qStride + h * dk, kh = k + bi * tk * kvStride + h * dk, vh = v + bi * tk * kvStride + h * dk
                 let a = att + pair * tq * tk
                 // S = scale · Q_h K_hᵀ   [tq, tk]
-                Gemm.blocked(transA: false, transB: true, m: tq, n: tk, k: dk, alpha: scale,
-                             a: qh, lda: qStride, b: kh, ldb: kvStride, beta: 0, c: a, ldc: tk)
+                Gemm.blocked(
+                    transA: false, transB: true, m: tq, n: tk, k: dk, alpha: scale,
+                    a: qh, lda: qStride, b: kh, ldb: kvStride, beta: 0, c: a, ldc: tk)
                 for i in 0..<tq {
                     let visible = causal ? min(i + 1, tk) : tk
                     softmaxRow(a + i * tk, visible: visible, count: tk, padding: keyPadding.map { $0 + bi * tk })
                 }
                 // out_h = A V_h   [tq, dk]
-                Gemm.blocked(transA: false, transB: false, m: tq, n: dk, k: tk, alpha: 1,
-                             a: a, lda: tk, b: vh, ldb: kvStride, beta: 0, c: out + bi * tq * outStride + h * dk, ldc: outStride)
+                Gemm.blocked(
+                    transA: false, transB: false, m: tq, n: dk, k: tk, alpha: 1,
+                    a: a, lda: tk, b: vh, ldb: kvStride, beta: 0, c: out + bi * tq * outStride + h * dk, ldc: outStride)
             }
         }
     }
 
     /// Accumulates `dq`, `dk`, `dv` (same layouts and strides as `q`, `k`, `v`) from `dout` and the
     /// weights `att` the forward pass saved.
-    public static func attentionBackward(dQ dq: FloatPtr, dK dk: FloatPtr, dV dv: FloatPtr, dOut dout: ConstFloatPtr,
-                                         q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, weights att: ConstFloatPtr,
-                                         batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dHead: Int, qStride: Int, kvStride: Int) {
+    public static func attentionBackward(
+        dQ dq: FloatPtr, dK dk: FloatPtr, dV dv: FloatPtr, dOut dout: ConstFloatPtr,
+        q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, weights att: ConstFloatPtr,
+        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dHead: Int, qStride: Int, kvStride: Int
+    ) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
         let dq0 = SharedPointer(dq), dk0 = SharedPointer(dk), dv0 = SharedPointer(dv), do0 = SharedPointer(dout)
@@ -70,18 +76,22 @@ extension Kernels {
                 let oOff = bi * tq * outStride + h * dHead
                 let a = att + pair * tq * tk
                 // dA = dO_h V_hᵀ   [tq, tk]
-                Gemm.blocked(transA: false, transB: true, m: tq, n: tk, k: dHead, alpha: 1,
-                             a: dout + oOff, lda: outStride, b: v + kvOff, ldb: kvStride, beta: 0, c: ds, ldc: tk)
+                Gemm.blocked(
+                    transA: false, transB: true, m: tq, n: tk, k: dHead, alpha: 1,
+                    a: dout + oOff, lda: outStride, b: v + kvOff, ldb: kvStride, beta: 0, c: ds, ldc: tk)
                 // dV_h += Aᵀ dO_h   [tk, dk]
-                Gemm.blocked(transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
-                             a: a, lda: tk, b: dout + oOff, ldb: outStride, beta: 1, c: dv + kvOff, ldc: kvStride)
+                Gemm.blocked(
+                    transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
+                    a: a, lda: tk, b: dout + oOff, ldb: outStride, beta: 1, c: dv + kvOff, ldc: kvStride)
                 // Softmax backward: dS = A ⊙ (dA − rowsum(A ⊙ dA)), then the scale.
                 for i in 0..<tq { softmaxBackwardRow(ds + i * tk, a + i * tk, count: tk, scale: scale) }
                 // dQ_h += dS K_h   [tq, dk];   dK_h += dSᵀ Q_h   [tk, dk]
-                Gemm.blocked(transA: false, transB: false, m: tq, n: dHead, k: tk, alpha: 1,
-                             a: ds, lda: tk, b: k + kvOff, ldb: kvStride, beta: 1, c: dq + qOff, ldc: qStride)
-                Gemm.blocked(transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
-                             a: ds, lda: tk, b: q + qOff, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
+                Gemm.blocked(
+                    transA: false, transB: false, m: tq, n: dHead, k: tk, alpha: 1,
+                    a: ds, lda: tk, b: k + kvOff, ldb: kvStride, beta: 1, c: dq + qOff, ldc: qStride)
+                Gemm.blocked(
+                    transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
+                    a: ds, lda: tk, b: q + qOff, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
             }
         }
     }

@@ -15,10 +15,13 @@ extension Kernels {
     /// `out` is `[n, heads·headSize]`. One position (generation) goes through `cachedAttentionLoop`;
     /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
     /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
-    public static func cachedAttentionForward(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
-                                              n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
+    public static func cachedAttentionForward(
+        out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int
+    ) {
         if n < 8 {
-            cachedAttentionLoop(out: out, q: q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
+            cachedAttentionLoop(
+                out: out, q: q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
             return
         }
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
@@ -27,21 +30,25 @@ extension Kernels {
         defer { p.deallocate() }
         for h in 0..<heads {
             let kvh = h / group
-            Gemm.multiply(transA: false, transB: true, m: n, n: len, k: headSize, alpha: scale, a: q + h * headSize, lda: qStride,
-                          b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
+            Gemm.multiply(
+                transA: false, transB: true, m: n, n: len, k: headSize, alpha: scale, a: q + h * headSize, lda: qStride,
+                b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
             for t in 0..<n {
                 let row = p + t * len, valid = start + t + 1
                 softmaxRow(row, visible: valid, count: len)
             }
-            Gemm.multiply(transA: false, transB: false, m: n, n: headSize, k: len, a: p, lda: len,
-                          b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: out + h * headSize, ldc: qStride)
+            Gemm.multiply(
+                transA: false, transB: false, m: n, n: headSize, k: len, a: p, lda: len,
+                b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: out + h * headSize, ldc: qStride)
         }
     }
 
     /// The same attention position by position, (position, head) pairs in parallel: the reference,
     /// and the fast path for one new token.
-    public static func cachedAttentionLoop(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
-                                              n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int) {
+    public static func cachedAttentionLoop(
+        out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
+        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int
+    ) {
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize
         let scale = 1 / Float(headSize).squareRoot()
         let o0 = SharedPointer(out), q0 = SharedPointer(q), k0 = SharedPointer(kCache), v0 = SharedPointer(vCache)

@@ -43,18 +43,18 @@ extension Gemm {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         #if BLAS
-        blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         #else
-        fast(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            fast(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         #endif
     }
 
     /// Which implementation `multiply` uses in this build.
     public static var backend: String {
         #if BLAS
-        return "system CBLAS (trait BLAS)"
+            return "system CBLAS (trait BLAS)"
         #else
-        return "built-in packed SIMD GEMM"
+            return "built-in packed SIMD GEMM"
         #endif
     }
 }
@@ -70,9 +70,10 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     a.data.withUnsafeBufferPointer { pa in
         b.data.withUnsafeBufferPointer { pb in
             out.data.withUnsafeMutableBufferPointer { pc in
-                Gemm.reference(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
-                               a: pa.baseAddress!, lda: ac, b: pb.baseAddress!, ldb: bc,
-                               c: pc.baseAddress!, ldc: n)
+                Gemm.reference(
+                    transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                    a: pa.baseAddress!, lda: ac, b: pb.baseAddress!, ldb: bc,
+                    c: pc.baseAddress!, ldc: n)
             }
         }
     }

@@ -67,8 +67,9 @@ extension Gemm {
         // Tiny products, and one- or two-row products with B untransposed (the reference's row-axpy
         // form streams B once), are faster unpacked.
         if work < smallWork || (m <= 2 && !transB) {
-            reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                      a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            reference(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         // Split the larger of M and N across threads: each thread then packs its own copy of the
@@ -77,8 +78,9 @@ extension Gemm {
         let units = splitM ? (m + mr - 1) / mr : (n + nr - 1) / nr
         let t = work >= parallelWork ? max(1, min(threads, processors, units, work / threadWork)) : 1
         if t == 1 {
-            blocked(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            blocked(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         // Pointers are not Sendable; carry them as addresses into the worker closure.
@@ -91,14 +93,16 @@ extension Gemm {
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddr)!
             if splitM {
                 let i0 = lo * mr, i1 = min(m, hi * mr)
-                blocked(transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha,
-                        a: transA ? a + i0 : a + i0 * lda, lda: lda, b: b, ldb: ldb,
-                        beta: beta, c: c + i0 * ldc, ldc: ldc)
+                blocked(
+                    transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha,
+                    a: transA ? a + i0 : a + i0 * lda, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c + i0 * ldc, ldc: ldc)
             } else {
                 let j0 = lo * nr, j1 = min(n, hi * nr)
-                blocked(transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha,
-                        a: a, lda: lda, b: transB ? b + j0 * ldb : b + j0, ldb: ldb,
-                        beta: beta, c: c + j0, ldc: ldc)
+                blocked(
+                    transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha,
+                    a: a, lda: lda, b: transB ? b + j0 * ldb : b + j0, ldb: ldb,
+                    beta: beta, c: c + j0, ldc: ldc)
             }
         }
         if #available(macOS 15.0, *), !useDispatch {

@@ -11,8 +11,10 @@ import Foundation
 
 extension Gemm {
     /// `c[0..<n] = alpha · a · op(B) + beta · c` for the single row `a` (`a[i·aStride]`, i < k).
-    static func gemvRow(transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, aStride: Int,
-                        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>) {
+    static func gemvRow(
+        transB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, aStride: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>
+    ) {
         // Gather a strided row once (a transposed A); contiguous rows are read in place.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: aStride == 1 ? 1 : k) { tmp in
             var x = a
@@ -24,14 +26,16 @@ extension Gemm {
             if transB {
                 parallelRanges(count: (n + 3) / 4, costPerItem: 4 * k) { quads in
                     let lo = quads.lowerBound * 4, hi = min(n, quads.upperBound * 4)
-                    dotRows(lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
-                            beta: beta, c: ca.pointer)
+                    dotRows(
+                        lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
+                        beta: beta, c: ca.pointer)
                 }
             } else {
                 parallelRanges(count: (n + 63) / 64, costPerItem: 64 * k) { chunks in
                     let lo = chunks.lowerBound * 64, hi = min(n, chunks.upperBound * 64)
-                    axpyColumns(lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
-                                beta: beta, c: ca.pointer)
+                    axpyColumns(
+                        lo..<hi, k: k, alpha: alpha, x: xa.readOnly, b: ba.readOnly, ldb: ldb,
+                        beta: beta, c: ca.pointer)
                 }
             }
         }
@@ -48,8 +52,10 @@ extension Gemm {
     }
 
     /// c[j] for j in `cols` = x · B[:, j], B row-major with row stride `ldb`.
-    static func axpyColumns(_ cols: Range<Int>, k: Int, alpha: Float, x: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float, c: UnsafeMutablePointer<Float>) {
+    static func axpyColumns(
+        _ cols: Range<Int>, k: Int, alpha: Float, x: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>
+    ) {
         var j = cols.lowerBound
         while j + 64 <= cols.upperBound {
             var a0 = SIMD8<Float>.zero, a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
@@ -83,8 +89,10 @@ extension Gemm {
     }
 
     /// c[j] for j in `rows` = x · B[j, :], B row-major with row stride `ldb`.
-    static func dotRows(_ rows: Range<Int>, k: Int, alpha: Float, x: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
-                        beta: Float, c: UnsafeMutablePointer<Float>) {
+    static func dotRows(
+        _ rows: Range<Int>, k: Int, alpha: Float, x: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>
+    ) {
         let k8 = k & ~7
         var j = rows.lowerBound
         while j < rows.upperBound {

@@ -9,9 +9,9 @@
 @inline(__always) @inlinable
 public func floatFromHalf(_ bits: UInt16) -> Float {
     #if os(macOS) && arch(x86_64)
-    return floatFromHalfBits(bits)
+        return floatFromHalfBits(bits)
     #else
-    return Float(Float16(bitPattern: bits))
+        return Float(Float16(bitPattern: bits))
     #endif
 }
 

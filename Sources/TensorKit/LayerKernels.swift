@@ -11,7 +11,10 @@ public enum Kernels {
     // MARK: - Linear
 
     /// `out[n, oc] = inp[n, c] · w[c, oc] + b[oc]`.
-    public static func linearForward(out: FloatPtr, input inp: ConstFloatPtr, weight w: ConstFloatPtr, bias b: ConstFloatPtr?, rows n: Int, width c: Int, outWidth oc: Int) {
+    public static func linearForward(
+        out: FloatPtr, input inp: ConstFloatPtr, weight w: ConstFloatPtr, bias b: ConstFloatPtr?, rows n: Int, width c: Int,
+        outWidth oc: Int
+    ) {
         Gemm.multiply(transA: false, transB: false, m: n, n: oc, k: c, a: inp, lda: c, b: w, ldb: oc, beta: 0, c: out, ldc: oc)
         if let b {
             for i in 0..<n { let o = out + i * oc; for j in 0..<oc { o[j] += b[j] } }
@@ -19,8 +22,11 @@ public enum Kernels {
     }
 
     /// `dinp += dout · wᵀ`, `dw += inpᵀ · dout`, `db += Σ_rows dout`.
-    public static func linearBackward(dInput dinp: FloatPtr?, dWeight dw: FloatPtr, dBias db: FloatPtr?, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr, weight w: ConstFloatPtr,
-                                      rows n: Int, width c: Int, outWidth oc: Int) {
+    public static func linearBackward(
+        dInput dinp: FloatPtr?, dWeight dw: FloatPtr, dBias db: FloatPtr?, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
+        weight w: ConstFloatPtr,
+        rows n: Int, width c: Int, outWidth oc: Int
+    ) {
         if let dinp {
             Gemm.multiply(transA: false, transB: true, m: n, n: c, k: oc, a: dout, lda: oc, b: w, ldb: oc, beta: 1, c: dinp, ldc: c)
         }
@@ -33,8 +39,10 @@ public enum Kernels {
     // MARK: - Layer norm
 
     /// Saves `mean` and `rstd = 1/√(σ² + eps)` per row for the backward pass.
-    public static func layerNormForwardReference(out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, input inp: ConstFloatPtr,
-                                        gamma: ConstFloatPtr, beta: ConstFloatPtr, rows n: Int, width c: Int, eps: Float) {
+    public static func layerNormForwardReference(
+        out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, input inp: ConstFloatPtr,
+        gamma: ConstFloatPtr, beta: ConstFloatPtr, rows n: Int, width c: Int, eps: Float
+    ) {
         for i in 0..<n {
             let x = inp + i * c, o = out + i * c
             var m: Float = 0
@@ -49,8 +57,10 @@ public enum Kernels {
         }
     }
 
-    public static func layerNormBackwardReference(dInput dinp: FloatPtr, dGamma dgamma: FloatPtr, dBeta dbeta: FloatPtr, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
-                                         gamma: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int) {
+    public static func layerNormBackwardReference(
+        dInput dinp: FloatPtr, dGamma dgamma: FloatPtr, dBeta dbeta: FloatPtr, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
+        gamma: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int
+    ) {
         for i in 0..<n {
             let x = inp + i * c, d = dout + i * c, di = dinp + i * c
             let m = mean[i], r = rstd[i]
@@ -79,9 +89,11 @@ public enum Kernels {
     /// `q` is `[b·tq, qStride]`, `k` and `v` are `[b·tk, kvStride]`; head `h` uses columns
     /// `h·dk ..< (h+1)·dk`. `att` `[b, heads, tq, tk]` receives the softmax weights; `out` `[b·tq, heads·dk]`.
     /// A key `j` of sequence `bi` is blocked when `keyPadding[bi·tk + j]` is true, or when `causal` and `j > i`.
-    public static func attentionForwardReference(out: FloatPtr, weights att: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
-                                        keyPadding: UnsafePointer<Bool>?, causal: Bool,
-                                        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dk: Int, qStride: Int, kvStride: Int) {
+    public static func attentionForwardReference(
+        out: FloatPtr, weights att: FloatPtr, q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr,
+        keyPadding: UnsafePointer<Bool>?, causal: Bool,
+        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dk: Int, qStride: Int, kvStride: Int
+    ) {
         let scale = 1 / Float(dk).squareRoot()
         let outStride = heads * dk
         // Each (sequence, head) pair owns its rows' column block of `out` and its slice of `att`,
@@ -133,9 +145,11 @@ public enum Kernels {
     }
 
     /// Accumulates `dq`, `dk`, `dv` from `dout`.
-    public static func attentionBackwardReference(dQ dq: FloatPtr, dK dk: FloatPtr, dV dv: FloatPtr, dOut dout: ConstFloatPtr,
-                                         q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, weights att: ConstFloatPtr,
-                                         batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dHead: Int, qStride: Int, kvStride: Int) {
+    public static func attentionBackwardReference(
+        dQ dq: FloatPtr, dK dk: FloatPtr, dV dv: FloatPtr, dOut dout: ConstFloatPtr,
+        q: ConstFloatPtr, k: ConstFloatPtr, v: ConstFloatPtr, weights att: ConstFloatPtr,
+        batch b: Int, queries tq: Int, keys tk: Int, heads: Int, headSize dHead: Int, qStride: Int, kvStride: Int
+    ) {
         let scale = 1 / Float(dHead).squareRoot()
         let outStride = heads * dHead
         // Each part uses a row of its own on the stack for ∂(weights).
@@ -211,8 +225,10 @@ public enum Kernels {
     // MARK: - Embedding
 
     /// `out[i] = table[ids[i]] · scale + pos[i mod t]` for `n = b·t` rows; `pos` is `[t, c]` (sinusoidal or a learned table's rows).
-    public static func embeddingForward(out: FloatPtr, ids: UnsafePointer<Int32>, table: ConstFloatPtr, scale: Float,
-                                        positions pos: ConstFloatPtr, batch n: Int, length t: Int, width c: Int) {
+    public static func embeddingForward(
+        out: FloatPtr, ids: UnsafePointer<Int32>, table: ConstFloatPtr, scale: Float,
+        positions pos: ConstFloatPtr, batch n: Int, length t: Int, width c: Int
+    ) {
         for i in 0..<n {
             let e = table + Int(ids[i]) * c, p = pos + (i % t) * c, o = out + i * c
             for j in 0..<c { o[j] = e[j] * scale + p[j] }
@@ -220,8 +236,10 @@ public enum Kernels {
     }
 
     /// `dtable[ids[i]] += dout[i] · scale`; `dpos[i mod t] += dout[i]` when positions are learned.
-    public static func embeddingBackward(dTable dtable: FloatPtr, dPositions dpos: FloatPtr?, dOut dout: ConstFloatPtr, ids: UnsafePointer<Int32>, scale: Float,
-                                         batch n: Int, length t: Int, width c: Int) {
+    public static func embeddingBackward(
+        dTable dtable: FloatPtr, dPositions dpos: FloatPtr?, dOut dout: ConstFloatPtr, ids: UnsafePointer<Int32>, scale: Float,
+        batch n: Int, length t: Int, width c: Int
+    ) {
         for i in 0..<n {
             let d = dout + i * c, e = dtable + Int(ids[i]) * c
             for j in 0..<c { e[j] += d[j] * scale }
@@ -237,8 +255,10 @@ public enum Kernels {
     /// The smoothed target is `(1 − ε)·onehot + ε/V` (PyTorch's `label_smoothing`), so
     /// `loss = −Σ_j q_j log p_j` and `∂loss/∂z_j = p_j − q_j`. Returns (summed loss, counted rows).
     @discardableResult
-    public static func softmaxCrossEntropyReference(logits: FloatPtr, losses: FloatPtr?, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int,
-                                           smoothing: Float, ignore: Int32, computeGradient: Bool = true) -> (sum: Double, count: Int) {
+    public static func softmaxCrossEntropyReference(
+        logits: FloatPtr, losses: FloatPtr?, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int,
+        smoothing: Float, ignore: Int32, computeGradient: Bool = true
+    ) -> (sum: Double, count: Int) {
         var count = 0
         for i in 0..<n where targets[i] != ignore { count += 1 }
         let invCount = count > 0 ? 1 / Float(count) : 0

@@ -8,7 +8,8 @@ import Foundation
 
 extension Kernels {
     /// `out[i, :] = inp[i, :] / √(mean(inp[i, :]²) + eps) · weight` for `n` rows of `c`.
-    public static func rmsNormForward(out: FloatPtr, input inp: ConstFloatPtr, weight: ConstFloatPtr, rows n: Int, width c: Int, eps: Float) {
+    public static func rmsNormForward(out: FloatPtr, input inp: ConstFloatPtr, weight: ConstFloatPtr, rows n: Int, width c: Int, eps: Float)
+    {
         for i in 0..<n {
             let x = inp + i * c, o = out + i * c
             var ss: Float = 0

@@ -41,11 +41,13 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         names[raw].map { "\($0) (type \(raw))" } ?? "type \(raw)"
     }
 
-    static let names: [UInt32: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-                                          10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
-                                          16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
-                                          22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
-                                          29: "IQ1_M", 30: "BF16"]
+    static let names: [UInt32: String] = [
+        0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
+        10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
+        16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S",
+        22: "IQ2_S", 23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64",
+        29: "IQ1_M", 30: "BF16"
+    ]
 }
 
 /// A row-major matrix `[rows, cols]` in one of the ggml formats, read in place (e.g. from a
@@ -162,7 +164,9 @@ public enum Quantized {
 
     /// Q4_1: Σ (d·q + m)·x = d·Σ q·x + m·Σx, with Σx per block precomputed in `sums`.
     /// Q4_0: d·Σ (q − 8)·x = d·(Σ q·x − 8·Σx).
-    @inline(__always) static func dotQ4(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int, withMin: Bool) -> Float {
+    @inline(__always) static func dotQ4(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int, withMin: Bool)
+        -> Float
+    {
         let stride = withMin ? 20 : 18, qOffset = stride - 16
         var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), offsets: Float = 0
         for b in 0..<blocks {
@@ -245,6 +249,7 @@ public enum Quantized {
             dequantize(m, into: scratch)
             w = UnsafePointer(scratch)
         }
-        Gemm.multiply(transA: false, transB: true, m: n, n: m.rows, k: m.cols, a: x, lda: m.cols, b: w, ldb: m.cols, beta: 0, c: out, ldc: m.rows)
+        Gemm.multiply(
+            transA: false, transB: true, m: n, n: m.rows, k: m.cols, a: x, lda: m.cols, b: w, ldb: m.cols, beta: 0, c: out, ldc: m.rows)
     }
 }

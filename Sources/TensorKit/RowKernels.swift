@@ -15,9 +15,13 @@ import Foundation
 
 extension Kernels {
     /// `out = (x − mean) · rstd · γ + β` per row of `[n, c]`; saves `mean` and `rstd = 1/√(σ² + eps)`.
-    public static func layerNormForward(out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, input inp: ConstFloatPtr,
-                                        gamma: ConstFloatPtr, beta: ConstFloatPtr, rows n: Int, width c: Int, eps: Float) {
-        let a = (SharedPointer(out), SharedPointer(mean), SharedPointer(rstd), SharedPointer(inp), SharedPointer(gamma), SharedPointer(beta))
+    public static func layerNormForward(
+        out: FloatPtr, mean: FloatPtr, rstd: FloatPtr, input inp: ConstFloatPtr,
+        gamma: ConstFloatPtr, beta: ConstFloatPtr, rows n: Int, width c: Int, eps: Float
+    ) {
+        let a = (
+            SharedPointer(out), SharedPointer(mean), SharedPointer(rstd), SharedPointer(inp), SharedPointer(gamma), SharedPointer(beta)
+        )
         parallelRanges(count: n, costPerItem: 6 * c) { rows in
             let out = a.0.pointer, mean = a.1.pointer, rstd = a.2.pointer
             let inp = a.3.readOnly, gamma = a.4.readOnly, beta = a.5.readOnly
@@ -47,15 +51,19 @@ extension Kernels {
     }
 
     /// Accumulates `dinp`, `dγ`, `dβ` from `dout`, using the statistics the forward pass saved.
-    public static func layerNormBackward(dInput dinp: FloatPtr, dGamma dgamma: FloatPtr, dBeta dbeta: FloatPtr, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
-                                         gamma: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int) {
+    public static func layerNormBackward(
+        dInput dinp: FloatPtr, dGamma dgamma: FloatPtr, dBeta dbeta: FloatPtr, dOut dout: ConstFloatPtr, input inp: ConstFloatPtr,
+        gamma: ConstFloatPtr, mean: ConstFloatPtr, rstd: ConstFloatPtr, rows n: Int, width c: Int
+    ) {
         let parts = chunkCount(count: n, costPerItem: 10 * c)
         // Part 0 adds into dγ/dβ directly; the others into zeroed partials, added afterwards in order.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, (parts - 1) * 2 * c)) { partial in
             let pp = partial.baseAddress!
             pp.update(repeating: 0, count: (parts - 1) * 2 * c)
-            let a = (SharedPointer(dinp), SharedPointer(dgamma), SharedPointer(dbeta), SharedPointer(dout), SharedPointer(inp),
-                     SharedPointer(gamma), SharedPointer(mean), SharedPointer(rstd), SharedPointer(pp))
+            let a = (
+                SharedPointer(dinp), SharedPointer(dgamma), SharedPointer(dbeta), SharedPointer(dout), SharedPointer(inp),
+                SharedPointer(gamma), SharedPointer(mean), SharedPointer(rstd), SharedPointer(pp)
+            )
             parallelChunks(count: n, parts: parts) { part, rows in
                 let dinp = a.0.pointer, dout = a.3.readOnly, inp = a.4.readOnly
                 let gamma = a.5.readOnly, mean = a.6.readOnly, rstd = a.7.readOnly
@@ -111,8 +119,10 @@ extension Kernels {
     /// The smoothed target is `(1 − ε)·onehot + ε/V` (PyTorch's `label_smoothing`), so
     /// `loss = −Σ_j q_j log p_j` and `∂loss/∂z_j = p_j − q_j`. Returns (summed loss, counted rows).
     @discardableResult
-    public static func softmaxCrossEntropy(logits: FloatPtr, losses: FloatPtr?, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int,
-                                           smoothing: Float, ignore: Int32, computeGradient: Bool = true) -> (sum: Double, count: Int) {
+    public static func softmaxCrossEntropy(
+        logits: FloatPtr, losses: FloatPtr?, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int,
+        smoothing: Float, ignore: Int32, computeGradient: Bool = true
+    ) -> (sum: Double, count: Int) {
         var count = 0
         for i in 0..<n where targets[i] != ignore { count += 1 }
         let invCount = count > 0 ? 1 / Float(count) : 0

@@ -27,8 +27,8 @@ import Synchronization
 
     private let submitLock = NSLock()
     private let sleepLock = NSCondition()
-    private var sleepers = 0                 // guarded by sleepLock
-    private var workerCount = 0              // guarded by submitLock
+    private var sleepers = 0  // guarded by sleepLock
+    private var workerCount = 0  // guarded by submitLock
     // Written under submitLock before publishing. Not an Optional: a closure stored in an Optional is
     // kept at the generic abstraction level, and converting to it allocates a thunk on every job.
     private var job: @Sendable (Int) -> Void = GemmThreadPool.idle

@@ -1,11 +1,11 @@
 import Foundation
 import ModelFiles
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Byte-level byte-pair encoding, as in GPT-2.
@@ -157,11 +157,14 @@ public struct ByteLevelBPE: Sendable {
             if line.isEmpty || (lineNumber == 1 && line.starts(with: Array("#version".utf8))) { continue }
             let parts = line.split(separator: 0x20)
             guard parts.count == 2 else {
-                throw TokenizerError("BPE merges line \(lineNumber): expected two tokens, found \"\(String(decoding: line, as: UTF8.self))\"")
+                throw TokenizerError(
+                    "BPE merges line \(lineNumber): expected two tokens, found \"\(String(decoding: line, as: UTF8.self))\"")
             }
             let l = Array(parts[0]), r = Array(parts[1])
             guard let a = idOf[l], let b = idOf[r], let c = idOf[l + r] else {
-                throw TokenizerError("BPE merges line \(lineNumber): \"\(String(decoding: line, as: UTF8.self))\" uses or makes a token missing from the vocabulary")
+                throw TokenizerError(
+                    "BPE merges line \(lineNumber): \"\(String(decoding: line, as: UTF8.self))\" uses or makes a token missing from the vocabulary"
+                )
             }
             mergeList.append((a, b, c))
             produced.insert(c)
@@ -198,9 +201,10 @@ public struct ByteLevelBPE: Sendable {
 
     /// Loads `vocab.json` and `merges.txt` from a directory.
     public init(directory: URL, specialTokens: [String]? = nil) throws {
-        try self.init(vocabURL: directory.appendingPathComponent("vocab.json"),
-                      mergesURL: directory.appendingPathComponent("merges.txt"),
-                      specialTokens: specialTokens)
+        try self.init(
+            vocabURL: directory.appendingPathComponent("vocab.json"),
+            mergesURL: directory.appendingPathComponent("merges.txt"),
+            specialTokens: specialTokens)
     }
 
     // MARK: - Vocabulary
@@ -226,8 +230,11 @@ public struct ByteLevelBPE: Sendable {
     public func vocabulary() throws -> Vocabulary {
         let n = tokens.count, specials = Self.modelSpecialTokens
         guard n >= specials.count, Array(tokens[(n - specials.count)...]) == specials,
-              specials.allSatisfy({ id(forSpecial: $0) != nil }) else {
-            throw TokenizerError("BPE → Vocabulary: the last ids must be the special tokens \(specials.joined(separator: " ")), found \(tokens.suffix(specials.count).joined(separator: " "))")
+            specials.allSatisfy({ id(forSpecial: $0) != nil })
+        else {
+            throw TokenizerError(
+                "BPE → Vocabulary: the last ids must be the special tokens \(specials.joined(separator: " ")), found \(tokens.suffix(specials.count).joined(separator: " "))"
+            )
         }
         let v = Vocabulary(corpusTokens: Array(tokens[..<(n - specials.count)]))
         guard v.tokens == tokens else {
@@ -259,7 +266,9 @@ public struct ByteLevelBPE: Sendable {
         if bytes.count == 1 { let id = byteIDs[Int(bytes[0])]; return id >= 0 ? [id] : [] }
         let key = Array(bytes)
         if let hit = cache.get(key) { return hit }
-        var word = key.compactMap { let id = byteIDs[Int($0)]; return id >= 0 ? id : nil }
+        var word = key.compactMap {
+            let id = byteIDs[Int($0)]; return id >= 0 ? id : nil
+        }
         while word.count > 1 {
             // the adjacent pair of lowest rank
             var best = Int32.max
@@ -301,9 +310,13 @@ public struct ByteLevelBPE: Sendable {
     public func detokenize(_ tokens: [String]) -> String {
         var out: [UInt8] = []
         for t in tokens {
-            if let id = tokenIDs[Array(t.utf8)] { out += tokenBytes[id] }
-            else if let raw = Self.bytes(ofByteLevel: t) { out += raw }
-            else { out += Array(t.utf8) }
+            if let id = tokenIDs[Array(t.utf8)] {
+                out += tokenBytes[id]
+            } else if let raw = Self.bytes(ofByteLevel: t) {
+                out += raw
+            } else {
+                out += Array(t.utf8)
+            }
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -339,8 +352,9 @@ public struct ByteLevelBPE: Sendable {
     /// Writes `vocab.json` and `merges.txt` into a directory (created if needed).
     public func save(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try save(vocabURL: directory.appendingPathComponent("vocab.json"),
-                 mergesURL: directory.appendingPathComponent("merges.txt"))
+        try save(
+            vocabURL: directory.appendingPathComponent("vocab.json"),
+            mergesURL: directory.appendingPathComponent("merges.txt"))
     }
 
     static func writeAtomically(_ data: Data, to url: URL) throws {
@@ -412,9 +426,13 @@ public struct ByteLevelBPE: Sendable {
                 continue
             }
             var v: UInt32, len: Int
-            if b0 < 0xE0 { v = UInt32(b0 & 0x1F); len = 2 }
-            else if b0 < 0xF0 { v = UInt32(b0 & 0x0F); len = 3 }
-            else { v = UInt32(b0 & 0x07); len = 4 }
+            if b0 < 0xE0 {
+                v = UInt32(b0 & 0x1F); len = 2
+            } else if b0 < 0xF0 {
+                v = UInt32(b0 & 0x0F); len = 3
+            } else {
+                v = UInt32(b0 & 0x07); len = 4
+            }
             for k in 1..<len { v = v << 6 | UInt32(utf8[i + k] & 0x3F) }
             offsets.append(i); classes.append(characterClass(Unicode.Scalar(v) ?? "\u{FFFD}"))
             i += len
@@ -464,14 +482,17 @@ public struct ByteLevelBPE: Sendable {
     /// pair whose (left, right) bytes sort first, so training is reproducible. Pair counts are
     /// updated incrementally, with an index from each pair to the words that contain it.
     /// `progress(done, total)` is called after each new token.
-    public static func train(texts: [String], vocabSize: Int, specialTokens: [String], minFrequency: Int = 2,
-                             progress: ((Int, Int) -> Void)? = nil) -> ByteLevelBPE {
+    public static func train(
+        texts: [String], vocabSize: Int, specialTokens: [String], minFrequency: Int = 2,
+        progress: ((Int, Int) -> Void)? = nil
+    ) -> ByteLevelBPE {
         var specials: [String] = []
         for s in specialTokens where !specials.contains(where: { Array($0.utf8) == Array(s.utf8) }) { specials.append(s) }
         precondition(vocabSize >= 256 + specials.count, "BPE: vocabSize must be at least 256 + the number of special tokens")
         for s in specials {
-            precondition(!s.isEmpty && (s.unicodeScalars.count > 1 || bytes(ofByteLevel: s) == nil),
-                         "BPE: special token \"\(s)\" is a byte token")
+            precondition(
+                !s.isEmpty && (s.unicodeScalars.count > 1 || bytes(ofByteLevel: s) == nil),
+                "BPE: special token \"\(s)\" is a byte token")
         }
         // pre-token counts
         var counts: [[UInt8]: Int] = [:]
@@ -511,7 +532,8 @@ public struct ByteLevelBPE: Sendable {
                 throw TokenizerError("vocab.json line \(m.value.line): id too large (\(m.value.brief))")
             }
             guard let id = m.value.integer else {
-                throw TokenizerError("vocab.json line \(m.value.line): the id of \(quotedForMessage(m.key)) must be an integer, found \(m.value.brief)")
+                throw TokenizerError(
+                    "vocab.json line \(m.value.line): the id of \(quotedForMessage(m.key)) must be an integer, found \(m.value.brief)")
             }
             return (m.keyBytes, id)
         }
@@ -570,7 +592,9 @@ private final class BPETrainer {
                 addWord(Int32(w), to: k)
             }
         }
-        for (k, c) in pairCounts { heap.append(Entry(count: c, left: Int32(truncatingIfNeeded: k >> 32), right: Int32(truncatingIfNeeded: k))) }
+        for (k, c) in pairCounts {
+            heap.append(Entry(count: c, left: Int32(truncatingIfNeeded: k >> 32), right: Int32(truncatingIfNeeded: k)))
+        }
         for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
     }
 

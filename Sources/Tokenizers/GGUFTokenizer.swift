@@ -30,7 +30,9 @@ public struct GGUFTokenizer: Sendable {
         }
         let tokens = try f.strings("tokenizer.ggml.tokens")
         let merges = try f.strings("tokenizer.ggml.merges")
-        let types = f.metadata["tokenizer.ggml.token_type"] != nil ? try f.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
+        let types =
+            f.metadata["tokenizer.ggml.token_type"] != nil
+            ? try f.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
         guard types.count == tokens.count else {
             throw GGUFError("\(f.path): tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
         }
@@ -68,7 +70,10 @@ public struct GGUFTokenizer: Sendable {
         var out: [Int] = [], start = 0, i = 0
         while i < bytes.count {
             if startsSpecial[Int(bytes[i])],
-               let s = specials.first(where: { i + $0.bytes.count <= bytes.count && bytes[i..<(i + $0.bytes.count)].elementsEqual($0.bytes) }) {
+                let s = specials.first(where: {
+                    i + $0.bytes.count <= bytes.count && bytes[i..<(i + $0.bytes.count)].elementsEqual($0.bytes)
+                })
+            {
                 if start < i { out += bpe.encode(String(decoding: bytes[start..<i], as: UTF8.self)) }
                 out.append(s.id)
                 i += s.bytes.count; start = i
@@ -114,7 +119,8 @@ public struct GGUFTokenizer: Sendable {
     /// The literal system message in a template (`'<|im_start|>system\n…<|im_end|>`), if any.
     static func defaultSystem(in template: String) -> String? {
         guard let a = template.range(of: "<|im_start|>system\n"),
-              let b = template.range(of: "<|im_end|>", range: a.upperBound..<template.endIndex) else { return nil }
+            let b = template.range(of: "<|im_end|>", range: a.upperBound..<template.endIndex)
+        else { return nil }
         let s = String(template[a.upperBound..<b.lowerBound])
         return s.contains("{") || s.contains("'") ? nil : s
     }
@@ -142,7 +148,8 @@ extension ByteLevelBPE {
         for (rank, m) in merges.enumerated() {
             let parts = m.split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, let a = idOf[String(parts[0])], let b = idOf[String(parts[1])],
-                  let c = idOf[String(parts[0]) + String(parts[1])] else {
+                let c = idOf[String(parts[0]) + String(parts[1])]
+            else {
                 throw TokenizerError("merge \(rank) \"\(m)\" is not two tokens whose concatenation is a token")
             }
             table.append((a, b, c))
@@ -164,8 +171,8 @@ public struct UTF8Stream: Sendable {
         var back = 0
         while back < min(3, pending.count) {
             let b = pending[pending.count - 1 - back]
-            if b & 0xC0 == 0x80 { back += 1; continue }          // continuation byte
-            if b >= 0xC0 {                                         // a lead byte: complete?
+            if b & 0xC0 == 0x80 { back += 1; continue }  // continuation byte
+            if b >= 0xC0 {  // a lead byte: complete?
                 let need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2
                 if back + 1 < need { cut = pending.count - 1 - back }
             }

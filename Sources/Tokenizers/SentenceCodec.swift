@@ -13,8 +13,10 @@ public struct SentenceCodec: Sendable {
     public static let specials = SpecialToken.allCases.map(\.rawValue)
 
     /// Builds a codec from training text.
-    public static func build(kind: Kind, texts: [String], vocabularySize: Int = 8000,
-                             progress: ((Int, Int) -> Void)? = nil) throws -> SentenceCodec {
+    public static func build(
+        kind: Kind, texts: [String], vocabularySize: Int = 8000,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> SentenceCodec {
         switch kind {
         case .char, .word:
             let tok = tokenizer(kind)
@@ -88,7 +90,9 @@ public struct SentenceCodec: Sendable {
     }
 
     public static func load(_ url: URL) throws -> SentenceCodec {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw TokenizerError("\(url.path): cannot read the tokenizer file") }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TokenizerError("\(url.path): cannot read the tokenizer file")
+        }
         return try load(data: data, name: url.path)
     }
 
@@ -104,7 +108,9 @@ public struct SentenceCodec: Sendable {
             guard let v = s.vocabulary else { throw TokenizerError("\(url.path): a \(s.kind.rawValue) tokenizer needs a vocabulary") }
             return SentenceCodec(kind: s.kind, vocabulary: v, bpe: nil)
         case .bpe:
-            guard let vocab = s.bpeVocab, let merges = s.bpeMerges else { throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges") }
+            guard let vocab = s.bpeVocab, let merges = s.bpeMerges else {
+                throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges")
+            }
             let b: ByteLevelBPE
             do { b = try ByteLevelBPE(vocabJSON: Data(vocab.utf8), merges: merges, specialTokens: specials) } catch {
                 throw TokenizerError("\(url.path): the BPE tables do not load (\(error))")

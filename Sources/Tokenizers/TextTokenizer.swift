@@ -30,7 +30,9 @@ public struct TextTokenizer: Sendable {
         var out: [Int] = []
         out.reserveCapacity(text.count)
         for ch in text {
-            guard let i = index[ch] else { throw TokenizerError("the character \(ch.debugDescription) is not in this model's vocabulary of \(chars.count) characters") }
+            guard let i = index[ch] else {
+                throw TokenizerError("the character \(ch.debugDescription) is not in this model's vocabulary of \(chars.count) characters")
+            }
             out.append(i)
         }
         return out
@@ -51,7 +53,11 @@ public struct TextTokenizer: Sendable {
 
     public func jsonData() throws -> Data {
         var s = Stored(kind: kind)
-        if let bpe { s.bpeVocab = String(decoding: bpe.vocabJSON(), as: UTF8.self); s.bpeMerges = bpe.mergesText() } else { s.chars = chars.map(String.init) }
+        if let bpe {
+            s.bpeVocab = String(decoding: bpe.vocabJSON(), as: UTF8.self); s.bpeMerges = bpe.mergesText()
+        } else {
+            s.chars = chars.map(String.init)
+        }
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return try e.encode(s)
@@ -73,19 +79,28 @@ public struct TextTokenizer: Sendable {
             }
         }
         if fm.fileExists(atPath: own.path) { return try load(own) }  // report why ours failed
-        throw TokenizerError("\(dir.path): no tokenizer (tokenizer.json, or vocab.json and merges.txt); `transformer logits --ids` works without one")
+        throw TokenizerError(
+            "\(dir.path): no tokenizer (tokenizer.json, or vocab.json and merges.txt); `transformer logits --ids` works without one")
     }
 
     public static func load(_ url: URL) throws -> TextTokenizer {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw TokenizerError("\(url.path): cannot read the tokenizer file") }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw TokenizerError("\(url.path): cannot read the tokenizer file")
+        }
         let s: Stored
-        do { s = try JSONDecoder().decode(Stored.self, from: data) } catch { throw TokenizerError("\(url.path): not a valid tokenizer file (\(error))") }
+        do { s = try JSONDecoder().decode(Stored.self, from: data) } catch {
+            throw TokenizerError("\(url.path): not a valid tokenizer file (\(error))")
+        }
         switch s.kind {
         case .char:
-            guard let c = s.chars, !c.isEmpty, c.allSatisfy({ $0.count == 1 }) else { throw TokenizerError("\(url.path): a char tokenizer needs a list of single characters") }
+            guard let c = s.chars, !c.isEmpty, c.allSatisfy({ $0.count == 1 }) else {
+                throw TokenizerError("\(url.path): a char tokenizer needs a list of single characters")
+            }
             return try TextTokenizer(characters: c.joined())
         case .bpe:
-            guard let v = s.bpeVocab, let m = s.bpeMerges else { throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges") }
+            guard let v = s.bpeVocab, let m = s.bpeMerges else {
+                throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges")
+            }
             do { return TextTokenizer(bpe: try ByteLevelBPE(vocabJSON: Data(v.utf8), merges: m)) } catch {
                 throw TokenizerError("\(url.path): the BPE tables do not load (\(error))")
             }

@@ -75,7 +75,7 @@ extension Character {
         guard let s = unicodeScalars.first else { return false }
         switch s.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2EBEF, 0xF900...0xFAFF,
-             0x3040...0x30FF, 0xAC00...0xD7AF:
+            0x3040...0x30FF, 0xAC00...0xD7AF:
             return true
         default:
             return false
@@ -118,10 +118,15 @@ public struct WordTokenizer: Tokenizing {
         var out: [String] = [], word = ""
         func flush() { if !word.isEmpty { out.append(word); word = "" } }
         for ch in lowercase ? text.lowercased() : text {
-            if ch.isWhitespace { flush() }
-            else if ch.isPunctuationLike { flush(); if !dropPunctuation { out.append(String(ch)) } }
-            else if ch.isCJK { flush(); out.append(String(ch)) }
-            else { word.append(ch) }
+            if ch.isWhitespace {
+                flush()
+            } else if ch.isPunctuationLike {
+                flush(); if !dropPunctuation { out.append(String(ch)) }
+            } else if ch.isCJK {
+                flush(); out.append(String(ch))
+            } else {
+                word.append(ch)
+            }
         }
         flush()
         return out

@@ -48,7 +48,9 @@ public struct WordPieceTokenizer: Sendable {
     public init(vocabFile url: URL, lowercase: Bool = true) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw WordPieceError("\(url.path): cannot read the vocabulary (\(FileManager.default.fileExists(atPath: url.path) ? error.localizedDescription : "no such file"))")
+            throw WordPieceError(
+                "\(url.path): cannot read the vocabulary (\(FileManager.default.fileExists(atPath: url.path) ? error.localizedDescription : "no such file"))"
+            )
         }
         try self.init(vocabData: data, name: url.path, lowercase: lowercase)
     }
@@ -102,7 +104,9 @@ public struct WordPieceTokenizer: Sendable {
             var lowered: [Unicode.Scalar] = []
             lowered.reserveCapacity(scalars.count)
             // NFD only where it can change something: ASCII is its own decomposition.
-            let decomposed = scalars.allSatisfy(\.isASCII) ? scalars : Array(String(String.UnicodeScalarView(scalars)).decomposedStringWithCanonicalMapping.unicodeScalars)
+            let decomposed =
+                scalars.allSatisfy(\.isASCII)
+                ? scalars : Array(String(String.UnicodeScalarView(scalars)).decomposedStringWithCanonicalMapping.unicodeScalars)
             for u in decomposed where u.properties.generalCategory != .nonspacingMark {
                 if u.isASCII { lowered.append(Unicode.Scalar(UInt8(ascii: u) | (u.properties.isUppercase ? 0x20 : 0))); continue }
                 lowered.append(contentsOf: u.properties.lowercaseMapping.unicodeScalars)
@@ -165,7 +169,8 @@ public struct WordPieceTokenizer: Sendable {
         if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
         switch u.properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
+            .initialPunctuation, .finalPunctuation, .otherPunctuation:
+            return true
         default: return false
         }
     }
@@ -175,7 +180,8 @@ public struct WordPieceTokenizer: Sendable {
     static func isCJK(_ u: Unicode.Scalar) -> Bool {
         switch u.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
-             0x2B920...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F: return true
+            0x2B920...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+            return true
         default: return false
         }
     }

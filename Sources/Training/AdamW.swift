@@ -45,8 +45,10 @@ public final class AdamW: @unchecked Sendable {
         let c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
         let decay = lr * weightDecay
         let count = params.count
-        let a = (SharedPointer(params.pointer), SharedPointer(grads.pointer), SharedPointer(m.pointer),
-                 SharedPointer(v.pointer), SharedPointer(decayScale.pointer))
+        let a = (
+            SharedPointer(params.pointer), SharedPointer(grads.pointer), SharedPointer(m.pointer),
+            SharedPointer(v.pointer), SharedPointer(decayScale.pointer)
+        )
         // Blocks of 8 parameters, split across threads; every element's arithmetic is the same
         // whichever thread does it.
         parallelRanges(count: (count + 7) / 8, costPerItem: 100) { blocks in

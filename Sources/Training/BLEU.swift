@@ -38,8 +38,11 @@ public enum BLEU {
             var closest = -1, closestDiff = -1
             for r in refLens {
                 let d = abs(tokens.count - r)
-                if closestDiff == -1 || d < closestDiff { closestDiff = d; closest = r }
-                else if d == closestDiff && r < closest { closest = r }
+                if closestDiff == -1 || d < closestDiff {
+                    closestDiff = d; closest = r
+                } else if d == closestDiff && r < closest {
+                    closest = r
+                }
             }
             sysLen += tokens.count
             refLen += closest
@@ -58,8 +61,9 @@ public enum BLEU {
         if sysLen < refLen { bp = sysLen > 0 ? exp(1 - Double(refLen) / Double(sysLen)) : 0 }
         var precisions = [Double](repeating: 0, count: order)
         if correct.allSatisfy({ $0 == 0 }) {
-            return BLEUScore(score: 0, precisions: precisions, counts: correct, totals: total,
-                             brevityPenalty: bp, sysLen: sysLen, refLen: refLen)
+            return BLEUScore(
+                score: 0, precisions: precisions, counts: correct, totals: total,
+                brevityPenalty: bp, sysLen: sysLen, refLen: refLen)
         }
         var smooth = 1.0
         for n in 0..<order {
@@ -73,8 +77,9 @@ public enum BLEU {
         }
         // log(0) is floored at -9999999999, as in sacreBLEU
         let logSum = precisions.reduce(0.0) { $0 + ($1 == 0 ? -9_999_999_999 : log($1)) }
-        return BLEUScore(score: bp * exp(logSum / Double(order)), precisions: precisions, counts: correct,
-                         totals: total, brevityPenalty: bp, sysLen: sysLen, refLen: refLen)
+        return BLEUScore(
+            score: bp * exp(logSum / Double(order)), precisions: precisions, counts: correct,
+            totals: total, brevityPenalty: bp, sysLen: sysLen, refLen: refLen)
     }
 
     // MARK: - The 13a tokenizer
@@ -163,8 +168,10 @@ public enum BLEU {
 
     /// `re.sub` for a pattern of two single-character classes: scanning left to right, a match at
     /// i is replaced and the scan resumes after it (matches do not overlap).
-    static func substitutePairs(_ s: [UInt32], first: (UInt32) -> Bool, second: (UInt32) -> Bool,
-                                _ replacement: (UInt32, UInt32) -> [UInt32]) -> [UInt32] {
+    static func substitutePairs(
+        _ s: [UInt32], first: (UInt32) -> Bool, second: (UInt32) -> Bool,
+        _ replacement: (UInt32, UInt32) -> [UInt32]
+    ) -> [UInt32] {
         var out: [UInt32] = []
         out.reserveCapacity(s.count + s.count / 4)
         var i = 0

@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import TensorKit
 import TransformerKit
@@ -55,12 +55,16 @@ public struct LossRecord: Codable, Sendable, Equatable {
 /// Leftover `.tmp-*` folders of a killed run are removed by the next save. Weights or moments with a
 /// NaN or an infinity are refused: a checkpoint never holds a diverged state.
 public enum Checkpoint {
-    public static func save<T: TrainingTask>(to runDir: URL, task: T, optimizer: AdamW?, state: TrainState,
-                                             options: TrainOptions?, keep: Int = 3) throws {
+    public static func save<T: TrainingTask>(
+        to runDir: URL, task: T, optimizer: AdamW?, state: TrainState,
+        options: TrainOptions?, keep: Int = 3
+    ) throws {
         try NonFinite.check(task.params, layout: task.layout, what: "refusing to save the checkpoint of step \(state.step): the weights")
         if let optimizer {
-            try NonFinite.check(optimizer.m, layout: task.layout, what: "refusing to save the checkpoint of step \(state.step): AdamW's first moment")
-            try NonFinite.check(optimizer.v, layout: task.layout, what: "refusing to save the checkpoint of step \(state.step): AdamW's second moment")
+            try NonFinite.check(
+                optimizer.m, layout: task.layout, what: "refusing to save the checkpoint of step \(state.step): AdamW's first moment")
+            try NonFinite.check(
+                optimizer.v, layout: task.layout, what: "refusing to save the checkpoint of step \(state.step): AdamW's second moment")
         }
         let fm = FileManager.default
         let ckDir = runDir.appendingPathComponent("checkpoints")
@@ -76,7 +80,8 @@ public enum Checkpoint {
         phase("model files written")
         if let optimizer {
             let moments = tensors(optimizer.m, task.layout, prefix: "m.") + tensors(optimizer.v, task.layout, prefix: "v.")
-            try Safetensors.write(moments, metadata: ["adam_step": "\(optimizer.step)"], to: tmp.appendingPathComponent("optimizer.safetensors"))
+            try Safetensors.write(
+                moments, metadata: ["adam_step": "\(optimizer.step)"], to: tmp.appendingPathComponent("optimizer.safetensors"))
             phase("optimizer written")
         }
         var saved = state
@@ -108,7 +113,8 @@ public enum Checkpoint {
 
     /// Removes a folder without ever leaving a half-deleted one under its name: renamed first, then deleted.
     static func discard(_ dir: URL) throws {
-        let trash = dir.deletingLastPathComponent().appendingPathComponent(".tmp-delete-\(dir.lastPathComponent)-\(ProcessInfo.processInfo.processIdentifier)")
+        let trash = dir.deletingLastPathComponent().appendingPathComponent(
+            ".tmp-delete-\(dir.lastPathComponent)-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: trash)
         try FileManager.default.moveItem(at: dir, to: trash)
         try? FileManager.default.removeItem(at: trash)
@@ -151,10 +157,14 @@ public enum Checkpoint {
             .filter { $0.hasPrefix("step-") }.map { ckDir.appendingPathComponent($0) }
             .filter(complete).max { stepNumber($0) < stepNumber($1) }
         let latest = url.appendingPathComponent("latest")
-        if let data = fm.contents(atPath: latest.path), let rel = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) {
+        if let data = fm.contents(atPath: latest.path),
+            let rel = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        {
             let dir = url.appendingPathComponent(rel)
             if fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) {
-                if let newest, stepNumber(newest) > stepNumber(dir), dir.deletingLastPathComponent().standardized == ckDir.standardized { return newest }
+                if let newest, stepNumber(newest) > stepNumber(dir), dir.deletingLastPathComponent().standardized == ckDir.standardized {
+                    return newest
+                }
                 return dir
             }
             guard let newest else { throw TrainingError("\(latest.path) names \(rel), which has no model.safetensors") }
@@ -183,15 +193,21 @@ public enum Checkpoint {
         }
         let codec = try SentenceCodec.load(dir.appendingPathComponent("tokenizer.json"))
         guard codec.vocabularySize == cfg.model.targetVocabSize && codec.vocabularySize == cfg.model.sourceVocabSize else {
-            throw TrainingError("\(dir.path): the tokenizer has \(codec.vocabularySize) tokens but the model's vocabulary is \(cfg.model.sourceVocabSize)/\(cfg.model.targetVocabSize): they do not belong together")
+            throw TrainingError(
+                "\(dir.path): the tokenizer has \(codec.vocabularySize) tokens but the model's vocabulary is \(cfg.model.sourceVocabSize)/\(cfg.model.targetVocabSize): they do not belong together"
+            )
         }
         let weightsURL = dir.appendingPathComponent("model.safetensors")
         let file = try Safetensors.read(weightsURL)
         var ps = ParameterSet()
         for (name, shape) in cfg.model.parameterShapes {
-            guard file.names.contains(name) else { throw TrainingError("\(weightsURL.path): tensor \(name) is missing (is this checkpoint from another config?)") }
+            guard file.names.contains(name) else {
+                throw TrainingError("\(weightsURL.path): tensor \(name) is missing (is this checkpoint from another config?)")
+            }
             let t = try file.tensor(name)
-            guard t.shape == shape else { throw TrainingError("\(weightsURL.path): tensor \(name) has shape \(t.shape), config.json needs \(shape)") }
+            guard t.shape == shape else {
+                throw TrainingError("\(weightsURL.path): tensor \(name) has shape \(t.shape), config.json needs \(shape)")
+            }
             ps.add(name, t)
         }
         let model = try Seq2SeqModel(config: cfg.model, parameters: ps)
@@ -210,7 +226,9 @@ public enum Checkpoint {
         for e in layout.entries {
             for (prefix, buf) in [("m.", opt.m), ("v.", opt.v)] {
                 let t = try file.tensor(prefix + e.name)
-                guard t.count == e.count else { throw TrainingError("\(url.path): \(prefix)\(e.name) has \(t.count) values, expected \(e.count)") }
+                guard t.count == e.count else {
+                    throw TrainingError("\(url.path): \(prefix)\(e.name) has \(t.count) values, expected \(e.count)")
+                }
                 for i in 0..<e.count { buf[e.offset + i] = t.data[i] }
             }
         }
@@ -230,7 +248,8 @@ enum Durable {
 
     /// Replaces `url` atomically and durably: a temporary file, flushed, renamed over it, the folder flushed.
     static func write(_ data: Data, to url: URL) throws {
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
         try data.write(to: tmp)
         try sync(tmp)
         guard rename(tmp.path, url.path) == 0 else {

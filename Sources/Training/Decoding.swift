@@ -14,7 +14,8 @@ public final class Translator {
     public init(model: Seq2SeqModel, codec: SentenceCodec, maxBeam: Int = 8, maxLength: Int? = nil) {
         self.model = model; self.codec = codec; self.maxBeam = max(1, maxBeam)
         self.maxLength = min(maxLength ?? model.config.contextLength, model.config.contextLength)
-        acts = Seq2SeqActivations(config: model.config, maxBatch: self.maxBeam, maxSource: model.config.contextLength, maxTarget: model.config.contextLength)
+        acts = Seq2SeqActivations(
+            config: model.config, maxBatch: self.maxBeam, maxSource: model.config.contextLength, maxTarget: model.config.contextLength)
     }
 
     /// Source ids, truncated to the positional table (with `truncated` true when it was).

@@ -16,12 +16,16 @@ public final class GPTTask: TrainingTask {
     let seed: UInt64
     let acts: GPTActivations
 
-    public init(model: GPTModel, tokenizer: TextTokenizer, train: [Int], validation: [Int], batchSize: Int, blockSize: Int,
-                evalBatches: Int = 20, seed: UInt64) throws {
+    public init(
+        model: GPTModel, tokenizer: TextTokenizer, train: [Int], validation: [Int], batchSize: Int, blockSize: Int,
+        evalBatches: Int = 20, seed: UInt64
+    ) throws {
         guard blockSize >= 1, blockSize <= model.config.contextLength else {
             throw TrainingError("the block size \(blockSize) must be between 1 and the context length \(model.config.contextLength)")
         }
-        guard train.count > blockSize + 1 else { throw TrainingError("the training text has \(train.count) tokens; it needs more than the block size \(blockSize) + 1") }
+        guard train.count > blockSize + 1 else {
+            throw TrainingError("the training text has \(train.count) tokens; it needs more than the block size \(blockSize) + 1")
+        }
         self.model = model; self.tokenizer = tokenizer
         self.train = train.map(Int32.init); self.validation = validation.map(Int32.init)
         self.batchSize = batchSize; self.blockSize = blockSize; self.evalBatches = evalBatches; self.seed = seed

@@ -22,15 +22,16 @@ public enum LossPlot {
         func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * w }
         func py(_ y: Double) -> Double { top + (1 - (y - yMin) / (yMax - yMin)) * h }
         func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+                of: ">", with: "&gt;")
         }
         func fmt(_ v: Double) -> String { String(format: abs(v) >= 100 ? "%.0f" : (abs(v) >= 1 ? "%.2f" : "%.3f"), v) }
         var s = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="sans-serif" font-size="12">
-        <rect width="100%" height="100%" fill="white"/>
-        <text x="\(width / 2)" y="22" text-anchor="middle" font-size="15">\(esc(title))</text>
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(width / 2)" y="22" text-anchor="middle" font-size="15">\(esc(title))</text>
 
-        """
+            """
         for i in 0...5 {
             let y = yMin + (yMax - yMin) * Double(i) / 5, yy = py(y)
             s += "<line x1=\"\(left)\" x2=\"\(left + w)\" y1=\"\(yy)\" y2=\"\(yy)\" stroke=\"#e5e5e5\"/>"
@@ -47,9 +48,12 @@ public enum LossPlot {
             guard !pts.isEmpty else { continue }
             let path = pts.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(ser.color)\" stroke-width=\"1.8\" points=\"\(path)\"/>\n"
-            if pts.count < 40 { for p in pts { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", px(p.x), py(p.y), ser.color) } }
+            if pts.count < 40 {
+                for p in pts { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", px(p.x), py(p.y), ser.color) }
+            }
             let ly = top + 16 + Double(i) * 18
-            s += "<line x1=\"\(left + w - 150)\" x2=\"\(left + w - 126)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(ser.color)\" stroke-width=\"3\"/>"
+            s +=
+                "<line x1=\"\(left + w - 150)\" x2=\"\(left + w - 126)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(ser.color)\" stroke-width=\"3\"/>"
             s += "<text x=\"\(left + w - 120)\" y=\"\(ly)\">\(esc(ser.name))</text>\n"
         }
         return s + "</svg>\n"

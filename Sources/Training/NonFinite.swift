@@ -42,19 +42,29 @@ public enum NonFinite {
         let parts = name.split(separator: ".").map(String.init)
         var place: String? = nil
         if let i = parts.firstIndex(where: { $0 == "h" || $0 == "layers" || $0 == "layer" || $0 == "blocks" }),
-           i + 1 < parts.count, let n = Int(parts[i + 1]) {
+            i + 1 < parts.count, let n = Int(parts[i + 1])
+        {
             let stack = parts.contains("encoder") ? "encoder layer" : parts.contains("decoder") ? "decoder layer" : "layer"
             place = "\(stack) \(n)"
         }
         let component: String
-        if parts.contains(where: { $0 == "cross_attn" }) { component = "cross-attention" }
-        else if parts.contains(where: { $0.hasSuffix("attn") || $0 == "attention" }) { component = "attention" }
-        else if parts.contains(where: { $0 == "mlp" || $0 == "ffn" }) { component = "MLP" }
-        else if parts.contains(where: { $0 == "ln_f" }) || (place == nil && parts.contains(where: { $0.hasPrefix("norm") })) { component = "final layer norm" }
-        else if parts.contains(where: { $0.hasPrefix("ln_") || $0.hasPrefix("norm") || $0 == "LayerNorm" }) { component = "layer norm" }
-        else if parts.contains(where: { $0 == "wte" || $0.hasSuffix("_embed") || $0 == "word_embeddings" }) { component = "token embedding" }
-        else if parts.contains(where: { $0 == "wpe" || $0.hasSuffix("_pos") || $0 == "position_embeddings" }) { component = "position embedding" }
-        else { component = "" }
+        if parts.contains(where: { $0 == "cross_attn" }) {
+            component = "cross-attention"
+        } else if parts.contains(where: { $0.hasSuffix("attn") || $0 == "attention" }) {
+            component = "attention"
+        } else if parts.contains(where: { $0 == "mlp" || $0 == "ffn" }) {
+            component = "MLP"
+        } else if parts.contains(where: { $0 == "ln_f" }) || (place == nil && parts.contains(where: { $0.hasPrefix("norm") })) {
+            component = "final layer norm"
+        } else if parts.contains(where: { $0.hasPrefix("ln_") || $0.hasPrefix("norm") || $0 == "LayerNorm" }) {
+            component = "layer norm"
+        } else if parts.contains(where: { $0 == "wte" || $0.hasSuffix("_embed") || $0 == "word_embeddings" }) {
+            component = "token embedding"
+        } else if parts.contains(where: { $0 == "wpe" || $0.hasSuffix("_pos") || $0 == "position_embeddings" }) {
+            component = "position embedding"
+        } else {
+            component = ""
+        }
         return [place, component.isEmpty ? nil : component].compactMap { $0 }.joined(separator: ", ")
     }
 
@@ -63,7 +73,8 @@ public enum NonFinite {
         var line = "step \(step): "
         if let t = first(in: grads, layout: layout) {
             let place = describe(t.name)
-            line += "gradient of \(t.name)\(place.isEmpty ? "" : " (\(place))") is \(t.kind) (\(t.nonFinite) of \(t.count) values non-finite)"
+            line +=
+                "gradient of \(t.name)\(place.isEmpty ? "" : " (\(place))") is \(t.kind) (\(t.nonFinite) of \(t.count) values non-finite)"
         } else if !norm.isFinite {
             line += "the gradient norm overflowed to \(norm) (every gradient value is finite but too large)"
         } else {
@@ -77,7 +88,9 @@ public enum NonFinite {
     public static func check(_ buffer: FlatBuffer, layout: BufferLayout, what: String) throws {
         if let t = first(in: buffer, layout: layout) {
             let place = describe(t.name)
-            throw TrainingError("\(what): tensor \(t.name)\(place.isEmpty ? "" : " (\(place))") holds \(t.kind) (\(t.nonFinite) of \(t.count) values non-finite)")
+            throw TrainingError(
+                "\(what): tensor \(t.name)\(place.isEmpty ? "" : " (\(place))") holds \(t.kind) (\(t.nonFinite) of \(t.count) values non-finite)"
+            )
         }
     }
 }
@@ -128,7 +141,9 @@ public struct FaultInjection: Sendable, Equatable {
     }
 
     /// Milliseconds to sleep at each phase of a checkpoint write (nil: no markers, no sleep).
-    static let slowCheckpointMilliseconds: Int? = ProcessInfo.processInfo.environment["TRANSFORMER_FAULT_SLOW_CHECKPOINT_MS"].flatMap { Int($0) }
+    static let slowCheckpointMilliseconds: Int? = ProcessInfo.processInfo.environment["TRANSFORMER_FAULT_SLOW_CHECKPOINT_MS"].flatMap {
+        Int($0)
+    }
 
     static func checkpointPhase(_ name: String, _ phase: String) {
         guard let ms = slowCheckpointMilliseconds else { return }

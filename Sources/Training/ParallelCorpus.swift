@@ -21,7 +21,9 @@ public struct ParallelCorpus: Sendable {
         var pairs: [(String, String)] = []
         for i in 0..<s.count {
             let a = s[i].trimmingCharacters(in: .whitespaces), b = t[i].trimmingCharacters(in: .whitespaces)
-            if a.isEmpty { throw TrainingError("\(source):\(i + 1): empty line (its translation on \(target):\(i + 1) is \"\(b.prefix(40))\")") }
+            if a.isEmpty {
+                throw TrainingError("\(source):\(i + 1): empty line (its translation on \(target):\(i + 1) is \"\(b.prefix(40))\")")
+            }
             if b.isEmpty { throw TrainingError("\(target):\(i + 1): empty line (its source on \(source):\(i + 1) is \"\(a.prefix(40))\")") }
             pairs.append((a, b))
         }
@@ -93,7 +95,10 @@ public struct ParallelCorpus: Sendable {
         let nVal = max(1, Int(Double(pairs.count) * validationFraction))
         let val = order.prefix(nVal).sorted().map { pairs[$0] }
         let train = order.dropFirst(nVal).sorted().map { pairs[$0] }
-        return (ParallelCorpus(pairs: train, description: description + " (train)"), ParallelCorpus(pairs: val, description: description + " (validation)"))
+        return (
+            ParallelCorpus(pairs: train, description: description + " (train)"),
+            ParallelCorpus(pairs: val, description: description + " (validation)")
+        )
     }
 }
 

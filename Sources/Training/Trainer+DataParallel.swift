@@ -44,7 +44,9 @@ extension Trainer {
         var m = Fingerprint()
         for e in task.layout.entries { m.add(e.name); m.add(e.shape) }
         var p = Fingerprint(); p.add([state.step, state.epoch, state.batchInEpoch, optimizer.step])
-        return [("options", o.value), ("model shape", m.value), ("training data", task.dataFingerprint), ("progress (step, epoch)", p.value)]
+        return [
+            ("options", o.value), ("model shape", m.value), ("training data", task.dataFingerprint), ("progress (step, epoch)", p.value)
+        ]
     }
 
     func checkSameSetup() throws {
@@ -62,7 +64,9 @@ extension Trainer {
             if !parts.isEmpty { lines.append("rank \(r): \(parts.joined(separator: ", "))") }
         }
         guard lines.isEmpty else {
-            throw TrainingError("the \(group.size) ranks were not started alike; differing from rank 0: \(lines.joined(separator: "; ")). Every rank must run the same command on the same files (with --resume, the same checkpoint)")
+            throw TrainingError(
+                "the \(group.size) ranks were not started alike; differing from rank 0: \(lines.joined(separator: "; ")). Every rank must run the same command on the same files (with --resume, the same checkpoint)"
+            )
         }
     }
 
@@ -105,7 +109,9 @@ extension Trainer {
         try drifted.withUnsafeMutableBufferPointer { try group.allReduceSum($0.baseAddress!, count: 1) }
         if drifted[0] > 0 {
             try broadcastState()
-            log("note: \(Int(drifted[0])) rank(s) had weights differing from rank 0's at step \(state.step) (the all-reduce rounded differently on different ranks); they now have rank 0's")
+            log(
+                "note: \(Int(drifted[0])) rank(s) had weights differing from rank 0's at step \(state.step) (the all-reduce rounded differently on different ranks); they now have rank 0's"
+            )
         }
     }
 
@@ -114,8 +120,10 @@ extension Trainer {
         let n = Double(max(steps, 1))
         let step = stepSeconds / n, reduce = allReduceSeconds / n, wait = waitSeconds / n
         let megabytes = Double(task.grads.count * MemoryLayout<Float>.stride) / 1e6
-        return String(format: "data parallel: %d rank%@ · %d steps · %.4f s/step · %.0f tokens/s · gradient all-reduce %.4f s/step (%.1f%% of the step, %.1f MB) · waiting for the slowest rank %.4f s/step (%.1f%%)",
-                      group.size, group.size == 1 ? "" : "s", steps, step, Double(tokensTrained) / max(stepSeconds, 1e-12),
-                      reduce, 100 * reduce / max(step, 1e-12), megabytes, wait, 100 * wait / max(step, 1e-12))
+        return String(
+            format:
+                "data parallel: %d rank%@ · %d steps · %.4f s/step · %.0f tokens/s · gradient all-reduce %.4f s/step (%.1f%% of the step, %.1f MB) · waiting for the slowest rank %.4f s/step (%.1f%%)",
+            group.size, group.size == 1 ? "" : "s", steps, step, Double(tokensTrained) / max(stepSeconds, 1e-12),
+            reduce, 100 * reduce / max(step, 1e-12), megabytes, wait, 100 * wait / max(step, 1e-12))
     }
 }

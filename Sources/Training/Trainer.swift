@@ -48,7 +48,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case batchSize = "batch_size", maxTokens = "max_tokens", epochs, maxSteps = "max_steps", schedule
         case learningRate = "learning_rate", warmup, minLearningRate = "min_learning_rate", labelSmoothing = "label_smoothing"
-        case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every", checkpointEvery = "checkpoint_every", logEvery = "log_every"
+        case dropout, clip, weightDecay = "weight_decay", beta1, beta2, adamEps = "adam_eps", seed, evalEvery = "eval_every",
+            checkpointEvery = "checkpoint_every", logEvery = "log_every"
         case onNonFinite = "on_non_finite", blockSize = "block_size", validationFraction = "validation_fraction"
     }
 
@@ -58,7 +59,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         func get<T: Decodable>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
         batchSize = try get(.batchSize, batchSize); maxTokens = try get(.maxTokens, maxTokens); epochs = try get(.epochs, epochs)
-        maxSteps = try get(.maxSteps, maxSteps); schedule = try get(.schedule, schedule); learningRate = try get(.learningRate, learningRate)
+        maxSteps = try get(.maxSteps, maxSteps); schedule = try get(.schedule, schedule);
+        learningRate = try get(.learningRate, learningRate)
         warmup = try get(.warmup, warmup); minLearningRate = try get(.minLearningRate, minLearningRate)
         labelSmoothing = try get(.labelSmoothing, labelSmoothing); dropout = try get(.dropout, dropout); clip = try get(.clip, clip)
         weightDecay = try get(.weightDecay, weightDecay); beta1 = try get(.beta1, beta1); beta2 = try get(.beta2, beta2)
@@ -221,7 +223,10 @@ public final class Trainer<Task: TrainingTask> {
         } else {
             let report = NonFinite.report(step: state.step + 1, loss: global.loss, norm: norm, grads: task.grads, layout: task.layout)
             if nonFinitePolicy == .stop {
-                throw TrainingError(report + "; stopped (--on-non-finite stop) before the update: nothing of this step was applied or saved, and the last checkpoint is the newest good state (--on-non-finite skip steps over such batches)")
+                throw TrainingError(
+                    report
+                        + "; stopped (--on-non-finite stop) before the update: nothing of this step was applied or saved, and the last checkpoint is the newest good state (--on-non-finite skip steps over such batches)"
+                )
             }
             skipped = report
             state.step += 1
@@ -265,9 +270,13 @@ public final class Trainer<Task: TrainingTask> {
                 if let report = r.skipped {
                     state.skippedSteps = (state.skippedSteps ?? []) + [state.step]
                     consecutiveSkips += 1
-                    log("\(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) step(s) skipped so far")
+                    log(
+                        "\(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) step(s) skipped so far"
+                    )
                     if consecutiveSkips >= NonFinite.maxConsecutiveSkips {
-                        throw TrainingError("\(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)")
+                        throw TrainingError(
+                            "\(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)"
+                        )
                     }
                 } else {
                     consecutiveSkips = 0
@@ -314,7 +323,9 @@ public final class Trainer<Task: TrainingTask> {
         }
         if !(group is SingleProcess) { log(dataParallelSummary(steps: state.step - startStep)) }
         if let skipped = state.skippedSteps, !skipped.isEmpty {
-            log("skipped \(skipped.count) step(s) with a non-finite loss or gradient: \(skipped.prefix(20).map(String.init).joined(separator: ", "))\(skipped.count > 20 ? ", …" : "")")
+            log(
+                "skipped \(skipped.count) step(s) with a non-finite loss or gradient: \(skipped.prefix(20).map(String.init).joined(separator: ", "))\(skipped.count > 20 ? ", …" : "")"
+            )
         }
     }
 
@@ -340,10 +351,12 @@ public final class Trainer<Task: TrainingTask> {
             i += window
         }
         let val = state.history.compactMap { r in r.validationLoss.map { (x: Double(r.step), y: Double($0)) } }
-        let svg = LossPlot.svg(title: "Training loss", xLabel: "step", yLabel: "cross-entropy", series: [
-            .init(name: options.labelSmoothing > 0 ? "train (label-smoothed)" : "train", color: "#1f77b4", points: smoothed),
-            .init(name: "validation", color: "#d62728", points: val),
-        ])
+        let svg = LossPlot.svg(
+            title: "Training loss", xLabel: "step", yLabel: "cross-entropy",
+            series: [
+                .init(name: options.labelSmoothing > 0 ? "train (label-smoothed)" : "train", color: "#1f77b4", points: smoothed),
+                .init(name: "validation", color: "#d62728", points: val)
+            ])
         try Data(svg.utf8).write(to: dir.appendingPathComponent("loss.svg"), options: .atomic)
     }
 }
@@ -366,8 +379,10 @@ public final class Seq2SeqTask: TrainingTask {
     public init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
         guard !train.isEmpty else { throw TrainingError("no training pairs") }
         self.model = model; self.codec = codec; self.train = train; self.validation = validation; seed = options.seed
-        plan = BatchPlan(lengths: train.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
-        validationPlan = BatchPlan(lengths: validation.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        plan = BatchPlan(
+            lengths: train.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
+        validationPlan = BatchPlan(
+            lengths: validation.map { ($0.source.count, $0.target.count) }, batchSize: options.batchSize, maxTokens: options.maxTokens)
         let maxS = (train + validation).map(\.source.count).max() ?? 1
         let maxT = ((train + validation).map(\.target.count).max() ?? 0) + 1
         let maxB = max(plan.batches.map(\.count).max() ?? 1, validationPlan.batches.map(\.count).max() ?? 1)
@@ -429,11 +444,13 @@ public final class Seq2SeqTask: TrainingTask {
     }
 
     public func writeModelFiles(to dir: URL, options: TrainOptions, step: Int) throws {
-        try Safetensors.write(Checkpoint.tensors(model.params, model.layout), metadata: ["format": "transformer-seq2seq/1", "step": "\(step)"],
-                              to: dir.appendingPathComponent("model.safetensors"))
+        try Safetensors.write(
+            Checkpoint.tensors(model.params, model.layout), metadata: ["format": "transformer-seq2seq/1", "step": "\(step)"],
+            to: dir.appendingPathComponent("model.safetensors"))
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(CheckpointConfig(model: model.config, options: options)).write(to: dir.appendingPathComponent("config.json"), options: .atomic)
+        try enc.encode(CheckpointConfig(model: model.config, options: options)).write(
+            to: dir.appendingPathComponent("config.json"), options: .atomic)
         try codec.jsonData().write(to: dir.appendingPathComponent("tokenizer.json"), options: .atomic)
     }
 }
@@ -442,8 +459,10 @@ public final class Seq2SeqTask: TrainingTask {
 public typealias Seq2SeqTrainer = Trainer<Seq2SeqTask>
 
 extension Trainer where Task == Seq2SeqTask {
-    public convenience init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws {
-        try self.init(task: Seq2SeqTask(model: model, codec: codec, train: train, validation: validation, options: options), options: options)
+    public convenience init(model: Seq2SeqModel, codec: SentenceCodec, train: [IDPair], validation: [IDPair], options: TrainOptions) throws
+    {
+        try self.init(
+            task: Seq2SeqTask(model: model, codec: codec, train: train, validation: validation, options: options), options: options)
     }
     public var model: Seq2SeqModel { task.model }
     public var codec: SentenceCodec { task.codec }

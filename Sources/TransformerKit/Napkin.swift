@@ -22,8 +22,12 @@ public struct Napkin: Sendable {
     /// GPT-2 (Radford et al. 2019; the released checkpoints' config.json) and GPT-3 (Brown et al. 2020,
     /// Table 2.1). Every one has vocabulary 50257; GPT-2 a context of 1024, GPT-3 2048.
     public static let presets: [(name: String, title: String, config: GPTConfig)] = {
-        func gpt2(_ l: Int, _ d: Int, _ h: Int) -> GPTConfig { GPTConfig(vocabSize: 50257, contextLength: 1024, dModel: d, layers: l, heads: h) }
-        func gpt3(_ l: Int, _ d: Int, _ h: Int) -> GPTConfig { GPTConfig(vocabSize: 50257, contextLength: 2048, dModel: d, layers: l, heads: h) }
+        func gpt2(_ l: Int, _ d: Int, _ h: Int) -> GPTConfig {
+            GPTConfig(vocabSize: 50257, contextLength: 1024, dModel: d, layers: l, heads: h)
+        }
+        func gpt3(_ l: Int, _ d: Int, _ h: Int) -> GPTConfig {
+            GPTConfig(vocabSize: 50257, contextLength: 2048, dModel: d, layers: l, heads: h)
+        }
         return [
             ("gpt2", "GPT-2 small", gpt2(12, 768, 12)),
             ("gpt2-medium", "GPT-2 medium", gpt2(24, 1024, 16)),
@@ -37,7 +41,7 @@ public struct Napkin: Sendable {
             ("gpt3-6.7b", "GPT-3 6.7B", gpt3(32, 4096, 32)),
             // The paper's table prints d_model 5140, which 40 heads of 128 do not make; 40 × 128 = 5120.
             ("gpt3-13b", "GPT-3 13B", gpt3(40, 5120, 40)),
-            ("gpt3-175b", "GPT-3 175B (\"GPT-3\")", gpt3(96, 12288, 96)),
+            ("gpt3-175b", "GPT-3 175B (\"GPT-3\")", gpt3(96, 12288, 96))
         ]
     }()
 
@@ -73,10 +77,12 @@ public struct Napkin: Sendable {
             Component(name: "layer norm ln_2", formula: "2d", count: 2 * d, times: l),
             Component(name: "MLP c_fc", formula: "d·d_ff + d_ff", count: d * f + f, times: l),
             Component(name: "MLP c_proj", formula: "d_ff·d + d", count: f * d + d, times: l),
-            Component(name: "final layer norm ln_f", formula: "2d", count: 2 * d, times: 1),
+            Component(name: "final layer norm ln_f", formula: "2d", count: 2 * d, times: 1)
         ]
-        out.append(Component(name: tiedHead ? "output head (tied to wte)" : "output head lm_head", formula: tiedHead ? "0" : "d·V",
-                             count: tiedHead ? 0 : d * v, times: 1))
+        out.append(
+            Component(
+                name: tiedHead ? "output head (tied to wte)" : "output head lm_head", formula: tiedHead ? "0" : "d·V",
+                count: tiedHead ? 0 : d * v, times: 1))
         return out
     }
 
@@ -141,9 +147,10 @@ public struct Napkin: Sendable {
         let p = Double(parameters), l = Double(config.layers), d = Double(config.dModel), a = Double(config.heads)
         let s = Double(t), bb = Double(b)
         let korthikanti = l * s * bb * d * (34 + 5 * a * s / d) + 4 * bb * s * Double(config.vocabSize)
-        return Memory(weightsFP32: 4 * p, weightsFP16: 2 * p, gradientsFP32: 4 * p, adamW: 8 * p,
-                      trainingStateFP32: 16 * p, trainingStateMixed: 16 * p,
-                      activations16bit: korthikanti, activationsThisProject: 4 * Double(activationFloats(batch: b, context: t)))
+        return Memory(
+            weightsFP32: 4 * p, weightsFP16: 2 * p, gradientsFP32: 4 * p, adamW: 8 * p,
+            trainingStateFP32: 16 * p, trainingStateMixed: 16 * p,
+            activations16bit: korthikanti, activationsThisProject: 4 * Double(activationFloats(batch: b, context: t)))
     }
 
     /// 4-byte values `GPTActivations(config:maxBatch: b, maxLength: t)` allocates. Per block, with

@@ -42,7 +42,7 @@ public enum BERTWalkthrough {
             "mask": "none within one sentence (padding keys only, in a batch)",
             "attention_bias": "yes",
             "d_k": "\(b.dModel / b.heads) = d_model / h",
-            "weights": "x · W with W stored [in, out] (Hugging Face stores [out, in]; transposed on loading)",
+            "weights": "x · W with W stored [in, out] (Hugging Face stores [out, in]; transposed on loading)"
         ]
     }
 }

@@ -28,8 +28,10 @@ public enum CSVExport {
             let name = "\(order)-\(fileSafe(step.id)).csv"
             try save(table(step, options: options), to: folder.appendingPathComponent(name))
             written += 1
-            index.append([order, step.id, step.title, step.op.rawValue, step.shape.map(String.init).joined(separator: "x"),
-                          step.section, step.inputs.joined(separator: " "), step.formula, name])
+            index.append([
+                order, step.id, step.title, step.op.rawValue, step.shape.map(String.init).joined(separator: "x"),
+                step.section, step.inputs.joined(separator: " "), step.formula, name
+            ])
         }
         try save(index, to: folder.appendingPathComponent("index.csv"))
         return written
@@ -65,10 +67,11 @@ public enum CSVExport {
 
     /// A step id as a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.
     static func fileSafe(_ id: String) -> String {
-        let s = String(id.unicodeScalars.map { u -> Character in
-            let ok = (u.value < 128) && (CharacterSet.alphanumerics.contains(u) || u == "." || u == "_" || u == "-")
-            return ok ? Character(u) : "_"
-        })
+        let s = String(
+            id.unicodeScalars.map { u -> Character in
+                let ok = (u.value < 128) && (CharacterSet.alphanumerics.contains(u) || u == "." || u == "_" || u == "-")
+                return ok ? Character(u) : "_"
+            })
         return s.hasPrefix(".") ? "_" + s.dropFirst() : s
     }
 

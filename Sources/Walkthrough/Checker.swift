@@ -59,7 +59,9 @@ public struct CheckReport: Codable, Sendable {
     public func renderText(maxCells: Int = 40, decimals: Int = 4) -> String {
         var out: [String] = []
         out.append("Checking \(stepID) — \(stepTitle)")
-        out.append("  \(formula) · shape \(shapeText(expectedShape)) · op \(op)\(inputs.isEmpty ? "" : " · inputs: " + inputs.joined(separator: ", "))")
+        out.append(
+            "  \(formula) · shape \(shapeText(expectedShape)) · op \(op)\(inputs.isEmpty ? "" : " · inputs: " + inputs.joined(separator: ", "))"
+        )
         out.append("  tolerance: \(tolerance)")
         out.append("")
         if isCorrect {
@@ -74,14 +76,20 @@ public struct CheckReport: Codable, Sendable {
                 out.append("✗ \(wrongCells.count) of \(cellCount) values are wrong\(what).")
                 let shown = wrongCells.prefix(maxCells)
                 let d = max(decimals, shown.map { decimalsWritten($0.userText) }.max() ?? 0)
-                let rows: [[String]] = [["row", "column", "yours", "correct"]] + shown.map {
-                    [$0.rowLabel, $0.colLabel, $0.userText, formatValue($0.correct, decimals: d)]
-                }
+                let rows: [[String]] =
+                    [["row", "column", "yours", "correct"]]
+                    + shown.map {
+                        [$0.rowLabel, $0.colLabel, $0.userText, formatValue($0.correct, decimals: d)]
+                    }
                 let widths = (0..<4).map { c in rows.map { displayWidth($0[c]) }.max() ?? 0 }
                 for r in rows {
-                    out.append("  " + padRight(r[0], widths[0]) + "  " + padRight(r[1], widths[1]) + "  " + padLeft(r[2], widths[2]) + "  " + padLeft(r[3], widths[3]))
+                    out.append(
+                        "  " + padRight(r[0], widths[0]) + "  " + padRight(r[1], widths[1]) + "  " + padLeft(r[2], widths[2]) + "  "
+                            + padLeft(r[3], widths[3]))
                 }
-                if wrongCells.count > shown.count { out.append("  … and \(wrongCells.count - shown.count) more (all are listed with --format json)") }
+                if wrongCells.count > shown.count {
+                    out.append("  … and \(wrongCells.count - shown.count) more (all are listed with --format json)")
+                }
             }
         }
         if !diagnoses.isEmpty {
@@ -173,7 +181,9 @@ private struct Checker {
             return report
         }
         if let problem = doc.localReplayProblem(step.id) {
-            report.notes.append("the trace's own step \(step.id) does not match its recomputation (\(problem)); the values called correct here may be wrong")
+            report.notes.append(
+                "the trace's own step \(step.id) does not match its recomputation (\(problem)); the values called correct here may be wrong"
+            )
         }
         let rl = step.rowLabels.count == correct.rows ? step.rowLabels : (0..<correct.rows).map { "\($0 + 1)" }
         let cl = step.colLabels.count == correct.cols ? step.colLabels : (0..<correct.cols).map { "\($0 + 1)" }
@@ -194,9 +204,11 @@ private struct Checker {
         report.cellCount = target.count
         for i in target.data.indices where !fits(i, target.data[i]) {
             let r = i / target.cols, c = i % target.cols
-            report.wrongCells.append(.init(row: r + 1, col: c + 1, rowLabel: rowLabels[r], colLabel: colLabels[c], user: user.values[i],
-                                           userText: user.literals.indices.contains(i) ? user.literals[i] : describeNumber(user.values[i]),
-                                           correct: target.data[i], tolerance: tol[i]))
+            report.wrongCells.append(
+                .init(
+                    row: r + 1, col: c + 1, rowLabel: rowLabels[r], colLabel: colLabels[c], user: user.values[i],
+                    userText: user.literals.indices.contains(i) ? user.literals[i] : describeNumber(user.values[i]),
+                    correct: target.data[i], tolerance: tol[i]))
         }
         report.isCorrect = !report.comparedWithTranspose && report.wrongCells.isEmpty
         if step.op == .softmax && !report.comparedWithTranspose {
@@ -205,11 +217,18 @@ private struct Checker {
             if let diagnosis { report.diagnoses.append(diagnosis) }
         }
         if report.comparedWithTranspose {
-            let transposedMessage = step.op == .positionalEncoding
+            let transposedMessage =
+                step.op == .positionalEncoding
                 ? "Transposed (rows should be positions, columns dimensions): your matrix is \(shapeText(user.shape)), the step is \(shapeText(step.shape))."
                 : "Transposed: your matrix is \(shapeText(user.shape)), the step is \(shapeText(step.shape)) (rows \(describeLabels(rl)), columns \(describeLabels(cl)))."
-            report.diagnoses.append(.init(code: "transposed", message: transposedMessage + (report.wrongCells.isEmpty ? " Its values are right; turn it around." : " Compared with the transpose, \(report.wrongCells.count) values still differ."),
-                                          partial: !report.wrongCells.isEmpty))
+            report.diagnoses.append(
+                .init(
+                    code: "transposed",
+                    message: transposedMessage
+                        + (report.wrongCells.isEmpty
+                            ? " Its values are right; turn it around."
+                            : " Compared with the transpose, \(report.wrongCells.count) values still differ."),
+                    partial: !report.wrongCells.isEmpty))
         }
         if report.isCorrect {
             report.notes += labelNotes()
@@ -222,22 +241,40 @@ private struct Checker {
             for alt in alternatives(correct) {
                 guard let n = matchCount(alt.tensor) else { continue }
                 // an alternative equal to the right answer explains nothing
-                if alt.tensor.data.indices.allSatisfy({ fits($0, correct.data[$0]) || alt.tensor.data[$0] == correct.data[$0] }) { continue }
+                if alt.tensor.data.indices.allSatisfy({ fits($0, correct.data[$0]) || alt.tensor.data[$0] == correct.data[$0] }) {
+                    continue
+                }
                 if n == user.values.count {
                     specific.append(.init(code: alt.code, message: alt.message))
                 } else if Double(n) >= 0.75 * Double(user.values.count), n > correctMatches {
-                    specific.append(.init(code: alt.code, message: alt.message + " (\(n) of \(user.values.count) values fit this; the rest differ as well)", partial: true))
+                    specific.append(
+                        .init(
+                            code: alt.code,
+                            message: alt.message + " (\(n) of \(user.values.count) values fit this; the rest differ as well)", partial: true
+                        ))
                 }
             }
             if square, specific.isEmpty, let n = matchCount(transpose(correct)), n == user.values.count,
-               (matchCount(correct) ?? 0) < user.values.count {
-                specific.append(.init(code: "transposed", message: step.op == .positionalEncoding
-                    ? "Transposed (rows should be positions, columns dimensions)."
-                    : "Transposed: your rows are the step's columns (rows should be \(describeLabels(rl)))."))
+                (matchCount(correct) ?? 0) < user.values.count
+            {
+                specific.append(
+                    .init(
+                        code: "transposed",
+                        message: step.op == .positionalEncoding
+                            ? "Transposed (rows should be positions, columns dimensions)."
+                            : "Transposed: your rows are the step's columns (rows should be \(describeLabels(rl)))."))
             }
             if square, specific.isEmpty, let n = matchCount(transpose(correct)), n < user.values.count,
-               n >= correctMatches + max(2, user.values.count / 6) {
-                specific.append(.init(code: "transposed", message: "Possibly transposed: \(n) of \(user.values.count) values fit the step turned around, only \(correctMatches) fit it as is" + (step.op == .positionalEncoding ? " (rows should be positions, columns dimensions)." : " (rows should be \(describeLabels(rl)))."), partial: true))
+                n >= correctMatches + max(2, user.values.count / 6)
+            {
+                specific.append(
+                    .init(
+                        code: "transposed",
+                        message:
+                            "Possibly transposed: \(n) of \(user.values.count) values fit the step turned around, only \(correctMatches) fit it as is"
+                            + (step.op == .positionalEncoding
+                                ? " (rows should be positions, columns dimensions)." : " (rows should be \(describeLabels(rl)))."),
+                        partial: true))
             }
             report.diagnoses += specific
             if !specific.contains(where: { !$0.partial }) {
@@ -278,7 +315,8 @@ private struct Checker {
     func orderNote(_ written: [String]?, expected: [String], what: String) -> String? {
         guard let written, written.count == expected.count, written != expected else { return nil }
         if Set(written) == Set(expected) && Set(written).count == written.count {
-            return "your \(what) are labelled in a different order (\(written.joined(separator: " "))) from the step (\(expected.joined(separator: " "))); values were compared by position"
+            return
+                "your \(what) are labelled in a different order (\(written.joined(separator: " "))) from the step (\(expected.joined(separator: " "))); values were compared by position"
         }
         return nil
     }
@@ -302,7 +340,13 @@ private struct Checker {
             }
         }
         guard !bad.isEmpty else { return (sums, nil) }
-        return (sums, .init(code: "row_sums", message: "Rows do not sum to 1: \(bad.joined(separator: ", ")). Every row of a softmax sums to 1 (each value is e^x divided by the sum of its row's e^x).")
+        return (
+            sums,
+            .init(
+                code: "row_sums",
+                message:
+                    "Rows do not sum to 1: \(bad.joined(separator: ", ")). Every row of a softmax sums to 1 (each value is e^x divided by the sum of its row's e^x)."
+            )
         )
     }
 
@@ -315,12 +359,22 @@ private struct Checker {
         switch step.op {
         case .relu:
             if let i = user.values.indices.first(where: { user.values[$0] < -tol[$0] }) {
-                out.append(.init(code: "relu_negative", message: "ReLU outputs cannot be negative: max(0, x) turns every negative value into 0, but \(place(i)) is \(user.literals[i])."))
+                out.append(
+                    .init(
+                        code: "relu_negative",
+                        message:
+                            "ReLU outputs cannot be negative: max(0, x) turns every negative value into 0, but \(place(i)) is \(user.literals[i])."
+                    ))
             }
         case .mask:
             let zeroed = correct.data.indices.filter { correct.data[$0] == -.infinity && user.values[$0] != -.infinity }
             if let i = zeroed.first {
-                out.append(.init(code: "mask_not_infinite", message: "Masked scores are −∞ (write -inf or -\\infty), not \(user.literals[i]) (\(place(i))): exp(−∞) = 0 gives them weight exactly 0 after the softmax."))
+                out.append(
+                    .init(
+                        code: "mask_not_infinite",
+                        message:
+                            "Masked scores are −∞ (write -inf or -\\infty), not \(user.literals[i]) (\(place(i))): exp(−∞) = 0 gives them weight exactly 0 after the softmax."
+                    ))
             }
         case .maskMatrix:
             if let i = user.values.indices.first(where: { user.values[$0] != 0 && user.values[$0] != 1 }) {
@@ -342,16 +396,25 @@ private struct Checker {
         case .matmul where step.attrs["transpose_b"] == 1 && step.inputs.count == 2:
             guard let q = tensor(step.inputs[0])?.asMatrix, let k = tensor(step.inputs[1])?.asMatrix else { break }
             if q.cols == k.rows {
-                out.append(.init(code: "qk_no_transpose", message: "QK instead of QKᵀ: you multiplied Q by K without transposing K. The scores are Q·Kᵀ: entry (i, j) is query i · key j.",
-                                 tensor: matmul(q, k)))
+                out.append(
+                    .init(
+                        code: "qk_no_transpose",
+                        message:
+                            "QK instead of QKᵀ: you multiplied Q by K without transposing K. The scores are Q·Kᵀ: entry (i, j) is query i · key j.",
+                        tensor: matmul(q, k)))
             }
             if k.cols == q.cols {
-                out.append(.init(code: "transposed", message: "Transposed: you computed K·Qᵀ. Rows should be queries and columns keys (Q·Kᵀ).",
-                                 tensor: matmul(k, q, transposeB: true)))
+                out.append(
+                    .init(
+                        code: "transposed", message: "Transposed: you computed K·Qᵀ. Rows should be queries and columns keys (Q·Kᵀ).",
+                        tensor: matmul(k, q, transposeB: true)))
             }
             if q.shape != k.shape || q != k {
                 if q.rows == k.rows {
-                    out.append(.init(code: "q_q", message: "You used Q in place of K (Q·Qᵀ): keys come from X·W_K, not from the queries.", tensor: matmul(q, q, transposeB: true)))
+                    out.append(
+                        .init(
+                            code: "q_q", message: "You used Q in place of K (Q·Qᵀ): keys come from X·W_K, not from the queries.",
+                            tensor: matmul(q, q, transposeB: true)))
                 }
             }
         case .scale:
@@ -361,24 +424,39 @@ private struct Checker {
             guard let inputStep = stepNamed(step.inputs[0]), let x = tensor(step.inputs[0])?.asMatrix else { break }
             var scaledRef = step.inputs[0]
             var mask: Tensor? = nil
-            if inputStep.op == .mask, inputStep.inputs.count == 2, let m = tensor(inputStep.inputs[1]), let sc = tensor(inputStep.inputs[0]), sc.shape == m.shape {
+            if inputStep.op == .mask, inputStep.inputs.count == 2, let m = tensor(inputStep.inputs[1]),
+                let sc = tensor(inputStep.inputs[0]), sc.shape == m.shape
+            {
                 scaledRef = inputStep.inputs[0]
                 mask = m
                 if m.data.contains(0) {
                     var after = softmaxRows(sc.asMatrix)
                     for i in after.data.indices where m.data[i] == 0 { after.data[i] = 0 }
-                    out.append(.init(code: "mask_after_softmax", message: "Mask applied after the softmax: you zeroed the masked weights after normalising, so the rows no longer sum to 1. Set masked scores to −∞ before the softmax.", tensor: after))
-                    out.append(.init(code: "mask_not_applied", message: "Mask not applied: masked positions must get weight 0 (scores set to −∞ before the softmax).", tensor: softmaxRows(sc.asMatrix)))
+                    out.append(
+                        .init(
+                            code: "mask_after_softmax",
+                            message:
+                                "Mask applied after the softmax: you zeroed the masked weights after normalising, so the rows no longer sum to 1. Set masked scores to −∞ before the softmax.",
+                            tensor: after))
+                    out.append(
+                        .init(
+                            code: "mask_not_applied",
+                            message: "Mask not applied: masked positions must get weight 0 (scores set to −∞ before the softmax).",
+                            tensor: softmaxRows(sc.asMatrix)))
                 }
             }
-            if let scaledStep = stepNamed(scaledRef), scaledStep.op == .scale, let (scores, dk) = scoresInput(of: scaledStep), let s = tensor(scores) {
+            if let scaledStep = stepNamed(scaledRef), scaledStep.op == .scale, let (scores, dk) = scoresInput(of: scaledStep),
+                let s = tensor(scores)
+            {
                 for v in scalingVariants(s, dk: dk, dModel: dModel) {
                     let masked = mask.flatMap { $0.shape == v.tensor.shape ? applyMask(v.tensor, $0) : nil } ?? v.tensor
                     out.append(.init(code: v.code + "_before_softmax", message: v.softmaxMessage, tensor: softmaxRows(masked.asMatrix)))
                 }
             }
-            out.append(.init(code: "softmax_columns", message: "Softmax over columns: each row must be normalised (sum to 1), not each column.",
-                             tensor: transpose(softmaxRows(transpose(x)))))
+            out.append(
+                .init(
+                    code: "softmax_columns", message: "Softmax over columns: each row must be normalised (sum to 1), not each column.",
+                    tensor: transpose(softmaxRows(transpose(x)))))
         case .positionalEncoding:
             let n = correct.rows, d = Int(step.attrs["d_model"] ?? Double(correct.cols)), start = Int(step.attrs["start"] ?? 0)
             let base = step.attrs["base"] ?? 10000
@@ -394,14 +472,25 @@ private struct Checker {
                 }
                 return t
             }
-            out.append(.init(code: "pe_element_index", message: "Used the element index j in the exponent (10000^(j/d)) instead of the pair index: in 10000^(2i/d), i = j/2 rounded down, so columns 2i and 2i+1 share one frequency.",
-                             tensor: table(start: start, exponent: { Double($0) / Double(d) })))
-            out.append(.init(code: "pe_2j", message: "Used 10000^(2j/d) with j the column index; i in 10000^(2i/d) is the pair index (j/2 rounded down).",
-                             tensor: table(start: start, exponent: { Double(2 * $0) / Double(d) })))
-            out.append(.init(code: "pe_start_1", message: "Positions start at 1 instead of 0: the first token is position 0 (its row is 0 1 0 1 …).",
-                             tensor: table(start: start + 1, exponent: { positionalEncodingExponent(column: $0, dModel: d) })))
-            out.append(.init(code: "pe_sin_cos_swapped", message: "sin and cos swapped: even columns (2i) use sin, odd columns (2i+1) use cos.",
-                             tensor: table(start: start, exponent: { positionalEncodingExponent(column: $0, dModel: d) }, swap: true)))
+            out.append(
+                .init(
+                    code: "pe_element_index",
+                    message:
+                        "Used the element index j in the exponent (10000^(j/d)) instead of the pair index: in 10000^(2i/d), i = j/2 rounded down, so columns 2i and 2i+1 share one frequency.",
+                    tensor: table(start: start, exponent: { Double($0) / Double(d) })))
+            out.append(
+                .init(
+                    code: "pe_2j",
+                    message: "Used 10000^(2j/d) with j the column index; i in 10000^(2i/d) is the pair index (j/2 rounded down).",
+                    tensor: table(start: start, exponent: { Double(2 * $0) / Double(d) })))
+            out.append(
+                .init(
+                    code: "pe_start_1", message: "Positions start at 1 instead of 0: the first token is position 0 (its row is 0 1 0 1 …).",
+                    tensor: table(start: start + 1, exponent: { positionalEncodingExponent(column: $0, dModel: d) })))
+            out.append(
+                .init(
+                    code: "pe_sin_cos_swapped", message: "sin and cos swapped: even columns (2i) use sin, odd columns (2i+1) use cos.",
+                    tensor: table(start: start, exponent: { positionalEncodingExponent(column: $0, dModel: d) }, swap: true)))
         case .layerNorm:
             guard let x = step.inputs.first.flatMap(tensor)?.asMatrix else { break }
             let gamma = step.inputs.count > 1 ? tensor(step.inputs[1]) : nil
@@ -421,10 +510,18 @@ private struct Checker {
                         t[r, j] = y
                     }
                 }
-                out.append(.init(code: "ln_sample_std", message: "Used the sample standard deviation (dividing by N−1); layer norm uses the population form σ² = Σ(x − μ)²/N.", tensor: t))
+                out.append(
+                    .init(
+                        code: "ln_sample_std",
+                        message:
+                            "Used the sample standard deviation (dividing by N−1); layer norm uses the population form σ² = Σ(x − μ)²/N.",
+                        tensor: t))
             }
             if gamma != nil || beta != nil {
-                out.append(.init(code: "ln_no_gamma_beta", message: "γ and β not applied: after normalising, multiply by γ and add β.", tensor: layerNorm(x, eps: eps).output))
+                out.append(
+                    .init(
+                        code: "ln_no_gamma_beta", message: "γ and β not applied: after normalising, multiply by γ and add β.",
+                        tensor: layerNorm(x, eps: eps).output))
             }
         default:
             break
@@ -436,7 +533,8 @@ private struct Checker {
     func scoresInput(of s: TraceStep? = nil) -> (String, Int)? {
         let st = s ?? step
         guard st.op == .scale, st.inputs.count == 1, let scores = stepNamed(st.inputs[0]), scores.op == .matmul,
-              scores.attrs["transpose_b"] == 1, scores.inputs.count == 2 else { return nil }
+            scores.attrs["transpose_b"] == 1, scores.inputs.count == 2
+        else { return nil }
         if let k = tensor(scores.inputs[1]) { return (scores.id, k.asMatrix.cols) }
         guard let f = st.attrs["factor"], f > 0 else { return nil }
         return (scores.id, Int((1 / (f * f)).rounded()))
@@ -448,21 +546,36 @@ private struct Checker {
         let rdk = Float(Double(dk).squareRoot()), rdm = Float(Double(dModel).squareRoot())
         let sq = "√d_k = √\(dk) = \(String(format: "%.4g", Double(rdk)))"
         var out: [ScalingVariant] = [
-            .init(code: "missing_scale", message: "Missing 1/√d_k: these are the unscaled scores Q·Kᵀ; divide each by \(sq).",
-                  softmaxMessage: "Missing 1/√d_k before the softmax: the scores must be divided by \(sq) first.", tensor: s),
-            .init(code: "divided_by_dk", message: "Divided by d_k = \(dk) instead of √d_k (\(sq)).",
-                  softmaxMessage: "The scores were divided by d_k = \(dk) before the softmax instead of by \(sq).", tensor: scale(s, 1 / Float(dk))),
-            .init(code: "multiplied_by_sqrt_dk", message: "Multiplied by √d_k instead of dividing: the scaled scores are Q·Kᵀ / \(sq), smaller than the scores, not larger.",
-                  softmaxMessage: "The scores were multiplied by √d_k before the softmax instead of divided by \(sq).", tensor: scale(s, rdk)),
+            .init(
+                code: "missing_scale", message: "Missing 1/√d_k: these are the unscaled scores Q·Kᵀ; divide each by \(sq).",
+                softmaxMessage: "Missing 1/√d_k before the softmax: the scores must be divided by \(sq) first.", tensor: s),
+            .init(
+                code: "divided_by_dk", message: "Divided by d_k = \(dk) instead of √d_k (\(sq)).",
+                softmaxMessage: "The scores were divided by d_k = \(dk) before the softmax instead of by \(sq).",
+                tensor: scale(s, 1 / Float(dk))),
+            .init(
+                code: "multiplied_by_sqrt_dk",
+                message: "Multiplied by √d_k instead of dividing: the scaled scores are Q·Kᵀ / \(sq), smaller than the scores, not larger.",
+                softmaxMessage: "The scores were multiplied by √d_k before the softmax instead of divided by \(sq).", tensor: scale(s, rdk))
         ]
         if dModel != dk {
             let sm = "√d_model = √\(dModel)"
-            out.append(.init(code: "used_d_model", message: "Used d_model instead of d_k: you divided by \(sm); scale by the width of one head's keys, \(sq).",
-                             softmaxMessage: "The scores were divided by \(sm) before the softmax; use d_k, the width of one head's keys (\(sq)).", tensor: scale(s, 1 / rdm)))
-            out.append(.init(code: "multiplied_by_sqrt_d_model", message: "Multiplied by \(sm): divide instead, and by \(sq) (d_k, not d_model).",
-                             softmaxMessage: "The scores were multiplied by \(sm) before the softmax; divide by \(sq) instead.", tensor: scale(s, rdm)))
-            out.append(.init(code: "divided_by_d_model", message: "Divided by d_model = \(dModel) instead of \(sq).",
-                             softmaxMessage: "The scores were divided by d_model = \(dModel) before the softmax instead of by \(sq).", tensor: scale(s, 1 / Float(dModel))))
+            out.append(
+                .init(
+                    code: "used_d_model",
+                    message: "Used d_model instead of d_k: you divided by \(sm); scale by the width of one head's keys, \(sq).",
+                    softmaxMessage: "The scores were divided by \(sm) before the softmax; use d_k, the width of one head's keys (\(sq)).",
+                    tensor: scale(s, 1 / rdm)))
+            out.append(
+                .init(
+                    code: "multiplied_by_sqrt_d_model", message: "Multiplied by \(sm): divide instead, and by \(sq) (d_k, not d_model).",
+                    softmaxMessage: "The scores were multiplied by \(sm) before the softmax; divide by \(sq) instead.",
+                    tensor: scale(s, rdm)))
+            out.append(
+                .init(
+                    code: "divided_by_d_model", message: "Divided by d_model = \(dModel) instead of \(sq).",
+                    softmaxMessage: "The scores were divided by d_model = \(dModel) before the softmax instead of by \(sq).",
+                    tensor: scale(s, 1 / Float(dModel))))
         }
         return out
     }
@@ -480,14 +593,20 @@ private struct Checker {
             case (_, _) where step.inputs.contains(other.id): hint = " — this step's input, unchanged"
             default: hint = ""
             }
-            out.append(.init(code: "equals_step", message: "Your matrix equals step \(other.id) (\(other.title))\(hint), not \(step.id) (\(step.title))."))
+            out.append(
+                .init(
+                    code: "equals_step",
+                    message: "Your matrix equals step \(other.id) (\(other.title))\(hint), not \(step.id) (\(step.title))."))
             if out.count >= 3 { break }
         }
         for p in doc.parameters where p.shape.reduce(1, *) == p.values.count && out.count < 3 {
             let t = Tensor(shape: p.shape, data: p.values).asMatrix
             guard t.shape == user.shape, t.data != correctData, matchCount(t) == user.values.count else { continue }
             let used = step.inputs.contains(p.name) ? ", one of this step's inputs" : ""
-            out.append(.init(code: "equals_parameter", message: "Your matrix equals the parameter \(p.name)\(used), not the result of \(step.id) (\(step.formula))."))
+            out.append(
+                .init(
+                    code: "equals_parameter",
+                    message: "Your matrix equals the parameter \(p.name)\(used), not the result of \(step.id) (\(step.formula))."))
         }
         return out
     }

@@ -41,9 +41,10 @@ extension TraceDocument {
             if let input = s.inputs.first.flatMap({ step($0) }), input.values.count == s.values.count {
                 masked = input.values.map { $0 == -.infinity }
             }
-            return AttentionMap(step: s.id, block: block, layer: layer, kind: parts[1], head: head, section: s.section,
-                                rowLabels: s.rowLabels, colLabels: s.colLabels, rows: s.shape[0], cols: s.shape[1],
-                                values: s.values, masked: masked)
+            return AttentionMap(
+                step: s.id, block: block, layer: layer, kind: parts[1], head: head, section: s.section,
+                rowLabels: s.rowLabels, colLabels: s.colLabels, rows: s.shape[0], cols: s.shape[1],
+                values: s.values, masked: masked)
         }
     }
 
@@ -56,8 +57,9 @@ extension TraceDocument {
         let top = t.row(r).enumerated().filter { $0.element.isFinite }.sorted { $0.element > $1.element }.prefix(10)
         guard let best = top.first else { return nil }
         let label = { (c: Int) in step.colLabels[safe: c] ?? vocabulary[safe: c] ?? "\(c)" }
-        return NextToken(after: step.rowLabels[safe: r] ?? "\(r)", token: label(best.offset), id: best.offset, probability: best.element,
-                         top: top.map { NextToken.Candidate(token: label($0.offset), id: $0.offset, probability: $0.element) })
+        return NextToken(
+            after: step.rowLabels[safe: r] ?? "\(r)", token: label(best.offset), id: best.offset, probability: best.element,
+            top: top.map { NextToken.Candidate(token: label($0.offset), id: $0.offset, probability: $0.element) })
     }
 }
 
@@ -86,14 +88,18 @@ public enum MatrixSVG {
     /// One attention head: white (0) → blue (1), masked cells grey.
     /// - Parameter caption: print the head's name under it (for a file; the page has its own caption).
     public static func attention(_ m: AttentionMap, caption: Bool = false) -> String {
-        let attrs = "class=\"heatmap\" data-step=\"\(esc(m.step))\" data-block=\"\(esc(m.block))\" data-layer=\"\(m.layer)\" data-kind=\"\(esc(m.kind))\" data-head=\"\(m.head)\""
-        return render(values: m.values, rows: m.rows, cols: m.cols, rowLabels: m.rowLabels, colLabels: m.colLabels,
-                      masked: m.masked, scale: .sequential, title: m.caption, attributes: attrs, caption: caption)
+        let attrs =
+            "class=\"heatmap\" data-step=\"\(esc(m.step))\" data-block=\"\(esc(m.block))\" data-layer=\"\(m.layer)\" data-kind=\"\(esc(m.kind))\" data-head=\"\(m.head)\""
+        return render(
+            values: m.values, rows: m.rows, cols: m.cols, rowLabels: m.rowLabels, colLabels: m.colLabels,
+            masked: m.masked, scale: .sequential, title: m.caption, attributes: attrs, caption: caption)
     }
 
     /// A labelled matrix as a picture. `masked` cells are drawn grey with the title "masked".
-    public static func render(values: [Float], rows: Int, cols: Int, rowLabels: [String], colLabels: [String], masked: [Bool] = [],
-                              scale: Scale, title: String, attributes: String, caption: Bool = false) -> String {
+    public static func render(
+        values: [Float], rows: Int, cols: Int, rowLabels: [String], colLabels: [String], masked: [Bool] = [],
+        scale: Scale, title: String, attributes: String, caption: Bool = false
+    ) -> String {
         let cell = Double(max(8, min(30, 300 / max(1, max(rows, cols)))))
         let font = min(12, max(8, cell * 0.55))
         func labelWidth(_ s: String) -> Double { Double(displayWidth(s)) * font * 0.62 }
@@ -103,15 +109,18 @@ public enum MatrixSVG {
         let width = max(left + cell * Double(cols) + 4, caption ? labelWidth(title) + 8 : 0)
         let height = top + cell * Double(rows) + 4 + captionHeight
         let maxAbs = values.filter { $0.isFinite }.map { abs($0) }.max() ?? 0
-        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" \(attributes) width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" role=\"img\" aria-label=\"\(esc(title))\">"
+        var out =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" \(attributes) width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" role=\"img\" aria-label=\"\(esc(title))\">"
         out += "<title>\(esc(title))</title>"
         if caption {
             out += "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"></rect>"
-            out += "<text x=\"4\" y=\"\(fmt(height - font * 0.6))\" font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#59636e\">\(esc(title))</text>"
+            out +=
+                "<text x=\"4\" y=\"\(fmt(height - font * 0.6))\" font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#59636e\">\(esc(title))</text>"
         }
         out += "<g font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#1f2328\">"
         for (r, label) in rowLabels.prefix(rows).enumerated() {
-            out += "<text x=\"\(fmt(left - 4))\" y=\"\(fmt(top + cell * (Double(r) + 0.5)))\" text-anchor=\"end\" dominant-baseline=\"middle\">\(esc(label))</text>"
+            out +=
+                "<text x=\"\(fmt(left - 4))\" y=\"\(fmt(top + cell * (Double(r) + 0.5)))\" text-anchor=\"end\" dominant-baseline=\"middle\">\(esc(label))</text>"
         }
         for (c, label) in colLabels.prefix(cols).enumerated() {
             let x = left + cell * (Double(c) + 0.5), y = top - 4
@@ -126,10 +135,12 @@ public enum MatrixSVG {
                 let x = fmt(left + cell * Double(c)), y = fmt(top + cell * Double(r)), w = fmt(cell)
                 let what = "\(rowLabels[safe: r] ?? "\(r)") · \(colLabels[safe: c] ?? "\(c)")"
                 if masked[safe: i] == true || v == -.infinity {
-                    out += "<rect class=\"masked\" x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"#c8c8c8\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)): masked</title></rect>"
+                    out +=
+                        "<rect class=\"masked\" x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"#c8c8c8\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)): masked</title></rect>"
                 } else {
                     let colour = scale == .sequential ? sequential(v) : diverging(v, maxAbs: maxAbs)
-                    out += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"\(colour)\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)) = \(formatValue(v, decimals: 4))</title></rect>"
+                    out +=
+                        "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"\(colour)\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)) = \(formatValue(v, decimals: 4))</title></rect>"
                 }
             }
         }
@@ -137,7 +148,9 @@ public enum MatrixSVG {
     }
 
     /// A standalone SVG file (with the XML declaration) of one head.
-    public static func file(_ m: AttentionMap) -> String { "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + attention(m, caption: true) + "\n" }
+    public static func file(_ m: AttentionMap) -> String {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + attention(m, caption: true) + "\n"
+    }
 
     /// Writes one SVG per layer and head into `directory` (created if needed); returns the file names.
     @discardableResult

@@ -25,11 +25,14 @@ public struct GPTWalkthroughSetup: Sendable {
         guard !tokens.isEmpty else { throw WalkthroughError("the text to run (--prompt) has no tokens") }
         var notes: [String] = []
         let (ids, unknown) = vocab.ids(for: tokens)
-        if !unknown.isEmpty { notes.append("Note: the text has tokens not in the corpus vocabulary, mapped to <unk>: \(unknown.joined(separator: " "))") }
+        if !unknown.isEmpty {
+            notes.append("Note: the text has tokens not in the corpus vocabulary, mapped to <unk>: \(unknown.joined(separator: " "))")
+        }
         var c = config
         c.vocabSize = vocab.count
         guard ids.count <= c.contextLength else {
-            throw WalkthroughError("the text has \(ids.count) tokens but the context is \(c.contextLength) positions; raise --max-length or shorten --prompt")
+            throw WalkthroughError(
+                "the text has \(ids.count) tokens but the context is \(c.contextLength) positions; raise --max-length or shorten --prompt")
         }
         do { try c.validate() } catch let e as ConfigError { throw WalkthroughError(e.message) }
         // GPT-2's N(0, 0.02) is meant for d_model 768; at d_model 8 it would make every number on the
@@ -41,18 +44,23 @@ public struct GPTWalkthroughSetup: Sendable {
             let t = initial[name]!
             ps.add(name, t.shape.count == 2 ? TensorKit.scale(t, factor) : t)
         }
-        notes.append("A tiny GPT with seeded random weights: GPT-2's initialisation, scaled from N(0, 0.02) to N(0, 1/√d_model) so that the numbers are visible at this size (biases 0, layer-norm gains 1). For learnt weights train one (transformer train --model gpt) and pass --checkpoint.")
+        notes.append(
+            "A tiny GPT with seeded random weights: GPT-2's initialisation, scaled from N(0, 0.02) to N(0, 1/√d_model) so that the numbers are visible at this size (biases 0, layer-norm gains 1). For learnt weights train one (transformer train --model gpt) and pass --checkpoint."
+        )
         let model = try TracedGPT(config: c, parameters: ps)
-        return try GPTWalkthrough.document(model: model, ids: ids, tokens: ids.map { vocab.token($0) }, vocabulary: vocab.tokens,
-                                           corpusTokenCount: vocab.corpusTokenCount, corpus: lines, text: text, notes: notes)
+        return try GPTWalkthrough.document(
+            model: model, ids: ids, tokens: ids.map { vocab.token($0) }, vocabulary: vocab.tokens,
+            corpusTokenCount: vocab.corpusTokenCount, corpus: lines, text: text, notes: notes)
     }
 }
 
 public enum GPTWalkthrough {
     /// Runs `ids` through `model` with a tracer and wraps the steps in a document. `tokens` label the
     /// rows, `vocabulary` every id (columns of the logits). `corpus` may be empty (a checkpoint's text).
-    public static func document(model: TracedGPT, ids: [Int], tokens: [String], vocabulary: [String], corpusTokenCount: Int,
-                                corpus: [String], text: String, notes: [String]) throws -> TraceDocument {
+    public static func document(
+        model: TracedGPT, ids: [Int], tokens: [String], vocabulary: [String], corpusTokenCount: Int,
+        corpus: [String], text: String, notes: [String]
+    ) throws -> TraceDocument {
         let tracer = Tracer()
         do {
             _ = try model.forward(ids: ids, tokens: tokens, vocabularyTokens: vocabulary, trace: tracer)
@@ -87,7 +95,7 @@ public enum GPTWalkthrough {
             "mask": "causal only: position i sees 0…i",
             "attention_bias": "yes (Q, K, V from one fused projection c_attn)",
             "d_k": "\(g.headSize) = d_model / h",
-            "weights": "x · W with W stored [in, out] (GPT-2's Conv1D layout)",
+            "weights": "x · W with W stored [in, out] (GPT-2's Conv1D layout)"
         ]
     }
 }

@@ -15,7 +15,8 @@ extension HTMLRenderer {
         if doc.gpt != nil {
             out += "<p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span></p>"
         } else {
-            out += "<p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span> → <span id=\"target-text\">\(esc(doc.target))</span></p>"
+            out +=
+                "<p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span> → <span id=\"target-text\">\(esc(doc.target))</span></p>"
         }
         out += "<p class=\"next-line\">After <span class=\"after\">\(esc(next.after))</span> the most likely next token is "
         out += "<strong id=\"predicted-token\" class=\"next-token\" data-id=\"\(next.id)\">\(esc(next.token))</strong>"
@@ -25,7 +26,8 @@ extension HTMLRenderer {
         for c in next.top {
             let w = maxP > 0 ? Double(c.probability / maxP) * 100 : 0
             out += "<div class=\"next-row\" role=\"listitem\"><span class=\"next-label\">\(esc(c.token))</span>"
-            out += "<span class=\"bar-track\"><span class=\"next-bar\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
+            out +=
+                "<span class=\"bar-track\"><span class=\"next-bar\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
             out += "<span class=\"bar-value\">\(esc(formatValue(c.probability, decimals: 4)))</span></div>"
         }
         return out + "</div></section>"
@@ -36,16 +38,19 @@ extension HTMLRenderer {
         guard !maps.isEmpty else { return "" }
         var out = "<section id=\"attention\"><h2>Attention, every layer and head</h2>"
         out += "<p class=\"legend\">Row: the query token; column: the key it looks at. White = weight 0, dark blue = 1; "
-        out += "<span class=\"masked-swatch\"></span> grey = masked (a score of −∞ before the softmax: that key may not be seen). Hover a cell for its value; click a caption to open the step.</p>"
+        out +=
+            "<span class=\"masked-swatch\"></span> grey = masked (a score of −∞ before the softmax: that key may not be seen). Hover a cell for its value; click a caption to open the step.</p>"
         var group: String? = nil
         for m in maps {
             let key = "\(m.block).\(m.kind)"
             if key != group {
                 if group != nil { out += "</div></div>" }
                 group = key
-                out += "<div class=\"attention-group\" data-block=\"\(esc(m.block))\" data-kind=\"\(esc(m.kind))\"><h3>\(esc(m.section))</h3><div class=\"heads\">"
+                out +=
+                    "<div class=\"attention-group\" data-block=\"\(esc(m.block))\" data-kind=\"\(esc(m.kind))\"><h3>\(esc(m.section))</h3><div class=\"heads\">"
             }
-            out += "<figure class=\"head\">\(MatrixSVG.attention(m))<figcaption><a href=\"#step-\(esc(m.step))\">head \(m.head)</a></figcaption></figure>"
+            out +=
+                "<figure class=\"head\">\(MatrixSVG.attention(m))<figcaption><a href=\"#step-\(esc(m.step))\">head \(m.head)</a></figcaption></figure>"
         }
         if group != nil { out += "</div></div>" }
         return out + "</section>"
@@ -59,14 +64,16 @@ extension HTMLRenderer {
         if let loss = doc.step("out.loss")?.values.first {
             out += "<p>Loss before the step: <strong>\(esc(formatValue(loss, decimals: 4)))</strong>.</p>"
         }
-        out += "<p class=\"legend\">Size of each gradient (its Frobenius norm ‖g‖ = √Σg²): the longer the bar, the more that matrix moves.</p>"
+        out +=
+            "<p class=\"legend\">Size of each gradient (its Frobenius norm ‖g‖ = √Σg²): the longer the bar, the more that matrix moves.</p>"
         let norms = grads.map { g in (g, g.values.reduce(Float(0)) { $0 + ($1.isFinite ? $1 * $1 : 0) }.squareRoot()) }
         let maxNorm = norms.map(\.1).max() ?? 1
         out += "<div class=\"grad-chart\">"
         for (g, n) in norms {
             let w = maxNorm > 0 ? Double(n / maxNorm) * 100 : 0
             out += "<div class=\"next-row\"><a class=\"grad-label\" href=\"#step-\(esc(g.id))\">\(esc(g.title))</a>"
-            out += "<span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
+            out +=
+                "<span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
             out += "<span class=\"bar-value\">\(esc(formatValue(n, decimals: 4)))</span></div>"
         }
         out += "</div>"
@@ -75,10 +82,16 @@ extension HTMLRenderer {
             let rows = u.shape.first ?? 1, cols = u.shape.last ?? u.values.count
             let delta = zip(u.values, before.data).map { $0 - $1 }
             out += "<h3>\(esc(u.title))</h3><p class=\"formula\">\(esc(u.formula))</p><div class=\"heads\">"
-            for (name, values, scale) in [("before", before.data, MatrixSVG.Scale.diverging), ("change (after − before)", delta, .diverging), ("after", u.values, .diverging)] {
+            for (name, values, scale) in [
+                ("before", before.data, MatrixSVG.Scale.diverging), ("change (after − before)", delta, .diverging),
+                ("after", u.values, .diverging)
+            ] {
                 let attrs = "class=\"update-map\" data-step=\"\(esc(u.id))\" data-part=\"\(esc(name))\""
-                out += "<figure class=\"head\">" + MatrixSVG.render(values: values, rows: rows, cols: cols, rowLabels: u.rowLabels, colLabels: u.colLabels,
-                                                                     scale: scale, title: "\(u.title): \(name)", attributes: attrs)
+                out +=
+                    "<figure class=\"head\">"
+                    + MatrixSVG.render(
+                        values: values, rows: rows, cols: cols, rowLabels: u.rowLabels, colLabels: u.colLabels,
+                        scale: scale, title: "\(u.title): \(name)", attributes: attrs)
                 out += "<figcaption>\(esc(name))</figcaption></figure>"
             }
             out += "</div>"
@@ -90,59 +103,59 @@ extension HTMLRenderer {
     /// Styles of the explorer's pictures and the live page's form (appended to `css`).
     static let explorerCSS = """
 
-    #prediction, #attention, #training { margin: 1rem 0 1.5rem; }
-    .next-token { font-size: 1.4em; color: #0a3069; background: #ddf4ff; padding: 0 0.3rem; border-radius: 4px; }
-    .next-chart, .grad-chart { max-width: 40rem; }
-    .next-row { display: flex; align-items: center; gap: 0.5rem; font-size: 0.9em; margin: 0.1rem 0; }
-    .next-label { width: 6rem; text-align: right; white-space: nowrap; overflow: hidden; font-family: ui-monospace, monospace; }
-    .grad-label { width: 16rem; text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-    .next-bar { display: block; height: 100%; background: #2166ac; border-radius: 2px; }
-    .grad-bar { display: block; height: 100%; background: #b2182b; border-radius: 2px; }
-    .heads { display: flex; flex-wrap: wrap; gap: 0.5rem 1.2rem; align-items: flex-end; }
-    figure.head { margin: 0; } figure.head figcaption { text-align: center; font-size: 0.85em; color: var(--muted); }
-    .attention-group h3 { font-size: 1rem; margin: 0.8rem 0 0.3rem; }
-    .legend { color: var(--muted); font-size: 0.9em; }
-    .masked-swatch { display: inline-block; width: 0.9em; height: 0.9em; background: var(--masked); vertical-align: middle; }
-    form#explore-form { display: flex; gap: 0.5rem; flex-wrap: wrap; align-items: center; margin: 0.5rem 0; }
-    form#explore-form input[type=text] { flex: 1; min-width: 16rem; font: inherit; padding: 0.3rem 0.5rem; }
-    #status { color: var(--muted); } body[data-state=error] #status { color: #b2182b; }
-    #completion { font-family: ui-monospace, monospace; white-space: pre-wrap; }
+        #prediction, #attention, #training { margin: 1rem 0 1.5rem; }
+        .next-token { font-size: 1.4em; color: #0a3069; background: #ddf4ff; padding: 0 0.3rem; border-radius: 4px; }
+        .next-chart, .grad-chart { max-width: 40rem; }
+        .next-row { display: flex; align-items: center; gap: 0.5rem; font-size: 0.9em; margin: 0.1rem 0; }
+        .next-label { width: 6rem; text-align: right; white-space: nowrap; overflow: hidden; font-family: ui-monospace, monospace; }
+        .grad-label { width: 16rem; text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+        .next-bar { display: block; height: 100%; background: #2166ac; border-radius: 2px; }
+        .grad-bar { display: block; height: 100%; background: #b2182b; border-radius: 2px; }
+        .heads { display: flex; flex-wrap: wrap; gap: 0.5rem 1.2rem; align-items: flex-end; }
+        figure.head { margin: 0; } figure.head figcaption { text-align: center; font-size: 0.85em; color: var(--muted); }
+        .attention-group h3 { font-size: 1rem; margin: 0.8rem 0 0.3rem; }
+        .legend { color: var(--muted); font-size: 0.9em; }
+        .masked-swatch { display: inline-block; width: 0.9em; height: 0.9em; background: var(--masked); vertical-align: middle; }
+        form#explore-form { display: flex; gap: 0.5rem; flex-wrap: wrap; align-items: center; margin: 0.5rem 0; }
+        form#explore-form input[type=text] { flex: 1; min-width: 16rem; font: inherit; padding: 0.3rem 0.5rem; }
+        #status { color: var(--muted); } body[data-state=error] #status { color: #b2182b; }
+        #completion { font-family: ui-monospace, monospace; white-space: pre-wrap; }
 
-    """
+        """
 
     /// The live page's script: posts the text to `/api/trace` and shows the answer's page fragment (the only
     /// part it asks for: the trace's steps as JSON would more than double the answer).
     static let liveScript = """
 
-    (function () {
-      var form = document.getElementById("explore-form"), input = document.getElementById("text");
-      var status = document.getElementById("status"), target = document.getElementById("explorer");
-      var completion = document.getElementById("completion"), more = document.getElementById("complete");
-      function post(path, body) {
-        return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
-          .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error(j.error || ("HTTP " + r.status)); } return j; }); });
-      }
-      function fail(err) { status.textContent = "Error: " + err.message; document.body.dataset.state = "error"; }
-      form.addEventListener("submit", function (e) {
-        e.preventDefault();
-        status.textContent = "Running the model…"; document.body.dataset.state = "busy";
-        post("/api/trace", { text: input.value, include: ["html"] }).then(function (j) {
-          target.innerHTML = j.html;
-          status.textContent = j.prediction ? "Predicted next token: " + j.prediction.token : "Done.";
-          document.body.dataset.state = "done";
-        }).catch(fail);
-      });
-      if (more) {
-        more.addEventListener("click", function () {
-          status.textContent = "Running the model…"; document.body.dataset.state = "busy";
-          post(more.dataset.api, { text: input.value }).then(function (j) {
-            completion.textContent = j.output; status.textContent = "Done."; document.body.dataset.state = "done";
-          }).catch(fail);
-        });
-      }
-    })();
+        (function () {
+          var form = document.getElementById("explore-form"), input = document.getElementById("text");
+          var status = document.getElementById("status"), target = document.getElementById("explorer");
+          var completion = document.getElementById("completion"), more = document.getElementById("complete");
+          function post(path, body) {
+            return fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+              .then(function (r) { return r.json().then(function (j) { if (!r.ok) { throw new Error(j.error || ("HTTP " + r.status)); } return j; }); });
+          }
+          function fail(err) { status.textContent = "Error: " + err.message; document.body.dataset.state = "error"; }
+          form.addEventListener("submit", function (e) {
+            e.preventDefault();
+            status.textContent = "Running the model…"; document.body.dataset.state = "busy";
+            post("/api/trace", { text: input.value, include: ["html"] }).then(function (j) {
+              target.innerHTML = j.html;
+              status.textContent = j.prediction ? "Predicted next token: " + j.prediction.token : "Done.";
+              document.body.dataset.state = "done";
+            }).catch(fail);
+          });
+          if (more) {
+            more.addEventListener("click", function () {
+              status.textContent = "Running the model…"; document.body.dataset.state = "busy";
+              post(more.dataset.api, { text: input.value }).then(function (j) {
+                completion.textContent = j.output; status.textContent = "Done."; document.body.dataset.state = "done";
+              }).catch(fail);
+            });
+          }
+        })();
 
-    """
+        """
 }
 
 /// The explorer as HTML for other modules (`transformer serve`): a trace's page content, and the
@@ -159,18 +172,23 @@ public enum ExplorerPage {
     ///   - completion: the second button's label and API path (`Generate`, `/api/generate`), if any.
     ///   - maxCharacters: the longest text the server accepts.
     ///   - lossCurve: where the page finds the run's loss curve (an SVG), if it has one.
-    public static func live(model: String, completion: (label: String, path: String)?, maxCharacters: Int, example: String,
-                            lossCurve: String? = nil) -> String {
+    public static func live(
+        model: String, completion: (label: String, path: String)?, maxCharacters: Int, example: String,
+        lossCurve: String? = nil
+    ) -> String {
         let esc = HTMLRenderer.esc
         var out = HTMLRenderer.head(title: "Transformer explorer")
         out.append("<body data-state=\"ready\">")
         out.append("<h1>Transformer explorer</h1>")
         out.append("<p class=\"meta\" id=\"model\">\(esc(model))</p>")
         if let lossCurve {
-            out.append("<details id=\"loss\"><summary>Training loss of this run</summary><img id=\"loss-curve\" src=\"\(esc(lossCurve))\" alt=\"The training loss curve of this run\" width=\"720\" height=\"420\"></details>")
+            out.append(
+                "<details id=\"loss\"><summary>Training loss of this run</summary><img id=\"loss-curve\" src=\"\(esc(lossCurve))\" alt=\"The training loss curve of this run\" width=\"720\" height=\"420\"></details>"
+            )
         }
         out.append("<form id=\"explore-form\"><label for=\"text\">Text</label>")
-        out.append("<input type=\"text\" id=\"text\" name=\"text\" maxlength=\"\(maxCharacters)\" value=\"\(esc(example))\" autocomplete=\"off\">")
+        out.append(
+            "<input type=\"text\" id=\"text\" name=\"text\" maxlength=\"\(maxCharacters)\" value=\"\(esc(example))\" autocomplete=\"off\">")
         out.append("<button type=\"submit\" id=\"run\">Show every step</button>")
         if let completion {
             out.append("<button type=\"button\" id=\"complete\" data-api=\"\(esc(completion.path))\">\(esc(completion.label))</button>")

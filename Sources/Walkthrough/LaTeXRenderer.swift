@@ -33,7 +33,9 @@ struct LaTeXRenderer {
         out.append("\\setcounter{MaxMatrixCols}{\(max(10, maxBlockColumns + 2))}")
         out.append("\\newlength\\cellw\\newlength\\cellwb")
         out.append("% \\setcellwidth{widest value}{widest label}: every cell of the next matrix gets the larger width.")
-        out.append("\\newcommand\\setcellwidth[2]{\\settowidth\\cellw{#1}\\settowidth\\cellwb{#2}\\ifdim\\cellwb>\\cellw\\setlength\\cellw{\\cellwb}\\fi}")
+        out.append(
+            "\\newcommand\\setcellwidth[2]{\\settowidth\\cellw{#1}\\settowidth\\cellwb{#2}\\ifdim\\cellwb>\\cellw\\setlength\\cellw{\\cellwb}\\fi}"
+        )
         out.append("\\newcommand\\cell[1]{\\makebox[\\cellw][r]{#1}}")
         out.append("\\newcommand\\lbl[1]{\\text{\\scriptsize #1}}")
         out.append("\\setlength{\\parindent}{0pt}\\setlength{\\parskip}{4pt}")
@@ -61,9 +63,13 @@ struct LaTeXRenderer {
             out.append("")
             out.append("\\section*{Vocabulary}")
             let specials = doc.specialTokens
-            out.append("Size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids.")
+            out.append(
+                "Size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids."
+            )
             out.append("")
-            out.append(doc.vocabulary.prefix(doc.corpusTokenCount).enumerated().map { "\($0.offset)\\,\(tex($0.element))" }.joined(separator: ",\\enspace "))
+            out.append(
+                doc.vocabulary.prefix(doc.corpusTokenCount).enumerated().map { "\($0.offset)\\,\(tex($0.element))" }.joined(
+                    separator: ",\\enspace "))
             out.append("")
             out.append("Special tokens: " + specials.map { "\($0.id)\\,\\texttt{\(tex($0.token))}" }.joined(separator: ",\\enspace "))
             let general = doc.generalNotes
@@ -115,7 +121,10 @@ struct LaTeXRenderer {
             out.append("")
             out.append("{\\small\\begin{tabular}{l|lllll}")
             for (row, items) in top {
-                out.append("{}" + tex(row) + " & " + items.map { "\(tex($0.label)) \(formatValue($0.value, decimals: options.decimals))" }.joined(separator: " & ") + " \\\\")
+                out.append(
+                    "{}" + tex(row) + " & "
+                        + items.map { "\(tex($0.label)) \(formatValue($0.value, decimals: options.decimals))" }.joined(separator: " & ")
+                        + " \\\\")
             }
             out.append("\\end{tabular}}")
         }
@@ -155,15 +164,20 @@ struct LaTeXRenderer {
             out.append("\\begingroup\(size)\\setcellwidth{$\(number(widestValue))$}{\\lbl{\(tex(widestLabel))}}")
             out.append("\\[")
             out.append("\\begin{array}{r c\(String(repeating: " c", count: extraHere.count))}")
-            var header = " & \\begin{matrix} " + block.map { "\\cell{\\lbl{\(tex(s.colLabels[safe: $0] ?? "\($0)"))}}" }.joined(separator: " & ") + " \\end{matrix}"
+            var header =
+                " & \\begin{matrix} " + block.map { "\\cell{\\lbl{\(tex(s.colLabels[safe: $0] ?? "\($0)"))}}" }.joined(separator: " & ")
+                + " \\end{matrix}"
             for (name, _) in extraHere { header += " & \\lbl{\(tex(name))}" }
             out.append(header + " \\\\")
             var body = "\\begin{matrix} " + rowLabels.joined(separator: " \\\\ ") + " \\end{matrix}"
             body += " &\n\\begin{bmatrix}\n"
-            body += (0..<t.rows).map { r in block.map { "\\cell{$\(number(cells[r][$0]))$}" }.joined(separator: " & ") }.joined(separator: " \\\\\n")
+            body += (0..<t.rows).map { r in block.map { "\\cell{$\(number(cells[r][$0]))$}" }.joined(separator: " & ") }.joined(
+                separator: " \\\\\n")
             body += "\n\\end{bmatrix}"
             for (_, vals) in extraHere {
-                body += "\n& \\begin{matrix} " + vals.map { number(formatValue($0, decimals: options.decimals)) }.joined(separator: " \\\\ ") + " \\end{matrix}"
+                body +=
+                    "\n& \\begin{matrix} " + vals.map { number(formatValue($0, decimals: options.decimals)) }.joined(separator: " \\\\ ")
+                    + " \\end{matrix}"
             }
             out.append(body)
             out.append("\\end{array}")

@@ -25,9 +25,13 @@ struct MarkdownRenderer {
             out.append("## Vocabulary")
             out.append("")
             let specials = doc.specialTokens
-            out.append("Size **\(doc.corpusTokenCount)** (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids.")
+            out.append(
+                "Size **\(doc.corpusTokenCount)** (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids."
+            )
             out.append("")
-            out.append(doc.vocabulary.prefix(doc.corpusTokenCount).enumerated().map { "\($0.offset)\u{00A0}\(md($0.element))" }.joined(separator: " · "))
+            out.append(
+                doc.vocabulary.prefix(doc.corpusTokenCount).enumerated().map { "\($0.offset)\u{00A0}\(md($0.element))" }.joined(
+                    separator: " · "))
             out.append("")
             out.append("Special tokens: " + specials.map { "\($0.id)\u{00A0}\(md($0.token))" }.joined(separator: " · "))
             let general = doc.generalNotes
@@ -84,7 +88,10 @@ struct MarkdownRenderer {
             out.append("|  | 1 | 2 | 3 | 4 | 5 |")
             out.append("|---|---|---|---|---|---|")
             for (row, items) in top {
-                out.append("| \(md(row)) | " + items.map { "\(md($0.label)) \(formatValue($0.value, decimals: options.decimals))" }.joined(separator: " | ") + " |")
+                out.append(
+                    "| \(md(row)) | "
+                        + items.map { "\(md($0.label)) \(formatValue($0.value, decimals: options.decimals))" }.joined(separator: " | ")
+                        + " |")
             }
         }
         if let per = s.extras["per_row"] {

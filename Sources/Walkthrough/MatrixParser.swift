@@ -42,8 +42,10 @@ public struct ParsedMatrix: Codable, Sendable, Equatable {
     /// The line (1-based) where it starts, when known.
     public var line: Int?
 
-    public init(rows: Int, cols: Int, values: [Float], decimals: [Int?]? = nil, literals: [String]? = nil,
-                rowLabels: [String]? = nil, colLabels: [String]? = nil, format: MatrixTextFormat = .inline) {
+    public init(
+        rows: Int, cols: Int, values: [Float], decimals: [Int?]? = nil, literals: [String]? = nil,
+        rowLabels: [String]? = nil, colLabels: [String]? = nil, format: MatrixTextFormat = .inline
+    ) {
         precondition(rows * cols == values.count, "\(rows)×\(cols) does not hold \(values.count) values")
         self.rows = rows; self.cols = cols; self.values = values
         self.decimals = decimals ?? Array(repeating: nil, count: values.count)
@@ -58,8 +60,9 @@ public struct ParsedMatrix: Codable, Sendable, Equatable {
             let lits = m.data.map { v -> String in
                 v.isFinite ? String(format: "%.\(decimals)f", Double(v)) : (v.isNaN ? "nan" : (v < 0 ? "-inf" : "inf"))
             }
-            self.init(rows: m.rows, cols: m.cols, values: lits.map { Float($0) ?? .nan }, decimals: m.data.map { $0.isFinite ? decimals : nil },
-                      literals: lits)
+            self.init(
+                rows: m.rows, cols: m.cols, values: lits.map { Float($0) ?? .nan }, decimals: m.data.map { $0.isFinite ? decimals : nil },
+                literals: lits)
         } else {
             self.init(rows: m.rows, cols: m.cols, values: m.data, decimals: m.data.map { _ in nil })
         }
@@ -114,14 +117,18 @@ public enum MatrixParser {
 
     static func pick(_ grids: [Grid], index: Int?) throws -> ParsedMatrix {
         guard !grids.isEmpty else {
-            throw MatrixParseError("no matrix found: expected CSV, JSON, LaTeX (\\begin{bmatrix} … \\end{bmatrix} or a & b \\\\ c & d) or rows of numbers separated by spaces")
+            throw MatrixParseError(
+                "no matrix found: expected CSV, JSON, LaTeX (\\begin{bmatrix} … \\end{bmatrix} or a & b \\\\ c & d) or rows of numbers separated by spaces"
+            )
         }
         let i = index ?? 0
         guard grids.indices.contains(i) else {
             let shapes = grids.enumerated().map { n, g in
                 (try? build(g, number: n, count: grids.count)).map { "\(n + 1): \($0.rows)×\($0.cols)" } ?? "\(n + 1): unreadable"
             }
-            throw MatrixParseError("the text holds \(grids.count) \(grids.count == 1 ? "matrix" : "matrices") (\(shapes.joined(separator: ", "))); there is no matrix \(i + 1)")
+            throw MatrixParseError(
+                "the text holds \(grids.count) \(grids.count == 1 ? "matrix" : "matrices") (\(shapes.joined(separator: ", "))); there is no matrix \(i + 1)"
+            )
         }
         return try build(grids[i], number: i, count: grids.count)
     }
@@ -241,7 +248,8 @@ public enum MatrixParser {
     static func delimitedGrids(_ text: String) -> [Grid] {
         let lines = text.components(separatedBy: "\n")
         let nonEmpty = lines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        let markdown = !nonEmpty.isEmpty && nonEmpty.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("|") }.count * 2 > nonEmpty.count
+        let markdown =
+            !nonEmpty.isEmpty && nonEmpty.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("|") }.count * 2 > nonEmpty.count
         var delimiter: Character? = nil
         var decimalComma = false
         if !markdown {
@@ -302,7 +310,9 @@ public enum MatrixParser {
             if quoted {
                 if c == "\"" {
                     if i + 1 < it.count, it[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false }
-                } else { field.append(c) }
+                } else {
+                    field.append(c)
+                }
             } else if c == "\"" && field.trimmingCharacters(in: .whitespaces).isEmpty {
                 quoted = true; field = ""
             } else if c == d {
@@ -345,7 +355,7 @@ public enum MatrixParser {
 
     static let matrixEnvironments: Set<String> = [
         "matrix", "bmatrix", "Bmatrix", "pmatrix", "vmatrix", "Vmatrix", "smallmatrix",
-        "matrix*", "bmatrix*", "Bmatrix*", "pmatrix*", "vmatrix*", "Vmatrix*", "array", "tabular",
+        "matrix*", "bmatrix*", "Bmatrix*", "pmatrix*", "vmatrix*", "Vmatrix*", "array", "tabular"
     ]
 
     /// The innermost matrix environments of the text, or the whole text as a bare `a & b \\ c & d`.
@@ -383,7 +393,9 @@ public enum MatrixParser {
     /// Skips `[t]{ccc}` (or `{}`) after `\begin{array}`.
     static func skipColumnSpec(_ ns: NSString, from start: Int) -> Int {
         var i = start
-        func skipSpaces() { while i < ns.length, let u = UnicodeScalar(ns.character(at: i)), CharacterSet.whitespaces.contains(u) { i += 1 } }
+        func skipSpaces() {
+            while i < ns.length, let u = UnicodeScalar(ns.character(at: i)), CharacterSet.whitespaces.contains(u) { i += 1 }
+        }
         skipSpaces()
         if i < ns.length, ns.character(at: i) == 0x5B /* [ */ {
             while i < ns.length, ns.character(at: i) != 0x5D { i += 1 }
@@ -422,7 +434,8 @@ public enum MatrixParser {
         pieces.append((b.substring(from: pos), pos))
         let firstLine = lineNumber(ns, at: bodyOffset)
         for (piece, offset) in pieces {
-            let cleanedRow = piece.replacingOccurrences(of: #"\\(hline|midrule|toprule|bottomrule|cline\{[^}]*\})"#, with: " ", options: .regularExpression)
+            let cleanedRow = piece.replacingOccurrences(
+                of: #"\\(hline|midrule|toprule|bottomrule|cline\{[^}]*\})"#, with: " ", options: .regularExpression)
             let cells = splitAmpersands(cleanedRow).map { latexCell($0) }
             if cells.allSatisfy(\.isEmpty) { continue }
             let lead = piece.prefix { $0.isWhitespace }.filter { $0 == "\n" }.count
@@ -447,13 +460,14 @@ public enum MatrixParser {
     static let dropCommands = [
         "left", "right", "big", "Big", "bigg", "Bigg", "space", "quad", "qquad", "displaystyle", "textstyle", "scriptstyle",
         "text", "textrm", "textbf", "textit", "mathrm", "mathbf", "mathit", "mathsf", "boldsymbol", "bm", "operatorname",
-        "color", "phantom", "hphantom", "vphantom", "mathstrut", "strut", "enspace", "thinspace", "negthinspace",
+        "color", "phantom", "hphantom", "vphantom", "mathstrut", "strut", "enspace", "thinspace", "negthinspace"
     ]
 
     /// A LaTeX cell with spacing, font commands and braces removed: `-\,0.57` → `-0.57`, `\text{马}` → `马`.
     static func latexCell(_ raw: String) -> Cell {
         var s = raw
-        s = s.replacingOccurrences(of: #"\\(cdots|ldots|dots|vdots|ddots|cdot\s*\\cdot\s*\\cdot)(?![a-zA-Z])"#, with: "…", options: .regularExpression)
+        s = s.replacingOccurrences(
+            of: #"\\(cdots|ldots|dots|vdots|ddots|cdot\s*\\cdot\s*\\cdot)(?![a-zA-Z])"#, with: "…", options: .regularExpression)
         s = s.replacingOccurrences(of: #"\\infty(?![a-zA-Z])"#, with: "∞", options: .regularExpression)
         s = s.replacingOccurrences(of: #"\\(\#(dropCommands.joined(separator: "|")))(?![a-zA-Z])"#, with: " ", options: .regularExpression)
         s = s.replacingOccurrences(of: #"\\[,;:! ]"#, with: " ", options: .regularExpression)
@@ -482,7 +496,10 @@ public enum MatrixParser {
             return nil
         }
         var line: Int? {
-            switch self { case .array(_, let l), .object(_, let l): return l; default: return nil }
+            switch self {
+            case .array(_, let l), .object(_, let l): return l;
+            default: return nil
+            }
         }
     }
 
@@ -492,19 +509,26 @@ public enum MatrixParser {
             throw MatrixParseError("JSON line \(error.line): \(error.message)")
         }
         if root.field("steps") != nil && root.field("parameters") != nil {
-            throw MatrixParseError("this JSON is a whole trace, not one matrix: give one step's matrix (compare against a saved trace with --trace)")
+            throw MatrixParseError(
+                "this JSON is a whole trace, not one matrix: give one step's matrix (compare against a saved trace with --trace)")
         }
         switch root {
         case .object:
             return [try jsonObjectGrid(root)]
         case .array(let items, _):
-            if !items.isEmpty, items.allSatisfy({ if case .object = $0 { return true }; return false }) {
+            if !items.isEmpty,
+                items.allSatisfy({
+                    if case .object = $0 { return true }; return false
+                })
+            {
                 return try items.map(jsonObjectGrid)
             }
-            if !items.isEmpty, items.allSatisfy({ node in
-                if case .array(let inner, _) = node, let first = inner.first, case .array = first { return true }
-                return false
-            }) {
+            if !items.isEmpty,
+                items.allSatisfy({ node in
+                    if case .array(let inner, _) = node, let first = inner.first, case .array = first { return true }
+                    return false
+                })
+            {
                 return try items.map { try jsonRowsGrid($0) }  // a list of matrices
             }
             return [try jsonRowsGrid(root)]
@@ -527,7 +551,9 @@ public enum MatrixParser {
 
     static func jsonRowsGrid(_ node: JSONNode) throws -> Grid {
         guard case .array(let items, let line) = node else { throw MatrixParseError("JSON: expected a list of rows") }
-        if items.allSatisfy({ if case .array = $0 { return false }; return true }) {
+        if items.allSatisfy({
+            if case .array = $0 { return false }; return true
+        }) {
             return Grid(rows: [RawRow(cells: items.map(jsonCell), line: line)], format: .json, line: line)  // one row
         }
         var rows: [RawRow] = []
@@ -542,15 +568,25 @@ public enum MatrixParser {
 
     static func jsonObjectGrid(_ node: JSONNode) throws -> Grid {
         guard let values = node.field("values", "data", "matrix") else {
-            throw MatrixParseError("JSON line \(node.line ?? 1): the object has no \"values\" (expected {\"values\": …, \"shape\": [rows, cols]} or a list of rows)")
+            throw MatrixParseError(
+                "JSON line \(node.line ?? 1): the object has no \"values\" (expected {\"values\": …, \"shape\": [rows, cols]} or a list of rows)"
+            )
         }
         var grid: Grid
         var isFlat = false
-        if case .array(let items, _) = values, items.allSatisfy({ if case .array = $0 { return false }; return true }) { isFlat = true }
+        if case .array(let items, _) = values,
+            items.allSatisfy({
+                if case .array = $0 { return false }; return true
+            })
+        {
+            isFlat = true
+        }
         if isFlat, case .array(let items, let line) = values {
             var shape: [Int]? = nil
             if case .array(let dims, _)? = node.field("shape") {
-                shape = dims.compactMap { if case .number(let l) = $0 { return Int(l) }; return nil }
+                shape = dims.compactMap {
+                    if case .number(let l) = $0 { return Int(l) }; return nil
+                }
                 if shape?.count != dims.count { shape = nil }
             }
             let (r, c): (Int, Int)
@@ -570,7 +606,9 @@ public enum MatrixParser {
         }
         func strings(_ n: JSONNode?) -> [String]? {
             guard case .array(let items, _)? = n else { return nil }
-            return items.map { if case .string(let s) = $0 { return s }; if case .number(let l) = $0 { return l }; return "" }
+            return items.map {
+                if case .string(let s) = $0 { return s }; if case .number(let l) = $0 { return l }; return ""
+            }
         }
         grid.rowLabels = strings(node.field("row_labels", "rowLabels", "rows"))
         grid.colLabels = strings(node.field("col_labels", "colLabels", "columns", "cols"))
@@ -614,14 +652,16 @@ public enum MatrixParser {
             labels = rows.map { $0.cells[0].label }
             rows = rows.map { RawRow(cells: Array($0.cells.dropFirst()), line: $0.line) }
         } else if let h = header, let corner = h.first, indexHeaderNames.contains(corner.lowercased()), h.count >= 2,
-                  rows.allSatisfy({ $0.cells.count == h.count }) {
+            rows.allSatisfy({ $0.cells.count == h.count })
+        {
             // An index column under a header like "i": 0, 1, 2, … (or 1, 2, 3, …).
             let firsts = rows.map { r -> Int? in
                 if case .number(let v, _, _) = r.cells[0], v == v.rounded(), abs(v) < 1e6 { return Int(v) }
                 return nil
             }
             if firsts.allSatisfy({ $0 != nil }), let f = firsts.first!, f == 0 || f == 1,
-               firsts.enumerated().allSatisfy({ $0.element == f + $0.offset }) {
+                firsts.enumerated().allSatisfy({ $0.element == f + $0.offset })
+            {
                 labels = firsts.map { String($0!) }
                 rows = rows.map { RawRow(cells: Array($0.cells.dropFirst()), line: $0.line) }
                 header = Array(h.dropFirst())
@@ -629,7 +669,8 @@ public enum MatrixParser {
         }
         let cols = rows[0].cells.count
         for (r, row) in rows.enumerated() where row.cells.count != cols {
-            throw MatrixParseError("\(at(row.line))row \(r + 1) has \(row.cells.count) value\(row.cells.count == 1 ? "" : "s"), row 1 has \(cols)")
+            throw MatrixParseError(
+                "\(at(row.line))row \(r + 1) has \(row.cells.count) value\(row.cells.count == 1 ? "" : "s"), row 1 has \(cols)")
         }
         var values: [Float] = [], decimals: [Int?] = [], literals: [String] = []
         for (r, row) in rows.enumerated() {
@@ -643,7 +684,8 @@ public enum MatrixParser {
                 case .empty:
                     throw MatrixParseError("\(at(row.line))\(place) is empty; expected a number")
                 case .ellipsis(let t):
-                    throw MatrixParseError("\(at(row.line))\(place) is \"\(t)\": a matrix with elided values cannot be checked; write out every value")
+                    throw MatrixParseError(
+                        "\(at(row.line))\(place) is \"\(t)\": a matrix with elided values cannot be checked; write out every value")
                 }
             }
         }
@@ -651,8 +693,9 @@ public enum MatrixParser {
         if colLabels == nil, let h = header {
             if h.count == cols { colLabels = h } else if labels != nil, h.count == cols + 1 { colLabels = Array(h.dropFirst()) }
         }
-        var m = ParsedMatrix(rows: rows.count, cols: cols, values: values, decimals: decimals, literals: literals,
-                             rowLabels: grid.rowLabels ?? labels, colLabels: colLabels, format: grid.format)
+        var m = ParsedMatrix(
+            rows: rows.count, cols: cols, values: values, decimals: decimals, literals: literals,
+            rowLabels: grid.rowLabels ?? labels, colLabels: colLabels, format: grid.format)
         if m.rowLabels?.count != m.rows { m.rowLabels = nil }
         if m.colLabels?.count != m.cols { m.colLabels = nil }
         m.index = number

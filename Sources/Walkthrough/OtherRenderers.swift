@@ -10,7 +10,9 @@ extension TraceDocument {
         case .html: return HTMLRenderer(doc: self, options: options).render()
         case .text: return TextRenderer(doc: self, options: options).render()
         case .json, .csv:
-            throw WalkthroughError("the \(format.rawValue) format is not a single rendered document here (use TraceDocument.render for json, CSVExport for csv)")
+            throw WalkthroughError(
+                "the \(format.rawValue) format is not a single rendered document here (use TraceDocument.render for json, CSVExport for csv)"
+            )
         }
     }
 
@@ -34,13 +36,13 @@ extension TraceDocument {
             let rows = [
                 ("d_model", "\(g.dModel)"), ("heads", "\(g.heads)"), ("d_ff", "\(g.dFF)"),
                 ("layers", "\(g.layers) decoder-only block\(g.layers == 1 ? "" : "s")"), ("context", "\(g.contextLength) positions"),
-                ("vocabulary", "\(vocabulary.count) ids"),
+                ("vocabulary", "\(vocabulary.count) ids")
             ]
             return rows.filter { conventions[$0.0] == nil }
         }
         let rows = [
             ("d_model", "\(c.dModel)"), ("heads", "\(c.heads)"), ("d_k", "\(c.headSize)"), ("d_ff", "\(c.dFF)"),
-            ("layers", "\(c.encoderLayers) encoder + \(c.decoderLayers) decoder"), ("vocabulary", "\(vocabulary.count) ids"),
+            ("layers", "\(c.encoderLayers) encoder + \(c.decoderLayers) decoder"), ("vocabulary", "\(vocabulary.count) ids")
         ]
         return rows.filter { conventions[$0.0] == nil }  // a convention row says more (e.g. d_k = d_model / h)
     }
@@ -52,10 +54,12 @@ extension TraceDocument {
     /// The sizes in one line (the text renderer's header).
     var summaryLine: String {
         if let g = gpt {
-            return "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.headSize) · d_ff \(g.dFF) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
+            return
+                "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.headSize) · d_ff \(g.dFF) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
         }
         let c = config
-        return "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.headSize) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
+        return
+            "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.headSize) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
     }
 
     /// Whether to print the dataset and vocabulary sections: not for a checkpoint's text (no corpus,
@@ -91,7 +95,9 @@ extension TraceStep {
 
     /// The step cut to its first `options.maxColumns` columns when it is wider, and how many were cut.
     func shown(_ options: RenderOptions) -> (step: TraceStep, hidden: Int) {
-        guard options.maxColumns > 0, shape.count == 2, shape[1] > options.maxColumns, values.count == shape[0] * shape[1] else { return (self, 0) }
+        guard options.maxColumns > 0, shape.count == 2, shape[1] > options.maxColumns, values.count == shape[0] * shape[1] else {
+            return (self, 0)
+        }
         let r = shape[0], c = shape[1], k = options.maxColumns
         var s = self
         s.values = (0..<r).flatMap { values[($0 * c)..<($0 * c + k)] }

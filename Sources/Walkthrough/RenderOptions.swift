@@ -35,10 +35,15 @@ func glob(_ pattern: String, _ s: String) -> Bool {
     let p = Array(pattern), t = Array(s)
     var pi = 0, ti = 0, star = -1, mark = 0
     while ti < t.count {
-        if pi < p.count && p[pi] == t[ti] { pi += 1; ti += 1 }
-        else if pi < p.count && p[pi] == "*" { star = pi; mark = ti; pi += 1 }
-        else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
-        else { return false }
+        if pi < p.count && p[pi] == t[ti] {
+            pi += 1; ti += 1
+        } else if pi < p.count && p[pi] == "*" {
+            star = pi; mark = ti; pi += 1
+        } else if star >= 0 {
+            pi = star + 1; mark += 1; ti = mark
+        } else {
+            return false
+        }
     }
     while pi < p.count && p[pi] == "*" { pi += 1 }
     return pi == p.count
@@ -96,7 +101,7 @@ public func displayWidth(_ s: String) -> Int {
     s.unicodeScalars.reduce(0) { w, u in
         switch u.value {
         case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
-             0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x20000...0x3FFFD:
+            0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x20000...0x3FFFD:
             return w + 2
         case 0x0300...0x036F, 0x200B...0x200F:
             return w

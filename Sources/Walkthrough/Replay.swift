@@ -58,8 +58,10 @@ func replayClose(_ a: Float, _ b: Float) -> Bool {
 }
 
 /// `nil` when the two agree; otherwise what differs, in one line.
-func replayCompare(recorded: [Float], computed: [Float], recordedShape: [Int], computedShape: [Int],
-                   rowLabels: [String] = [], colLabels: [String] = [], what: String = "values") -> (message: String, maxDiff: Float?)? {
+func replayCompare(
+    recorded: [Float], computed: [Float], recordedShape: [Int], computedShape: [Int],
+    rowLabels: [String] = [], colLabels: [String] = [], what: String = "values"
+) -> (message: String, maxDiff: Float?)? {
     guard recordedShape == computedShape else {
         return ("recorded shape \(shapeText(recordedShape)), but the op gives \(shapeText(computedShape))", nil)
     }
@@ -80,7 +82,8 @@ func replayCompare(recorded: [Float], computed: [Float], recordedShape: [Int], c
     let rl = rowLabels.indices.contains(r) ? " \(rowLabels[r])" : ""
     let cl = colLabels.indices.contains(c) ? " \(colLabels[c])" : ""
     let cell = computedShape.count >= 2 ? "row \(r + 1)\(rl), column \(c + 1)\(cl)" : "entry \(first + 1)"
-    let msg = "\(bad) of \(recorded.count) \(what) differ from the recomputation; first at \(cell): recorded \(describeNumber(recorded[first])), recomputed \(describeNumber(computed[first])) (largest difference \(describeNumber(worst)))"
+    let msg =
+        "\(bad) of \(recorded.count) \(what) differ from the recomputation; first at \(cell): recorded \(describeNumber(recorded[first])), recomputed \(describeNumber(computed[first])) (largest difference \(describeNumber(worst)))"
     return (msg, worst)
 }
 
@@ -111,7 +114,14 @@ struct ReplayResult {
 /// A tensor from a shape and values, or an issue when they do not fit (a malformed JSON trace).
 func checkedTensor(shape: [Int], values: [Float], what: String) throws -> Tensor {
     guard shape.allSatisfy({ $0 >= 0 }),
-          shape.reduce(Optional(1), { n, d in n.flatMap { n in let (p, o) = n.multipliedReportingOverflow(by: d); return o ? nil : p } }) == values.count else {
+        shape.reduce(
+            Optional(1),
+            { n, d in
+                n.flatMap { n in
+                    let (p, o) = n.multipliedReportingOverflow(by: d); return o ? nil : p
+                }
+            }) == values.count
+    else {
         throw ReplayIssue("\(what) has shape \(shapeText(shape)) but \(values.count) values")
     }
     return Tensor(shape: shape, data: values)
@@ -122,7 +132,10 @@ extension TraceDocument {
     func replayTensor(_ ref: String, before index: Int? = nil) throws -> Tensor {
         if let i = steps.firstIndex(where: { $0.id == ref }) {
             if let index, i >= index {
-                throw ReplayIssue(i == index ? "input \"\(ref)\" is the step itself" : "input \"\(ref)\" is a later step (number \(i + 1)); inputs must come earlier")
+                throw ReplayIssue(
+                    i == index
+                        ? "input \"\(ref)\" is the step itself"
+                        : "input \"\(ref)\" is a later step (number \(i + 1)); inputs must come earlier")
             }
             let s = steps[i]
             return try checkedTensor(shape: s.shape, values: s.values, what: "input step \(ref)")
@@ -158,7 +171,9 @@ private func flag(_ step: TraceStep, _ name: String) throws -> Bool {
 /// Whole, non-negative ids from a column (or any tensor), each below `limit` when given.
 private func wholeIDs(_ t: Tensor, what: String, below limit: Int? = nil) throws -> [Int] {
     try t.data.enumerated().map { i, v in
-        guard v.isFinite, v == v.rounded(), v >= 0 else { throw ReplayIssue("\(what) entry \(i + 1) is \(describeNumber(v)), not a whole non-negative id") }
+        guard v.isFinite, v == v.rounded(), v >= 0 else {
+            throw ReplayIssue("\(what) entry \(i + 1) is \(describeNumber(v)), not a whole non-negative id")
+        }
         let id = Int(v)
         if let limit, id >= limit { throw ReplayIssue("\(what) entry \(i + 1) is \(id), outside a table of \(limit) rows") }
         return id
@@ -190,10 +205,14 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         }
         let causal = step.attrs["causal"] != nil ? try flag(step, "causal") : try flag(step, "kind")
         if causal {
-            guard t.shape.count == 2, t.rows == t.cols else { throw ReplayIssue("a causal mask must be square (shape \(shapeText(t.shape)))") }
+            guard t.shape.count == 2, t.rows == t.cols else {
+                throw ReplayIssue("a causal mask must be square (shape \(shapeText(t.shape)))")
+            }
             for r in 0..<t.rows {
                 for c in 0..<t.cols where t[r, c] != (c <= r ? 1 : 0) {
-                    throw ReplayIssue("a causal mask has ones on and below the diagonal and zeros above it; row \(r + 1), column \(c + 1) is \(describeNumber(t[r, c]))")
+                    throw ReplayIssue(
+                        "a causal mask has ones on and below the diagonal and zeros above it; row \(r + 1), column \(c + 1) is \(describeNumber(t[r, c]))"
+                    )
                 }
             }
             return ReplayResult(tensor: t)
@@ -209,11 +228,15 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         let d = try intAttr(step, "d_model"), start = try intAttr(step, "start", default: 0)
         let base = try attr(step, "base", default: 10000)
         guard d >= 1 else { throw ReplayIssue("attr d_model must be at least 1 (got \(d))") }
-        guard step.shape.count == 2 else { throw ReplayIssue("positional encoding must be a matrix [positions, d_model] (shape \(shapeText(step.shape)))") }
+        guard step.shape.count == 2 else {
+            throw ReplayIssue("positional encoding must be a matrix [positions, d_model] (shape \(shapeText(step.shape)))")
+        }
         return ReplayResult(tensor: sinusoidalPositionalEncoding(count: step.shape[0], dModel: d, start: start, base: base))
     case .add:
         try expectInputs(step, 2...2)
-        guard x[0].shape == x[1].shape else { throw ReplayIssue("add: input shapes \(shapeText(x[0].shape)) and \(shapeText(x[1].shape)) differ") }
+        guard x[0].shape == x[1].shape else {
+            throw ReplayIssue("add: input shapes \(shapeText(x[0].shape)) and \(shapeText(x[1].shape)) differ")
+        }
         return ReplayResult(tensor: TensorKit.add(x[0], x[1]))
     case .biasAdd:
         try expectInputs(step, 2...2)
@@ -246,7 +269,9 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         return ReplayResult(tensor: scale(x[0], Float(f)))
     case .mask:
         try expectInputs(step, 2...2)
-        guard x[0].shape == x[1].shape else { throw ReplayIssue("mask: the mask \(shapeText(x[1].shape)) does not fit the scores \(shapeText(x[0].shape))") }
+        guard x[0].shape == x[1].shape else {
+            throw ReplayIssue("mask: the mask \(shapeText(x[1].shape)) does not fit the scores \(shapeText(x[0].shape))")
+        }
         return ReplayResult(tensor: applyMask(x[0], x[1]))
     case .softmax:
         try expectInputs(step, 1...1)
@@ -304,7 +329,9 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         try expectInputs(step, 2...2)
         let logits = x[0].asMatrix
         let targets = try wholeIDs(x[1], what: "target", below: logits.cols)
-        guard targets.count == logits.rows else { throw ReplayIssue("cross_entropy: \(targets.count) targets for \(logits.rows) rows of logits") }
+        guard targets.count == logits.rows else {
+            throw ReplayIssue("cross_entropy: \(targets.count) targets for \(logits.rows) rows of logits")
+        }
         let logp = logSoftmaxRows(logits)
         let perRow = (0..<logits.rows).map { -logp[$0, targets[$0]] }
         let mean = perRow.reduce(0, +) / Float(max(perRow.count, 1))
@@ -313,17 +340,23 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         try expectInputs(step, 2...2)
         let logits = x[0].asMatrix
         let targets = try wholeIDs(x[1], what: "target", below: logits.cols)
-        guard targets.count == logits.rows else { throw ReplayIssue("softmax_cross_entropy_grad: \(targets.count) targets for \(logits.rows) rows") }
+        guard targets.count == logits.rows else {
+            throw ReplayIssue("softmax_cross_entropy_grad: \(targets.count) targets for \(logits.rows) rows")
+        }
         return ReplayResult(tensor: crossEntropyGradient(logits: logits, targets: targets))
     case .gradient:
         try expectInputs(step, 2...2)
-        guard let name = step.inputs.last, doc.parameter(name) != nil else { throw ReplayIssue("gradient: the second input must be a parameter") }
+        guard let name = step.inputs.last, doc.parameter(name) != nil else {
+            throw ReplayIssue("gradient: the second input must be a parameter")
+        }
         let grads = try TrainingStepTrace.gradients(of: doc)
         guard let g = grads[name] else { throw ReplayIssue("gradient: the model has no parameter \(name)") }
         return ReplayResult(tensor: g)
     case .sgdUpdate:
         try expectInputs(step, 2...2)
-        guard x[0].shape == x[1].shape else { throw ReplayIssue("sgd_update: the weight is \(shapeText(x[0].shape)) but its gradient is \(shapeText(x[1].shape))") }
+        guard x[0].shape == x[1].shape else {
+            throw ReplayIssue("sgd_update: the weight is \(shapeText(x[0].shape)) but its gradient is \(shapeText(x[1].shape))")
+        }
         let lr = Float(try attr(step, "lr"))
         return ReplayResult(tensor: TensorKit.add(x[0], TensorKit.scale(x[1], -lr)))
     }
@@ -344,8 +377,9 @@ extension TraceDocument {
         let step = steps[i]
         do {
             let r = try recomputeFromRecorded(stepAt: i)
-            return replayCompare(recorded: step.values, computed: r.tensor.data, recordedShape: step.shape, computedShape: r.tensor.shape,
-                                 rowLabels: step.rowLabels, colLabels: step.colLabels)?.message
+            return replayCompare(
+                recorded: step.values, computed: r.tensor.data, recordedShape: step.shape, computedShape: r.tensor.shape,
+                rowLabels: step.rowLabels, colLabels: step.colLabels)?.message
         } catch {
             return "\(error)"
         }
@@ -390,9 +424,10 @@ private struct ReplayEngine {
             var refProblems: [String] = []
             for ref in step.inputs where recorded[ref] == nil && expected[ref] == nil && params[ref] == nil {
                 if doc.steps.contains(where: { $0.id == ref }) {
-                    refProblems.append(seenSteps.contains(ref) && ref != step.id
-                                       ? "input \"\(ref)\" cannot be used (see that step's mismatch)"
-                                       : "input \"\(ref)\" is \(ref == step.id ? "the step itself" : "a later step"); inputs must come earlier")
+                    refProblems.append(
+                        seenSteps.contains(ref) && ref != step.id
+                            ? "input \"\(ref)\" cannot be used (see that step's mismatch)"
+                            : "input \"\(ref)\" is \(ref == step.id ? "the step itself" : "a later step"); inputs must come earlier")
                 } else if doc.parameters.contains(where: { $0.name == ref }) {
                     refProblems.append("input \"\(ref)\" is a malformed parameter")
                 } else {
@@ -417,7 +452,8 @@ private struct ReplayEngine {
             let recordedInputs = step.inputs.map { recorded[$0] ?? expected[$0] ?? params[$0]! }
             let chainNeeded = step.inputs.contains { diverged.contains($0) }
             let local = Result { try recompute(step, inputs: recordedInputs, doc: doc) }
-            let chain: Result<ReplayResult, Error>? = chainNeeded
+            let chain: Result<ReplayResult, Error>? =
+                chainNeeded
                 ? Result { try recompute(step, inputs: step.inputs.map { expected[$0] ?? params[$0]! }, doc: doc) } : nil
 
             func problem(_ r: Result<ReplayResult, Error>) -> (String, Float?)? {
@@ -425,12 +461,20 @@ private struct ReplayEngine {
                 case .failure(let e): return ("\(e)", nil)
                 case .success(let v):
                     guard let own else { return ("the recorded values cannot be read", nil) }
-                    if let p = replayCompare(recorded: own.data, computed: v.tensor.data, recordedShape: own.shape, computedShape: v.tensor.shape,
-                                             rowLabels: step.rowLabels, colLabels: step.colLabels) { return p }
+                    if let p = replayCompare(
+                        recorded: own.data, computed: v.tensor.data, recordedShape: own.shape, computedShape: v.tensor.shape,
+                        rowLabels: step.rowLabels, colLabels: step.colLabels)
+                    {
+                        return p
+                    }
                     for key in v.extras.keys.sorted() {
                         guard let rec = step.extras[key] else { return ("missing extras \"\(key)\"", nil) }
-                        if let p = replayCompare(recorded: rec, computed: v.extras[key]!, recordedShape: [rec.count], computedShape: [v.extras[key]!.count],
-                                                 what: "extras \"\(key)\" values") { return p }
+                        if let p = replayCompare(
+                            recorded: rec, computed: v.extras[key]!, recordedShape: [rec.count], computedShape: [v.extras[key]!.count],
+                            what: "extras \"\(key)\" values")
+                        {
+                            return p
+                        }
                     }
                     return nil
                 }
@@ -443,7 +487,9 @@ private struct ReplayEngine {
             let exp = (try? chain?.get())?.tensor ?? (try? local.get())?.tensor ?? own
             if let own { recorded[step.id] = own }
             if let exp { expected[step.id] = exp }
-            if let own, let exp, replayCompare(recorded: own.data, computed: exp.data, recordedShape: own.shape, computedShape: exp.shape) == nil {
+            if let own, let exp,
+                replayCompare(recorded: own.data, computed: exp.data, recordedShape: own.shape, computedShape: exp.shape) == nil
+            {
                 // in agreement: consumers need no second computation
             } else {
                 diverged.insert(step.id)

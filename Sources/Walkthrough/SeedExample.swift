@@ -8,7 +8,7 @@ public enum SeedExample {
     public static let corpus = [
         "白日依山尽，黄河入海流。",
         "马无夜草不肥，人无横财不富。",
-        "天行健，君子以自强不息，地势坤，君子以厚德载物。",
+        "天行健，君子以自强不息，地势坤，君子以厚德载物。"
     ]
     public static let source = "马无夜草不肥"
     public static let target = "人无横财不富"
@@ -28,7 +28,7 @@ public enum SeedExample {
         "Feed-forward: the article uses one linear layer and a ReLU, and its 'ReLU' output still has negative entries (-0.57). The paper's FFN is Linear → ReLU → Linear: max(0, xW1 + b1)W2 + b2.",
         "Cross-attention: the article says the encoder output supplies Q and K and the decoder supplies V. The decoder supplies Q; the encoder output supplies K and V.",
         "The decoder input is '<start> 人 无 横 财 不 富' (shifted right); <end> is the last *target*, not an input. In training all positions are computed at once under the causal mask (teacher forcing), not one token at a time.",
-        "The final linear layer is applied to every position: [n, d_model] · [d_model, V] gives one row of logits per position. Nothing is flattened into one long row.",
+        "The final linear layer is applied to every position: [n, d_model] · [d_model, V] gives one row of logits per position. Nothing is flattened into one long row."
     ]
 }
 
@@ -55,7 +55,9 @@ public struct WalkthroughSetup: Sendable {
     }
 
     /// The corpus's non-empty lines, the tokenizer and the vocabulary of its tokens (both walkthroughs).
-    static func corpusVocabulary(_ corpus: [String], _ kind: TokenizerKind) throws -> (lines: [String], tokenizer: Tokenizing, vocabulary: Vocabulary) {
+    static func corpusVocabulary(_ corpus: [String], _ kind: TokenizerKind) throws -> (
+        lines: [String], tokenizer: Tokenizing, vocabulary: Vocabulary
+    ) {
         let lines = corpus.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
         guard !lines.isEmpty else { throw WalkthroughError("the corpus is empty: give at least one non-empty line") }
         let tok: Tokenizing = kind == .char ? CharTokenizer(dropPunctuation: true) : WordTokenizer(dropPunctuation: true)
@@ -93,7 +95,8 @@ public struct WalkthroughSetup: Sendable {
         // Decoder input <start> y… and targets y… <end> must both fit the positional table.
         let longest = max(srcIDs.count, tgtIDs.count + 1)
         if longest > config.contextLength {
-            throw WalkthroughError("the sequence has \(longest) positions but the positional table has \(config.contextLength); raise --max-length")
+            throw WalkthroughError(
+                "the sequence has \(longest) positions but the positional table has \(config.contextLength); raise --max-length")
         }
         do { try config.validate() } catch let e as ConfigError { throw WalkthroughError(e.message) }
         var model = try TracedEncoderDecoder(config: config, seed: seed)
@@ -102,9 +105,10 @@ public struct WalkthroughSetup: Sendable {
         let srcLabels = srcIDs.map { vocab.token($0) }
         let decIn = [vocab.startID] + tgtIDs
         let decOut = tgtIDs + [vocab.endID]
-        _ = try model.forward(source: srcIDs, target: decIn, targets: decOut,
-                              sourceTokens: srcLabels, targetTokens: decIn.map { vocab.token($0) },
-                              vocabularyTokens: vocab.tokens, trace: tracer)
+        _ = try model.forward(
+            source: srcIDs, target: decIn, targets: decOut,
+            sourceTokens: srcLabels, targetTokens: decIn.map { vocab.token($0) },
+            vocabularyTokens: vocab.tokens, trace: tracer)
         if isSeedExample && weightsFile == nil || weights?.isArticle == true {
             notes.append(contentsOf: SeedExample.articleErrors.map { "Seed 002: " + $0 })
         }

@@ -22,7 +22,9 @@ struct TextRenderer {
             for (i, l) in doc.corpus.enumerated() { out.append("  \(i + 1). \(l)") }
             out.append("")
             out.append("── Vocabulary ──")
-            out.append("  size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped) + \(doc.vocabulary.count - doc.corpusTokenCount) special tokens = \(doc.vocabulary.count) ids")
+            out.append(
+                "  size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped) + \(doc.vocabulary.count - doc.corpusTokenCount) special tokens = \(doc.vocabulary.count) ids"
+            )
             var line = "  "
             for (i, t) in doc.vocabulary.enumerated().prefix(doc.corpusTokenCount) {
                 let cell = "\(i):\(t)"
@@ -30,7 +32,8 @@ struct TextRenderer {
                 line += padRight(cell, 7)
             }
             if line.trimmingCharacters(in: .whitespaces) != "" { out.append(line) }
-            out.append("  special: " + doc.vocabulary.enumerated().dropFirst(doc.corpusTokenCount).map { "\($0):\($1)" }.joined(separator: "  "))
+            out.append(
+                "  special: " + doc.vocabulary.enumerated().dropFirst(doc.corpusTokenCount).map { "\($0):\($1)" }.joined(separator: "  "))
             for n in doc.notes where !n.hasPrefix("Seed 002:") { out.append("  " + n) }
         }
         var section = ""
@@ -59,7 +62,9 @@ struct TextRenderer {
         if !s.inputs.isEmpty { meta += " · inputs: " + s.inputs.joined(separator: ", ") }
         out.append(meta)
         var extraCols: [(String, [Float])] = []
-        for key in ["mean", "std"] { if let v = s.extras[key], v.count == s.tensor.rows { extraCols.append((key == "mean" ? "mean μ" : "std σ", v)) } }
+        for key in ["mean", "std"] {
+            if let v = s.extras[key], v.count == s.tensor.rows { extraCols.append((key == "mean" ? "mean μ" : "std σ", v)) }
+        }
         let (cut, hidden) = s.shown(options)
         out.append(contentsOf: matrixLines(cut, extra: extraCols).map { "  " + $0 })
         if hidden > 0 { out.append("  " + hiddenColumnsNote(hidden)) }
@@ -68,10 +73,16 @@ struct TextRenderer {
             let t = s.tensor
             for r in 0..<t.rows {
                 let top = t.row(r).enumerated().sorted { $0.element > $1.element }.prefix(5)
-                out.append("    " + padRight(s.rowLabels[safe: r] ?? "\(r)", 8) + top.map { "\(s.colLabels[safe: $0.offset] ?? "\($0.offset)") \(formatValue($0.element, decimals: options.decimals))" }.joined(separator: "  "))
+                out.append(
+                    "    " + padRight(s.rowLabels[safe: r] ?? "\(r)", 8)
+                        + top.map {
+                            "\(s.colLabels[safe: $0.offset] ?? "\($0.offset)") \(formatValue($0.element, decimals: options.decimals))"
+                        }.joined(separator: "  "))
             }
         }
-        if let per = s.extras["per_row"] { out.append("  per row: " + per.map { formatValue($0, decimals: options.decimals) }.joined(separator: "  ")) }
+        if let per = s.extras["per_row"] {
+            out.append("  per row: " + per.map { formatValue($0, decimals: options.decimals) }.joined(separator: "  "))
+        }
         for n in s.notes { out.append("  · " + n) }
         return out
     }
@@ -100,13 +111,19 @@ struct TextRenderer {
             var header = padRight("", labelW)
             for c in block { header += "  " + padLeft(s.colLabels[safe: c] ?? "", colW[c]) }
             let isLast = bi == blocks.count - 1
-            if isLast { for (name, vals) in extraCells { header += "  │ " + padLeft(name, max(displayWidth(name), vals.map(displayWidth).max() ?? 0)) } }
+            if isLast {
+                for (name, vals) in extraCells {
+                    header += "  │ " + padLeft(name, max(displayWidth(name), vals.map(displayWidth).max() ?? 0))
+                }
+            }
             out.append(header)
             for r in 0..<rows {
                 var line = padRight(s.rowLabels[safe: r] ?? "", labelW)
                 for c in block { line += "  " + padLeft(cells[r][c], colW[c]) }
                 if isLast {
-                    for (name, vals) in extraCells { line += "  │ " + padLeft(vals[r], max(displayWidth(name), vals.map(displayWidth).max() ?? 0)) }
+                    for (name, vals) in extraCells {
+                        line += "  │ " + padLeft(vals[r], max(displayWidth(name), vals.map(displayWidth).max() ?? 0))
+                    }
                 }
                 out.append(line)
             }

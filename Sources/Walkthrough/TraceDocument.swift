@@ -26,9 +26,11 @@ public struct TraceDocument: Codable, Sendable {
     /// (0 encoder layers, pre-norm, learned positions, tied output) for readers that know only it.
     public var gpt: GPTConfig? = nil
 
-    public init(title: String, config: TransformerConfig, conventions: [String: String], corpus: [String], vocabulary: [String],
-                corpusTokenCount: Int, source: String, target: String, notes: [String], steps: [TraceStep],
-                parameters: [TraceParameter], gpt: GPTConfig? = nil) {
+    public init(
+        title: String, config: TransformerConfig, conventions: [String: String], corpus: [String], vocabulary: [String],
+        corpusTokenCount: Int, source: String, target: String, notes: [String], steps: [TraceStep],
+        parameters: [TraceParameter], gpt: GPTConfig? = nil
+    ) {
         self.title = title; self.config = config; self.conventions = conventions; self.corpus = corpus
         self.vocabulary = vocabulary; self.corpusTokenCount = corpusTokenCount; self.source = source; self.target = target
         self.notes = notes; self.steps = steps; self.parameters = parameters; self.gpt = gpt
@@ -124,7 +126,9 @@ public func describeDecodingError(_ error: Error) -> String {
     }
     switch error {
     case DecodingError.dataCorrupted(let c):
-        if let u = c.underlyingError as NSError?, let d = u.userInfo["NSDebugDescription"] as? String { return "malformed JSON at \(path(c.codingPath)): \(d)" }
+        if let u = c.underlyingError as NSError?, let d = u.userInfo["NSDebugDescription"] as? String {
+            return "malformed JSON at \(path(c.codingPath)): \(d)"
+        }
         return "malformed JSON at \(path(c.codingPath)): \(c.debugDescription)"
     case DecodingError.keyNotFound(let k, let c):
         return "missing field \"\(k.stringValue)\" in \(path(c.codingPath))"

@@ -74,7 +74,8 @@ public struct WeightsFile: Decodable, Sendable {
     public func apply(to params: inout ParameterSet, vocabulary: Vocabulary, file: String) throws {
         for (name, values) in (parameters ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard let old = params[name] else {
-                throw WalkthroughError("\(file): parameters.\(name): no such parameter in this model (known: \(params.names.joined(separator: ", ")))")
+                throw WalkthroughError(
+                    "\(file): parameters.\(name): no such parameter in this model (known: \(params.names.joined(separator: ", ")))")
             }
             let t: Tensor
             switch values {
@@ -88,7 +89,9 @@ public struct WeightsFile: Decodable, Sendable {
                 t = Tensor(shape: [rows.count, cols], data: rows.flatMap { $0 })
             }
             guard t.shape == old.shape else {
-                throw WalkthroughError("\(file): parameters.\(name): shape \(t.shape.map(String.init).joined(separator: "×")), the model needs \(old.shape.map(String.init).joined(separator: "×"))")
+                throw WalkthroughError(
+                    "\(file): parameters.\(name): shape \(t.shape.map(String.init).joined(separator: "×")), the model needs \(old.shape.map(String.init).joined(separator: "×"))"
+                )
             }
             try params.set(name, t)
         }

@@ -7,7 +7,11 @@ struct TransformerCLI: AsyncParsableCommand {
         commandName: "transformer",
         abstract: "A Transformer you can train, run and see through.",
         discussion: "Start with `transformer demo`, or `transformer walkthrough` to see every step of the seed example.",
-        subcommands: [DemoCommand.self, WalkthroughCommand.self, CheckCommand.self, TrainCommand.self, TranslateCommand.self, EvaluateCommand.self, BenchCommand.self, GenerateCommand.self, ChatCommand.self, GGUFInfoCommand.self, GGUFBenchCommand.self, TokenizerCommand.self, LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self]
+        subcommands: [
+            DemoCommand.self, WalkthroughCommand.self, CheckCommand.self, TrainCommand.self, TranslateCommand.self, EvaluateCommand.self,
+            BenchCommand.self, GenerateCommand.self, ChatCommand.self, GGUFInfoCommand.self, GGUFBenchCommand.self, TokenizerCommand.self,
+            LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self
+        ]
     )
 }
 

@@ -6,9 +6,9 @@ import Walkthrough
 @testable import Explorer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension ExplorerLimits {
@@ -43,7 +43,9 @@ struct SlowGPT: ExplorerModel {
 /// It blocks for seconds, so it runs on a thread of its own: on one of Swift's cooperative threads it would
 /// hold a thread the server needs to answer (with two cores and other suites busy, the server then did not
 /// answer at all).
-func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer: Bool = false) async -> (text: String, closed: Bool, seconds: Double) {
+func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer: Bool = false) async -> (
+    text: String, closed: Bool, seconds: Double
+) {
     await withCheckedContinuation { continuation in
         Thread { continuation.resume(returning: blockingExchange(port: port, parts, pause: pause, stopOnAnswer: stopOnAnswer)) }.start()
     }
@@ -52,9 +54,9 @@ func rawExchange(port: Int, _ parts: [[UInt8]], pause: Double = 0, stopOnAnswer:
 func blockingExchange(port: Int, _ parts: [[UInt8]], pause: Double, stopOnAnswer: Bool) -> (text: String, closed: Bool, seconds: Double) {
     let start = Date()
     #if canImport(Glibc)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     defer { close(fd) }
     var address = sockaddr_in()
@@ -69,16 +71,16 @@ func blockingExchange(port: Int, _ parts: [[UInt8]], pause: Double, stopOnAnswer
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var noSigpipe: Int32 = 1
     #if canImport(Darwin)
-    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &noSigpipe, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &noSigpipe, socklen_t(MemoryLayout<Int32>.size))
     #endif
     _ = noSigpipe
     var closedEarly = false
     for (i, part) in parts.enumerated() {
         if i > 0, pause > 0 { Thread.sleep(forTimeInterval: pause) }
         #if canImport(Glibc)
-        let sent = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         #else
-        let sent = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            let sent = part.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
         #endif
         if sent < 0 { closedEarly = true; break }
     }
@@ -127,7 +129,9 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
                 for _ in 0..<5 {
                     group.addTask {
                         try await client.execute(uri: "/api/trace", method: .post, body: ByteBuffer(string: #"{"text": "slow"}"#)) { r in
-                            let error = (try? JSONSerialization.jsonObject(with: Data(r.body.readableBytesView)) as? [String: Any])?["error"] as? String
+                            let error =
+                                (try? JSONSerialization.jsonObject(with: Data(r.body.readableBytesView)) as? [String: Any])?["error"]
+                                as? String
                             return (r.status, error, r.headers[.retryAfter])
                         }
                     }
@@ -190,15 +194,20 @@ func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
             let head = "POST /api/trace HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             // Chunked, over the limit in total (2 × 256 bytes), no Content-Length.
             let chunk = "100\r\n" + String(repeating: "x", count: 256) + "\r\n"
-            let big = await rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"), bytes(chunk), bytes(chunk), bytes("0\r\n\r\n")],
-                                  pause: 0.05, stopOnAnswer: true)
+            let big = await rawExchange(
+                port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"), bytes(chunk), bytes(chunk), bytes("0\r\n\r\n")],
+                pause: 0.05, stopOnAnswer: true)
             #expect(big.text.hasPrefix("HTTP/1.1 413"), "\(big.text)")
             #expect(big.text.contains("larger than 200 bytes"))
             // Chunked, under the limit.
             let json = #"{"text": "马无夜草"}"#
-            let small = await rawExchange(port: port, [bytes(head + "Transfer-Encoding: chunked\r\n\r\n"),
-                                                 bytes(String(json.utf8.count, radix: 16) + "\r\n" + json + "\r\n0\r\n\r\n")],
-                                    stopOnAnswer: true)
+            let small = await rawExchange(
+                port: port,
+                [
+                    bytes(head + "Transfer-Encoding: chunked\r\n\r\n"),
+                    bytes(String(json.utf8.count, radix: 16) + "\r\n" + json + "\r\n0\r\n\r\n")
+                ],
+                stopOnAnswer: true)
             #expect(small.text.hasPrefix("HTTP/1.1 200"), "\(small.text.prefix(200))")
             // Slowloris: a head trickled in, one byte every 100 ms, never finished: closed after the idle timeout.
             let trickle = Array(repeating: [UInt8(ascii: "x")], count: 60)

@@ -73,8 +73,10 @@ struct TinyGPTWithLoss: ExplorerModel {
     @Test func includePicksTheLargeParts() async throws {
         try await app().test(.router) { client in
             var sizes: [String: Int] = [:]
-            for (include, html, trace) in [("", true, true), (#", "include": ["html"]"#, true, false),
-                                           (#", "include": ["trace"]"#, false, true), (#", "include": []"#, false, false)] {
+            for (include, html, trace) in [
+                ("", true, true), (#", "include": ["html"]"#, true, false),
+                (#", "include": ["trace"]"#, false, true), (#", "include": []"#, false, false)
+            ] {
                 try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": "马无夜草""# + include + "}")) { r in
                     #expect(r.status == .ok)
                     let o = try object(r)
@@ -118,7 +120,9 @@ struct TinyGPTWithLoss: ExplorerModel {
                 #expect(message == "the text is empty")
             }
             // A body over the size limit.
-            try await client.execute(uri: "/api/trace", method: .post, body: body(#"{"text": ""# + String(repeating: "x", count: 400) + #""}"#)) { r in
+            try await client.execute(
+                uri: "/api/trace", method: .post, body: body(#"{"text": ""# + String(repeating: "x", count: 400) + #""}"#)
+            ) { r in
                 #expect(r.status == .contentTooLarge)
                 let message = try error(r)
                 #expect(message.contains("larger than 200 bytes"))
@@ -201,7 +205,9 @@ struct TinyGPTWithLoss: ExplorerModel {
             try await withThrowingTaskGroup(of: Bool.self) { group in
                 for text in ["马", "马无", "马无夜", "马无夜草"] {
                     group.addTask {
-                        try await client.execute(uri: "/api/trace", method: .post, body: ByteBuffer(string: "{\"text\": \"\(text)\"}")) { $0.status == .ok }
+                        try await client.execute(uri: "/api/trace", method: .post, body: ByteBuffer(string: "{\"text\": \"\(text)\"}")) {
+                            $0.status == .ok
+                        }
                     }
                 }
                 for try await ok in group { #expect(ok) }

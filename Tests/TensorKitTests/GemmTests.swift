@@ -50,14 +50,16 @@ private struct Case: CustomStringConvertible {
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 fastC.withUnsafeMutableBufferPointer { pc in
-                    Gemm.fast(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                              a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
-                              beta: beta, c: pc.baseAddress!, ldc: ldc)
+                    Gemm.fast(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                        a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                        beta: beta, c: pc.baseAddress!, ldc: ldc)
                 }
                 refC.withUnsafeMutableBufferPointer { pc in
-                    Gemm.reference(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                                   a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
-                                   beta: beta, c: pc.baseAddress!, ldc: ldc)
+                    Gemm.reference(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                        a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                        beta: beta, c: pc.baseAddress!, ldc: ldc)
                 }
             }
         }
@@ -99,8 +101,9 @@ private struct Case: CustomStringConvertible {
             for n in Self.sizes {
                 let k = Self.sizes[(index + transposeCase) % Self.sizes.count]
                 let beta = Self.betas[index % Self.betas.count]
-                let test = Case(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, beta: beta,
-                                pad: 1 + index % 5)
+                let test = Case(
+                    transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, beta: beta,
+                    pad: 1 + index % 5)
                 let err = test.relativeError(seed: UInt64(index * 31 + transposeCase))
                 #expect(err <= Self.tolerance(k), "\(test): relative error \(err)")
                 index += 1
@@ -137,7 +140,7 @@ private struct Case: CustomStringConvertible {
         let cases = [
             Case(transA: false, transB: false, m: 230, n: 40, k: 800, alpha: 1, beta: 0.5),
             Case(transA: true, transB: true, m: 119, n: 33, k: 385, alpha: -1.5, beta: 1),
-            Case(transA: false, transB: true, m: 6, n: 3100, k: 20, alpha: 2, beta: 0),
+            Case(transA: false, transB: true, m: 6, n: 3100, k: 20, alpha: 2, beta: 0)
         ]
         for (i, test) in cases.enumerated() {
             let err = test.relativeError(seed: UInt64(100 + i), threads: 1)
@@ -196,16 +199,18 @@ private struct Case: CustomStringConvertible {
         let x: [Float] = [1, 2, 3, 4]
         x.withUnsafeBufferPointer { px in
             c.withUnsafeMutableBufferPointer { pc in
-                Gemm.fast(transA: false, transB: false, m: 2, n: 2, k: 0, a: px.baseAddress!, lda: 1,
-                          b: px.baseAddress!, ldb: 2, beta: 0, c: pc.baseAddress!, ldc: 2)
+                Gemm.fast(
+                    transA: false, transB: false, m: 2, n: 2, k: 0, a: px.baseAddress!, lda: 1,
+                    b: px.baseAddress!, ldb: 2, beta: 0, c: pc.baseAddress!, ldc: 2)
             }
         }
         #expect(c == [0, 0, 0, 0])
         c = [1, 2, 3, 4]
         x.withUnsafeBufferPointer { px in
             c.withUnsafeMutableBufferPointer { pc in
-                Gemm.fast(transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 0, a: px.baseAddress!, lda: 2,
-                          b: px.baseAddress!, ldb: 2, beta: 0.5, c: pc.baseAddress!, ldc: 2)
+                Gemm.fast(
+                    transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 0, a: px.baseAddress!, lda: 2,
+                    b: px.baseAddress!, ldb: 2, beta: 0.5, c: pc.baseAddress!, ldc: 2)
             }
         }
         #expect(c == [0.5, 1, 1.5, 2])
@@ -228,8 +233,9 @@ private struct Case: CustomStringConvertible {
                     a.withUnsafeBufferPointer { pa in
                         b.withUnsafeBufferPointer { pb in
                             c.withUnsafeMutableBufferPointer { pc in
-                                Gemm.fast(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: aCols,
-                                          b: pb.baseAddress!, ldb: bCols, beta: i % 2 == 0 ? 0 : 1, c: pc.baseAddress!, ldc: n)
+                                Gemm.fast(
+                                    transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.75, a: pa.baseAddress!, lda: aCols,
+                                    b: pb.baseAddress!, ldb: bCols, beta: i % 2 == 0 ? 0 : 1, c: pc.baseAddress!, ldc: n)
                             }
                         }
                     }
@@ -239,7 +245,10 @@ private struct Case: CustomStringConvertible {
                 for t in [2, 3] {
                     let other = run(t).map(\.bitPattern)
                     let differ = zip(one, other).filter { $0 != $1 }.count
-                    #expect(differ == 0, "\(ta ? "T" : "N")\(tb ? "T" : "N") m=\(m) n=\(n) k=\(k): \(differ) of \(m * n) values differ between 1 and \(t) threads")
+                    #expect(
+                        differ == 0,
+                        "\(ta ? "T" : "N")\(tb ? "T" : "N") m=\(m) n=\(n) k=\(k): \(differ) of \(m * n) values differ between 1 and \(t) threads"
+                    )
                 }
             }
         }

@@ -54,7 +54,8 @@ import Testing
         var out = [Float](repeating: 0, count: n * c)
         Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
         var dx = [Float](repeating: 0, count: n * c), dg = [Float](repeating: 0, count: c), db = dg
-        Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: r, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
+        Kernels.layerNormBackward(
+            dInput: &dx, dGamma: &dg, dBeta: &db, dOut: r, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
         check(&x, dx, h: 1e-3, loss: { f($0, gamma, beta) }, "dx")
         check(&gamma, dg, loss: { f(x, $0, beta) }, "dgamma")
         check(&beta, db, loss: { f(x, gamma, $0) }, "dbeta")
@@ -73,13 +74,17 @@ import Testing
         func run(_ q: [Float], _ k: [Float], _ v: [Float]) -> ([Float], [Float]) {
             var out = [Float](repeating: 0, count: b * tq * a), att = [Float](repeating: 0, count: b * heads * tq * tk)
             pad.withUnsafeBufferPointer { p in
-                Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: p.baseAddress, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: a, kvStride: a)
+                Kernels.attentionForward(
+                    out: &out, weights: &att, q: q, k: k, v: v, keyPadding: p.baseAddress, causal: causal, batch: b, queries: tq, keys: tk,
+                    heads: heads, headSize: dk, qStride: a, kvStride: a)
             }
             return (out, att)
         }
         let (_, att) = run(q, k, v)
         var dq = [Float](repeating: 0, count: q.count), dkk = [Float](repeating: 0, count: k.count), dv = dkk
-        Kernels.attentionBackward(dQ: &dq, dK: &dkk, dV: &dv, dOut: r, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: a, kvStride: a)
+        Kernels.attentionBackward(
+            dQ: &dq, dK: &dkk, dV: &dv, dOut: r, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads,
+            headSize: dk, qStride: a, kvStride: a)
         check(&q, dq, h: 1e-3, loss: { dot(run($0, k, v).0, r) }, "dq")
         check(&k, dkk, h: 1e-3, loss: { dot(run(q, $0, v).0, r) }, "dk")
         check(&v, dv, h: 1e-3, loss: { dot(run(q, k, $0).0, r) }, "dv")
@@ -91,11 +96,13 @@ import Testing
         let r: [Float] = [1, -1, 0.5, 2, -0.3, 0.9]
         var dx = [Float](repeating: 0, count: x.count)
         Kernels.geluBackward(dInput: &dx, dOut: r, input: x, count: x.count, form: form)
-        check(&x, dx, h: 1e-3, loss: { xs in
-            var out = [Float](repeating: 0, count: xs.count)
-            Kernels.geluForward(out: &out, input: xs, count: xs.count, form: form)
-            return dot(out, r)
-        }, "dgelu")
+        check(
+            &x, dx, h: 1e-3,
+            loss: { xs in
+                var out = [Float](repeating: 0, count: xs.count)
+                Kernels.geluForward(out: &out, input: xs, count: xs.count, form: form)
+                return dot(out, r)
+            }, "dgelu")
     }
 
     @Test(arguments: [Float(0), Float(0.1)]) func softmaxCrossEntropy(smoothing: Float) {
@@ -106,7 +113,8 @@ import Testing
         let ignore: Int32 = 2  // the last row is ignored
         func loss(_ z: [Float]) -> Double {
             var zz = z
-            let (sum, count) = Kernels.softmaxCrossEntropy(logits: &zz, losses: nil, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: ignore, computeGradient: false)
+            let (sum, count) = Kernels.softmaxCrossEntropy(
+                logits: &zz, losses: nil, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: ignore, computeGradient: false)
             return sum / Double(count)
         }
         var grad = z
@@ -128,13 +136,14 @@ import Testing
 
     @Test func embedding() {
         let table: [Float] = [1, 2, 3, 4, 5, 6]  // 3 tokens × 2
-        let pos: [Float] = [10, 20, 30, 40]      // 2 positions × 2
-        let ids: [Int32] = [2, 0, 1, 1]          // b = 2, t = 2
+        let pos: [Float] = [10, 20, 30, 40]  // 2 positions × 2
+        let ids: [Int32] = [2, 0, 1, 1]  // b = 2, t = 2
         var out = [Float](repeating: 0, count: 8)
         Kernels.embeddingForward(out: &out, ids: ids, table: table, scale: 2, positions: pos, batch: 4, length: 2, width: 2)
         #expect(out == [20, 32, 32, 44, 16, 28, 36, 48])
         var dt = [Float](repeating: 0, count: 6), dp = [Float](repeating: 0, count: 4)
-        Kernels.embeddingBackward(dTable: &dt, dPositions: &dp, dOut: [Float](repeating: 1, count: 8), ids: ids, scale: 2, batch: 4, length: 2, width: 2)
+        Kernels.embeddingBackward(
+            dTable: &dt, dPositions: &dp, dOut: [Float](repeating: 1, count: 8), ids: ids, scale: 2, batch: 4, length: 2, width: 2)
         #expect(dt == [2, 2, 4, 4, 2, 2])  // token 1 used twice
         #expect(dp == [2, 2, 2, 2])
     }
@@ -152,9 +161,13 @@ import Testing
             Gemm.threads = threads
             defer { Gemm.threads = saved }
             var out = [Float](repeating: 0, count: b * t * a), att = [Float](repeating: 0, count: b * heads * t * t)
-            Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: heads, headSize: dk, qStride: a, kvStride: a)
+            Kernels.attentionForward(
+                out: &out, weights: &att, q: q, k: k, v: v, keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: heads,
+                headSize: dk, qStride: a, kvStride: a)
             var dq = [Float](repeating: 0, count: q.count), dkk = dq, dv = dq
-            Kernels.attentionBackward(dQ: &dq, dK: &dkk, dV: &dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: t, keys: t, heads: heads, headSize: dk, qStride: a, kvStride: a)
+            Kernels.attentionBackward(
+                dQ: &dq, dK: &dkk, dV: &dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: t, keys: t, heads: heads,
+                headSize: dk, qStride: a, kvStride: a)
             return [out, att, dq, dkk, dv]
         }
         let one = run(threads: 1), two = run(threads: 2)
@@ -180,10 +193,14 @@ import Testing
             var out = [Float](repeating: 0, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
             var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
             Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
-            Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
+            Kernels.layerNormBackward(
+                dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             var zz = z, losses = [Float](repeating: 0, count: n)
-            let total = Kernels.softmaxCrossEntropy(logits: &zz, losses: &losses, targets: targets, rows: n, vocab: v, smoothing: 0.1, ignore: -1)
-            return [out, dx, dg, db, zz, losses].map { $0.map(\.bitPattern) } + [[UInt32(truncatingIfNeeded: total.sum.bitPattern), UInt32(truncatingIfNeeded: total.sum.bitPattern >> 32)]]
+            let total = Kernels.softmaxCrossEntropy(
+                logits: &zz, losses: &losses, targets: targets, rows: n, vocab: v, smoothing: 0.1, ignore: -1)
+            return [out, dx, dg, db, zz, losses].map { $0.map(\.bitPattern) } + [
+                [UInt32(truncatingIfNeeded: total.sum.bitPattern), UInt32(truncatingIfNeeded: total.sum.bitPattern >> 32)]
+            ]
         }
         let one = run(threads: 1), two = run(threads: 2)
         for (i, name) in ["out", "dx", "dgamma", "dbeta", "dlogits", "losses", "summed loss"].enumerated() {
@@ -211,17 +228,29 @@ import Testing
             func run(fast: Bool) -> [[Float]] {
                 var out = [Float](repeating: .nan, count: b * tq * a), att = [Float](repeating: .nan, count: b * heads * tq * tk)
                 var g = [Float](repeating: 0.5, count: qkv.count)
-                qkv.withUnsafeBufferPointer { x in pad.withUnsafeBufferPointer { p in g.withUnsafeMutableBufferPointer { gp in
-                    let q = x.baseAddress!, k = q + a, v = q + 2 * a, dq = gp.baseAddress!, dkk = dq + a, dv = dq + 2 * a
-                    let kp = causal ? nil : p.baseAddress
-                    if fast {
-                        Kernels.attentionForward(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackward(dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
-                    } else {
-                        Kernels.attentionForwardReference(out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
-                        Kernels.attentionBackwardReference(dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                qkv.withUnsafeBufferPointer { x in
+                    pad.withUnsafeBufferPointer { p in
+                        g.withUnsafeMutableBufferPointer { gp in
+                            let q = x.baseAddress!, k = q + a, v = q + 2 * a, dq = gp.baseAddress!, dkk = dq + a, dv = dq + 2 * a
+                            let kp = causal ? nil : p.baseAddress
+                            if fast {
+                                Kernels.attentionForward(
+                                    out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq,
+                                    keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                                Kernels.attentionBackward(
+                                    dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk,
+                                    heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                            } else {
+                                Kernels.attentionForwardReference(
+                                    out: &out, weights: &att, q: q, k: k, v: v, keyPadding: kp, causal: causal, batch: b, queries: tq,
+                                    keys: tk, heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                                Kernels.attentionBackwardReference(
+                                    dQ: dq, dK: dkk, dV: dv, dOut: dout, q: q, k: k, v: v, weights: att, batch: b, queries: tq, keys: tk,
+                                    heads: heads, headSize: dk, qStride: qStride, kvStride: kvStride)
+                            }
+                        }
                     }
-                } } }
+                }
                 return [out, att, g]
             }
             let fast = run(fast: true), ref = run(fast: false)
@@ -260,12 +289,14 @@ import Testing
             return out
         }
         var out = [Float](repeating: 0, count: t * d), att = [Float](repeating: 0, count: heads * t * t)
-        Kernels.attentionForwardReference(out: &out, weights: &att, q: q, k: expand(k), v: expand(v), keyPadding: nil, causal: true,
-                                          batch: 1, queries: t, keys: t, heads: heads, headSize: hs, qStride: d, kvStride: d)
+        Kernels.attentionForwardReference(
+            out: &out, weights: &att, q: q, k: expand(k), v: expand(v), keyPadding: nil, causal: true,
+            batch: 1, queries: t, keys: t, heads: heads, headSize: hs, qStride: d, kvStride: d)
         var cached = [Float](repeating: .nan, count: n * d)
         q.withUnsafeBufferPointer { qp in
-            Kernels.cachedAttentionForward(out: &cached, q: qp.baseAddress! + (t - n) * d, kCache: k, vCache: v,
-                                           n: n, start: t - n, heads: heads, kvHeads: kvHeads, headSize: hs)
+            Kernels.cachedAttentionForward(
+                out: &cached, q: qp.baseAddress! + (t - n) * d, kCache: k, vCache: v,
+                n: n, start: t - n, heads: heads, kvHeads: kvHeads, headSize: hs)
         }
         let last = Array(out[((t - n) * d)...])
         let worst = zip(cached, last).map { abs($0 - $1) }.max()!
@@ -286,11 +317,15 @@ import Testing
             var out = [Float](repeating: .nan, count: n * c), mean = [Float](repeating: 0, count: n), rstd = mean
             var dx = [Float](repeating: 0.25, count: n * c), dg = [Float](repeating: 0.5, count: c), db = dg
             if fast {
-                Kernels.layerNormForward(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
-                Kernels.layerNormBackward(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
+                Kernels.layerNormForward(
+                    out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
+                Kernels.layerNormBackward(
+                    dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             } else {
-                Kernels.layerNormForwardReference(out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
-                Kernels.layerNormBackwardReference(dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
+                Kernels.layerNormForwardReference(
+                    out: &out, mean: &mean, rstd: &rstd, input: x, gamma: gamma, beta: beta, rows: n, width: c, eps: 1e-5)
+                Kernels.layerNormBackwardReference(
+                    dInput: &dx, dGamma: &dg, dBeta: &db, dOut: dy, input: x, gamma: gamma, mean: mean, rstd: rstd, rows: n, width: c)
             }
             return [out, mean, rstd, dx, dg, db]
         }
@@ -324,7 +359,8 @@ import Testing
         let targets: [Int32] = (0..<n).map { i in i % 5 == 3 ? -1 : Int32(rng.nextInt(below: v)) }
         var zf = z, zr = z, lf = [Float](repeating: .nan, count: n), lr = lf
         let f = Kernels.softmaxCrossEntropy(logits: &zf, losses: &lf, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: -1)
-        let r = Kernels.softmaxCrossEntropyReference(logits: &zr, losses: &lr, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: -1)
+        let r = Kernels.softmaxCrossEntropyReference(
+            logits: &zr, losses: &lr, targets: targets, rows: n, vocab: v, smoothing: smoothing, ignore: -1)
         #expect(f.count == r.count && abs(f.sum - r.sum) < 1e-4 * Double(n))
         #expect(zip(lf, lr).allSatisfy { abs($0 - $1) < 1e-4 }, "per-row losses")
         #expect(zip(zf, zr).allSatisfy { abs($0 - $1) < 1e-6 }, "gradients")

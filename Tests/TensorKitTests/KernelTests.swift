@@ -4,8 +4,8 @@ import Testing
 
 /// Values worked out by hand on small integer matrices.
 @Suite struct KernelTests {
-    let a = Tensor([[1, 2, 3], [4, 5, 6]])          // 2×3
-    let b = Tensor([[7, 8], [9, 10], [11, 12]])     // 3×2
+    let a = Tensor([[1, 2, 3], [4, 5, 6]])  // 2×3
+    let b = Tensor([[7, 8], [9, 10], [11, 12]])  // 3×2
 
     @Test func matmulByHand() {
         // [1 2 3]·[7 9 11]ᵀ = 7 + 18 + 33 = 58, etc.
@@ -25,10 +25,15 @@ import Testing
     @Test func gemmAlphaBeta() {
         var c: [Float] = [1, 1, 1, 1]
         let x: [Float] = [1, 2, 3, 4], y: [Float] = [5, 6, 7, 8]
-        x.withUnsafeBufferPointer { px in y.withUnsafeBufferPointer { py in c.withUnsafeMutableBufferPointer { pc in
-            Gemm.reference(transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 2, a: px.baseAddress!, lda: 2,
-                           b: py.baseAddress!, ldb: 2, beta: 3, c: pc.baseAddress!, ldc: 2)
-        } } }
+        x.withUnsafeBufferPointer { px in
+            y.withUnsafeBufferPointer { py in
+                c.withUnsafeMutableBufferPointer { pc in
+                    Gemm.reference(
+                        transA: false, transB: false, m: 2, n: 2, k: 2, alpha: 2, a: px.baseAddress!, lda: 2,
+                        b: py.baseAddress!, ldb: 2, beta: 3, c: pc.baseAddress!, ldc: 2)
+                }
+            }
+        }
         // 2·[[19, 22], [43, 50]] + 3
         #expect(c == [41, 47, 89, 103])
     }

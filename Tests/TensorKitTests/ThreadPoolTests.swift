@@ -23,8 +23,10 @@ import Testing
         let threads = UnsafeMutableBufferPointer<UInt>.allocate(capacity: parts)
         threads.initialize(repeating: 0)
         defer { data.deallocate(); runs.deallocate(); threads.deallocate() }
-        let (dataAddress, runsAddress, threadsAddress) = (UInt(bitPattern: data.baseAddress!),
-            UInt(bitPattern: runs.baseAddress!), UInt(bitPattern: threads.baseAddress!))
+        let (dataAddress, runsAddress, threadsAddress) = (
+            UInt(bitPattern: data.baseAddress!),
+            UInt(bitPattern: runs.baseAddress!), UInt(bitPattern: threads.baseAddress!)
+        )
         let flags = Flags()
         for round in 0..<rounds {
             flags.started.store(0, ordering: .relaxed)

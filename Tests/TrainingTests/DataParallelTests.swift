@@ -89,7 +89,9 @@ import Training
     static func run<T: TrainingTask>(_ trainer: Trainer<T>, group: any ProcessGroup) throws -> Run {
         trainer.group = group
         try trainer.run(log: { _ in })
-        return Run(losses: trainer.state.history.map(\.loss), params: Array(UnsafeBufferPointer(start: trainer.task.params.pointer, count: trainer.task.params.count)))
+        return Run(
+            losses: trainer.state.history.map(\.loss),
+            params: Array(UnsafeBufferPointer(start: trainer.task.params.pointer, count: trainer.task.params.count)))
     }
 
     static func expectClose(_ ranks: [Result<Run, any Error>], _ single: Run, _ what: String) throws {
@@ -150,7 +152,9 @@ import Training
             try t.synchronize()
             if g.rank == 1 { t.task.params[0] += 1e-3 }
             try t.run(log: { lines.all.append($0) })
-            return Run(losses: t.state.history.map(\.loss), params: Array(UnsafeBufferPointer(start: t.task.params.pointer, count: t.task.params.count)))
+            return Run(
+                losses: t.state.history.map(\.loss),
+                params: Array(UnsafeBufferPointer(start: t.task.params.pointer, count: t.task.params.count)))
         }
         #expect(try ranks[0].get().params == ranks[1].get().params)
         #expect(lines.all.contains { $0.contains("1 rank(s) had weights differing from rank 0's at step 4") }, "\(lines.all)")

@@ -42,7 +42,9 @@ import Tokenizers
             _ = try SentenceCodec.load(data: d, name: "tokenizer.json")
             Issue.record("expected the tokenizer file to be refused")
         } catch {
-            #expect("\(error)".contains("vocab.json") && ("\(error)".contains("id too large") || "\(error)".contains("appears twice")), "\(error)")
+            #expect(
+                "\(error)".contains("vocab.json") && ("\(error)".contains("id too large") || "\(error)".contains("appears twice")),
+                "\(error)")
         }
     }
 }

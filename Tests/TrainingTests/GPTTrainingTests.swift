@@ -11,10 +11,12 @@ import Tokenizers
     static func trainer(steps: Int) throws -> Trainer<GPTTask> {
         let tok = try TextTokenizer(characters: text)
         let ids = try tok.encode(text)
-        let model = try GPTModel(config: GPTConfig(vocabSize: tok.vocabularySize, contextLength: 16, dModel: 32, layers: 2, heads: 4), seed: 1)
+        let model = try GPTModel(
+            config: GPTConfig(vocabSize: tok.vocabularySize, contextLength: 16, dModel: 32, layers: 2, heads: 4), seed: 1)
         let split = ids.count * 9 / 10
-        let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
-                               batchSize: 8, blockSize: 16, evalBatches: 4, seed: 3)
+        let task = try GPTTask(
+            model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
+            batchSize: 8, blockSize: 16, evalBatches: 4, seed: 3)
         var o = TrainOptions()
         o.batchSize = 8; o.maxSteps = steps; o.schedule = "constant"; o.learningRate = 3e-3; o.warmup = 0
         o.dropout = 0; o.labelSmoothing = 0; o.evalEvery = steps; o.logEvery = 1000
@@ -47,8 +49,9 @@ import Tokenizers
         let tok = try TextTokenizer.load(ck.appendingPathComponent("tokenizer.json"))
         let ids = try tok.encode(Self.text)
         let split = ids.count * 9 / 10
-        let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
-                               batchSize: 8, blockSize: 16, evalBatches: 4, seed: 3)
+        let task = try GPTTask(
+            model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
+            batchSize: 8, blockSize: 16, evalBatches: 4, seed: 3)
         var o = first.options
         o.maxSteps = 12
         let second = try Trainer(task: task, options: o)

@@ -6,9 +6,9 @@ import Training
 import Tokenizers
 
 #if DEBUG
-let isReleaseBuild = false
+    let isReleaseBuild = false
 #else
-let isReleaseBuild = true
+    let isReleaseBuild = true
 #endif
 
 /// Training that must reach a result, or fail. The heavy ones run in release builds only
@@ -75,7 +75,9 @@ let isReleaseBuild = true
         var train: [IDPair] = [], test: [[String]] = []
         while train.count < 6000 {
             let s = sample(); let key = s.joined()
-            if seen.insert(key).inserted { train.append((codec.encode(s.joined(separator: " ")), codec.encode(s.reversed().joined(separator: " ")))) }
+            if seen.insert(key).inserted {
+                train.append((codec.encode(s.joined(separator: " ")), codec.encode(s.reversed().joined(separator: " "))))
+            }
         }
         while test.count < 200 { let s = sample(); if seen.insert(s.joined()).inserted { test.append(s) } }
         var c = TransformerConfig()

@@ -87,7 +87,8 @@ import ModelFiles
         defer { try? FileManager.default.removeItem(at: dir) }
         full.output = dir
         try full.run(log: { _ in })
-        let state = try JSONDecoder().decode(TrainState.self, from: Data(contentsOf: Checkpoint.resolve(dir.path).appendingPathComponent("state.json")))
+        let state = try JSONDecoder().decode(
+            TrainState.self, from: Data(contentsOf: Checkpoint.resolve(dir.path).appendingPathComponent("state.json")))
         #expect(state.history.map(\.loss.bitPattern) == full.state.history.map(\.loss.bitPattern))
         let rows = try Self.text(dir.appendingPathComponent("loss.csv")).split(separator: "\n").dropFirst()
         #expect(rows.map { Float(String($0.split(separator: ",")[1]))!.bitPattern } == full.state.history.map(\.loss.bitPattern))
@@ -108,7 +109,8 @@ import ModelFiles
         #expect(saved.validationFraction == 0.2 && saved.seed == 7)
         // The same split from the saved options as from the original ones.
         let corpus = ParallelCorpus(pairs: (0..<40).map { (source: "s\($0)", target: "t\($0)") }, description: "numbers")
-        let a = corpus.split(validationFraction: o.validationFraction, seed: o.seed), b = corpus.split(validationFraction: saved.validationFraction, seed: saved.seed)
+        let a = corpus.split(validationFraction: o.validationFraction, seed: o.seed),
+            b = corpus.split(validationFraction: saved.validationFraction, seed: saved.seed)
         #expect(a.validation.pairs.map(\.source) == b.validation.pairs.map(\.source) && b.validation.pairs.count == 8)
         let old = try JSONDecoder().decode(TrainOptions.self, from: Data(#"{"batch_size": 4, "seed": 3}"#.utf8))
         #expect(old.validationFraction == 0.05 && old.batchSize == 4 && old.seed == 3)
@@ -120,15 +122,19 @@ import ModelFiles
         let text = GPTTrainingTests.text
         let tok = try TextTokenizer(characters: text)
         let ids = try tok.encode(text)
-        let model = try GPTModel(config: GPTConfig(vocabSize: tok.vocabularySize, contextLength: 16, dModel: 32, layers: 2, heads: 4), seed: 1)
+        let model = try GPTModel(
+            config: GPTConfig(vocabSize: tok.vocabularySize, contextLength: 16, dModel: 32, layers: 2, heads: 4), seed: 1)
         return try gptTrainer(model, tok, ids, steps: steps, lr: lr, onNonFinite: onNonFinite)
     }
 
-    static func gptTrainer(_ model: GPTModel, _ tok: TextTokenizer, _ ids: [Int], steps: Int, lr: Float = 3e-3,
-                           onNonFinite: NonFinitePolicy = .stop) throws -> Trainer<GPTTask> {
+    static func gptTrainer(
+        _ model: GPTModel, _ tok: TextTokenizer, _ ids: [Int], steps: Int, lr: Float = 3e-3,
+        onNonFinite: NonFinitePolicy = .stop
+    ) throws -> Trainer<GPTTask> {
         let split = ids.count * 9 / 10
-        let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
-                               batchSize: 8, blockSize: 16, evalBatches: 2, seed: 3)
+        let task = try GPTTask(
+            model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
+            batchSize: 8, blockSize: 16, evalBatches: 2, seed: 3)
         var o = TrainOptions()
         o.batchSize = 8; o.maxSteps = steps; o.schedule = "cosine"; o.learningRate = lr; o.warmup = 3
         o.dropout = 0; o.labelSmoothing = 0; o.clip = 0.5; o.evalEvery = 5; o.logEvery = 1000; o.checkpointEvery = 2
@@ -144,8 +150,9 @@ import ModelFiles
         let tok = try TextTokenizer.load(ck.appendingPathComponent("tokenizer.json"))
         let state = try JSONDecoder().decode(TrainState.self, from: Data(contentsOf: ck.appendingPathComponent("state.json")))
         let o = try #require(state.options)
-        let t = try gptTrainer(model, tok, try tok.encode(GPTTrainingTests.text), steps: o.maxSteps,
-                               onNonFinite: NonFinitePolicy(rawValue: o.onNonFinite) ?? .stop)
+        let t = try gptTrainer(
+            model, tok, try tok.encode(GPTTrainingTests.text), steps: o.maxSteps,
+            onNonFinite: NonFinitePolicy(rawValue: o.onNonFinite) ?? .stop)
         try t.resume(from: ck, state: state)
         return t
     }
@@ -279,7 +286,10 @@ import ModelFiles
         #expect(snapshot(t.optimizer.m) == before.1)
         #expect(snapshot(t.optimizer.v) == before.2)
         #expect(t.optimizer.step == before.3)
-        #expect(lines.contains { $0.hasPrefix("step 5: gradient of h.0.attn.c_attn.weight (layer 0, attention) is +Inf") && $0.contains("skipped") }, "\(lines)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("step 5: gradient of h.0.attn.c_attn.weight (layer 0, attention) is +Inf") && $0.contains("skipped")
+            }, "\(lines)")
         t.stopAtStep = nil
         lines = []
         try t.run(log: { lines.append($0) })
@@ -291,7 +301,8 @@ import ModelFiles
         #expect(lines.contains { $0.contains("1 skipped") }, "progress lines: \(lines)")
         #expect(lines.contains { $0.hasPrefix("skipped 1 step(s)") }, "\(lines)")
         // The skip is in the checkpoint's state.
-        let state = try JSONDecoder().decode(TrainState.self, from: Data(contentsOf: Checkpoint.resolve(dir.path).appendingPathComponent("state.json")))
+        let state = try JSONDecoder().decode(
+            TrainState.self, from: Data(contentsOf: Checkpoint.resolve(dir.path).appendingPathComponent("state.json")))
         #expect(state.skippedSteps == [5])
     }
 

@@ -20,8 +20,9 @@ import TensorKit
     }
 
     static func fixture() throws -> URL {
-        let config = try #require(Bundle.module.url(forResource: "config", withExtension: "json", subdirectory: "Fixtures/bert-tiny"),
-                                  "Fixtures/bert-tiny/config.json is missing from the test bundle")
+        let config = try #require(
+            Bundle.module.url(forResource: "config", withExtension: "json", subdirectory: "Fixtures/bert-tiny"),
+            "Fixtures/bert-tiny/config.json is missing from the test bundle")
         return config.deletingLastPathComponent()
     }
 
@@ -90,7 +91,9 @@ import TensorKit
     // MARK: - Tokenizer behaviour
 
     static func tinyTokenizer() throws -> WordPieceTokenizer {
-        try WordPieceTokenizer(pieces: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "aff", "!", "a", "##b", "é", "我", "σ", "-"])
+        try WordPieceTokenizer(pieces: [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "aff", "!", "a", "##b", "é", "我", "σ", "-"
+        ])
     }
 
     @Test func greedyLongestMatchWithContinuationPieces() throws {
@@ -162,7 +165,8 @@ import TensorKit
 
     @Test func configThatDoesNotFitTheWeights() throws {
         let m = Self.message(try Self.brokenCopy { try Self.editConfig($0) { $0["intermediate_size"] = 48 } })
-        #expect(m?.contains("encoder.layer.0.intermediate.dense.weight") == true && m?.contains("[64, 32]") == true
+        #expect(
+            m?.contains("encoder.layer.0.intermediate.dense.weight") == true && m?.contains("[64, 32]") == true
                 && m?.contains("[48, 32]") == true, "\(m ?? "no error")")
         let layers = Self.message(try Self.brokenCopy { try Self.editConfig($0) { $0["num_hidden_layers"] = 1 } })
         #expect(layers?.contains("encoder.layer.1.") == true && layers?.contains("not part of") == true, "\(layers ?? "no error")")
@@ -177,7 +181,7 @@ import TensorKit
             ("activation", { $0["hidden_act"] = "swish" }, "hidden_act \"swish\" is not supported"),
             ("model type", { $0["model_type"] = "roberta" }, "model_type"),
             ("relative positions", { $0["position_embedding_type"] = "relative_key" }, "position_embedding_type"),
-            ("negative size", { $0["vocab_size"] = -3 }, "\"vocab_size\" must be a positive integer"),
+            ("negative size", { $0["vocab_size"] = -3 }, "\"vocab_size\" must be a positive integer")
         ]
         for (what, edit, want) in cases {
             let m = Self.message(try Self.brokenCopy { try Self.editConfig($0, edit) })
@@ -188,30 +192,36 @@ import TensorKit
     }
 
     @Test func vocabularyLargerThanTheEmbedding() throws {
-        let m = Self.message(try Self.brokenCopy { dir in
-            let url = dir.appendingPathComponent("vocab.txt")
-            try (String(contentsOf: url, encoding: .utf8) + "extra1\nextra2\n").write(to: url, atomically: true, encoding: .utf8)
-        })
+        let m = Self.message(
+            try Self.brokenCopy { dir in
+                let url = dir.appendingPathComponent("vocab.txt")
+                try (String(contentsOf: url, encoding: .utf8) + "extra1\nextra2\n").write(to: url, atomically: true, encoding: .utf8)
+            })
         #expect(m?.contains("443 pieces") == true && m?.contains("441 rows") == true, "\(m ?? "no error")")
     }
 
     @Test func unsupportedPooling() throws {
-        let m = Self.message(try Self.brokenCopy { dir in
-            try Data(#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#.utf8)
+        let m = Self.message(
+            try Self.brokenCopy { dir in
+                try Data(
+                    #"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"}]"#
+                        .utf8
+                )
                 .write(to: dir.appendingPathComponent("modules.json"))
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("1_Pooling"), withIntermediateDirectories: true)
-            try Data(#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#.utf8)
-                .write(to: dir.appendingPathComponent("1_Pooling/config.json"))
-        })
+                try FileManager.default.createDirectory(at: dir.appendingPathComponent("1_Pooling"), withIntermediateDirectories: true)
+                try Data(#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#.utf8)
+                    .write(to: dir.appendingPathComponent("1_Pooling/config.json"))
+            })
         #expect(m?.contains("only mean pooling") == true, "\(m ?? "no error")")
     }
 
     @Test func truncatedWeights() throws {
-        let m = Self.message(try Self.brokenCopy { dir in
-            let url = dir.appendingPathComponent("model.safetensors")
-            let data = try Data(contentsOf: url)
-            try data.prefix(data.count / 2).write(to: url)
-        })
+        let m = Self.message(
+            try Self.brokenCopy { dir in
+                let url = dir.appendingPathComponent("model.safetensors")
+                let data = try Data(contentsOf: url)
+                try data.prefix(data.count / 2).write(to: url)
+            })
         #expect(m?.contains("model.safetensors") == true, "\(m ?? "no error")")
     }
 }

@@ -41,11 +41,13 @@ import Tokenizers
     /// A random string mixing the awkward cases: whitespace runs, \r\n, NUL and controls,
     /// contractions, digits, accents and combining marks, CJK, emoji sequences, any scalar.
     static func randomString(_ rng: inout SplitMix64) -> String {
-        let pieces: [String] = [" ", "  ", "\t", "\n", "\r\n", "\u{0}", "\u{1C}", "\u{A0}", "\u{3000}", "\u{2028}",
-                                "'s", "'re", "'ll", "'", "''", "don't", "3.14", "1,000", "-", "...", "?!",
-                                "é", "e\u{301}", "a\u{308}\u{304}", "ß", "Ω", "ж", "١٢٣", "Ⅻ", "①",
-                                "白", "日本語", "한국어", "👍🏽", "👨\u{200D}👩\u{200D}👧", "🇩🇪", "\u{FEFF}", "\u{200B}",
-                                "word", "Word", "WORD", "the", " the"]
+        let pieces: [String] = [
+            " ", "  ", "\t", "\n", "\r\n", "\u{0}", "\u{1C}", "\u{A0}", "\u{3000}", "\u{2028}",
+            "'s", "'re", "'ll", "'", "''", "don't", "3.14", "1,000", "-", "...", "?!",
+            "é", "e\u{301}", "a\u{308}\u{304}", "ß", "Ω", "ж", "١٢٣", "Ⅻ", "①",
+            "白", "日本語", "한국어", "👍🏽", "👨\u{200D}👩\u{200D}👧", "🇩🇪", "\u{FEFF}", "\u{200B}",
+            "word", "Word", "WORD", "the", " the"
+        ]
         var s = ""
         for _ in 0..<Int.random(in: 0...24, using: &rng) {
             switch Int.random(in: 0..<10, using: &rng) {
@@ -75,8 +77,10 @@ import Tokenizers
 
     @Test func preTokenizerFollowsGPT2sPattern() {
         #expect(ByteLevelBPE.preTokenize("Hello, world!") == ["Hello", ",", " world", "!"])
-        #expect(ByteLevelBPE.preTokenize("it's they're 'sa O'Neil ''s") ==
-                ["it", "'s", " they", "'re", " '", "sa", " O", "'", "Neil", " ''", "s"])
+        #expect(
+            ByteLevelBPE.preTokenize("it's they're 'sa O'Neil ''s") == [
+                "it", "'s", " they", "'re", " '", "sa", " O", "'", "Neil", " ''", "s"
+            ])
         // `\s+(?!\S)`: a run of spaces before a word leaves its last space to the word
         #expect(ByteLevelBPE.preTokenize("x   y  ") == ["x", "  ", " y", "  "])
         #expect(ByteLevelBPE.preTokenize(" \t\n a") == [" \t\n", " a"])
@@ -136,8 +140,9 @@ import Tokenizers
         struct File: Decodable { var texts: [String]; var special_tokens: [String]; var cases: [Expected] }
         let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: Self.fixtureURL("bpe_training", "json")))
         for c in file.cases {
-            let bpe = ByteLevelBPE.train(texts: file.texts, vocabSize: c.vocab_size, specialTokens: file.special_tokens,
-                                         minFrequency: c.min_frequency)
+            let bpe = ByteLevelBPE.train(
+                texts: file.texts, vocabSize: c.vocab_size, specialTokens: file.special_tokens,
+                minFrequency: c.min_frequency)
             #expect(bpe.merges.map { "\($0.0) \($0.1)" } == c.merges)
             #expect(bpe.tokens == c.tokens)
         }
@@ -227,8 +232,9 @@ import Tokenizers
         defer { try? FileManager.default.removeItem(at: dir) }
         let peer = try Self.peerTokenizer()
         var rng = SplitMix64(state: 7)
-        let trained = ByteLevelBPE.train(texts: (0..<200).map { _ in Self.randomString(&rng) } + ["\"quoted\" back\\slash"],
-                                         vocabSize: 500, specialTokens: ByteLevelBPE.modelSpecialTokens + ["<sep \"x\">"])
+        let trained = ByteLevelBPE.train(
+            texts: (0..<200).map { _ in Self.randomString(&rng) } + ["\"quoted\" back\\slash"],
+            vocabSize: 500, specialTokens: ByteLevelBPE.modelSpecialTokens + ["<sep \"x\">"])
         for (n, bpe) in [peer, trained].enumerated() {
             let sub = dir.appendingPathComponent("\(n)")
             try bpe.save(to: sub)
@@ -243,13 +249,15 @@ import Tokenizers
                 #expect(loaded.encode(s) == bpe.encode(s))
             }
             // vocab.json is plain JSON that other readers agree with
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: sub.appendingPathComponent("vocab.json"))) as? [String: Int])
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: sub.appendingPathComponent("vocab.json"))) as? [String: Int])
             #expect(json.count == bpe.vocabSize)
             for (t, id) in json { #expect(bpe.tokens[id] == t) }
             // overwriting an existing save works too
             try bpe.save(to: sub)
         }
-        #expect(try String(contentsOf: dir.appendingPathComponent("0/merges.txt"), encoding: .utf8)
+        #expect(
+            try String(contentsOf: dir.appendingPathComponent("0/merges.txt"), encoding: .utf8)
                 == String(contentsOf: Self.fixtureURL("bpe_merges", "txt"), encoding: .utf8))
     }
 

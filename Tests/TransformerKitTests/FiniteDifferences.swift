@@ -3,8 +3,10 @@ import TensorKit
 
 /// Central differences on a whole model's loss against the analytic gradients in `grads`, for
 /// `samples` seeded coordinates of every tensor in `layout`.
-func checkGradients(layout: BufferLayout, params: FlatBuffer, grads: FlatBuffer, samples: Int = 3, seed: UInt64,
-                    h: Float = 5e-3, loss: () -> Double) {
+func checkGradients(
+    layout: BufferLayout, params: FlatBuffer, grads: FlatBuffer, samples: Int = 3, seed: UInt64,
+    h: Float = 5e-3, loss: () -> Double
+) {
     var sample = SeededRNG(seed: seed)
     for e in layout.entries {
         for _ in 0..<samples {
@@ -14,7 +16,9 @@ func checkGradients(layout: BufferLayout, params: FlatBuffer, grads: FlatBuffer,
             params[i] = old - h; let down = loss()
             params[i] = old
             let numeric = Float((up - down) / Double(2 * h)), analytic = grads[i]
-            #expect(abs(numeric - analytic) <= 1e-3 + 2e-2 * abs(numeric), "\(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
+            #expect(
+                abs(numeric - analytic) <= 1e-3 + 2e-2 * abs(numeric),
+                "\(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
         }
     }
 }

@@ -77,10 +77,13 @@ import TensorKit
         let d = try Self.input("tokenizer-bpe-vocab-id-overflow.bin")
         let parts = d.dropFirst().split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
         let e = Self.errorText { _ = try ByteLevelBPE(vocabJSON: Data(parts[0]), merges: String(decoding: parts[1], as: UTF8.self)) }
-        #expect(e?.contains("vocab.json") == true && (e?.contains("id too large") == true || e?.contains("appears twice") == true),
-                "\(e ?? "no error")")
+        #expect(
+            e?.contains("vocab.json") == true && (e?.contains("id too large") == true || e?.contains("appears twice") == true),
+            "\(e ?? "no error")")
         // The same id alone, in a file without the repeated key: refused as too large.
-        let alone = Self.errorText { _ = try ByteLevelBPE(vocabJSON: Data(#"{"a": 12345678901234567890123456789012345678901234567890123}"#.utf8), merges: "") }
+        let alone = Self.errorText {
+            _ = try ByteLevelBPE(vocabJSON: Data(#"{"a": 12345678901234567890123456789012345678901234567890123}"#.utf8), merges: "")
+        }
         #expect(alone?.contains("id too large") == true, "\(alone ?? "no error")")
     }
 }

@@ -36,7 +36,8 @@ struct GGUFWriter {
             case .u64(let x): Self.u32(10, &o); Self.u64(x, &o)
             case .f64(let x): Self.u32(12, &o); Self.u64(x.bitPattern, &o)
             case .strings(let a): Self.u32(9, &o); Self.u32(8, &o); Self.u64(UInt64(a.count), &o); for s in a { Self.str(s, &o) }
-            case .i32s(let a): Self.u32(9, &o); Self.u32(5, &o); Self.u64(UInt64(a.count), &o); for x in a { Self.u32(UInt32(bitPattern: x), &o) }
+            case .i32s(let a):
+                Self.u32(9, &o); Self.u32(5, &o); Self.u64(UInt64(a.count), &o); for x in a { Self.u32(UInt32(bitPattern: x), &o) }
             }
         }
         var offset = 0
@@ -164,11 +165,15 @@ enum Blocks {
 
     static func smallFile() -> GGUFWriter {
         var w = GGUFWriter()
-        w.metadata = [("general.architecture", .string("llama")), ("a.u8", .u8(200)), ("a.i16", .i16(-3)), ("a.u32", .u32(7)),
-                      ("a.i32", .i32(-9)), ("a.f32", .f32(0.5)), ("a.bool", .bool(true)), ("a.u64", .u64(1 << 40)), ("a.f64", .f64(-2.25)),
-                      ("a.names", .strings(["x", "yz", "日本"])), ("a.ints", .i32s([1, -2, 3]))]
-        w.tensors = [("vec", [4], 0, Blocks.f32([1, 2, 3, 4])),
-                     ("mat", [32, 2], 8, Blocks.q8_0((0..<64).map { Float($0 - 32) / 8 }))]
+        w.metadata = [
+            ("general.architecture", .string("llama")), ("a.u8", .u8(200)), ("a.i16", .i16(-3)), ("a.u32", .u32(7)),
+            ("a.i32", .i32(-9)), ("a.f32", .f32(0.5)), ("a.bool", .bool(true)), ("a.u64", .u64(1 << 40)), ("a.f64", .f64(-2.25)),
+            ("a.names", .strings(["x", "yz", "日本"])), ("a.ints", .i32s([1, -2, 3]))
+        ]
+        w.tensors = [
+            ("vec", [4], 0, Blocks.f32([1, 2, 3, 4])),
+            ("mat", [32, 2], 8, Blocks.q8_0((0..<64).map { Float($0 - 32) / 8 }))
+        ]
         return w
     }
 
@@ -208,15 +213,21 @@ enum Blocks {
         for cut in 0..<lastTensorEnd {
             let e = Self.errorText { _ = try GGUFFile(data: data.prefix(cut), path: "cut.gguf") }
             #expect(e != nil, "a file cut at \(cut) bytes was accepted")
-            if let e { #expect(e.hasPrefix("cut.gguf: ") && (e.contains("truncated") || e.contains("not a GGUF") || e.contains("corrupt")), "\(cut): \(e)") }
+            if let e {
+                #expect(
+                    e.hasPrefix("cut.gguf: ") && (e.contains("truncated") || e.contains("not a GGUF") || e.contains("corrupt")),
+                    "\(cut): \(e)")
+            }
         }
     }
 
     @Test func badInputIsNamed() throws {
         var w = Self.smallFile()
         w.tensors[1].type = 14  // Q6_K
-        #expect(Self.errorText { _ = try GGUFFile(data: w.data(), path: "m.gguf") } ==
-                "m.gguf: tensor mat is stored as Q6_K (type 14), which this reader does not support (it reads F32, F16, Q4_0, Q4_1, Q8_0)")
+        #expect(
+            Self.errorText { _ = try GGUFFile(data: w.data(), path: "m.gguf") }
+                == "m.gguf: tensor mat is stored as Q6_K (type 14), which this reader does not support (it reads F32, F16, Q4_0, Q4_1, Q8_0)"
+        )
         w = Self.smallFile(); w.tensors[1].dims = [30, 2]
         #expect(Self.errorText { _ = try GGUFFile(data: w.data()) }?.contains("not a whole number of 32-value blocks") == true)
         w = Self.smallFile(); w.version = 1
@@ -233,7 +244,9 @@ enum Blocks {
         // another architecture
         w = Self.smallFile(); w.metadata[0].1 = .string("gpt2")
         let f = try GGUFFile(data: w.data(), path: "g.gguf")
-        #expect(Self.errorText { _ = try LlamaConfig(gguf: f) } == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\" models only")
+        #expect(
+            Self.errorText { _ = try LlamaConfig(gguf: f) }
+                == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\" models only")
     }
 
     // MARK: - A tiny random Llama
@@ -244,11 +257,13 @@ enum Blocks {
         func rand(_ n: Int, _ s: Float) -> [Float] { (0..<n).map { _ in (rng.nextUnit() * 2 - 1) * s } }
         let d = 64, h = 96, kv = 32
         var w = GGUFWriter()
-        w.metadata = [("general.architecture", .string("llama")), ("llama.block_count", .u32(2)), ("llama.context_length", .u32(UInt32(context))),
-                      ("llama.embedding_length", .u32(UInt32(d))), ("llama.feed_forward_length", .u32(UInt32(h))),
-                      ("llama.attention.head_count", .u32(4)), ("llama.attention.head_count_kv", .u32(2)),
-                      ("llama.rope.freq_base", .f32(10000)), ("llama.attention.layer_norm_rms_epsilon", .f32(1e-5)),
-                      ("llama.vocab_size", .u32(UInt32(vocab)))]
+        w.metadata = [
+            ("general.architecture", .string("llama")), ("llama.block_count", .u32(2)), ("llama.context_length", .u32(UInt32(context))),
+            ("llama.embedding_length", .u32(UInt32(d))), ("llama.feed_forward_length", .u32(UInt32(h))),
+            ("llama.attention.head_count", .u32(4)), ("llama.attention.head_count_kv", .u32(2)),
+            ("llama.rope.freq_base", .f32(10000)), ("llama.attention.layer_norm_rms_epsilon", .f32(1e-5)),
+            ("llama.vocab_size", .u32(UInt32(vocab)))
+        ]
         w.tensors.append(("token_embd.weight", [d, vocab], 8, Blocks.q8_0(rand(vocab * d, 1))))
         for l in 0..<2 {
             let p = "blk.\(l)."
@@ -325,7 +340,9 @@ enum Blocks {
     @Test func contextAndTensorErrors() throws {
         let f = try GGUFFile(data: Self.tinyLlama(context: 8).data(), path: "tiny.gguf")
         let s = LlamaSession(model: try LlamaModel(file: f))
-        #expect(Self.errorText { try s.feed(Array(repeating: 1, count: 9)) } == "9 tokens do not fit in the context of 8 (0 already used, 9 new)")
+        #expect(
+            Self.errorText { try s.feed(Array(repeating: 1, count: 9)) }
+                == "9 tokens do not fit in the context of 8 (0 already used, 9 new)")
         #expect(Self.errorText { try s.feed([40]) } == "token id 40 is outside the vocabulary (0..<40)")
         try s.feed([1, 2, 3, 4, 5, 6, 7])
         let out = try s.generate(prompt: [1], maxNewTokens: 5, sampling: SamplingOptions(temperature: 0))
@@ -334,9 +351,13 @@ enum Blocks {
         var w = Self.tinyLlama()
         w.metadata[4] = ("llama.feed_forward_length", .u32(128))
         let g = try GGUFFile(data: w.data(), path: "bad.gguf")
-        #expect(Self.errorText { _ = try LlamaModel(file: g) } == "bad.gguf: tensor blk.0.ffn_gate.weight has shape [64, 96], expected [64, 128] from the metadata")
+        #expect(
+            Self.errorText { _ = try LlamaModel(file: g) }
+                == "bad.gguf: tensor blk.0.ffn_gate.weight has shape [64, 96], expected [64, 128] from the metadata")
         w = Self.tinyLlama(); w.tensors.removeLast()
-        #expect(Self.errorText { _ = try LlamaModel(file: GGUFFile(data: w.data(), path: "x.gguf")) } == "x.gguf: tensor output_norm.weight is missing")
+        #expect(
+            Self.errorText { _ = try LlamaModel(file: GGUFFile(data: w.data(), path: "x.gguf")) }
+                == "x.gguf: tensor output_norm.weight is missing")
     }
 
     @Test func utf8StreamHoldsSplitCharacters() {

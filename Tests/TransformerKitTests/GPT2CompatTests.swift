@@ -14,8 +14,9 @@ import TensorKit
     }
 
     static func fixture() throws -> URL {
-        let config = try #require(Bundle.module.url(forResource: "config", withExtension: "json", subdirectory: "Fixtures/gpt2-tiny"),
-                                  "Fixtures/gpt2-tiny/config.json is missing from the test bundle")
+        let config = try #require(
+            Bundle.module.url(forResource: "config", withExtension: "json", subdirectory: "Fixtures/gpt2-tiny"),
+            "Fixtures/gpt2-tiny/config.json is missing from the test bundle")
         return config.deletingLastPathComponent()
     }
 
@@ -61,7 +62,9 @@ import TensorKit
                 for j in row.indices {
                     maxAbs = max(maxAbs, abs(want[j]))
                     let d = abs(row[j] - want[j])
-                    if !(d <= worst) { worst = d; worstAt = "case \(k) (length \(c.ids.count)), position \(p), token \(j): \(row[j]) vs PyTorch \(want[j])" }
+                    if !(d <= worst) {
+                        worst = d; worstAt = "case \(k) (length \(c.ids.count)), position \(p), token \(j): \(row[j]) vs PyTorch \(want[j])"
+                    }
                 }
             }
         }
@@ -99,7 +102,8 @@ import TensorKit
         #expect(again.parameterSet() == model.parameterSet())
         let names = try Safetensors.open(dir.appendingPathComponent("model.safetensors")).names
         #expect(names.allSatisfy { $0.hasPrefix("transformer.") } && names.count == model.config.parameterShapes.count)
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as? [String: Any])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as? [String: Any])
         #expect(json["model_type"] as? String == "gpt2")
         #expect(json["architectures"] as? [String] == ["GPT2LMHeadModel"])
         #expect(json["n_ctx"] as? Int == 32 && json["n_embd"] as? Int == 48 && json["tie_word_embeddings"] as? Bool == true)
@@ -130,7 +134,8 @@ import TensorKit
         let ps = model.parameterSet()
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: Self.fixture().appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(
+            at: Self.fixture().appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
         var tensors = ps.names.map { ($0, ps[$0]!) }
         tensors.append(("lm_head.weight", ps["wte.weight"]!))
         tensors.append(("h.0.attn.bias", Tensor(repeating: 1, shape: [1, 1, 32, 32])))
@@ -151,12 +156,14 @@ import TensorKit
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let fixture = try Self.fixture()
-        try FileManager.default.copyItem(at: fixture.appendingPathComponent("model.safetensors"), to: dir.appendingPathComponent("model.safetensors"))
+        try FileManager.default.copyItem(
+            at: fixture.appendingPathComponent("model.safetensors"), to: dir.appendingPathComponent("model.safetensors"))
         let config = try String(contentsOf: fixture.appendingPathComponent("config.json"), encoding: .utf8)
         try config.replacingOccurrences(of: "\"n_embd\": 48", with: "\"n_embd\": 32")
             .write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         let message = try #require(Self.errorText { _ = try GPTCheckpoint.loadHuggingFace(dir) })
-        #expect(message.contains("transformer.wte.weight") && message.contains("[97, 48]") && message.contains("[97, 32]")
+        #expect(
+            message.contains("transformer.wte.weight") && message.contains("[97, 48]") && message.contains("[97, 32]")
                 && message.contains("model.safetensors") && message.contains("config.json"), "\(message)")
         #expect(!message.contains("\n"))
 
@@ -196,7 +203,8 @@ import TensorKit
         #expect(m6.contains("JSON object"), "\(m6)")
         let m7 = try message("{\(base), \"n_embd\": 48, \"scale_attn_by_inverse_layer_idx\": true}")
         #expect(m7.contains("scale_attn_by_inverse_layer_idx"), "\(m7)")
-        try "{\(base), \"n_embd\": 48, \"n_inner\": null, \"layer_norm_epsilon\": 1e-6, \"unknown\": [1]}".write(to: url, atomically: true, encoding: .utf8)
+        try "{\(base), \"n_embd\": 48, \"n_inner\": null, \"layer_norm_epsilon\": 1e-6, \"unknown\": [1]}".write(
+            to: url, atomically: true, encoding: .utf8)
         let c = try GPTCheckpoint.readConfig(url)
         #expect(c.explicitDFF == nil && c.layerNormEps == 1e-6 && c.activation == "gelu_new")
     }
@@ -204,7 +212,8 @@ import TensorKit
     @Test func missingWeightsFile() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(at: Self.fixture().appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(
+            at: Self.fixture().appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
         let message = try #require(Self.errorText { _ = try GPTCheckpoint.loadHuggingFace(dir) })
         #expect(message.contains("model.safetensors") && message.contains("does not exist"), "\(message)")
         let noConfig = try #require(Self.errorText { _ = try GPTCheckpoint.loadHuggingFace(dir.appendingPathComponent("nowhere")) })

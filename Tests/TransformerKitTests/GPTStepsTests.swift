@@ -16,7 +16,7 @@ import TensorKit
     @Test(arguments: [
         GPTConfig(vocabSize: 11, contextLength: 8, dModel: 8, layers: 2, heads: 2),
         GPTConfig(vocabSize: 23, contextLength: 16, dModel: 12, layers: 3, heads: 3, dFF: 20),
-        GPTConfig(vocabSize: 5, contextLength: 4, dModel: 4, layers: 1, heads: 1),
+        GPTConfig(vocabSize: 5, contextLength: 4, dModel: 4, layers: 1, heads: 1)
     ])
     func tracedLogitsMatchTheFastForward(_ config: GPTConfig) throws {
         let model = try GPTModel(config: config, seed: 5)
@@ -41,8 +41,9 @@ import TensorKit
     @Test func traceHasTheCausalMaskTheHeadsAndTheNextToken() throws {
         let config = GPTConfig(vocabSize: 7, contextLength: 8, dModel: 8, layers: 2, heads: 2)
         let tracer = Tracer()
-        let out = try TracedGPT(GPTModel(config: config, seed: 1)).forward(ids: [1, 2, 3, 4], tokens: ["a", "b", "c", "d"],
-                                                                          vocabularyTokens: ["a", "b", "c", "d", "e", "f", "g"], trace: tracer)
+        let out = try TracedGPT(GPTModel(config: config, seed: 1)).forward(
+            ids: [1, 2, 3, 4], tokens: ["a", "b", "c", "d"],
+            vocabularyTokens: ["a", "b", "c", "d", "e", "f", "g"], trace: tracer)
         let steps = Dictionary(uniqueKeysWithValues: tracer.steps.map { ($0.id, $0) })
         let mask = try #require(steps["mask"])
         #expect(mask.values == [1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1])

@@ -70,7 +70,8 @@ import TensorKit
             for j in a.indices { #expect(abs(a[j] - b[j]) < 1e-5, "position \(i) logit \(j)") }
         }
         let s = SamplingOptions(temperature: 0.9, topK: 5, topP: 0.9, seed: 3)
-        #expect(cached.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s) == plain.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s))
+        #expect(
+            cached.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s) == plain.generate(prompt: [2, 7], maxNewTokens: 5, sampling: s))
         // The context is 8: a long prompt keeps its last 7 tokens, and the window slides as it fills,
         // the same way with and without the cache.
         let long = cached.generate(prompt: Array(repeating: 1, count: 20), maxNewTokens: 20, sampling: s)

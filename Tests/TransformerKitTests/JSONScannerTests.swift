@@ -88,7 +88,9 @@ import TensorKit
     /// backslashes, non-BMP scalars, U+2028.
     @Test func escaperRoundTripsThroughTheScanner() throws {
         var rng = SeededRNG(seed: 7)
-        let pool: [Unicode.Scalar] = ["a", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "中", "😀", "\u{2028}", "\u{8}", "\u{C}"]
+        let pool: [Unicode.Scalar] = [
+            "a", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "中", "😀", "\u{2028}", "\u{8}", "\u{C}"
+        ]
         for _ in 0..<300 {
             var s = String.UnicodeScalarView()
             for _ in 0..<rng.nextInt(below: 20) { s.append(pool[rng.nextInt(below: pool.count)]) }

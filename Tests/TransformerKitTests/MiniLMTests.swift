@@ -54,7 +54,9 @@ import TensorKit
         #expect(e.sentences.count == 12 && e.ids.contains { $0.count == 256 })
         for (s, want) in zip(e.sentences, e.ids) {
             let got = enc.tokenize(s)
-            #expect(got == want, "\(s.prefix(60).debugDescription): \(enc.tokenizer.tokens(got).prefix(40)) vs \(enc.tokenizer.tokens(want).prefix(40))")
+            #expect(
+                got == want,
+                "\(s.prefix(60).debugDescription): \(enc.tokenizer.tokens(got).prefix(40)) vs \(enc.tokenizer.tokens(want).prefix(40))")
         }
     }
 
@@ -67,7 +69,9 @@ import TensorKit
             let diff = zip(v, want).map { abs($0 - $1) }.max() ?? .infinity
             let cosine = zip(v, want).reduce(0) { $0 + $1.0 * $1.1 }
             worst = max(worst, diff); worstCosine = min(worstCosine, cosine)
-            #expect(diff <= 1e-4 && cosine >= 0.99999, "sentence \(k) \(e.sentences[k].prefix(40).debugDescription): max |Δ| \(diff), cosine \(cosine)")
+            #expect(
+                diff <= 1e-4 && cosine >= 0.99999,
+                "sentence \(k) \(e.sentences[k].prefix(40).debugDescription): max |Δ| \(diff), cosine \(cosine)")
         }
         print("all-MiniLM-L6-v2 vs sentence-transformers: worst |Δembedding| \(worst), lowest cosine \(worstCosine)")
     }
@@ -81,9 +85,11 @@ import TensorKit
         for h in e.hidden {
             let ids = e.ids[h.sentence]
             let (out, t) = enc.model.forward([ids], acts: acts)
-            for i in 0..<t { for j in 0..<384 {
-                worst = max(worst, abs(out[i * 384 + j] - h.values[i][j])); scale = max(scale, abs(h.values[i][j]))
-            } }
+            for i in 0..<t {
+                for j in 0..<384 {
+                    worst = max(worst, abs(out[i * 384 + j] - h.values[i][j])); scale = max(scale, abs(h.values[i][j]))
+                }
+            }
         }
         print("all-MiniLM-L6-v2 vs transformers: worst |Δhidden| \(worst) (largest |value| \(scale))")
         #expect(worst <= 1e-4 * max(1, scale), "worst |Δhidden| \(worst)")

@@ -11,8 +11,9 @@ import TensorKit
     }
 
     func run(_ m: TracedEncoderDecoder, _ src: [Int], _ tgt: [Int], trace: Tracer? = nil) throws -> TracedEncoderDecoder.Output {
-        try m.forward(source: src, target: tgt, targets: nil, sourceTokens: src.map(String.init), targetTokens: tgt.map(String.init),
-                      vocabularyTokens: (0..<m.config.targetVocabSize).map(String.init), trace: trace)
+        try m.forward(
+            source: src, target: tgt, targets: nil, sourceTokens: src.map(String.init), targetTokens: tgt.map(String.init),
+            vocabularyTokens: (0..<m.config.targetVocabSize).map(String.init), trace: trace)
     }
 
     @Test func decoderCannotSeeTheFuture() throws {
@@ -65,7 +66,7 @@ import TensorKit
     @Test(arguments: [
         ("heads", "not divisible"),
         ("vocab", "vocabulary sizes"),
-        ("dff", "d_ff"),
+        ("dff", "d_ff")
     ])
     func badConfigsAreRefused(_ what: String, _ message: String) {
         var c = config()

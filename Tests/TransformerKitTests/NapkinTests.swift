@@ -14,7 +14,9 @@ import TensorKit
 
     @Test func gpt3Is175B() throws {
         let n = try Napkin.preset("gpt3-175b")
-        #expect(n.config.layers == 96 && n.config.dModel == 12288 && n.config.heads == 96 && n.config.contextLength == 2048 && n.config.vocabSize == 50257)
+        #expect(
+            n.config.layers == 96 && n.config.dModel == 12288 && n.config.heads == 96 && n.config.contextLength == 2048
+                && n.config.vocabSize == 50257)
         #expect(n.parameters == 174_604_259_328)  // 12·L·d² + 13·L·d + (V + T)·d + 2d
         #expect(abs(Double(n.parameters) / 175e9 - 1) < 0.01)
         #expect(n.perLayer == 12 * 12288 * 12288 + 13 * 12288)
@@ -31,7 +33,9 @@ import TensorKit
             let n = Napkin(name: p.name, config: p.config)
             let fromShapes = p.config.parameterShapes.reduce(0) { $0 + $1.1.reduce(1, *) }
             #expect(n.parameters == fromShapes, "\(p.name)")
-            #expect(n.parameters == n.config.layers * n.perLayer + (n.config.vocabSize + n.config.contextLength) * n.config.dModel + 2 * n.config.dModel)
+            #expect(
+                n.parameters == n.config.layers * n.perLayer + (n.config.vocabSize + n.config.contextLength) * n.config.dModel + 2
+                    * n.config.dModel)
         }
         var untied = try Napkin.preset("gpt2")
         untied.tiedHead = false
@@ -50,8 +54,10 @@ import TensorKit
 
     /// The activation estimate is exactly what the model allocates.
     @Test func activationFloatsMatchGPTActivations() throws {
-        for (config, b, t) in [(GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), 12, 64),
-                               (GPTConfig(vocabSize: 11, contextLength: 9, dModel: 6, layers: 2, heads: 3, dFF: 10), 3, 7)] {
+        for (config, b, t) in [
+            (GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), 12, 64),
+            (GPTConfig(vocabSize: 11, contextLength: 9, dModel: 6, layers: 2, heads: 3, dFF: 10), 3, 7)
+        ] {
             let acts = GPTActivations(config: config, maxBatch: b, maxLength: t)
             #expect(Napkin(name: "x", config: config).activationFloats(batch: b, context: t) == Self.allocatedValues(acts, b * t))
         }

@@ -72,8 +72,9 @@ import TransformerKit
     static let zeroFraction = 1e-12
 
     static func fixture() throws -> Fixture {
-        let url = try #require(Bundle.module.url(forResource: "pytorch_model_grads", withExtension: "json", subdirectory: "Fixtures"),
-                               "Fixtures/pytorch_model_grads.json is missing from the test bundle")
+        let url = try #require(
+            Bundle.module.url(forResource: "pytorch_model_grads", withExtension: "json", subdirectory: "Fixtures"),
+            "Fixtures/pytorch_model_grads.json is missing from the test bundle")
         return try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
     }
 
@@ -131,7 +132,8 @@ import TransformerKit
         #expect(model.parameterSet() == parameters)
 
         let batch = fixture.batch.seq2seq
-        let acts = Seq2SeqActivations(config: config, maxBatch: batch.batchSize, maxSource: batch.sourceLength, maxTarget: batch.targetLength)
+        let acts = Seq2SeqActivations(
+            config: config, maxBatch: batch.batchSize, maxSource: batch.sourceLength, maxTarget: batch.targetLength)
         var rng = SeededRNG(seed: 0)
         model.grads.zero()
         let (loss, tokens) = model.forward(batch, acts: acts, labelSmoothing: Float(fixture.label_smoothing), dropout: 0, rng: &rng)
@@ -174,22 +176,26 @@ import TransformerKit
                 // held to the tolerance relative to the whole model's gradient scale instead.
                 zeroTensors.append(name)
                 worstOnZero = max(worstOnZero, maxDiff / globalScale)
-                #expect(maxDiff <= Self.gradientTolerance * globalScale,
-                        "\(name): PyTorch's gradient is zero (max \(scale)), ours reaches \(maxDiff)")
+                #expect(
+                    maxDiff <= Self.gradientTolerance * globalScale,
+                    "\(name): PyTorch's gradient is zero (max \(scale)), ours reaches \(maxDiff)")
                 continue
             }
             let ratio = maxDiff / scale
             if ratio > worstTensor.ratio { worstTensor = (ratio, name) }
-            #expect(ratio <= Self.gradientTolerance,
-                    "\(name): max |Δ| \(maxDiff) is \(ratio) of the tensor's largest gradient \(scale)")
+            #expect(
+                ratio <= Self.gradientTolerance,
+                "\(name): max |Δ| \(maxDiff) is \(ratio) of the tensor's largest gradient \(scale)")
         }
         // Only the key biases may have an identically zero gradient.
         #expect(zeroTensors.allSatisfy { $0.hasSuffix(".b_k") }, "unexpected zero gradients: \(zeroTensors)")
         #expect(zeroTensors.count == (config.attentionBias ? config.encoderLayers + 2 * config.decoderLayers : 0))
-        print("PyTorch whole-model [\(key)]: \(expectedNames.count) gradient tensors; worst max|Δ|/max|ref| \(worstTensor.ratio) (\(worstTensor.name)); "
-              + "worst |Δ|/max(1,|ref|) \(worstLoose.err) (\(worstLoose.name)); worst elementwise |Δ|/|ref| \(worstElement.rel) "
-              + "(\(worstElement.name)[\(worstElement.index)]: ours \(worstElement.ours), PyTorch \(worstElement.torch)); "
-              + "\(zeroTensors.count) zero-gradient tensors (b_k), ours within \(worstOnZero) of the model's gradient scale \(globalScale)")
+        print(
+            "PyTorch whole-model [\(key)]: \(expectedNames.count) gradient tensors; worst max|Δ|/max|ref| \(worstTensor.ratio) (\(worstTensor.name)); "
+                + "worst |Δ|/max(1,|ref|) \(worstLoose.err) (\(worstLoose.name)); worst elementwise |Δ|/|ref| \(worstElement.rel) "
+                + "(\(worstElement.name)[\(worstElement.index)]: ours \(worstElement.ours), PyTorch \(worstElement.torch)); "
+                + "\(zeroTensors.count) zero-gradient tensors (b_k), ours within \(worstOnZero) of the model's gradient scale \(globalScale)"
+        )
     }
 
     /// Guards the comparison itself: with one layer-norm gain moved by 0.05 the gradients
@@ -207,7 +213,8 @@ import TransformerKit
         try parameters.set(name, w)
         let model = try Seq2SeqModel(config: config, parameters: parameters)
         let batch = fixture.batch.seq2seq
-        let acts = Seq2SeqActivations(config: config, maxBatch: batch.batchSize, maxSource: batch.sourceLength, maxTarget: batch.targetLength)
+        let acts = Seq2SeqActivations(
+            config: config, maxBatch: batch.batchSize, maxSource: batch.sourceLength, maxTarget: batch.targetLength)
         var rng = SeededRNG(seed: 0)
         model.grads.zero()
         model.forward(batch, acts: acts, labelSmoothing: Float(fixture.label_smoothing), rng: &rng)

@@ -35,8 +35,9 @@ import TransformerKit
     static let tolerance: Float = 1e-5
 
     func fixture() throws -> Fixture {
-        let url = try #require(Bundle.module.url(forResource: "pytorch_layers", withExtension: "json", subdirectory: "Fixtures"),
-                               "Fixtures/pytorch_layers.json is missing from the test bundle")
+        let url = try #require(
+            Bundle.module.url(forResource: "pytorch_layers", withExtension: "json", subdirectory: "Fixtures"),
+            "Fixtures/pytorch_layers.json is missing from the test bundle")
         return try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
     }
 

@@ -46,7 +46,7 @@ private func fixture(_ name: String, _ ext: String) throws -> URL {
 /// A valid file: "w" [2,3] and "b" [2], data in that order (w at 0..<24, b at 24..<32).
 private let validTensors: [(String, Tensor)] = [
     ("w", Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])),
-    ("b", Tensor(vector: [0.5, -0.5])),
+    ("b", Tensor(vector: [0.5, -0.5]))
 ]
 
 private func validFile() -> Data { (try? Safetensors.serialize(validTensors)) ?? Data() }
@@ -103,42 +103,90 @@ private let corruptCases: [CorruptCase] = {
         CorruptCase("missing dtype", b(#""b":{"shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "missing field \"dtype\""),
         CorruptCase("missing shape", b(#""b":{"dtype":"F32","data_offsets":[24,32]}"#), "tensor \"b\"", "missing field \"shape\""),
         CorruptCase("missing data_offsets", b(#""b":{"dtype":"F32","shape":[2]}"#), "tensor \"b\"", "missing field \"data_offsets\""),
-        CorruptCase("dtype is a number", b(#""b":{"dtype":32,"shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"dtype\" must be a string"),
-        CorruptCase("shape is a string", b(#""b":{"dtype":"F32","shape":"2","data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\" must be an array"),
-        CorruptCase("shape holds null", b(#""b":{"dtype":"F32","shape":[null],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"", "found null"),
-        CorruptCase("three data_offsets", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[24,32,40]}"#), "tensor \"b\"", "\"data_offsets\" must have 2 integers"),
-        CorruptCase("data_offsets holds a string", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":["24",32]}"#), "tensor \"b\"", "\"data_offsets\"", "a string"),
-        CorruptCase("negative data_offsets", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[-8,32]}"#), "tensor \"b\"", "\"data_offsets\"", "negative -8"),
-        CorruptCase("unknown dtype", b(#""b":{"dtype":"F17","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "unknown dtype \"F17\""),
-        CorruptCase("negative shape", b(#""b":{"dtype":"F32","shape":[-2],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"", "negative -2"),
-        CorruptCase("fractional shape", b(#""b":{"dtype":"F32","shape":[2.0],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"", "non-integer 2.0"),
+        CorruptCase(
+            "dtype is a number", b(#""b":{"dtype":32,"shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"dtype\" must be a string"),
+        CorruptCase(
+            "shape is a string", b(#""b":{"dtype":"F32","shape":"2","data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\" must be an array"
+        ),
+        CorruptCase(
+            "shape holds null", b(#""b":{"dtype":"F32","shape":[null],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"", "found null"),
+        CorruptCase(
+            "three data_offsets", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[24,32,40]}"#), "tensor \"b\"",
+            "\"data_offsets\" must have 2 integers"),
+        CorruptCase(
+            "data_offsets holds a string", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":["24",32]}"#), "tensor \"b\"",
+            "\"data_offsets\"", "a string"),
+        CorruptCase(
+            "negative data_offsets", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[-8,32]}"#), "tensor \"b\"", "\"data_offsets\"",
+            "negative -8"),
+        CorruptCase(
+            "unknown dtype", b(#""b":{"dtype":"F17","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "unknown dtype \"F17\""),
+        CorruptCase(
+            "negative shape", b(#""b":{"dtype":"F32","shape":[-2],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"", "negative -2"),
+        CorruptCase(
+            "fractional shape", b(#""b":{"dtype":"F32","shape":[2.0],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"shape\"",
+            "non-integer 2.0"),
         CorruptCase("exponent shape", b(#""b":{"dtype":"F32","shape":[2e0],"data_offsets":[24,32]}"#), "tensor \"b\"", "non-integer 2e0"),
-        CorruptCase("shape beyond Int", b(#""b":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[24,32]}"#), "tensor \"b\"", "too large"),
-        CorruptCase("shape product overflows", b(#""b":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[24,32]}"#), "tensor \"b\"", "overflow"),
-        CorruptCase("byte count overflows", b(#""b":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[24,32]}"#), "tensor \"b\"", "overflow"),
-        CorruptCase("begin after end", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[32,24]}"#), "tensor \"b\"", "[32, 24]", "begin is after end"),
-        CorruptCase("end beyond the buffer", b(#""b":{"dtype":"F32","shape":[4],"data_offsets":[24,40]}"#), "tensor \"b\"", "[24, 40]", "beyond the data buffer (32 bytes)"),
-        CorruptCase("huge end", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[24,9223372036854775807]}"#), "tensor \"b\"", "beyond the data buffer"),
-        CorruptCase("size does not match shape", b(#""b":{"dtype":"F32","shape":[3],"data_offsets":[24,32]}"#), "tensor \"b\"", "hold 8 bytes", "needs 12"),
-        CorruptCase("size does not match dtype", b(#""b":{"dtype":"F16","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "hold 8 bytes", "F16 needs 4"),
-        CorruptCase("overlapping tensors", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}"#), "tensor \"b\"", "overlap tensor \"w\""),
-        CorruptCase("hole between tensors", w(#""w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}"#), "tensor \"b\"", "hole", "16..<24"),
+        CorruptCase(
+            "shape beyond Int", b(#""b":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[24,32]}"#), "tensor \"b\"",
+            "too large"),
+        CorruptCase(
+            "shape product overflows", b(#""b":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[24,32]}"#), "tensor \"b\"",
+            "overflow"),
+        CorruptCase(
+            "byte count overflows", b(#""b":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[24,32]}"#), "tensor \"b\"",
+            "overflow"),
+        CorruptCase(
+            "begin after end", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[32,24]}"#), "tensor \"b\"", "[32, 24]",
+            "begin is after end"),
+        CorruptCase(
+            "end beyond the buffer", b(#""b":{"dtype":"F32","shape":[4],"data_offsets":[24,40]}"#), "tensor \"b\"", "[24, 40]",
+            "beyond the data buffer (32 bytes)"),
+        CorruptCase(
+            "huge end", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[24,9223372036854775807]}"#), "tensor \"b\"",
+            "beyond the data buffer"),
+        CorruptCase(
+            "size does not match shape", b(#""b":{"dtype":"F32","shape":[3],"data_offsets":[24,32]}"#), "tensor \"b\"", "hold 8 bytes",
+            "needs 12"),
+        CorruptCase(
+            "size does not match dtype", b(#""b":{"dtype":"F16","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "hold 8 bytes",
+            "F16 needs 4"),
+        CorruptCase(
+            "overlapping tensors", b(#""b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}"#), "tensor \"b\"", "overlap tensor \"w\""),
+        CorruptCase(
+            "hole between tensors", w(#""w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}"#), "tensor \"b\"", "hole", "16..<24"),
         CorruptCase("hole at the start", w(#""w":{"dtype":"F32","shape":[2,2],"data_offsets":[8,24]}"#), "tensor \"w\"", "hole", "0..<8"),
-        CorruptCase("trailing bytes in the buffer", assemble(header: split(valid).header, buffer: buffer + [0, 0, 0, 0]),
-                    "cover 32 bytes of the 36-byte data buffer"),
-        CorruptCase("tensors do not reach the end", b(#""b":{"dtype":"F32","shape":[1],"data_offsets":[24,28]}"#), "cover 28 bytes of the 32-byte"),
-        CorruptCase("duplicate tensor names", editedHeader { $0.replacingOccurrences(of: entryW, with: entryW + "," + entryW) },
-                    "tensor \"w\"", "duplicate tensor name"),
-        CorruptCase("duplicate field", b(#""b":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"", "\"dtype\" appears twice"),
-        CorruptCase("metadata value not a string", editedHeader { "{\"__metadata__\":{\"k\":1}," + $0.dropFirst() }, "__metadata__", "\"k\" must be a string"),
-        CorruptCase("metadata not an object", editedHeader { "{\"__metadata__\":[]," + $0.dropFirst() }, "__metadata__", "must be an object"),
-        CorruptCase("metadata twice", editedHeader { "{\"__metadata__\":{},\"__metadata__\":{}," + $0.dropFirst() }, "__metadata__", "appears twice"),
-        CorruptCase("deeply nested unknown field", b(#""b":{"dtype":"F32","x":"# + String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        CorruptCase(
+            "trailing bytes in the buffer", assemble(header: split(valid).header, buffer: buffer + [0, 0, 0, 0]),
+            "cover 32 bytes of the 36-byte data buffer"),
+        CorruptCase(
+            "tensors do not reach the end", b(#""b":{"dtype":"F32","shape":[1],"data_offsets":[24,28]}"#), "cover 28 bytes of the 32-byte"),
+        CorruptCase(
+            "duplicate tensor names", editedHeader { $0.replacingOccurrences(of: entryW, with: entryW + "," + entryW) },
+            "tensor \"w\"", "duplicate tensor name"),
+        CorruptCase(
+            "duplicate field", b(#""b":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[24,32]}"#), "tensor \"b\"",
+            "\"dtype\" appears twice"),
+        CorruptCase(
+            "metadata value not a string", editedHeader { "{\"__metadata__\":{\"k\":1}," + $0.dropFirst() }, "__metadata__",
+            "\"k\" must be a string"),
+        CorruptCase(
+            "metadata not an object", editedHeader { "{\"__metadata__\":[]," + $0.dropFirst() }, "__metadata__", "must be an object"),
+        CorruptCase(
+            "metadata twice", editedHeader { "{\"__metadata__\":{},\"__metadata__\":{}," + $0.dropFirst() }, "__metadata__", "appears twice"
+        ),
+        CorruptCase(
+            "deeply nested unknown field",
+            b(
+                #""b":{"dtype":"F32","x":"# + String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
                     + #","shape":[2],"data_offsets":[24,32]}"#), "nested more than 64 levels"),
-        CorruptCase("unpaired surrogate", b(#""\ud800":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}"#), "not valid JSON", "surrogate"),
-        CorruptCase("control character in a name", b("\"b\n\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}"), "not valid JSON", "control characters"),
+        CorruptCase(
+            "unpaired surrogate", b(#""\ud800":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}"#), "not valid JSON", "surrogate"),
+        CorruptCase(
+            "control character in a name", b("\"b\n\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}"), "not valid JSON",
+            "control characters"),
         CorruptCase("bad escape", b(#""\q":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}"#), "not valid JSON", "escape"),
-        CorruptCase("leading zero", b(#""b":{"dtype":"F32","shape":[02],"data_offsets":[24,32]}"#), "not valid JSON"),
+        CorruptCase("leading zero", b(#""b":{"dtype":"F32","shape":[02],"data_offsets":[24,32]}"#), "not valid JSON")
     ]
 }()
 
@@ -157,7 +205,7 @@ private let corruptCases: [CorruptCase] = {
             ("scalar", Tensor(shape: [], data: [42])),
             ("empty", Tensor(zeros: [0, 3])),
             ("special", Tensor(vector: [.infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude])),
-            ("名前 \"quoted\"", Tensor(vector: [1, 2])),
+            ("名前 \"quoted\"", Tensor(vector: [1, 2]))
         ]
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -185,12 +233,14 @@ private let corruptCases: [CorruptCase] = {
     @Test func exactBytesOfATinyFile() throws {
         let data = try Safetensors.serialize([("b", Tensor(vector: [1.0, -2.0]))])
         let header = #"{"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#  // 54 bytes + 2 spaces = 56
-        let expected: [UInt8] = [0x38, 0, 0, 0, 0, 0, 0, 0] + Array(header.utf8) + [0x20, 0x20]
+        let expected: [UInt8] =
+            [0x38, 0, 0, 0, 0, 0, 0, 0] + Array(header.utf8) + [0x20, 0x20]
             + [0x00, 0x00, 0x80, 0x3F]  // 1.0
             + [0x00, 0x00, 0x00, 0xC0]  // -2.0
         #expect([UInt8](data) == expected)
         // The same bytes as Python: safetensors.numpy.save({"b": np.array([1, -2], np.float32)}).
-        let python = "38000000000000007b2262223a7b226474797065223a22463332222c227368617065223a5b325d2c22646174615f6f666673657473223a5b302c385d7d7d20200000803f000000c0"
+        let python =
+            "38000000000000007b2262223a7b226474797065223a22463332222c227368617065223a5b325d2c22646174615f6f666673657473223a5b302c385d7d7d20200000803f000000c0"
         #expect(data.map { String(format: "%02x", $0) }.joined() == python)
     }
 
@@ -199,8 +249,9 @@ private let corruptCases: [CorruptCase] = {
             [("b", Tensor(vector: [1])), ("a", Tensor(vector: [2, 3])), ("B", Tensor(vector: [4]))],
             metadata: ["z": "1", "a": "x\"\n\u{1}é"])
         let (header, buffer) = split(data)
-        #expect(header == #"{"__metadata__":{"a":"x\"\n\u0001é","z":"1"},"B":{"dtype":"F32","shape":[1],"data_offsets":[12,16]},"#
-            + #""a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#)
+        #expect(
+            header == #"{"__metadata__":{"a":"x\"\n\u0001é","z":"1"},"B":{"dtype":"F32","shape":[1],"data_offsets":[12,16]},"#
+                + #""a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#)
         #expect(buffer == leBytes([1, 2, 3, 4] as [Float]))
         #expect((data.count - buffer.count) % 8 == 0)
         let empty = try Safetensors.serialize([])
@@ -258,13 +309,14 @@ private let corruptCases: [CorruptCase] = {
     @Test func f16KnownBitPatterns() throws {
         let cases: [(UInt16, Float)] = [
             (0x3C00, 1.0), (0xC000, -2.0), (0x3800, 0.5), (0x7BFF, 65504), (0xFBFF, -65504),
-            (0x0001, 0x1p-24),               // smallest subnormal
-            (0x03FF, 1023 * 0x1p-24),        // largest subnormal
-            (0x0400, 0x1p-14),               // smallest normal
-            (0x7C00, .infinity), (0xFC00, -.infinity), (0x0000, 0), (0x3555, 0.333251953125),
+            (0x0001, 0x1p-24),  // smallest subnormal
+            (0x03FF, 1023 * 0x1p-24),  // largest subnormal
+            (0x0400, 0x1p-14),  // smallest normal
+            (0x7C00, .infinity), (0xFC00, -.infinity), (0x0000, 0), (0x3555, 0.333251953125)
         ]
-        let data = assemble(header: #"{"h":{"dtype":"F16","shape":[\#(cases.count)],"data_offsets":[0,\#(2 * cases.count)]}}"#,
-                            buffer: leBytes(cases.map(\.0)))
+        let data = assemble(
+            header: #"{"h":{"dtype":"F16","shape":[\#(cases.count)],"data_offsets":[0,\#(2 * cases.count)]}}"#,
+            buffer: leBytes(cases.map(\.0)))
         let t = try Safetensors.read(data: data, name: "f16").tensor("h")
         #expect(t.data == cases.map(\.1))
         #expect(floatFromHalfBits(0x8000).bitPattern == (-0.0 as Float).bitPattern)
@@ -272,14 +324,14 @@ private let corruptCases: [CorruptCase] = {
         #expect(floatFromHalfBits(0x7E00).bitPattern == 0x7FC0_0000)
     }
 
-
     @Test func bf16KnownBitPatterns() throws {
         let cases: [(UInt16, Float)] = [
             (0x3F80, 1.0), (0xC000, -2.0), (0x3E20, 0.15625), (0x7F80, .infinity), (0xFF80, -.infinity),
-            (0x0001, Float(bitPattern: 0x0001_0000)), (0x7F7F, Float(bitPattern: 0x7F7F_0000)),
+            (0x0001, Float(bitPattern: 0x0001_0000)), (0x7F7F, Float(bitPattern: 0x7F7F_0000))
         ]
-        let data = assemble(header: #"{"b":{"dtype":"BF16","shape":[\#(cases.count)],"data_offsets":[0,\#(2 * cases.count)]}}"#,
-                            buffer: leBytes(cases.map(\.0)))
+        let data = assemble(
+            header: #"{"b":{"dtype":"BF16","shape":[\#(cases.count)],"data_offsets":[0,\#(2 * cases.count)]}}"#,
+            buffer: leBytes(cases.map(\.0)))
         #expect(try Safetensors.read(data: data, name: "bf16").tensor("b").data == cases.map(\.1))
     }
 
@@ -289,8 +341,9 @@ private let corruptCases: [CorruptCase] = {
         for i in [-3, 1 << 40] as [Int64] { withUnsafeBytes(of: i.littleEndian) { buffer += $0 } }
         for i in [-7, 100_000] as [Int32] { withUnsafeBytes(of: i.littleEndian) { buffer += $0 } }
         buffer += [0, 1, 2]  // BOOL
-        buffer += [0xFF]     // I8 -1
-        let header = #"{"d":{"dtype":"F64","shape":[3],"data_offsets":[0,24]},"l":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},"#
+        buffer += [0xFF]  // I8 -1
+        let header =
+            #"{"d":{"dtype":"F64","shape":[3],"data_offsets":[0,24]},"l":{"dtype":"I64","shape":[2],"data_offsets":[24,40]},"#
             + #""i":{"dtype":"I32","shape":[2],"data_offsets":[40,48]},"f":{"dtype":"BOOL","shape":[3],"data_offsets":[48,51]},"#
             + #""s":{"dtype":"I8","shape":[],"data_offsets":[51,52]}}"#
         let file = try Safetensors.read(data: assemble(header: header, buffer: buffer), name: "mixed")
@@ -320,7 +373,8 @@ private let corruptCases: [CorruptCase] = {
 
     @Test func readsAHeaderWithExtraFieldsWhitespaceAndUnalignedData() throws {
         // Odd header length (no padding): the buffer starts at an unaligned address.
-        let header = " {\n\"x\" : {\"data_offsets\": [0, 8], \"extra\": {\"a\": [1, 2.5e3, true, null, \"s\"]}, \"shape\": [2], \"dtype\": \"F32\"} } "
+        let header =
+            " {\n\"x\" : {\"data_offsets\": [0, 8], \"extra\": {\"a\": [1, 2.5e3, true, null, \"s\"]}, \"shape\": [2], \"dtype\": \"F32\"} } "
         let data = assemble(header: header, buffer: leBytes([1.5, -0.25] as [Float]), pad: false)
         #expect((data.count - 8) % 2 == 1)
         #expect(try Safetensors.read(data: data, name: "odd").tensor("x").data == [1.5, -0.25])
@@ -352,12 +406,18 @@ private let corruptCases: [CorruptCase] = {
         var rng = SeededRNG(seed: 2024)
         func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(rng.next(upperBound: UInt64(n))) }
         func randomByte() -> UInt8 { UInt8(truncatingIfNeeded: rng.next()) }
-        let valid = [UInt8](try Safetensors.serialize(
-            [("w", Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])), ("b", Tensor(vector: [0.5, -0.5])), ("s", Tensor(shape: [], data: [1]))],
-            metadata: ["k": "v"]))
+        let valid = [UInt8](
+            try Safetensors.serialize(
+                [
+                    ("w", Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])), ("b", Tensor(vector: [0.5, -0.5])),
+                    ("s", Tensor(shape: [], data: [1]))
+                ],
+                metadata: ["k": "v"]))
         let headerEnd = 8 + Int(valid[0])
-        let tokens = ["{", "}", "[", "]", ",", ":", "\"", "\\", "-", "0", "9", "1e9", ".5", "null", "true", "F16", "BF16", "F64",
-                      "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"", "99999999999999999999", "\\ud800", " "]
+        let tokens = [
+            "{", "}", "[", "]", ",", ":", "\"", "\\", "-", "0", "9", "1e9", ".5", "null", "true", "F16", "BF16", "F64",
+            "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"", "99999999999999999999", "\\ud800", " "
+        ]
         func withLengthField(_ n: UInt64, _ rest: [UInt8]) -> [UInt8] {
             var out: [UInt8] = []
             withUnsafeBytes(of: n.littleEndian) { out.append(contentsOf: $0) }

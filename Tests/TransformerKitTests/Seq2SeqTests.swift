@@ -4,8 +4,10 @@ import TensorKit
 @testable import TransformerKit
 
 @Suite struct Seq2SeqTests {
-    static func config(norm: NormPlacement = .post, activation: Activation = .relu, embeddings: EmbeddingSharing = .separate,
-                       positions: PositionKind = .sinusoidal, bias: Bool = false, scale: Bool = false) -> TransformerConfig {
+    static func config(
+        norm: NormPlacement = .post, activation: Activation = .relu, embeddings: EmbeddingSharing = .separate,
+        positions: PositionKind = .sinusoidal, bias: Bool = false, scale: Bool = false
+    ) -> TransformerConfig {
         var c = TransformerConfig()
         c.dModel = 8; c.heads = 2; c.dFF = 12; c.encoderLayers = 2; c.decoderLayers = 2
         c.sourceVocabSize = 9; c.targetVocabSize = embeddings == .all ? 9 : 11; c.contextLength = 16
@@ -21,7 +23,7 @@ import TensorKit
         config(),
         config(norm: .pre, activation: .gelu, bias: true),
         config(activation: .geluTanh, embeddings: .all, positions: .learned, scale: true),
-        config(norm: .pre, embeddings: .tiedOutput),
+        config(norm: .pre, embeddings: .tiedOutput)
     ]
 
     @Test(arguments: variants)
@@ -38,9 +40,10 @@ import TensorKit
             let tin = [Self.start] + pair.target, tout = pair.target + [Self.end]
             let padding = (0..<batch.sourceLength).map { $0 >= pair.source.count }
             let src = pair.source + Array(repeating: Self.pad, count: batch.sourceLength - pair.source.count)
-            let out = try reference.forward(source: src, target: tin, targets: tout, sourceTokens: src.map(String.init),
-                                            targetTokens: tin.map(String.init), vocabularyTokens: (0..<config.targetVocabSize).map(String.init),
-                                            sourcePadding: padding)
+            let out = try reference.forward(
+                source: src, target: tin, targets: tout, sourceTokens: src.map(String.init),
+                targetTokens: tin.map(String.init), vocabularyTokens: (0..<config.targetVocabSize).map(String.init),
+                sourcePadding: padding)
             for r in 0..<tin.count {
                 for j in 0..<config.targetVocabSize {
                     let batched = acts.logits[(bi * batch.targetLength + r) * config.targetVocabSize + j]
@@ -55,11 +58,12 @@ import TensorKit
     /// Central differences on the whole model's loss, for a sample of coordinates of every parameter.
     /// Smooth activations only: a step of h moves many ReLU inputs across 0 in the later layers, and
     /// the difference quotient across that kink is not the derivative (ReLU's backward is checked per kernel).
-    @Test(arguments: variants.map { c -> TransformerConfig in
-        var c = c
-        if c.activation == .relu { c.activation = c.norm == .post ? .gelu : .geluTanh }
-        return c
-    })
+    @Test(
+        arguments: variants.map { c -> TransformerConfig in
+            var c = c
+            if c.activation == .relu { c.activation = c.norm == .post ? .gelu : .geluTanh }
+            return c
+        })
     func wholeModelGradientCheck(config: TransformerConfig) throws {
         let model = try Seq2SeqModel(config: config, seed: 5)
         let batch = Seq2SeqBatch(pairs: Self.pairs, pad: Self.pad, start: Self.start, end: Self.end)

@@ -40,10 +40,12 @@ import TensorKit
             return false
         }
         #if DEBUG
-        if ProcessInfo.processInfo.environment["SMOLLM2_GGUF"] == nil {
-            print("SmolLM2Tests: skipped in a debug build (run: SMOLLM2_GGUF=FILE swift test -c release -Xswiftc -enable-testing --filter SmolLM2Tests)")
-            return false
-        }
+            if ProcessInfo.processInfo.environment["SMOLLM2_GGUF"] == nil {
+                print(
+                    "SmolLM2Tests: skipped in a debug build (run: SMOLLM2_GGUF=FILE swift test -c release -Xswiftc -enable-testing --filter SmolLM2Tests)"
+                )
+                return false
+            }
         #endif
         return true
     }()
@@ -86,8 +88,11 @@ import TensorKit
     @Test(.enabled(if: available, "the SmolLM2 GGUF file was not found, or a debug build without SMOLLM2_GGUF"))
     func dequantisedMatchesTransformers() throws {
         let model = try LlamaModel(file: try #require(Self.file), dequantize: true)
-        #expect(model.config == LlamaConfig(vocabSize: 49152, dModel: 576, dFF: 1536, layers: 30, heads: 9, kvHeads: 3,
-                                            contextLength: 8192, ropeBase: 100_000, rmsEps: 1e-5))
+        #expect(
+            model.config
+                == LlamaConfig(
+                    vocabSize: 49152, dModel: 576, dFF: 1536, layers: 30, heads: 9, kvHeads: 3,
+                    contextLength: 8192, ropeBase: 100_000, rmsEps: 1e-5))
         var worst: Double = 0
         for c in try Self.expected().cases {
             let s = LlamaSession(model: model)

@@ -19,10 +19,12 @@ import TransformerKit
         let doc = try Self.doc()
         #expect(doc.step("in.ids")?.rowLabels == ["[CLS]", "a", "man", "is", "playing", "a", "gui", "##tar", ".", "[SEP]"])
         #expect(doc.step("mask")?.attrs["causal"] == 0 && doc.step("mask")?.values.allSatisfy { $0 == 1 } == true)
-        for l in 0..<2 { for h in 0..<4 {
-            let w = try #require(doc.step("l\(l).attn.head\(h).weights")).tensor
-            for r in 0..<w.rows { #expect(abs(w.row(r).reduce(0, +) - 1) < 1e-5) }
-        } }
+        for l in 0..<2 {
+            for h in 0..<4 {
+                let w = try #require(doc.step("l\(l).attn.head\(h).weights")).tensor
+                for r in 0..<w.rows { #expect(abs(w.row(r).reduce(0, +) - 1) < 1e-5) }
+            }
+        }
         // The last step is what `transformer embed` prints for the sentence.
         let e = try #require(doc.step("out.embedding"))
         let fast = encoder.encode(["a man is playing a guitar."])[0]

@@ -15,10 +15,13 @@ import TransformerKit
     }()
 
     /// Seed 002, Step7: the softmax matrix as the article prints it (copied verbatim).
-    static let articleSoftmax = #"\begin{bmatrix} 0.9693 & 0 & 0.0287 & 0.0006 & 0 & 0.047 \\ 0.86 & 0.0011 & 0.1152 & 0.0001 & 0.0006 & 0.0105 \\ 0.9534 & 0.0001 & 0.0421 & 0 & 0 & 0.0044 \\ 0.6476 & 0.021 & 0.2177 & 0.005 & 0.0146 & 0.094 \\ 0.7803 & 0.0052 & 0.164 & 0.0006 & 0.0029 & 0.047 \\ 0.9174 & 0.0004 & 0.0716 & 0 & 0.0001 & 0.0105 \end{bmatrix}"#
+    static let articleSoftmax =
+        #"\begin{bmatrix} 0.9693 & 0 & 0.0287 & 0.0006 & 0 & 0.047 \\ 0.86 & 0.0011 & 0.1152 & 0.0001 & 0.0006 & 0.0105 \\ 0.9534 & 0.0001 & 0.0421 & 0 & 0 & 0.0044 \\ 0.6476 & 0.021 & 0.2177 & 0.005 & 0.0146 & 0.094 \\ 0.7803 & 0.0052 & 0.164 & 0.0006 & 0.0029 & 0.047 \\ 0.9174 & 0.0004 & 0.0716 & 0 & 0.0001 & 0.0105 \end{bmatrix}"#
 
     /// Seed 002, Step7: the whole line, scores ⇒ softmax (two matrices, with text between them).
-    static let articleSoftmaxLine = #"\begin{array}{} \begin{bmatrix} 23.82 & 12.77 & 20.30 & 6.31& 11.51& 17.62\\ 14.10 & 7.43 & 8.06 & 2.54& 6.78& 10.48\\ 20.77 & 11.18 & 12.09 & 6.98& 10.01& 15.39\\ 7.40 & 3.978 & 4.81 & 3.65& 3.61& 5.47\\ 10.77 & 5.758 & 17.65 & 14.55 & 5.18& 7.96\\ 17.10 & 9.258 & 6.98 &5.72& 8.21& 12.63 \end{bmatrix} \\ \Downarrow \\ softmax(23.82)=\frac{e^{23.82} }{e^{23.82} + e^{12.77}+ e^{20.3}+ e^{8.06}+ e^{11.51}+ e^{17.62} }=0.9693 \\ \downarrow \\ "# + articleSoftmax + #" \Longrightarrow SoftMax \end{array}"#
+    static let articleSoftmaxLine =
+        #"\begin{array}{} \begin{bmatrix} 23.82 & 12.77 & 20.30 & 6.31& 11.51& 17.62\\ 14.10 & 7.43 & 8.06 & 2.54& 6.78& 10.48\\ 20.77 & 11.18 & 12.09 & 6.98& 10.01& 15.39\\ 7.40 & 3.978 & 4.81 & 3.65& 3.61& 5.47\\ 10.77 & 5.758 & 17.65 & 14.55 & 5.18& 7.96\\ 17.10 & 9.258 & 6.98 &5.72& 8.21& 12.63 \end{bmatrix} \\ \Downarrow \\ softmax(23.82)=\frac{e^{23.82} }{e^{23.82} + e^{12.77}+ e^{20.3}+ e^{8.06}+ e^{11.51}+ e^{17.62} }=0.9693 \\ \downarrow \\ "#
+        + articleSoftmax + #" \Longrightarrow SoftMax \end{array}"#
 
     /// A tensor as a person would type it: CSV at `decimals` places, with the step's labels.
     static func typed(_ t: Tensor, rows: [String]? = nil, cols: [String]? = nil, decimals: Int = 4) throws -> ParsedMatrix {
@@ -125,7 +128,7 @@ import TransformerKit
         ("missing_scale", "Missing 1/√d_k", 1.0),
         ("divided_by_dk", "instead of √d_k", 1.0 / 3),
         ("multiplied_by_sqrt_dk", "Multiplied by √d_k instead of dividing", 3.0.squareRoot()),
-        ("used_d_model", "Used d_model instead of d_k", 1 / 6.0.squareRoot()),
+        ("used_d_model", "Used d_model instead of d_k", 1 / 6.0.squareRoot())
     ])
     func scalingMistakes(_ code: String, _ phrase: String, _ factor: Double) throws {
         let scores = try Self.t("enc0.self_attn.head0.scores")
@@ -159,10 +162,12 @@ import TransformerKit
 
     @Test func positionalEncodingWithTheElementIndex() throws {
         var pe = Tensor(zeros: [6, 6])
-        for p in 0..<6 { for j in 0..<6 {
-            let a = Double(p) / pow(10000, Double(j) / 6)
-            pe[p, j] = Float(j % 2 == 0 ? sin(a) : cos(a))
-        } }
+        for p in 0..<6 {
+            for j in 0..<6 {
+                let a = Double(p) / pow(10000, Double(j) / 6)
+                pe[p, j] = Float(j % 2 == 0 ? sin(a) : cos(a))
+            }
+        }
         let r = try Self.report(pe, "src.pe")
         #expect(Self.codes(r) == ["pe_element_index"])
         #expect(r.renderText().contains("element index j"))
@@ -229,11 +234,15 @@ import TransformerKit
         #expect(Self.codes(r).contains("mask_not_infinite"))
         // and -\infty / −∞ are read as −∞
         let step = try #require(Self.defaultDoc.step("dec0.self_attn.head0.masked"))
-        let latex = (0..<7).map { r in (0..<7).map { c in
-            let v = step.tensor[r, c]
-            return v == -.infinity ? (c % 2 == 0 ? "-\\infty" : "−∞") : String(format: "%.4f", Double(v))
-        }.joined(separator: " & ") }.joined(separator: " \\\\ ")
-        #expect(check(try MatrixParser.parse("\\begin{pmatrix}" + latex + "\\end{pmatrix}"), against: step, in: Self.defaultDoc, tolerance: nil).isCorrect)
+        let latex = (0..<7).map { r in
+            (0..<7).map { c in
+                let v = step.tensor[r, c]
+                return v == -.infinity ? (c % 2 == 0 ? "-\\infty" : "−∞") : String(format: "%.4f", Double(v))
+            }.joined(separator: " & ")
+        }.joined(separator: " \\\\ ")
+        #expect(
+            check(try MatrixParser.parse("\\begin{pmatrix}" + latex + "\\end{pmatrix}"), against: step, in: Self.defaultDoc, tolerance: nil)
+                .isCorrect)
     }
 
     @Test func aStaleSavedTraceIsNoted() throws {
@@ -261,10 +270,10 @@ import TransformerKit
 
     @Test func latexWithLabelsAndRowBreaks() throws {
         let text = #"""
-        \begin{array}{l} Word\space Embedding + Position\space Embedding \space\space\space Liner weight for query\\ \\
-        \begin{vmatrix} 马&0.79 & 0.38 & 0.01 & 0.12& 0.88& 0.6\\ 无&0.6 & 0.12 & 0.51 & 0.6& 0.41& 0.33\\
-        夜&0.96 & 0.06 & 0.27 & 0.65& 0.79& 0.75 \end{vmatrix} \times \begin{vmatrix} 0.27 & 0.38 \\ -\,0.53 & {-0.12} \end{vmatrix} \end{array}
-        """#
+            \begin{array}{l} Word\space Embedding + Position\space Embedding \space\space\space Liner weight for query\\ \\
+            \begin{vmatrix} 马&0.79 & 0.38 & 0.01 & 0.12& 0.88& 0.6\\ 无&0.6 & 0.12 & 0.51 & 0.6& 0.41& 0.33\\
+            夜&0.96 & 0.06 & 0.27 & 0.65& 0.79& 0.75 \end{vmatrix} \times \begin{vmatrix} 0.27 & 0.38 \\ -\,0.53 & {-0.12} \end{vmatrix} \end{array}
+            """#
         let m = try MatrixParser.parse(text)
         #expect(m.shape == [3, 6] && m.rowLabels == ["马", "无", "夜"] && m.matrixCount == 2)
         #expect(m.values[0] == 0.79 && m.values[17] == 0.75)
@@ -298,11 +307,17 @@ import TransformerKit
         let fromStep = try MatrixParser.parse(String(decoding: try TraceDocument.encoder().encode(step), as: UTF8.self))
         #expect(fromStep.rowLabels == step.rowLabels && fromStep.values.count == 49)
         #expect(check(fromStep, against: step, in: Self.defaultDoc, tolerance: nil).isCorrect)
-        #expect { try MatrixParser.parse("[[1, 2], [3, 4]") } throws: { ($0 as? MatrixParseError)?.message.contains("JSON line 1") ?? false }
+        #expect { try MatrixParser.parse("[[1, 2], [3, 4]") } throws: {
+            ($0 as? MatrixParseError)?.message.contains("JSON line 1") ?? false
+        }
     }
 
     @Test func whitespaceMarkdownAndTheWalkthroughsOwnText() throws {
-        let text = try Self.defaultDoc.render(.text, options: { var o = RenderOptions(); o.steps = ["src.pe"]; return o }())
+        let text = try Self.defaultDoc.render(
+            .text,
+            options: {
+                var o = RenderOptions(); o.steps = ["src.pe"]; return o
+            }())
         let lines = text.components(separatedBy: "\n")
         let start = try #require(lines.firstIndex { $0.contains("[src.pe]") })
         let block = lines[(start + 3)...(start + 9)].joined(separator: "\n")

@@ -118,8 +118,9 @@ extension GPTWalkthroughTests {
         try GPTCheckpoint.saveHuggingFace(try GPTModel(config: config, seed: 9), to: dir)
         let loaded = try GPTCheckpoint.loadHuggingFace(dir)
         let vocab = (0..<13).map { "t\($0)" }
-        let doc = try GPTWalkthrough.document(model: TracedGPT(loaded), ids: [3, 1, 4, 1, 5], tokens: ["t3", "t1", "t4", "t1", "t5"],
-                                              vocabulary: vocab, corpusTokenCount: 13, corpus: [], text: "3 1 4 1 5", notes: ["from a folder"])
+        let doc = try GPTWalkthrough.document(
+            model: TracedGPT(loaded), ids: [3, 1, 4, 1, 5], tokens: ["t3", "t1", "t4", "t1", "t5"],
+            vocabulary: vocab, corpusTokenCount: 13, corpus: [], text: "3 1 4 1 5", notes: ["from a folder"])
         #expect(doc.gpt == config && doc.step("h1.attn.head2.weights") != nil)
         #expect(replay(doc).isEmpty)
         // No corpus: the renderers skip the dataset and vocabulary sections but keep the notes.

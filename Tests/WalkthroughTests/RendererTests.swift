@@ -201,7 +201,9 @@ import TransformerKit
 
     /// Every non-void element closed in order (script and style content skipped).
     func isBalanced(_ html: String) -> Bool {
-        let void: Set<String> = ["meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source", "track", "embed", "param"]
+        let void: Set<String> = [
+            "meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source", "track", "embed", "param"
+        ]
         guard let regex = try? NSRegularExpression(pattern: #"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*>"#) else { return false }
         let ns = html as NSString
         var stack: [String] = []
@@ -214,7 +216,9 @@ import TransformerKit
                 continue
             }
             if void.contains(name) { continue }
-            if closing { if stack.popLast() != name { return false } } else {
+            if closing {
+                if stack.popLast() != name { return false }
+            } else {
                 stack.append(name)
                 if name == "script" || name == "style" { rawUntil = name }
             }
@@ -232,13 +236,19 @@ import TransformerKit
             if quoted {
                 if c == "\"" {
                     if chars.first == "\"" { cell.unicodeScalars.append("\""); chars.removeFirst() } else { quoted = false }
-                } else { cell.unicodeScalars.append(c) }
-            } else if c == "\"" { quoted = true
-            } else if c == "," { row.append(cell); cell = ""
+                } else {
+                    cell.unicodeScalars.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                row.append(cell); cell = ""
             } else if c == "\r" || c == "\n" {
                 if c == "\r" && chars.first == "\n" { chars.removeFirst() }
                 row.append(cell); rows.append(row); row = []; cell = ""
-            } else { cell.unicodeScalars.append(c) }
+            } else {
+                cell.unicodeScalars.append(c)
+            }
         }
         if !cell.isEmpty || !row.isEmpty { row.append(cell); rows.append(row) }
         return rows
@@ -321,9 +331,11 @@ import TransformerKit
 @Suite struct FormatValueTests {
     @Test func fastFormattingEqualsPrintf() {
         var rng = SeededRNG(seed: 11)
-        var values: [Float] = [0, -0, 1, -1, 0.5, 1.5, 2.5, -2.5, 0.125, -0.125, 0.0005, -0.0005, 0.00049, 123456.789,
-                               1e-7, -1e-7, 9.9995, 0.015625, 3.14159, 1e7, -16777216, 1e12, 4.5e15, .leastNonzeroMagnitude,
-                               .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+        var values: [Float] = [
+            0, -0, 1, -1, 0.5, 1.5, 2.5, -2.5, 0.125, -0.125, 0.0005, -0.0005, 0.00049, 123456.789,
+            1e-7, -1e-7, 9.9995, 0.015625, 3.14159, 1e7, -16777216, 1e12, 4.5e15, .leastNonzeroMagnitude,
+            .greatestFiniteMagnitude, -.greatestFiniteMagnitude
+        ]
         for _ in 0..<20_000 {
             let mantissa = Float(Double(rng.next() % 2_000_001) / 1_000_000 - 1)
             let exponent = Int(rng.next() % 17) - 8

@@ -28,11 +28,18 @@ import TransformerKit
 
     /// Other conventions exercise the other ops: pre-norm, GELU (both forms), learned positions,
     /// separate embeddings (a `linear` output), attention biases (`linear` with bias), scaled embeddings.
-    @Test(arguments: [
-        { (c: inout TransformerConfig) in c.norm = .pre; c.activation = .gelu },
-        { (c: inout TransformerConfig) in c.activation = .geluTanh; c.positions = .learned; c.embeddings = .separate },
-        { (c: inout TransformerConfig) in c.attentionBias = true; c.scaleEmbeddings = true; c.heads = 3; c.encoderLayers = 2 },
-    ] as [@Sendable (inout TransformerConfig) -> Void])
+    @Test(
+        arguments: [
+            { (c: inout TransformerConfig) in
+                c.norm = .pre; c.activation = .gelu
+            },
+            { (c: inout TransformerConfig) in
+                c.activation = .geluTanh; c.positions = .learned; c.embeddings = .separate
+            },
+            { (c: inout TransformerConfig) in
+                c.attentionBias = true; c.scaleEmbeddings = true; c.heads = 3; c.encoderLayers = 2
+            }
+        ] as [@Sendable (inout TransformerConfig) -> Void])
     func otherConventionsReplayExactly(_ change: @Sendable (inout TransformerConfig) -> Void) throws {
         var setup = WalkthroughSetup()
         change(&setup.config)
@@ -59,7 +66,7 @@ import TransformerKit
         let i = try #require(doc.steps.firstIndex { $0.id == "enc0.self_attn.scaled" })
         doc.steps[i].values = doc.steps[i - 1].values  // "forgot" 1/√d_k ...
         let masked = applyMask(doc.steps[i].tensor, try #require(doc.step("enc.mask")).tensor)
-        doc.steps[i + 1].values = masked.data          // ... and masked and normalised that
+        doc.steps[i + 1].values = masked.data  // ... and masked and normalised that
         doc.steps[i + 2].values = softmaxRows(masked).data
         let j = try #require(doc.steps.firstIndex { $0.id == "enc0.self_attn.context" })
         doc.steps[j].values = matmul(doc.steps[i + 2].tensor, try #require(doc.step("enc0.self_attn.v")).tensor).data

@@ -42,7 +42,9 @@ import TransformerKit
         #expect(after.maxAbsDifference(TensorKit.add(w, TensorKit.scale(g, -0.5))) < 1e-7)
         let note = try #require(d.step("train.update.w_q")?.notes.last)
         // "…changes the loss from A to B." with B < A
-        let nums = note.split(whereSeparator: { !"0123456789.".contains($0) }).compactMap { Float($0.trimmingCharacters(in: CharacterSet(charactersIn: "."))) }
+        let nums = note.split(whereSeparator: { !"0123456789.".contains($0) }).compactMap {
+            Float($0.trimmingCharacters(in: CharacterSet(charactersIn: ".")))
+        }
         #expect(nums.count >= 2 && nums[nums.count - 1] < nums[nums.count - 2], "\(note)")
     }
 

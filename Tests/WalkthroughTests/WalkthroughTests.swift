@@ -79,7 +79,7 @@ import TransformerKit
         ("{\"parameters\": {\"encoder.layers.0.self_attn.w_q\": [[1, 2]]}}", "the model needs 6×6"),
         ("{\"embedding_rows\": {\"src_embed\": {\"猫\": [1,2,3,4,5,6]}}}", "not in the vocabulary"),
         ("{\"parameters\": {", "malformed JSON"),
-        ("{\"config\": {\"heads\": \"two\"}}", "config.heads"),
+        ("{\"config\": {\"heads\": \"two\"}}", "config.heads")
     ])
     func malformedWeightsFiles(_ json: String, _ message: String) throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("w-\(UUID().uuidString).json")

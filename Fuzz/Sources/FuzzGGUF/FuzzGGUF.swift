@@ -16,8 +16,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     require(Set(f.keys) == Set(f.metadata.keys), "keys and metadata differ")
     for t in f.tensors {
         require(t.offset >= 0 && t.dims.allSatisfy { $0 >= 0 }, "\(t.name): offset \(t.offset), dims \(t.dims)")
-        require(f.dataOffset + t.offset + t.byteCount <= f.fileSize,
-                "\(t.name): bytes \(t.offset)..<\(t.offset + t.byteCount) past the end (data at \(f.dataOffset), file \(f.fileSize))")
+        require(
+            f.dataOffset + t.offset + t.byteCount <= f.fileSize,
+            "\(t.name): bytes \(t.offset)..<\(t.offset + t.byteCount) past the end (data at \(f.dataOffset), file \(f.fileSize))")
         require(f.tensor(t.name) != nil, "\(t.name): lookup by name fails")
         if t.count <= 4096, let values = try? f.floats(t.name, dims: t.dims) {
             require(values.count == t.count, "\(t.name): \(values.count) values for \(t.count)")

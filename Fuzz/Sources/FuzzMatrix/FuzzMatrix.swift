@@ -26,8 +26,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         if m.literals.allSatisfy({ Float($0) != nil && !$0.contains(where: { $0 == "," || $0 == " " }) }) {
             let csv = (0..<m.rows).map { r in m.literals[(r * m.cols)..<((r + 1) * m.cols)].joined(separator: ",") }.joined(separator: "\n")
             if let back = try? MatrixParser.parse(csv) {
-                require(back.rows == m.rows && back.cols == m.cols, "CSV round trip: \(m.rows)×\(m.cols) became \(back.rows)×\(back.cols)\n\(csv)")
-                require(zip(back.values, m.values).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "CSV round trip changed values\n\(csv)")
+                require(
+                    back.rows == m.rows && back.cols == m.cols,
+                    "CSV round trip: \(m.rows)×\(m.cols) became \(back.rows)×\(back.cols)\n\(csv)")
+                require(
+                    zip(back.values, m.values).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "CSV round trip changed values\n\(csv)")
             } else {
                 require(false, "CSV round trip does not parse:\n\(csv)")
             }

@@ -13,10 +13,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let archive = try? Safetensors.open(data: d, name: "fuzz") else { return 0 }
     let headerLength = Int(d.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })
     for e in archive.entries {
-        require(e.dataOffsets.lowerBound >= 0 && 8 + headerLength + e.dataOffsets.upperBound <= d.count,
-                "\(e.name): bytes \(e.dataOffsets) lie outside the \(d.count)-byte file")
-        require(e.shape.allSatisfy { $0 >= 0 } && e.shape.reduce(1, *) == e.elementCount, "\(e.name): shape \(e.shape) vs \(e.elementCount) elements")
-        require((e.elementCount * e.dtype.bitSize + 7) / 8 == e.dataOffsets.count, "\(e.name): \(e.dataOffsets.count) bytes for \(e.elementCount) × \(e.dtype)")
+        require(
+            e.dataOffsets.lowerBound >= 0 && 8 + headerLength + e.dataOffsets.upperBound <= d.count,
+            "\(e.name): bytes \(e.dataOffsets) lie outside the \(d.count)-byte file")
+        require(
+            e.shape.allSatisfy { $0 >= 0 } && e.shape.reduce(1, *) == e.elementCount,
+            "\(e.name): shape \(e.shape) vs \(e.elementCount) elements")
+        require(
+            (e.elementCount * e.dtype.bitSize + 7) / 8 == e.dataOffsets.count,
+            "\(e.name): \(e.dataOffsets.count) bytes for \(e.elementCount) × \(e.dtype)")
         require(archive.entry(e.name) == e, "\(e.name): lookup by name differs")
     }
     guard let file = try? archive.load() else { return 0 }

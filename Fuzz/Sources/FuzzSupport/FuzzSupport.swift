@@ -2,8 +2,10 @@ import CFuzzerDriver
 import Foundation
 
 /// A property the input broke: print it and abort, which libFuzzer records as a crash.
-public func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
-                    file: StaticString = #fileID, line: UInt = #line) {
+public func require(
+    _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
+    file: StaticString = #fileID, line: UInt = #line
+) {
     if !condition() {
         FileHandle.standardError.write(Data("fuzz property failed at \(file):\(line): \(message())\n".utf8))
         abort()
@@ -44,8 +46,10 @@ public func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
 public typealias Arguments = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
 /// Runs libFuzzer's driver (its command line: corpus folders, -max_total_time=, -runs=, …) on `test`.
-public func runFuzzer(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>,
-                      _ test: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt {
+public func runFuzzer(
+    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>,
+    _ test: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt {
     var argc = argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
     return LLVMFuzzerRunDriver(&argc, &argv, test)

@@ -9,8 +9,9 @@ import Tokenizers
 //   160–223: the rest is `vocab.json`, a NUL byte, `merges.txt`: a table that loads must encode and
 //          decode a sample text losslessly and write itself back to tables that load the same;
 //   224–255: the rest is a training text: a tokenizer trained on it must round-trip it.
-let fixture = try! ByteLevelBPE(vocabJSON: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bpe_vocab.json"),
-                                merges: String(decoding: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bpe_merges.txt"), as: UTF8.self))
+let fixture = try! ByteLevelBPE(
+    vocabJSON: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bpe_vocab.json"),
+    merges: String(decoding: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bpe_merges.txt"), as: UTF8.self))
 let sample = "Hello, world! It's 2024: naïve café, 马无夜草不肥 🙂\n\ttabs  and  spaces <pad>"
 let specials = SpecialToken.allCases.map(\.rawValue)
 

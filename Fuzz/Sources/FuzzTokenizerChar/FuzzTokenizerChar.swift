@@ -15,7 +15,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     require(char.detokenize(tokens) == String(text.filter { !$0.isNewline }), "char tokens do not join back to the text")
     let v = Vocabulary(corpusTokens: tokens)
     let ids = char.encode(text, vocabulary: v)
-    require(ids.allSatisfy { $0 >= 0 && $0 < v.count && $0 != v.unkID }, "char: an id out of range or <unk> for a token of the vocabulary's own text")
+    require(
+        ids.allSatisfy { $0 >= 0 && $0 < v.count && $0 != v.unkID },
+        "char: an id out of range or <unk> for a token of the vocabulary's own text")
     require(char.decode(ids, vocabulary: v) == char.detokenize(tokens), "char: decode(encode(text)) differs")
     _ = CharTokenizer().tokenize(text)
 

@@ -18,7 +18,8 @@ func ggufBytes(_ kv: [(String, UInt32, [UInt8])]) -> Data {
 }
 func str(_ s: String) -> [UInt8] { withUnsafeBytes(of: UInt64(s.utf8.count).littleEndian) { Array($0) } + Array(s.utf8) }
 func strings(_ a: [String]) -> [UInt8] {
-    withUnsafeBytes(of: UInt32(8).littleEndian) { Array($0) } + withUnsafeBytes(of: UInt64(a.count).littleEndian) { Array($0) } + a.flatMap(str)
+    withUnsafeBytes(of: UInt32(8).littleEndian) { Array($0) } + withUnsafeBytes(of: UInt64(a.count).littleEndian) { Array($0) }
+        + a.flatMap(str)
 }
 func int32s(_ a: [Int32]) -> [UInt8] {
     withUnsafeBytes(of: UInt32(5).littleEndian) { Array($0) } + withUnsafeBytes(of: UInt64(a.count).littleEndian) { Array($0) }
@@ -26,8 +27,9 @@ func int32s(_ a: [Int32]) -> [UInt8] {
 }
 
 let tokenizer: GGUFTokenizer = {
-    let bpe = try! ByteLevelBPE(vocabJSON: fixture("Tests/TransformerKitTests/Fixtures/bpe_vocab.json"),
-                                merges: String(decoding: fixture("Tests/TransformerKitTests/Fixtures/bpe_merges.txt"), as: UTF8.self))
+    let bpe = try! ByteLevelBPE(
+        vocabJSON: fixture("Tests/TransformerKitTests/Fixtures/bpe_vocab.json"),
+        merges: String(decoding: fixture("Tests/TransformerKitTests/Fixtures/bpe_merges.txt"), as: UTF8.self))
     let tokens = bpe.tokens + ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
     let types = tokens.indices.map { i -> Int32 in i >= bpe.vocabSize || bpe.isSpecial(i) ? 3 : 1 }
     let data = ggufBytes([
@@ -35,7 +37,7 @@ let tokenizer: GGUFTokenizer = {
         ("tokenizer.ggml.tokens", 9, strings(tokens)),
         ("tokenizer.ggml.merges", 9, strings(bpe.merges.map { "\($0.0) \($0.1)" })),
         ("tokenizer.ggml.token_type", 9, int32s(types)),
-        ("tokenizer.ggml.bos_token_id", 4, withUnsafeBytes(of: UInt32(tokens.count - 1).littleEndian) { Array($0) }),
+        ("tokenizer.ggml.bos_token_id", 4, withUnsafeBytes(of: UInt32(tokens.count - 1).littleEndian) { Array($0) })
     ])
     return try! GGUFTokenizer(gguf: try! GGUFFile(data: data))
 }()

@@ -6,7 +6,8 @@ import Tokenizers
 //   even: the rest is text for the fixture vocabulary (bert-tiny's vocab.txt), encoded with a
 //         maxLength from 2 to 129: [CLS] first, [SEP] last, at most maxLength ids, all in range;
 //   odd:  the rest is a vocab.txt; one that loads must encode a sample text within range.
-let fixtureVocab = try! WordPieceTokenizer(vocabData: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bert-tiny/vocab.txt"), name: "vocab.txt")
+let fixtureVocab = try! WordPieceTokenizer(
+    vocabData: FuzzSupport.fixture("Tests/TransformerKitTests/Fixtures/bert-tiny/vocab.txt"), name: "vocab.txt")
 let sample = "Hello, world! It's naïve CAFÉ, 马无夜草不肥 unaffable [UNK] [SEP]"
 
 func checkEncoding(_ tok: WordPieceTokenizer, _ text: String, maxLength: Int, _ what: String) {

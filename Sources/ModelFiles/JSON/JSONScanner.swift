@@ -134,7 +134,8 @@ package struct JSONScanError: Error, Sendable, CustomStringConvertible {
         case .loneSurrogate: "unpaired surrogate in a string"
         case .tooDeep(let limit): "nested more than \(limit) levels deep"
         case .duplicateKey(let path, let key):
-            "key \"\(escapedForMessage(key))\" appears twice" + (path.isEmpty ? "" : " in \"\(path.map(escapedForMessage).joined(separator: "."))\"")
+            "key \"\(escapedForMessage(key))\" appears twice"
+                + (path.isEmpty ? "" : " in \"\(path.map(escapedForMessage).joined(separator: "."))\"")
         }
     }
 

@@ -55,7 +55,8 @@ public enum BERTCheckpoint {
         try requireFolder(directory)
         let configURL = directory.appendingPathComponent(configFile)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw BERTCheckpointError("\(directory.path) has no \(configFile) (expected a Hugging Face BERT folder: config.json, model.safetensors, vocab.txt)")
+            throw BERTCheckpointError(
+                "\(directory.path) has no \(configFile) (expected a Hugging Face BERT folder: config.json, model.safetensors, vocab.txt)")
         }
         let config = try readConfig(configURL)
         let weightsURL = directory.appendingPathComponent(weightsFile)
@@ -76,7 +77,8 @@ public enum BERTCheckpoint {
     static func requireFolder(_ directory: URL) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir) else {
-            throw BERTCheckpointError("\(directory.path) does not exist (expected a model folder; scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2)")
+            throw BERTCheckpointError(
+                "\(directory.path) does not exist (expected a model folder; scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2)")
         }
         guard isDir.boolValue else { throw BERTCheckpointError("\(directory.path) is a file, not a model folder") }
     }
@@ -105,9 +107,10 @@ public enum BERTCheckpoint {
             throw BERTCheckpointError(f.wrong("model_type", "\"bert\" (other architectures are not supported)").message)
         }
         var c = try mapConfigErrors {
-            BERTConfig(vocabSize: try f.positiveInt("vocab_size"), dModel: try f.positiveInt("hidden_size"),
-                       layers: try f.positiveInt("num_hidden_layers"), heads: try f.positiveInt("num_attention_heads"),
-                       dFF: try f.positiveInt("intermediate_size"), contextLength: try f.positiveInt("max_position_embeddings"))
+            BERTConfig(
+                vocabSize: try f.positiveInt("vocab_size"), dModel: try f.positiveInt("hidden_size"),
+                layers: try f.positiveInt("num_hidden_layers"), heads: try f.positiveInt("num_attention_heads"),
+                dFF: try f.positiveInt("intermediate_size"), contextLength: try f.positiveInt("max_position_embeddings"))
         }
         try mapConfigErrors {
             if f["type_vocab_size"] != nil { c.typeVocabSize = try f.positiveInt("type_vocab_size") }
@@ -134,22 +137,28 @@ public enum BERTCheckpoint {
             let bare = name.hasPrefix("bert.") ? String(name.dropFirst(5)) : name
             if bare.hasPrefix("pooler.") || bare.hasPrefix("cls.") || bare == "embeddings.position_ids" { continue }
             guard wanted.contains(bare) else {
-                throw BERTCheckpointError("\(file): tensor \"\(name)\" is not part of the BERT that \(configPath) describes "
-                                          + "(num_hidden_layers \(config.layers); expected names like \"encoder.layer.0.attention.self.query.weight\", with or without \"bert.\")")
+                throw BERTCheckpointError(
+                    "\(file): tensor \"\(name)\" is not part of the BERT that \(configPath) describes "
+                        + "(num_hidden_layers \(config.layers); expected names like \"encoder.layer.0.attention.self.query.weight\", with or without \"bert.\")"
+                )
             }
-            if let other = found[bare] { throw BERTCheckpointError("\(file): tensors \"\(other)\" and \"\(name)\" are the same parameter; keep one") }
+            if let other = found[bare] {
+                throw BERTCheckpointError("\(file): tensors \"\(other)\" and \"\(name)\" are the same parameter; keep one")
+            }
             found[bare] = name
         }
         var ps = ParameterSet()
         for (hf, ours, shape, transpose) in names {
             guard let name = found[hf] else {
-                throw BERTCheckpointError("\(file) has no tensor \"\(hf)\" (with or without \"bert.\"), which \(configPath) needs (shape \(shape))")
+                throw BERTCheckpointError(
+                    "\(file) has no tensor \"\(hf)\" (with or without \"bert.\"), which \(configPath) needs (shape \(shape))")
             }
             let stored = archive.entry(name)!.shape
             guard stored == shape else {
-                throw BERTCheckpointError("\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) (vocab_size \(config.vocabSize), "
-                                          + "hidden_size \(config.dModel), intermediate_size \(config.dFF), "
-                                          + "max_position_embeddings \(config.contextLength), type_vocab_size \(config.typeVocabSize)) needs \(shape)")
+                throw BERTCheckpointError(
+                    "\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) (vocab_size \(config.vocabSize), "
+                        + "hidden_size \(config.dModel), intermediate_size \(config.dFF), "
+                        + "max_position_embeddings \(config.contextLength), type_vocab_size \(config.typeVocabSize)) needs \(shape)")
             }
             let t = try archive.tensor(name)
             ps.add(ours, transpose ? TensorKit.transpose(t) : t)
@@ -191,7 +200,8 @@ public final class SentenceEncoder: @unchecked Sendable {
                 lowercase = b
             }
             if !f.isAbsent("strip_accents") && f["strip_accents"]?.bool != lowercase {
-                throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
+                throw BERTCheckpointError(
+                    "\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
             }
             if f["tokenize_chinese_chars"]?.bool == false {
                 throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"tokenize_chinese_chars\": false is not supported")
@@ -200,14 +210,17 @@ public final class SentenceEncoder: @unchecked Sendable {
         guard exists("vocab.txt") else { throw BERTCheckpointError("\(directory.path) has no vocab.txt (the WordPiece vocabulary)") }
         tokenizer = try WordPieceTokenizer(vocabFile: file("vocab.txt"), lowercase: lowercase)
         guard tokenizer.vocabularySize <= c.vocabSize else {
-            throw BERTCheckpointError("\(file("vocab.txt").path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)")
+            throw BERTCheckpointError(
+                "\(file("vocab.txt").path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)"
+            )
         }
         var length = c.contextLength
         if exists("sentence_bert_config.json") {
             let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
             if let v = f["max_seq_length"] {
                 guard let i = v.integer, i >= 2 else {
-                    throw BERTCheckpointError("\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
+                    throw BERTCheckpointError(
+                        "\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
                 }
                 length = min(i, c.contextLength)
             }
@@ -221,7 +234,9 @@ public final class SentenceEncoder: @unchecked Sendable {
         self.maxLength = length
         var normalize = true
         if exists("modules.json") {
-            guard let data = try? Data(contentsOf: file("modules.json")) else { throw BERTCheckpointError("\(file("modules.json").path): cannot read the file") }
+            guard let data = try? Data(contentsOf: file("modules.json")) else {
+                throw BERTCheckpointError("\(file("modules.json").path): cannot read the file")
+            }
             guard let modules = try? JSONDecoder().decode([Module].self, from: data) else {
                 throw BERTCheckpointError("\(file("modules.json").path) is not a JSON list of {\"type\", \"path\"} modules")
             }
@@ -229,8 +244,10 @@ public final class SentenceEncoder: @unchecked Sendable {
             if let pooling = modules.first(where: { $0.type.hasSuffix(".Pooling") }) {
                 let url = directory.appendingPathComponent(pooling.path).appendingPathComponent("config.json")
                 let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: url) }
-                for (key, want) in [("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
-                                    ("pooling_mode_mean_sqrt_len_tokens", false)] {
+                for (key, want) in [
+                    ("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
+                    ("pooling_mode_mean_sqrt_len_tokens", false)
+                ] {
                     if let b = f[key]?.bool, b != want {
                         throw BERTCheckpointError("\(url.path): \"\(key)\": \(b) is not supported (only mean pooling is implemented)")
                     }

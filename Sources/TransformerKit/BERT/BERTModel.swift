@@ -29,11 +29,14 @@ public struct BERTConfig: Sendable, Equatable {
     public func validate() throws {
         func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
         if vocabSize < 1 || dModel < 1 || layers < 1 || heads < 1 || dFF < 1 || contextLength < 2 || typeVocabSize < 1 {
-            try fail("BERT config: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and type_vocab_size must be positive, max_position_embeddings at least 2")
+            try fail(
+                "BERT config: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and type_vocab_size must be positive, max_position_embeddings at least 2"
+            )
         }
         if dModel % heads != 0 { try fail("BERT config: hidden_size \(dModel) is not divisible by num_attention_heads \(heads)") }
         guard Self.activations[hiddenAct] != nil else {
-            try fail("BERT config: hidden_act \"\(hiddenAct)\" is not supported (\(Self.activations.keys.sorted().joined(separator: ", ")))")
+            try fail(
+                "BERT config: hidden_act \"\(hiddenAct)\" is not supported (\(Self.activations.keys.sorted().joined(separator: ", ")))")
         }
         if !(layerNormEps > 0) { try fail("BERT config: layer_norm_eps must be positive") }
     }
@@ -60,14 +63,16 @@ public struct BERTConfig: Sendable, Equatable {
         var out: [(String, [Int])] = [
             ("embeddings.word_embeddings.weight", [vocabSize, d]), ("embeddings.position_embeddings.weight", [contextLength, d]),
             ("embeddings.token_type_embeddings.weight", [typeVocabSize, d]),
-            ("embeddings.LayerNorm.weight", [d]), ("embeddings.LayerNorm.bias", [d]),
+            ("embeddings.LayerNorm.weight", [d]), ("embeddings.LayerNorm.bias", [d])
         ]
         for l in 0..<layers {
             let p = "encoder.layers.\(l)"
             for w in ["q", "k", "v", "o"] { out += [("\(p).self_attn.w_\(w)", [d, d]), ("\(p).self_attn.b_\(w)", [d])] }
-            out += [("\(p).norm1.gamma", [d]), ("\(p).norm1.beta", [d]),
-                    ("\(p).ffn.w1", [d, f]), ("\(p).ffn.b1", [f]), ("\(p).ffn.w2", [f, d]), ("\(p).ffn.b2", [d]),
-                    ("\(p).norm2.gamma", [d]), ("\(p).norm2.beta", [d])]
+            out += [
+                ("\(p).norm1.gamma", [d]), ("\(p).norm1.beta", [d]),
+                ("\(p).ffn.w1", [d, f]), ("\(p).ffn.b1", [f]), ("\(p).ffn.w2", [f, d]), ("\(p).ffn.b2", [d]),
+                ("\(p).norm2.gamma", [d]), ("\(p).norm2.beta", [d])
+            ]
         }
         return out
     }
@@ -116,8 +121,9 @@ public final class BERTModel: @unchecked Sendable, TransformerLayerHost {
     /// Token types are all 0 (one segment). The pointer is valid until the next forward on `acts`.
     public func forward(_ sequences: [[Int]], acts: BERTActivations) -> (hidden: UnsafePointer<Float>, t: Int) {
         let b = sequences.count, t = sequences.map(\.count).max() ?? 0
-        precondition(b >= 1 && t >= 1 && b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength,
-                     "batch \(b)×\(t) exceeds the activations (\(acts.maxBatch)×\(acts.maxLength)) or the position table (\(config.contextLength))")
+        precondition(
+            b >= 1 && t >= 1 && b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength,
+            "batch \(b)×\(t) exceeds the activations (\(acts.maxBatch)×\(acts.maxLength)) or the position table (\(config.contextLength))")
         let n = b * t, d = config.dModel
         for (bi, s) in sequences.enumerated() {
             for i in 0..<t {
@@ -127,17 +133,20 @@ public final class BERTModel: @unchecked Sendable, TransformerLayerHost {
             }
         }
         // word + position (+ type 0), then the embedding layer norm.
-        Kernels.embeddingForward(out: acts.embed.pointer, ids: acts.ids, table: p("embeddings.word_embeddings.weight"), scale: 1,
-                                 positions: p("embeddings.position_embeddings.weight"), batch: n, length: t, width: d)
+        Kernels.embeddingForward(
+            out: acts.embed.pointer, ids: acts.ids, table: p("embeddings.word_embeddings.weight"), scale: 1,
+            positions: p("embeddings.position_embeddings.weight"), batch: n, length: t, width: d)
         let type0 = p("embeddings.token_type_embeddings.weight")
         for i in 0..<n { let o = acts.embed.pointer + i * d; for j in 0..<d { o[j] += type0[j] } }
-        Kernels.layerNormForward(out: acts.embedNorm.pointer, mean: acts.mean.pointer, rstd: acts.rstd.pointer, input: acts.embed.pointer,
-                                 gamma: p("embeddings.LayerNorm.weight"), beta: p("embeddings.LayerNorm.bias"), rows: n, width: d, eps: config.layerNormEps)
+        Kernels.layerNormForward(
+            out: acts.embedNorm.pointer, mean: acts.mean.pointer, rstd: acts.rstd.pointer, input: acts.embed.pointer,
+            gamma: p("embeddings.LayerNorm.weight"), beta: p("embeddings.LayerNorm.bias"), rows: n, width: d, eps: config.layerNormEps)
         var x = UnsafePointer(acts.embedNorm.pointer)
         var rng = SeededRNG(seed: 0)  // no dropout at inference
         for l in 0..<config.layers {
             // The layer copies its input before overwriting the buffers the previous layer's output is in.
-            x = encoderLayerForward(acts.layer, x, prefix: "encoder.layers.\(l)", keyPadding: UnsafePointer(acts.padding), b: b, s: t, dropout: 0, rng: &rng)
+            x = encoderLayerForward(
+                acts.layer, x, prefix: "encoder.layers.\(l)", keyPadding: UnsafePointer(acts.padding), b: b, s: t, dropout: 0, rng: &rng)
         }
         return (x, t)
     }

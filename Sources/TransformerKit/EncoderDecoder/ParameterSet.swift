@@ -21,7 +21,9 @@ public struct ParameterSet: Sendable, Equatable {
     /// Replaces a parameter's values; the shape must stay the same.
     public mutating func set(_ name: String, _ t: Tensor) throws {
         guard let old = tensors[name] else {
-            throw ConfigError(message: "unknown parameter \"\(name)\"; known: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : "")")
+            throw ConfigError(
+                message: "unknown parameter \"\(name)\"; known: \(names.prefix(12).joined(separator: ", "))\(names.count > 12 ? ", …" : "")"
+            )
         }
         guard old.shape == t.shape else {
             throw ConfigError(message: "parameter \"\(name)\" has shape \(t.shape), expected \(old.shape)")
@@ -106,7 +108,9 @@ extension FlatBuffer {
         self.init(count: layout.total)
         for e in layout.entries {
             guard let t = parameters[e.name] else { throw ConfigError(message: "parameter \(e.name) is missing") }
-            guard t.shape == e.shape else { throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)") }
+            guard t.shape == e.shape else {
+                throw ConfigError(message: "parameter \(e.name) has shape \(t.shape), the config needs \(e.shape)")
+            }
             for i in 0..<e.count { self[e.offset + i] = t.data[i] }
         }
     }

@@ -109,7 +109,8 @@ public final class Seq2SeqActivations: @unchecked Sendable {
     final class Sub {
         let normOut, mean, rstd, residual: FlatBuffer
         init(n: Int, d: Int) {
-            normOut = FlatBuffer(count: n * d); mean = FlatBuffer(count: n); rstd = FlatBuffer(count: n); residual = FlatBuffer(count: n * d)
+            normOut = FlatBuffer(count: n * d); mean = FlatBuffer(count: n); rstd = FlatBuffer(count: n);
+            residual = FlatBuffer(count: n * d)
         }
     }
     final class EncoderLayer {
@@ -182,20 +183,25 @@ extension Seq2SeqModel {
     /// Runs a training (or evaluation) forward pass. Returns the mean loss over non-pad targets.
     /// With `computeGradient` the logits buffer is left holding ∂L/∂logits for `backward`.
     @discardableResult
-    public func forward(_ batch: Seq2SeqBatch, acts: Seq2SeqActivations, labelSmoothing: Float = 0, dropout: Float = 0,
-                        rng: inout SeededRNG, computeGradient: Bool = true) -> (loss: Float, tokens: Int) {
+    public func forward(
+        _ batch: Seq2SeqBatch, acts: Seq2SeqActivations, labelSmoothing: Float = 0, dropout: Float = 0,
+        rng: inout SeededRNG, computeGradient: Bool = true
+    ) -> (loss: Float, tokens: Int) {
         let shape = load(batch, into: acts)
         encode(acts, shape, dropout: dropout, rng: &rng)
         decode(acts, shape, dropout: dropout, rng: &rng)
         let n = shape.b * shape.t
-        let (sum, count) = Kernels.softmaxCrossEntropy(logits: acts.logits.pointer, losses: acts.losses.pointer, targets: acts.tgtOut, rows: n, vocab: config.targetVocabSize,
-                                                       smoothing: labelSmoothing, ignore: batch.pad, computeGradient: computeGradient)
+        let (sum, count) = Kernels.softmaxCrossEntropy(
+            logits: acts.logits.pointer, losses: acts.losses.pointer, targets: acts.tgtOut, rows: n, vocab: config.targetVocabSize,
+            smoothing: labelSmoothing, ignore: batch.pad, computeGradient: computeGradient)
         return (count > 0 ? Float(sum / Double(count)) : 0, count)
     }
 
     func load(_ batch: Seq2SeqBatch, into acts: Seq2SeqActivations) -> Shape {
-        precondition(batch.batchSize <= acts.maxBatch && batch.sourceLength <= acts.maxSource && batch.targetLength <= acts.maxTarget,
-                     "batch \(batch.batchSize)×\(batch.sourceLength)/\(batch.targetLength) exceeds the activations' \(acts.maxBatch)×\(acts.maxSource)/\(acts.maxTarget)")
+        precondition(
+            batch.batchSize <= acts.maxBatch && batch.sourceLength <= acts.maxSource && batch.targetLength <= acts.maxTarget,
+            "batch \(batch.batchSize)×\(batch.sourceLength)/\(batch.targetLength) exceeds the activations' \(acts.maxBatch)×\(acts.maxSource)/\(acts.maxTarget)"
+        )
         for i in 0..<batch.source.count { acts.srcIDs[i] = batch.source[i]; acts.srcPad[i] = batch.sourcePadding[i] }
         for i in 0..<batch.targetInput.count { acts.tgtIDs[i] = batch.targetInput[i]; acts.tgtOut[i] = batch.targetOutput[i] }
         return Shape(b: batch.batchSize, s: batch.sourceLength, t: batch.targetLength)
@@ -206,16 +212,22 @@ extension Seq2SeqModel {
     func encode(_ acts: Seq2SeqActivations, _ sh: Shape, dropout: Float, rng: inout SeededRNG) {
         let n = sh.b * sh.s, d = config.dModel
         let pos = config.positions == .learned ? p("src_pos") : positionTable.pointer
-        Kernels.embeddingForward(out: acts.encEmbed.pointer, ids: acts.srcIDs, table: p(sourceTable), scale: embedScale, positions: pos, batch: n, length: sh.s, width: d)
-        if dropout > 0 { Kernels.dropoutForward(acts.encEmbed.pointer, keep: acts.encEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng) }
+        Kernels.embeddingForward(
+            out: acts.encEmbed.pointer, ids: acts.srcIDs, table: p(sourceTable), scale: embedScale, positions: pos, batch: n, length: sh.s,
+            width: d)
+        if dropout > 0 {
+            Kernels.dropoutForward(acts.encEmbed.pointer, keep: acts.encEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng)
+        }
         var x = UnsafePointer(acts.encEmbed.pointer)
         for (l, L) in acts.encoder.enumerated() {
-            x = encoderLayerForward(L, x, prefix: "encoder.layers.\(l)", keyPadding: UnsafePointer(acts.srcPad), b: sh.b, s: sh.s,
-                                    dropout: dropout, rng: &rng)
+            x = encoderLayerForward(
+                L, x, prefix: "encoder.layers.\(l)", keyPadding: UnsafePointer(acts.srcPad), b: sh.b, s: sh.s,
+                dropout: dropout, rng: &rng)
         }
         if config.norm == .pre && config.encoderLayers > 0 {
-            Kernels.layerNormForward(out: acts.encFinal.normOut.pointer, mean: acts.encFinal.mean.pointer, rstd: acts.encFinal.rstd.pointer, input: x,
-                                     gamma: p("encoder.norm.gamma"), beta: p("encoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
+            Kernels.layerNormForward(
+                out: acts.encFinal.normOut.pointer, mean: acts.encFinal.mean.pointer, rstd: acts.encFinal.rstd.pointer, input: x,
+                gamma: p("encoder.norm.gamma"), beta: p("encoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
             x = UnsafePointer(acts.encFinal.normOut.pointer)
         }
         acts.memory.pointer.update(from: x, count: n * d)
@@ -226,38 +238,51 @@ extension Seq2SeqModel {
     func decode(_ acts: Seq2SeqActivations, _ sh: Shape, dropout: Float, rng: inout SeededRNG) {
         let n = sh.b * sh.t, d = config.dModel
         let pos = config.positions == .learned ? p("tgt_pos") : positionTable.pointer
-        Kernels.embeddingForward(out: acts.decEmbed.pointer, ids: acts.tgtIDs, table: p(targetTable), scale: embedScale, positions: pos, batch: n, length: sh.t, width: d)
-        if dropout > 0 { Kernels.dropoutForward(acts.decEmbed.pointer, keep: acts.decEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng) }
+        Kernels.embeddingForward(
+            out: acts.decEmbed.pointer, ids: acts.tgtIDs, table: p(targetTable), scale: embedScale, positions: pos, batch: n, length: sh.t,
+            width: d)
+        if dropout > 0 {
+            Kernels.dropoutForward(acts.decEmbed.pointer, keep: acts.decEmbedKeep.pointer, count: n * d, p: dropout, rng: &rng)
+        }
         var x = UnsafePointer(acts.decEmbed.pointer)
         let memory = UnsafePointer(acts.memory.pointer)
         for (l, L) in acts.decoder.enumerated() {
             let pre = "decoder.layers.\(l)"
             L.input.pointer.update(from: x, count: n * d)
             x = UnsafePointer(L.input.pointer)
-            x = sublayerForward(x, L.sub1, norm: "\(pre).norm1", n: n, dropout: dropout, keep: L.selfAttn.keep, out: L.selfAttn.out, rng: &rng) { h in
-                attentionForward(L.selfAttn, q: h, kv: h, param: "\(pre).self_attn", keyPadding: nil, causal: true, b: sh.b, tq: sh.t, tk: sh.t)
+            x = sublayerForward(
+                x, L.sub1, norm: "\(pre).norm1", n: n, dropout: dropout, keep: L.selfAttn.keep, out: L.selfAttn.out, rng: &rng
+            ) { h in
+                attentionForward(
+                    L.selfAttn, q: h, kv: h, param: "\(pre).self_attn", keyPadding: nil, causal: true, b: sh.b, tq: sh.t, tk: sh.t)
             }
-            x = sublayerForward(x, L.sub2, norm: "\(pre).norm2", n: n, dropout: dropout, keep: L.crossAttn.keep, out: L.crossAttn.out, rng: &rng) { h in
-                attentionForward(L.crossAttn, q: h, kv: memory, param: "\(pre).cross_attn", keyPadding: UnsafePointer(acts.srcPad), causal: false,
-                                 b: sh.b, tq: sh.t, tk: sh.s)
+            x = sublayerForward(
+                x, L.sub2, norm: "\(pre).norm2", n: n, dropout: dropout, keep: L.crossAttn.keep, out: L.crossAttn.out, rng: &rng
+            ) { h in
+                attentionForward(
+                    L.crossAttn, q: h, kv: memory, param: "\(pre).cross_attn", keyPadding: UnsafePointer(acts.srcPad), causal: false,
+                    b: sh.b, tq: sh.t, tk: sh.s)
             }
             x = sublayerForward(x, L.sub3, norm: "\(pre).norm3", n: n, dropout: dropout, keep: L.ffn.keep, out: L.ffn.out, rng: &rng) { h in
                 ffnForward(L.ffn, h, param: "\(pre).ffn", n: n)
             }
         }
         if config.norm == .pre {
-            Kernels.layerNormForward(out: acts.decFinal.normOut.pointer, mean: acts.decFinal.mean.pointer, rstd: acts.decFinal.rstd.pointer, input: x,
-                                     gamma: p("decoder.norm.gamma"), beta: p("decoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
+            Kernels.layerNormForward(
+                out: acts.decFinal.normOut.pointer, mean: acts.decFinal.mean.pointer, rstd: acts.decFinal.rstd.pointer, input: x,
+                gamma: p("decoder.norm.gamma"), beta: p("decoder.norm.beta"), rows: n, width: d, eps: config.layerNormEps)
             x = UnsafePointer(acts.decFinal.normOut.pointer)
         }
         acts.decOut.pointer.update(from: x, count: n * d)
         // Output projection: y · W_out, or y · Eᵀ when tied.
         let v = config.targetVocabSize
         if config.embeddings == .separate {
-            Kernels.linearForward(out: acts.logits.pointer, input: acts.decOut.pointer, weight: p("out_proj"), bias: nil, rows: n, width: d, outWidth: v)
+            Kernels.linearForward(
+                out: acts.logits.pointer, input: acts.decOut.pointer, weight: p("out_proj"), bias: nil, rows: n, width: d, outWidth: v)
         } else {
-            Gemm.multiply(transA: false, transB: true, m: n, n: v, k: d, a: acts.decOut.pointer, lda: d, b: p(targetTable), ldb: d,
-                          beta: 0, c: acts.logits.pointer, ldc: v)
+            Gemm.multiply(
+                transA: false, transB: true, m: n, n: v, k: d, a: acts.decOut.pointer, lda: d, b: p(targetTable), ldb: d,
+                beta: 0, c: acts.logits.pointer, ldc: v)
         }
     }
 
@@ -273,39 +298,53 @@ extension Seq2SeqModel {
         let dY = acts.dStream.pointer
         dY.update(repeating: 0, count: nt * d)
         if config.embeddings == .separate {
-            Kernels.linearBackward(dInput: dY, dWeight: g("out_proj"), dBias: nil, dOut: acts.logits.pointer, input: acts.decOut.pointer, weight: p("out_proj"), rows: nt, width: d, outWidth: v)
+            Kernels.linearBackward(
+                dInput: dY, dWeight: g("out_proj"), dBias: nil, dOut: acts.logits.pointer, input: acts.decOut.pointer,
+                weight: p("out_proj"), rows: nt, width: d, outWidth: v)
         } else {
             // logits = Y · Eᵀ: dY += dlogits · E, dE += dlogitsᵀ · Y
-            Gemm.multiply(transA: false, transB: false, m: nt, n: d, k: v, a: acts.logits.pointer, lda: v, b: p(targetTable), ldb: d,
-                          beta: 1, c: dY, ldc: d)
-            Gemm.multiply(transA: true, transB: false, m: v, n: d, k: nt, a: acts.logits.pointer, lda: v, b: acts.decOut.pointer, ldb: d,
-                          beta: 1, c: g(targetTable), ldc: d)
+            Gemm.multiply(
+                transA: false, transB: false, m: nt, n: d, k: v, a: acts.logits.pointer, lda: v, b: p(targetTable), ldb: d,
+                beta: 1, c: dY, ldc: d)
+            Gemm.multiply(
+                transA: true, transB: false, m: v, n: d, k: nt, a: acts.logits.pointer, lda: v, b: acts.decOut.pointer, ldb: d,
+                beta: 1, c: g(targetTable), ldc: d)
         }
         acts.dMemory.zero()
         // Decoder.
         if config.norm == .pre {
-            finalNormBackward(acts.decFinal, input: acts.decoder.last.map { lastStream($0.sub3) } ?? UnsafePointer(acts.decEmbed.pointer),
-                              name: "decoder.norm", n: nt, acts: acts)
+            finalNormBackward(
+                acts.decFinal, input: acts.decoder.last.map { lastStream($0.sub3) } ?? UnsafePointer(acts.decEmbed.pointer),
+                name: "decoder.norm", n: nt, acts: acts)
         }
         for (l, L) in acts.decoder.enumerated().reversed() {
             let pre = "decoder.layers.\(l)"
             let in3 = config.norm == .post ? UnsafePointer(L.sub2.normOut.pointer) : UnsafePointer(L.sub2.residual.pointer)
             let in2 = config.norm == .post ? UnsafePointer(L.sub1.normOut.pointer) : UnsafePointer(L.sub1.residual.pointer)
-            sublayerBackward(L.sub3, input: in3, norm: "\(pre).norm3", n: nt, dropout: dropout, keep: L.ffn.keep, acts: acts) { h, dSub, dInput in
+            sublayerBackward(L.sub3, input: in3, norm: "\(pre).norm3", n: nt, dropout: dropout, keep: L.ffn.keep, acts: acts) {
+                h, dSub, dInput in
                 ffnBackward(L.ffn, h, dSub, dInput, param: "\(pre).ffn", n: nt, acts: acts)
             }
-            sublayerBackward(L.sub2, input: in2, norm: "\(pre).norm2", n: nt, dropout: dropout, keep: L.crossAttn.keep, acts: acts) { h, dSub, dInput in
-                attentionBackward(L.crossAttn, q: h, kv: acts.memory.pointer, dq: dInput, dkv: acts.dMemory.pointer, dOut: dSub,
-                                  param: "\(pre).cross_attn", b: sh.b, tq: sh.t, tk: sh.s, acts: acts)
+            sublayerBackward(L.sub2, input: in2, norm: "\(pre).norm2", n: nt, dropout: dropout, keep: L.crossAttn.keep, acts: acts) {
+                h, dSub, dInput in
+                attentionBackward(
+                    L.crossAttn, q: h, kv: acts.memory.pointer, dq: dInput, dkv: acts.dMemory.pointer, dOut: dSub,
+                    param: "\(pre).cross_attn", b: sh.b, tq: sh.t, tk: sh.s, acts: acts)
             }
-            sublayerBackward(L.sub1, input: UnsafePointer(L.input.pointer), norm: "\(pre).norm1", n: nt, dropout: dropout, keep: L.selfAttn.keep, acts: acts) { h, dSub, dInput in
-                attentionBackward(L.selfAttn, q: h, kv: h, dq: dInput, dkv: dInput, dOut: dSub,
-                                  param: "\(pre).self_attn", b: sh.b, tq: sh.t, tk: sh.t, acts: acts)
+            sublayerBackward(
+                L.sub1, input: UnsafePointer(L.input.pointer), norm: "\(pre).norm1", n: nt, dropout: dropout, keep: L.selfAttn.keep,
+                acts: acts
+            ) { h, dSub, dInput in
+                attentionBackward(
+                    L.selfAttn, q: h, kv: h, dq: dInput, dkv: dInput, dOut: dSub,
+                    param: "\(pre).self_attn", b: sh.b, tq: sh.t, tk: sh.t, acts: acts)
             }
         }
         if dropout > 0 { Kernels.dropoutBackward(acts.dStream.pointer, keep: acts.decEmbedKeep.pointer, count: nt * d) }
-        Kernels.embeddingBackward(dTable: g(targetTable), dPositions: config.positions == .learned ? g("tgt_pos") : nil, dOut: acts.dStream.pointer, ids: acts.tgtIDs,
-                                  scale: embedScale, batch: nt, length: sh.t, width: d)
+        Kernels.embeddingBackward(
+            dTable: g(targetTable), dPositions: config.positions == .learned ? g("tgt_pos") : nil, dOut: acts.dStream.pointer,
+            ids: acts.tgtIDs,
+            scale: embedScale, batch: nt, length: sh.t, width: d)
         // Encoder, starting from the gradient that reached the memory.
         acts.dStream.pointer.update(from: acts.dMemory.pointer, count: ns * d)
         if config.norm == .pre && config.encoderLayers > 0 {
@@ -314,16 +353,23 @@ extension Seq2SeqModel {
         for (l, L) in acts.encoder.enumerated().reversed() {
             let pre = "encoder.layers.\(l)"
             let in2 = config.norm == .post ? UnsafePointer(L.sub1.normOut.pointer) : UnsafePointer(L.sub1.residual.pointer)
-            sublayerBackward(L.sub2, input: in2, norm: "\(pre).norm2", n: ns, dropout: dropout, keep: L.ffn.keep, acts: acts) { h, dSub, dInput in
+            sublayerBackward(L.sub2, input: in2, norm: "\(pre).norm2", n: ns, dropout: dropout, keep: L.ffn.keep, acts: acts) {
+                h, dSub, dInput in
                 ffnBackward(L.ffn, h, dSub, dInput, param: "\(pre).ffn", n: ns, acts: acts)
             }
-            sublayerBackward(L.sub1, input: UnsafePointer(L.input.pointer), norm: "\(pre).norm1", n: ns, dropout: dropout, keep: L.attn.keep, acts: acts) { h, dSub, dInput in
-                attentionBackward(L.attn, q: h, kv: h, dq: dInput, dkv: dInput, dOut: dSub, param: "\(pre).self_attn", b: sh.b, tq: sh.s, tk: sh.s, acts: acts)
+            sublayerBackward(
+                L.sub1, input: UnsafePointer(L.input.pointer), norm: "\(pre).norm1", n: ns, dropout: dropout, keep: L.attn.keep, acts: acts
+            ) { h, dSub, dInput in
+                attentionBackward(
+                    L.attn, q: h, kv: h, dq: dInput, dkv: dInput, dOut: dSub, param: "\(pre).self_attn", b: sh.b, tq: sh.s, tk: sh.s,
+                    acts: acts)
             }
         }
         if dropout > 0 { Kernels.dropoutBackward(acts.dStream.pointer, keep: acts.encEmbedKeep.pointer, count: ns * d) }
-        Kernels.embeddingBackward(dTable: g(sourceTable), dPositions: config.positions == .learned ? g("src_pos") : nil, dOut: acts.dStream.pointer, ids: acts.srcIDs,
-                                  scale: embedScale, batch: ns, length: sh.s, width: d)
+        Kernels.embeddingBackward(
+            dTable: g(sourceTable), dPositions: config.positions == .learned ? g("src_pos") : nil, dOut: acts.dStream.pointer,
+            ids: acts.srcIDs,
+            scale: embedScale, batch: ns, length: sh.s, width: d)
     }
 
     /// The stream value a pre-norm sublayer produced (its residual sum).
@@ -333,15 +379,18 @@ extension Seq2SeqModel {
     func finalNormBackward(_ sub: Seq2SeqActivations.Sub, input: UnsafePointer<Float>, name: String, n: Int, acts: Seq2SeqActivations) {
         let d = config.dModel
         acts.dPrev.pointer.update(repeating: 0, count: n * d)
-        Kernels.layerNormBackward(dInput: acts.dPrev.pointer, dGamma: g("\(name).gamma"), dBeta: g("\(name).beta"), dOut: acts.dStream.pointer, input: input,
-                                  gamma: p("\(name).gamma"), mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
+        Kernels.layerNormBackward(
+            dInput: acts.dPrev.pointer, dGamma: g("\(name).gamma"), dBeta: g("\(name).beta"), dOut: acts.dStream.pointer, input: input,
+            gamma: p("\(name).gamma"), mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
         acts.dStream.pointer.update(from: acts.dPrev.pointer, count: n * d)
     }
 
     /// One residual sublayer backward: on entry `dStream` holds ∂L/∂(sublayer output); on exit ∂L/∂(sublayer input).
     /// `f(h, dSub, dInput)` back-propagates the sublayer function from `dSub` into `dInput` (the gradient w.r.t. `h`).
-    func sublayerBackward(_ sub: Seq2SeqActivations.Sub, input x: UnsafePointer<Float>, norm: String, n: Int, dropout: Float, keep: FlatBuffer,
-                          acts: Seq2SeqActivations, _ f: (UnsafePointer<Float>, UnsafePointer<Float>, FloatPtr) -> Void) {
+    func sublayerBackward(
+        _ sub: Seq2SeqActivations.Sub, input x: UnsafePointer<Float>, norm: String, n: Int, dropout: Float, keep: FlatBuffer,
+        acts: Seq2SeqActivations, _ f: (UnsafePointer<Float>, UnsafePointer<Float>, FloatPtr) -> Void
+    ) {
         let d = config.dModel, count = n * d
         let dStream = acts.dStream.pointer, dPrev = acts.dPrev.pointer, dSub = acts.dSub.pointer
         switch config.norm {
@@ -349,8 +398,10 @@ extension Seq2SeqModel {
             // out = LN(x + drop(f(x)))
             let dRes = acts.dRes.pointer
             dRes.update(repeating: 0, count: count)
-            Kernels.layerNormBackward(dInput: dRes, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dStream, input: sub.residual.pointer, gamma: p("\(norm).gamma"),
-                                      mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
+            Kernels.layerNormBackward(
+                dInput: dRes, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dStream, input: sub.residual.pointer,
+                gamma: p("\(norm).gamma"),
+                mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
             dPrev.update(from: dRes, count: count)
             dSub.update(from: dRes, count: count)
             if dropout > 0 { Kernels.dropoutBackward(dSub, keep: keep.pointer, count: count) }
@@ -363,40 +414,58 @@ extension Seq2SeqModel {
             let dH = acts.dH.pointer
             dH.update(repeating: 0, count: count)
             f(UnsafePointer(sub.normOut.pointer), dSub, dH)
-            Kernels.layerNormBackward(dInput: dPrev, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dH, input: x, gamma: p("\(norm).gamma"),
-                                      mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
+            Kernels.layerNormBackward(
+                dInput: dPrev, dGamma: g("\(norm).gamma"), dBeta: g("\(norm).beta"), dOut: dH, input: x, gamma: p("\(norm).gamma"),
+                mean: sub.mean.pointer, rstd: sub.rstd.pointer, rows: n, width: d)
         }
         dStream.update(from: dPrev, count: count)
     }
 
-    func attentionBackward(_ A: Seq2SeqActivations.Attention, q xq: UnsafePointer<Float>, kv xkv: UnsafePointer<Float>,
-                           dq dXq: FloatPtr, dkv dXkv: FloatPtr, dOut: UnsafePointer<Float>, param p0: String,
-                           b: Int, tq: Int, tk: Int, acts: Seq2SeqActivations) {
+    func attentionBackward(
+        _ A: Seq2SeqActivations.Attention, q xq: UnsafePointer<Float>, kv xkv: UnsafePointer<Float>,
+        dq dXq: FloatPtr, dkv dXkv: FloatPtr, dOut: UnsafePointer<Float>, param p0: String,
+        b: Int, tq: Int, tk: Int, acts: Seq2SeqActivations
+    ) {
         let d = config.dModel, a = config.attentionWidth
         let nq = b * tq, nk = b * tk
         let dCtx = acts.dCtx.pointer, dQ = acts.dQ.pointer, dK = acts.dK.pointer, dV = acts.dV.pointer
         dCtx.update(repeating: 0, count: nq * a)
-        Kernels.linearBackward(dInput: dCtx, dWeight: g("\(p0).w_o"), dBias: gOpt("\(p0).b_o"), dOut: dOut, input: A.ctx.pointer, weight: p("\(p0).w_o"), rows: nq, width: a, outWidth: d)
+        Kernels.linearBackward(
+            dInput: dCtx, dWeight: g("\(p0).w_o"), dBias: gOpt("\(p0).b_o"), dOut: dOut, input: A.ctx.pointer, weight: p("\(p0).w_o"),
+            rows: nq, width: a, outWidth: d)
         dQ.update(repeating: 0, count: nq * a); dK.update(repeating: 0, count: nk * a); dV.update(repeating: 0, count: nk * a)
-        Kernels.attentionBackward(dQ: dQ, dK: dK, dV: dV, dOut: dCtx, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, weights: A.att.pointer,
-                                  batch: b, queries: tq, keys: tk, heads: config.heads, headSize: config.headSize, qStride: a, kvStride: a)
-        Kernels.linearBackward(dInput: dXq, dWeight: g("\(p0).w_q"), dBias: gOpt("\(p0).b_q"), dOut: dQ, input: xq, weight: p("\(p0).w_q"), rows: nq, width: d, outWidth: a)
-        Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_k"), dBias: gOpt("\(p0).b_k"), dOut: dK, input: xkv, weight: p("\(p0).w_k"), rows: nk, width: d, outWidth: a)
-        Kernels.linearBackward(dInput: dXkv, dWeight: g("\(p0).w_v"), dBias: gOpt("\(p0).b_v"), dOut: dV, input: xkv, weight: p("\(p0).w_v"), rows: nk, width: d, outWidth: a)
+        Kernels.attentionBackward(
+            dQ: dQ, dK: dK, dV: dV, dOut: dCtx, q: A.q.pointer, k: A.k.pointer, v: A.v.pointer, weights: A.att.pointer,
+            batch: b, queries: tq, keys: tk, heads: config.heads, headSize: config.headSize, qStride: a, kvStride: a)
+        Kernels.linearBackward(
+            dInput: dXq, dWeight: g("\(p0).w_q"), dBias: gOpt("\(p0).b_q"), dOut: dQ, input: xq, weight: p("\(p0).w_q"), rows: nq, width: d,
+            outWidth: a)
+        Kernels.linearBackward(
+            dInput: dXkv, dWeight: g("\(p0).w_k"), dBias: gOpt("\(p0).b_k"), dOut: dK, input: xkv, weight: p("\(p0).w_k"), rows: nk,
+            width: d, outWidth: a)
+        Kernels.linearBackward(
+            dInput: dXkv, dWeight: g("\(p0).w_v"), dBias: gOpt("\(p0).b_v"), dOut: dV, input: xkv, weight: p("\(p0).w_v"), rows: nk,
+            width: d, outWidth: a)
     }
 
-    func ffnBackward(_ F: Seq2SeqActivations.FFN, _ x: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>, _ dX: FloatPtr,
-                     param p0: String, n: Int, acts: Seq2SeqActivations) {
+    func ffnBackward(
+        _ F: Seq2SeqActivations.FFN, _ x: UnsafePointer<Float>, _ dOut: UnsafePointer<Float>, _ dX: FloatPtr,
+        param p0: String, n: Int, acts: Seq2SeqActivations
+    ) {
         let d = config.dModel, ff = config.dFF
         let dA = acts.dFF1.pointer, dHid = acts.dFF2.pointer
         dA.update(repeating: 0, count: n * ff); dHid.update(repeating: 0, count: n * ff)
-        Kernels.linearBackward(dInput: dA, dWeight: g("\(p0).w2"), dBias: g("\(p0).b2"), dOut: dOut, input: F.a.pointer, weight: p("\(p0).w2"), rows: n, width: ff, outWidth: d)
+        Kernels.linearBackward(
+            dInput: dA, dWeight: g("\(p0).w2"), dBias: g("\(p0).b2"), dOut: dOut, input: F.a.pointer, weight: p("\(p0).w2"), rows: n,
+            width: ff, outWidth: d)
         switch config.activation {
         case .relu: Kernels.reluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff)
         case .gelu: Kernels.geluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff, form: .erf)
         case .geluTanh: Kernels.geluBackward(dInput: dHid, dOut: dA, input: F.h.pointer, count: n * ff, form: .tanh)
         }
-        Kernels.linearBackward(dInput: dX, dWeight: g("\(p0).w1"), dBias: g("\(p0).b1"), dOut: dHid, input: x, weight: p("\(p0).w1"), rows: n, width: d, outWidth: ff)
+        Kernels.linearBackward(
+            dInput: dX, dWeight: g("\(p0).w1"), dBias: g("\(p0).b1"), dOut: dHid, input: x, weight: p("\(p0).w1"), rows: n, width: d,
+            outWidth: ff)
     }
 }
 

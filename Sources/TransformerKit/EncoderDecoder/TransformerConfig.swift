@@ -76,11 +76,16 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
         if let h = explicitHeadSize {
             if h < 1 { try fail("d_k must be at least 1 (got \(h))") }
         } else if dModel % heads != 0 {
-            try fail("d_model \(dModel) is not divisible by heads \(heads): d_k = d_model / h must be a whole number (or give d_k explicitly)")
+            try fail(
+                "d_model \(dModel) is not divisible by heads \(heads): d_k = d_model / h must be a whole number (or give d_k explicitly)")
         }
         if dFF < 1 { try fail("d_ff must be at least 1 (got \(dFF))") }
-        if encoderLayers < 0 || decoderLayers < 1 { try fail("need at least 0 encoder layers and 1 decoder layer (got \(encoderLayers), \(decoderLayers))") }
-        if sourceVocabSize < 1 || targetVocabSize < 1 { try fail("vocabulary sizes must be positive (got \(sourceVocabSize), \(targetVocabSize))") }
+        if encoderLayers < 0 || decoderLayers < 1 {
+            try fail("need at least 0 encoder layers and 1 decoder layer (got \(encoderLayers), \(decoderLayers))")
+        }
+        if sourceVocabSize < 1 || targetVocabSize < 1 {
+            try fail("vocabulary sizes must be positive (got \(sourceVocabSize), \(targetVocabSize))")
+        }
         if embeddings == .all && sourceVocabSize != targetVocabSize {
             try fail("shared source/target embeddings need one vocabulary (got sizes \(sourceVocabSize) and \(targetVocabSize))")
         }
@@ -91,14 +96,15 @@ public struct TransformerConfig: Codable, Sendable, Equatable {
     /// One line per convention, printed at the top of every trace.
     public var conventions: [String: String] {
         [
-            "norm": norm == .post ? "post-norm: LayerNorm(x + Sublayer(x)) (the paper)" : "pre-norm: x + Sublayer(LayerNorm(x)), final LayerNorm",
+            "norm": norm == .post
+                ? "post-norm: LayerNorm(x + Sublayer(x)) (the paper)" : "pre-norm: x + Sublayer(LayerNorm(x)), final LayerNorm",
             "activation": activation.rawValue,
             "positions": positions == .sinusoidal ? "sinusoidal (fixed)" : "learned table",
             "embeddings": embeddings.rawValue,
             "embedding_scale": scaleEmbeddings ? "×√d_model" : "none",
             "attention_bias": attentionBias ? "yes" : "no",
             "d_k": "\(headSize)" + (explicitHeadSize == nil ? " = d_model / h" : " (set explicitly)"),
-            "weights": "x · W with W stored [in, out] (PyTorch stores [out, in])",
+            "weights": "x · W with W stored [in, out] (PyTorch stores [out, in])"
         ]
     }
 }

@@ -30,7 +30,8 @@ public enum GPTCheckpoint {
         let configURL = directory.appendingPathComponent(configFile)
         let weightsURL = directory.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw GPTCheckpointError("\(directory.path) has no \(configFile) (expected a Hugging Face GPT-2 folder: config.json + model.safetensors)")
+            throw GPTCheckpointError(
+                "\(directory.path) has no \(configFile) (expected a Hugging Face GPT-2 folder: config.json + model.safetensors)")
         }
         let config = try readConfig(configURL)
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
@@ -57,7 +58,9 @@ public enum GPTCheckpoint {
             var bad = 0, first: Float = 0
             for i in 0..<e.count where !p[i].isFinite { if bad == 0 { first = p[i] }; bad += 1 }
             if bad > 0 {
-                throw GPTCheckpointError("\(weightsURL.path): tensor \(e.name) holds \(first.isNaN ? "NaN" : "\(first)") (\(bad) of \(e.count) values non-finite)")
+                throw GPTCheckpointError(
+                    "\(weightsURL.path): tensor \(e.name) holds \(first.isNaN ? "NaN" : "\(first)") (\(bad) of \(e.count) values non-finite)"
+                )
             }
         }
         return model
@@ -86,13 +89,16 @@ public enum GPTCheckpoint {
 
     static func readConfig(_ f: JSONConfigFile) throws -> GPTConfig {
         let path = f.path
-        var config = GPTConfig(vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
-                               dModel: try f.positiveInt("n_embd"), layers: try f.positiveInt("n_layer"), heads: try f.positiveInt("n_head"))
+        var config = GPTConfig(
+            vocabSize: try f.positiveInt("vocab_size"), contextLength: try f.positiveInt("n_positions"),
+            dModel: try f.positiveInt("n_embd"), layers: try f.positiveInt("n_layer"), heads: try f.positiveInt("n_head"))
         config.explicitDFF = try f.optionalPositiveInt("n_inner")
         if let eps = try f.positiveFloat("layer_norm_epsilon") { config.layerNormEps = eps }
         if let a = try f.string("activation_function") { config.activation = a }
         // GPT2Config switches that change the arithmetic; refuse rather than compute something else.
-        let unsupported: [(String, Bool)] = [("scale_attn_weights", true), ("scale_attn_by_inverse_layer_idx", false), ("add_cross_attention", false)]
+        let unsupported: [(String, Bool)] = [
+            ("scale_attn_weights", true), ("scale_attn_by_inverse_layer_idx", false), ("add_cross_attention", false)
+        ]
         for (key, supported) in unsupported {
             if let b = try f.bool(key), b != supported {
                 throw GPTCheckpointError("\(path): \"\(key)\": \(b) is not supported (this model implements \(supported))")
@@ -117,10 +123,15 @@ public enum GPTCheckpoint {
             if bare == "lm_head.weight" { lmHead = name; continue }
             let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
             if parts.count == 4, parts[0] == "h", parts[2] == "attn", parts[3] == "bias" || parts[3] == "masked_bias",
-               let l = Int(parts[1]), l >= 0, l < config.layers { continue }
+                let l = Int(parts[1]), l >= 0, l < config.layers
+            {
+                continue
+            }
             guard wanted.contains(bare) else {
-                throw GPTCheckpointError("\(file): tensor \"\(name)\" is not part of the GPT-2 that \(configPath) describes "
-                                         + "(n_layer \(config.layers); expected names like \"\(prefix)h.0.attn.c_attn.weight\", with or without \"\(prefix)\")")
+                throw GPTCheckpointError(
+                    "\(file): tensor \"\(name)\" is not part of the GPT-2 that \(configPath) describes "
+                        + "(n_layer \(config.layers); expected names like \"\(prefix)h.0.attn.c_attn.weight\", with or without \"\(prefix)\")"
+                )
             }
             if let other = found[bare] {
                 throw GPTCheckpointError("\(file): tensors \"\(other)\" and \"\(name)\" are the same parameter; keep one")
@@ -130,12 +141,15 @@ public enum GPTCheckpoint {
         var ps = ParameterSet()
         for (bare, shape) in shapes {
             guard let name = found[bare] else {
-                throw GPTCheckpointError("\(file) has no tensor \"\(bare)\" (with or without \"\(prefix)\"), which \(configPath) needs (shape \(shape))")
+                throw GPTCheckpointError(
+                    "\(file) has no tensor \"\(bare)\" (with or without \"\(prefix)\"), which \(configPath) needs (shape \(shape))")
             }
             let stored = archive.entry(name)!.shape
             guard stored == shape else {
-                throw GPTCheckpointError("\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) "
-                                         + "(vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \(config.dFF)) needs \(shape)")
+                throw GPTCheckpointError(
+                    "\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) "
+                        + "(vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \(config.dFF)) needs \(shape)"
+                )
             }
             ps.add(bare, try archive.tensor(name))
         }
@@ -143,8 +157,9 @@ public enum GPTCheckpoint {
             let wte = ps["wte.weight"]!
             let stored = archive.entry(lmHead)!.shape
             guard stored == wte.shape, try archive.tensor(lmHead).data == wte.data else {
-                throw GPTCheckpointError("\(file): tensor \"\(lmHead)\" (shape \(stored)) differs from \"\(found["wte.weight"]!)\" (shape \(wte.shape)); "
-                                         + "this model ties the output layer to the token embedding, so an untied lm_head cannot be loaded")
+                throw GPTCheckpointError(
+                    "\(file): tensor \"\(lmHead)\" (shape \(stored)) differs from \"\(found["wte.weight"]!)\" (shape \(wte.shape)); "
+                        + "this model ties the output layer to the token embedding, so an untied lm_head cannot be loaded")
             }
         }
         return ps
@@ -193,7 +208,7 @@ public enum GPTCheckpoint {
             ("scale_attn_by_inverse_layer_idx", "false"),
             ("scale_attn_weights", "true"),
             ("tie_word_embeddings", "true"),
-            ("vocab_size", "\(c.vocabSize)"),
+            ("vocab_size", "\(c.vocabSize)")
         ]
         return "{\n" + fields.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n}\n"
     }

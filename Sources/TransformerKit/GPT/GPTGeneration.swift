@@ -108,7 +108,10 @@ public final class GPTGenerator: GenerationSession {
         let c = model.config
         guard !tokens.isEmpty else { throw ConfigError(message: "nothing to feed: the token list is empty") }
         guard length + tokens.count <= c.contextLength else {
-            throw ConfigError(message: "\(length + tokens.count) tokens do not fit in the context of \(c.contextLength) (\(length) already used, \(tokens.count) new)")
+            throw ConfigError(
+                message:
+                    "\(length + tokens.count) tokens do not fit in the context of \(c.contextLength) (\(length) already used, \(tokens.count) new)"
+            )
         }
         if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
             throw ConfigError(message: "token id \(bad) is outside the vocabulary (0..<\(c.vocabSize))")
@@ -141,30 +144,45 @@ public final class GPTGenerator: GenerationSession {
         for j in 0..<d { x[j] = wte[j] + wpe[j] }
         for l in 0..<c.layers {
             let o = model.blockOffsets[l]
-            Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln1w), beta: model.p(o.ln1b), rows: 1, width: d, eps: eps)
-            Kernels.linearForward(out: qkv.pointer, input: h.pointer, weight: model.p(o.attnW), bias: model.p(o.attnB), rows: 1, width: d, outWidth: 3 * d)
+            Kernels.layerNormForward(
+                out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln1w), beta: model.p(o.ln1b),
+                rows: 1, width: d, eps: eps)
+            Kernels.linearForward(
+                out: qkv.pointer, input: h.pointer, weight: model.p(o.attnW), bias: model.p(o.attnB), rows: 1, width: d, outWidth: 3 * d)
             (kCache[l].pointer + pos * d).update(from: qkv.pointer + d, count: d)
             (vCache[l].pointer + pos * d).update(from: qkv.pointer + 2 * d, count: d)
-            Kernels.cachedAttentionForward(out: ctx.pointer, q: qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
-                                           n: 1, start: pos, heads: c.heads, kvHeads: c.heads, headSize: dk)
-            Kernels.linearForward(out: tmp.pointer, input: ctx.pointer, weight: model.p(o.projW), bias: model.p(o.projB), rows: 1, width: d, outWidth: d)
+            Kernels.cachedAttentionForward(
+                out: ctx.pointer, q: qkv.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                n: 1, start: pos, heads: c.heads, kvHeads: c.heads, headSize: dk)
+            Kernels.linearForward(
+                out: tmp.pointer, input: ctx.pointer, weight: model.p(o.projW), bias: model.p(o.projB), rows: 1, width: d, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
-            Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln2w), beta: model.p(o.ln2b), rows: 1, width: d, eps: eps)
-            Kernels.linearForward(out: fc.pointer, input: h.pointer, weight: model.p(o.fcW), bias: model.p(o.fcB), rows: 1, width: d, outWidth: c.dFF)
+            Kernels.layerNormForward(
+                out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p(o.ln2w), beta: model.p(o.ln2b),
+                rows: 1, width: d, eps: eps)
+            Kernels.linearForward(
+                out: fc.pointer, input: h.pointer, weight: model.p(o.fcW), bias: model.p(o.fcB), rows: 1, width: d, outWidth: c.dFF)
             Kernels.geluForward(out: act.pointer, input: fc.pointer, count: c.dFF, form: c.geluForm)
-            Kernels.linearForward(out: tmp.pointer, input: act.pointer, weight: model.p(o.mlpW), bias: model.p(o.mlpB), rows: 1, width: c.dFF, outWidth: d)
+            Kernels.linearForward(
+                out: tmp.pointer, input: act.pointer, weight: model.p(o.mlpW), bias: model.p(o.mlpB), rows: 1, width: c.dFF, outWidth: d)
             for j in 0..<d { x[j] += tmp[j] }
         }
-        Kernels.layerNormForward(out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p("ln_f.weight"), beta: model.p("ln_f.bias"), rows: 1, width: d, eps: eps)
-        Gemm.multiply(transA: false, transB: true, m: 1, n: c.vocabSize, k: d, a: h.pointer, lda: d, b: model.p("wte.weight"), ldb: d, beta: 0, c: logits.pointer, ldc: c.vocabSize)
+        Kernels.layerNormForward(
+            out: h.pointer, mean: mean.pointer, rstd: rstd.pointer, input: x.pointer, gamma: model.p("ln_f.weight"),
+            beta: model.p("ln_f.bias"), rows: 1, width: d, eps: eps)
+        Gemm.multiply(
+            transA: false, transB: true, m: 1, n: c.vocabSize, k: d, a: h.pointer, lda: d, b: model.p("wte.weight"), ldb: d, beta: 0,
+            c: logits.pointer, ldc: c.vocabSize)
     }
 
     /// Prompt in, `maxNewTokens` sampled tokens out (streamed through `onToken`). A prompt longer
     /// than the context keeps its last tokens. When the context fills up, the window slides: the last
     /// half of it is fed again and generation goes on (positions are absolute, so cached keys cannot
     /// simply be shifted). Both the cached and the recomputing path slide the same way, so they agree.
-    public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Int? = nil,
-                         onToken: (Int) -> Void = { _ in }) -> [Int] {
+    public func generate(
+        prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Int? = nil,
+        onToken: (Int) -> Void = { _ in }
+    ) -> [Int] {
         reset()
         let ctxLen = model.config.contextLength
         var window = prompt.count >= ctxLen ? Array(prompt.suffix(ctxLen - 1)) : prompt

@@ -55,12 +55,14 @@ public struct GPTConfig: Codable, Sendable, Equatable {
         var out: [(String, [Int])] = [("wte.weight", [vocabSize, d]), ("wpe.weight", [contextLength, d])]
         for l in 0..<layers {
             let p = "h.\(l)"
-            out += [("\(p).ln_1.weight", [d]), ("\(p).ln_1.bias", [d]),
-                    ("\(p).attn.c_attn.weight", [d, 3 * d]), ("\(p).attn.c_attn.bias", [3 * d]),
-                    ("\(p).attn.c_proj.weight", [d, d]), ("\(p).attn.c_proj.bias", [d]),
-                    ("\(p).ln_2.weight", [d]), ("\(p).ln_2.bias", [d]),
-                    ("\(p).mlp.c_fc.weight", [d, f]), ("\(p).mlp.c_fc.bias", [f]),
-                    ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])]
+            out += [
+                ("\(p).ln_1.weight", [d]), ("\(p).ln_1.bias", [d]),
+                ("\(p).attn.c_attn.weight", [d, 3 * d]), ("\(p).attn.c_attn.bias", [3 * d]),
+                ("\(p).attn.c_proj.weight", [d, d]), ("\(p).attn.c_proj.bias", [d]),
+                ("\(p).ln_2.weight", [d]), ("\(p).ln_2.bias", [d]),
+                ("\(p).mlp.c_fc.weight", [d, f]), ("\(p).mlp.c_fc.bias", [f]),
+                ("\(p).mlp.c_proj.weight", [f, d]), ("\(p).mlp.c_proj.bias", [d])
+            ]
         }
         out += [("ln_f.weight", [d]), ("ln_f.bias", [d])]
         return out
@@ -112,7 +114,8 @@ public final class GPTActivations: @unchecked Sendable {
             qkv = FlatBuffer(count: n * 3 * d); att = FlatBuffer(count: b * c.heads * t * t); ctx = FlatBuffer(count: n * d)
             attnOut = FlatBuffer(count: n * d); res1 = FlatBuffer(count: n * d)
             ln2 = FlatBuffer(count: n * d); mean2 = FlatBuffer(count: n); rstd2 = FlatBuffer(count: n)
-            fc = FlatBuffer(count: n * f); act = FlatBuffer(count: n * f); mlpOut = FlatBuffer(count: n * d); res2 = FlatBuffer(count: n * d)
+            fc = FlatBuffer(count: n * f); act = FlatBuffer(count: n * f); mlpOut = FlatBuffer(count: n * d);
+            res2 = FlatBuffer(count: n * d)
         }
     }
     public let maxBatch, maxLength: Int
@@ -199,29 +202,47 @@ public final class GPTModel: @unchecked Sendable {
     public func forward(b: Int, t: Int, acts: GPTActivations, withTargets: Bool, computeGradient: Bool = true) -> Float {
         precondition(b <= acts.maxBatch && t <= acts.maxLength && t <= config.contextLength)
         let n = b * t, d = config.dModel, v = config.vocabSize, eps = config.layerNormEps
-        Kernels.embeddingForward(out: acts.embed.pointer, ids: acts.ids, table: p("wte.weight"), scale: 1, positions: p("wpe.weight"), batch: n, length: t, width: d)
+        Kernels.embeddingForward(
+            out: acts.embed.pointer, ids: acts.ids, table: p("wte.weight"), scale: 1, positions: p("wpe.weight"), batch: n, length: t,
+            width: d)
         var x = UnsafePointer(acts.embed.pointer)
         for (l, B) in acts.blocks.enumerated() {
             let o = blockOffsets[l]
-            Kernels.layerNormForward(out: B.ln1.pointer, mean: B.mean1.pointer, rstd: B.rstd1.pointer, input: x, gamma: p(o.ln1w), beta: p(o.ln1b), rows: n, width: d, eps: eps)
-            Kernels.linearForward(out: B.qkv.pointer, input: B.ln1.pointer, weight: p(o.attnW), bias: p(o.attnB), rows: n, width: d, outWidth: 3 * d)
+            Kernels.layerNormForward(
+                out: B.ln1.pointer, mean: B.mean1.pointer, rstd: B.rstd1.pointer, input: x, gamma: p(o.ln1w), beta: p(o.ln1b), rows: n,
+                width: d, eps: eps)
+            Kernels.linearForward(
+                out: B.qkv.pointer, input: B.ln1.pointer, weight: p(o.attnW), bias: p(o.attnB), rows: n, width: d, outWidth: 3 * d)
             // Q, K and V are column blocks of one [n, 3d] buffer: strides 3d, offsets 0, d, 2d.
-            Kernels.attentionForward(out: B.ctx.pointer, weights: B.att.pointer, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d,
-                                     keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize, qStride: 3 * d, kvStride: 3 * d)
-            Kernels.linearForward(out: B.attnOut.pointer, input: B.ctx.pointer, weight: p(o.projW), bias: p(o.projB), rows: n, width: d, outWidth: d)
+            Kernels.attentionForward(
+                out: B.ctx.pointer, weights: B.att.pointer, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d,
+                keyPadding: nil, causal: true, batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize,
+                qStride: 3 * d, kvStride: 3 * d)
+            Kernels.linearForward(
+                out: B.attnOut.pointer, input: B.ctx.pointer, weight: p(o.projW), bias: p(o.projB), rows: n, width: d, outWidth: d)
             for i in 0..<(n * d) { B.res1.pointer[i] = x[i] + B.attnOut.pointer[i] }
-            Kernels.layerNormForward(out: B.ln2.pointer, mean: B.mean2.pointer, rstd: B.rstd2.pointer, input: B.res1.pointer, gamma: p(o.ln2w), beta: p(o.ln2b), rows: n, width: d, eps: eps)
-            Kernels.linearForward(out: B.fc.pointer, input: B.ln2.pointer, weight: p(o.fcW), bias: nil, rows: n, width: d, outWidth: config.dFF)
-            Kernels.biasGELUForward(out: B.act.pointer, pre: B.fc.pointer, bias: p(o.fcB), rows: n, width: config.dFF, form: config.geluForm)
-            Kernels.linearForward(out: B.mlpOut.pointer, input: B.act.pointer, weight: p(o.mlpW), bias: p(o.mlpB), rows: n, width: config.dFF, outWidth: d)
+            Kernels.layerNormForward(
+                out: B.ln2.pointer, mean: B.mean2.pointer, rstd: B.rstd2.pointer, input: B.res1.pointer, gamma: p(o.ln2w), beta: p(o.ln2b),
+                rows: n, width: d, eps: eps)
+            Kernels.linearForward(
+                out: B.fc.pointer, input: B.ln2.pointer, weight: p(o.fcW), bias: nil, rows: n, width: d, outWidth: config.dFF)
+            Kernels.biasGELUForward(
+                out: B.act.pointer, pre: B.fc.pointer, bias: p(o.fcB), rows: n, width: config.dFF, form: config.geluForm)
+            Kernels.linearForward(
+                out: B.mlpOut.pointer, input: B.act.pointer, weight: p(o.mlpW), bias: p(o.mlpB), rows: n, width: config.dFF, outWidth: d)
             for i in 0..<(n * d) { B.res2.pointer[i] = B.res1.pointer[i] + B.mlpOut.pointer[i] }
             x = UnsafePointer(B.res2.pointer)
         }
-        Kernels.layerNormForward(out: acts.lnf.pointer, mean: acts.meanf.pointer, rstd: acts.rstdf.pointer, input: x, gamma: p("ln_f.weight"), beta: p("ln_f.bias"), rows: n, width: d, eps: eps)
-        Gemm.multiply(transA: false, transB: true, m: n, n: v, k: d, a: acts.lnf.pointer, lda: d, b: p("wte.weight"), ldb: d, beta: 0, c: acts.logits.pointer, ldc: v)
+        Kernels.layerNormForward(
+            out: acts.lnf.pointer, mean: acts.meanf.pointer, rstd: acts.rstdf.pointer, input: x, gamma: p("ln_f.weight"),
+            beta: p("ln_f.bias"), rows: n, width: d, eps: eps)
+        Gemm.multiply(
+            transA: false, transB: true, m: n, n: v, k: d, a: acts.lnf.pointer, lda: d, b: p("wte.weight"), ldb: d, beta: 0,
+            c: acts.logits.pointer, ldc: v)
         guard withTargets else { return .nan }
-        let (sum, count) = Kernels.softmaxCrossEntropy(logits: acts.logits.pointer, losses: acts.losses.pointer, targets: acts.targets, rows: n, vocab: v,
-                                                       smoothing: 0, ignore: -1, computeGradient: computeGradient)
+        let (sum, count) = Kernels.softmaxCrossEntropy(
+            logits: acts.logits.pointer, losses: acts.losses.pointer, targets: acts.targets, rows: n, vocab: v,
+            smoothing: 0, ignore: -1, computeGradient: computeGradient)
         return count > 0 ? Float(sum / Double(count)) : .nan
     }
 
@@ -233,30 +254,51 @@ public final class GPTModel: @unchecked Sendable {
         // logits = lnf · wteᵀ
         let dLnf = acts.dH.pointer
         dLnf.update(repeating: 0, count: n * d)
-        Gemm.multiply(transA: false, transB: false, m: n, n: d, k: v, a: acts.logits.pointer, lda: v, b: p("wte.weight"), ldb: d, beta: 1, c: dLnf, ldc: d)
-        Gemm.multiply(transA: true, transB: false, m: v, n: d, k: n, a: acts.logits.pointer, lda: v, b: acts.lnf.pointer, ldb: d, beta: 1, c: g("wte.weight"), ldc: d)
+        Gemm.multiply(
+            transA: false, transB: false, m: n, n: d, k: v, a: acts.logits.pointer, lda: v, b: p("wte.weight"), ldb: d, beta: 1, c: dLnf,
+            ldc: d)
+        Gemm.multiply(
+            transA: true, transB: false, m: v, n: d, k: n, a: acts.logits.pointer, lda: v, b: acts.lnf.pointer, ldb: d, beta: 1,
+            c: g("wte.weight"), ldc: d)
         let lastStream = acts.blocks.last.map { UnsafePointer($0.res2.pointer) } ?? UnsafePointer(acts.embed.pointer)
-        Kernels.layerNormBackward(dInput: dX, dGamma: g("ln_f.weight"), dBeta: g("ln_f.bias"), dOut: dLnf, input: lastStream, gamma: p("ln_f.weight"), mean: acts.meanf.pointer, rstd: acts.rstdf.pointer, rows: n, width: d)
+        Kernels.layerNormBackward(
+            dInput: dX, dGamma: g("ln_f.weight"), dBeta: g("ln_f.bias"), dOut: dLnf, input: lastStream, gamma: p("ln_f.weight"),
+            mean: acts.meanf.pointer, rstd: acts.rstdf.pointer, rows: n, width: d)
         for (l, B) in acts.blocks.enumerated().reversed() {
             let o = blockOffsets[l]
             let input = l == 0 ? UnsafePointer(acts.embed.pointer) : UnsafePointer(acts.blocks[l - 1].res2.pointer)
             // MLP: res2 = res1 + proj(gelu(fc(ln2(res1))))
             let dAct = acts.dFF1.pointer, dFc = acts.dFF2.pointer, dLn = acts.dH.pointer
             dAct.update(repeating: 0, count: n * f); dFc.update(repeating: 0, count: n * f); dLn.update(repeating: 0, count: n * d)
-            Kernels.linearBackward(dInput: dAct, dWeight: g(o.mlpW), dBias: g(o.mlpB), dOut: dX, input: B.act.pointer, weight: p(o.mlpW), rows: n, width: f, outWidth: d)
+            Kernels.linearBackward(
+                dInput: dAct, dWeight: g(o.mlpW), dBias: g(o.mlpB), dOut: dX, input: B.act.pointer, weight: p(o.mlpW), rows: n, width: f,
+                outWidth: d)
             Kernels.geluBackward(dInput: dFc, dOut: dAct, input: B.fc.pointer, count: n * f, form: config.geluForm)
-            Kernels.linearBackward(dInput: dLn, dWeight: g(o.fcW), dBias: g(o.fcB), dOut: dFc, input: B.ln2.pointer, weight: p(o.fcW), rows: n, width: d, outWidth: f)
+            Kernels.linearBackward(
+                dInput: dLn, dWeight: g(o.fcW), dBias: g(o.fcB), dOut: dFc, input: B.ln2.pointer, weight: p(o.fcW), rows: n, width: d,
+                outWidth: f)
             // dX (w.r.t. res2) flows to res1 directly and through ln_2.
-            Kernels.layerNormBackward(dInput: dX, dGamma: g(o.ln2w), dBeta: g(o.ln2b), dOut: dLn, input: B.res1.pointer, gamma: p(o.ln2w), mean: B.mean2.pointer, rstd: B.rstd2.pointer, rows: n, width: d)
+            Kernels.layerNormBackward(
+                dInput: dX, dGamma: g(o.ln2w), dBeta: g(o.ln2b), dOut: dLn, input: B.res1.pointer, gamma: p(o.ln2w), mean: B.mean2.pointer,
+                rstd: B.rstd2.pointer, rows: n, width: d)
             // Attention: res1 = input + proj(attn(ln1(input)))
             let dCtx = acts.dCtx.pointer, dQKV = acts.dQKV.pointer
             dCtx.update(repeating: 0, count: n * d); dQKV.update(repeating: 0, count: n * 3 * d); dLn.update(repeating: 0, count: n * d)
-            Kernels.linearBackward(dInput: dCtx, dWeight: g(o.projW), dBias: g(o.projB), dOut: dX, input: B.ctx.pointer, weight: p(o.projW), rows: n, width: d, outWidth: d)
-            Kernels.attentionBackward(dQ: dQKV, dK: dQKV + d, dV: dQKV + 2 * d, dOut: dCtx, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d, weights: B.att.pointer,
-                                      batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize, qStride: 3 * d, kvStride: 3 * d)
-            Kernels.linearBackward(dInput: dLn, dWeight: g(o.attnW), dBias: g(o.attnB), dOut: dQKV, input: B.ln1.pointer, weight: p(o.attnW), rows: n, width: d, outWidth: 3 * d)
-            Kernels.layerNormBackward(dInput: dX, dGamma: g(o.ln1w), dBeta: g(o.ln1b), dOut: dLn, input: input, gamma: p(o.ln1w), mean: B.mean1.pointer, rstd: B.rstd1.pointer, rows: n, width: d)
+            Kernels.linearBackward(
+                dInput: dCtx, dWeight: g(o.projW), dBias: g(o.projB), dOut: dX, input: B.ctx.pointer, weight: p(o.projW), rows: n, width: d,
+                outWidth: d)
+            Kernels.attentionBackward(
+                dQ: dQKV, dK: dQKV + d, dV: dQKV + 2 * d, dOut: dCtx, q: B.qkv.pointer, k: B.qkv.pointer + d, v: B.qkv.pointer + 2 * d,
+                weights: B.att.pointer,
+                batch: b, queries: t, keys: t, heads: config.heads, headSize: config.headSize, qStride: 3 * d, kvStride: 3 * d)
+            Kernels.linearBackward(
+                dInput: dLn, dWeight: g(o.attnW), dBias: g(o.attnB), dOut: dQKV, input: B.ln1.pointer, weight: p(o.attnW), rows: n,
+                width: d, outWidth: 3 * d)
+            Kernels.layerNormBackward(
+                dInput: dX, dGamma: g(o.ln1w), dBeta: g(o.ln1b), dOut: dLn, input: input, gamma: p(o.ln1w), mean: B.mean1.pointer,
+                rstd: B.rstd1.pointer, rows: n, width: d)
         }
-        Kernels.embeddingBackward(dTable: g("wte.weight"), dPositions: g("wpe.weight"), dOut: dX, ids: acts.ids, scale: 1, batch: n, length: t, width: d)
+        Kernels.embeddingBackward(
+            dTable: g("wte.weight"), dPositions: g("wpe.weight"), dOut: dX, ids: acts.ids, scale: 1, batch: n, length: t, width: d)
     }
 }

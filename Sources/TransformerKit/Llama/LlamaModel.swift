@@ -17,7 +17,9 @@ public struct LlamaConfig: Sendable, Equatable {
     public var ropeBase: Double
     public var rmsEps: Float
 
-    public init(vocabSize: Int, dModel: Int, dFF: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float) {
+    public init(
+        vocabSize: Int, dModel: Int, dFF: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float
+    ) {
         self.vocabSize = vocabSize; self.dModel = dModel; self.dFF = dFF; self.layers = layers; self.heads = heads
         self.kvHeads = kvHeads; self.contextLength = contextLength; self.ropeBase = ropeBase; self.rmsEps = rmsEps
     }
@@ -43,13 +45,19 @@ public struct LlamaConfig: Sendable, Equatable {
             vocabSize = try f.strings("tokenizer.ggml.tokens").count
         }
         guard dModel > 0, dFF > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
-            throw GGUFError("\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))")
+            throw GGUFError(
+                "\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))"
+            )
         }
         guard dModel % heads == 0, heads % kvHeads == 0, (dModel / heads) % 2 == 0 else {
-            throw GGUFError("\(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide the embedding into even head sizes and the key/value heads to divide the heads")
+            throw GGUFError(
+                "\(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide the embedding into even head sizes and the key/value heads to divide the heads"
+            )
         }
         if f.metadata["llama.rope.dimension_count"] != nil, try f.int("llama.rope.dimension_count") != dModel / heads {
-            throw GGUFError("\(f.path): llama.rope.dimension_count is \(try f.int("llama.rope.dimension_count")), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)")
+            throw GGUFError(
+                "\(f.path): llama.rope.dimension_count is \(try f.int("llama.rope.dimension_count")), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)"
+            )
         }
     }
 }
@@ -97,12 +105,13 @@ public final class LlamaModel: @unchecked Sendable {
         var blocks: [Block] = []
         for l in 0..<c.layers {
             let p = "blk.\(l)."
-            blocks.append(Block(
-                attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
-                q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
-                v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
-                gate: try matrix(p + "ffn_gate.weight", c.dFF, d), up: try matrix(p + "ffn_up.weight", c.dFF, d),
-                down: try matrix(p + "ffn_down.weight", d, c.dFF)))
+            blocks.append(
+                Block(
+                    attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
+                    q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
+                    v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
+                    gate: try matrix(p + "ffn_gate.weight", c.dFF, d), up: try matrix(p + "ffn_up.weight", c.dFF, d),
+                    down: try matrix(p + "ffn_down.weight", d, c.dFF)))
         }
         self.blocks = blocks
         outputNorm = try f.floats("output_norm.weight", dims: [d])
@@ -189,7 +198,10 @@ public final class LlamaSession: GenerationSession {
         let c = model.config
         guard !tokens.isEmpty else { throw LlamaError(description: "nothing to feed: the token list is empty") }
         guard length + tokens.count <= maxLength else {
-            throw LlamaError(description: "\(length + tokens.count) tokens do not fit in the context of \(maxLength) (\(length) already used, \(tokens.count) new)")
+            throw LlamaError(
+                description:
+                    "\(length + tokens.count) tokens do not fit in the context of \(maxLength) (\(length) already used, \(tokens.count) new)"
+            )
         }
         if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {
             throw LlamaError(description: "token id \(bad) is outside the vocabulary (0..<\(c.vocabSize))")
@@ -254,23 +266,25 @@ public final class LlamaSession: GenerationSession {
             linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
             Kernels.ropeForward(q.pointer, cosSin: rope.pointer, n: n, start: start, heads: c.heads, headSize: c.headSize, rowStride: d)
             Kernels.ropeForward(kNew, cosSin: rope.pointer, n: n, start: start, heads: c.kvHeads, headSize: c.headSize, rowStride: kvDim)
-            Kernels.cachedAttentionForward(out: ctx.pointer, q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
-                                           n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
+            Kernels.cachedAttentionForward(
+                out: ctx.pointer, q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
+                n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
             linear(tmp.pointer, ctx.pointer, b.o, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
             let attnOut = observe == nil ? [] : Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d))
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
             Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.ffnNorm, rows: n, width: d, eps: c.rmsEps)
-            linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)   // (n, hidden) each
+            linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)  // (n, hidden) each
             Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.dFF)
             linear(tmp.pointer, gate.pointer, b.down, n: n)
             for j in 0..<n * d { x[j] += tmp[j] }
             if let observe {
-                observe(LlamaBlockSummary(
-                    layer: l, attentionOutput: attnOut,
-                    feedForwardOutput: Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d)),
-                    residual: Array(UnsafeBufferPointer(start: x.pointer + (n - 1) * d, count: d)),
-                    attention: lastAttention(l, n: n, start: start)))
+                observe(
+                    LlamaBlockSummary(
+                        layer: l, attentionOutput: attnOut,
+                        feedForwardOutput: Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d)),
+                        residual: Array(UnsafeBufferPointer(start: x.pointer + (n - 1) * d, count: d)),
+                        attention: lastAttention(l, n: n, start: start)))
             }
         }
         // Only the last position's logits are needed: one matrix–vector product.
@@ -311,8 +325,10 @@ public final class LlamaSession: GenerationSession {
     /// streaming each through `onToken`; stops after a token in `stop` or when the context is full.
     /// Returns the new tokens.
     /// - Throws: `LlamaError` when the prompt does not fit in the context.
-    public func generate(prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Set<Int> = [],
-                         onToken: (Int) -> Void = { _ in }) throws -> [Int] {
+    public func generate(
+        prompt: [Int], maxNewTokens: Int, sampling: SamplingOptions, stop: Set<Int> = [],
+        onToken: (Int) -> Void = { _ in }
+    ) throws -> [Int] {
         var rng = SeededRNG(seed: sampling.seed)
         var logits = try advance(prompt)
         var out: [Int] = []

@@ -115,10 +115,11 @@ public final class Tracer {
     ) {
         precondition(!stepIDs.contains(id), "duplicate trace step id \(id)")
         stepIDs.insert(id)
-        steps.append(TraceStep(
-            id: id, title: title, op: op, inputs: inputs, shape: t.shape,
-            rowLabels: rows, colLabels: cols, values: t.data, formula: formula, latex: latex,
-            section: section, attrs: attrs, extras: extras, notes: notes))
+        steps.append(
+            TraceStep(
+                id: id, title: title, op: op, inputs: inputs, shape: t.shape,
+                rowLabels: rows, colLabels: cols, values: t.data, formula: formula, latex: latex,
+                section: section, attrs: attrs, extras: extras, notes: notes))
     }
 
     /// Adds a note to an already recorded step.

@@ -8,7 +8,8 @@ import Tokenizers
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
+        abstract:
+            "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
         discussion: """
             Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune.
             gemm: best-of-5 GFLOP/s of three transformer shapes per --threads count; then a correctness line per
@@ -32,7 +33,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Thread counts for the GEMM, comma-separated.") var threads: String = "1,2"
     @Option(help: "Contexts for the generation figures, comma-separated.") var contexts: String = "64,256,1024"
     @Option(help: "Rounds of the GEMM throughput table (best and median over rounds × 10 runs).") var rounds: Int = 3
-    @Option(help: "bpe: the text to learn a byte-level BPE from and encode, one sentence per line.") var text: String = "data/tinyshakespeare.txt"
+    @Option(help: "bpe: the text to learn a byte-level BPE from and encode, one sentence per line.") var text: String =
+        "data/tinyshakespeare.txt"
     @Option(help: "bpe: the vocabulary size to learn.") var vocabSize: Int = 8000
 
     static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate", "bpe", "gemm-tune"]
@@ -46,7 +48,9 @@ struct BenchCommand: ParsableCommand {
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if vocabSize <= 256 { throw ValidationError("--vocab-size must be above 256 (the byte tokens)") }
         for t in threads.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let v = Int(t.trimmingCharacters(in: .whitespaces)), v >= 1 else { throw ValidationError("--threads: \"\(t)\" is not a thread count of at least 1") }
+            guard let v = Int(t.trimmingCharacters(in: .whitespaces)), v >= 1 else {
+                throw ValidationError("--threads: \"\(t)\" is not a thread count of at least 1")
+            }
         }
         for c in contexts.split(separator: ",") {
             guard let v = Int(c), v >= 40 else { throw ValidationError("--contexts: \"\(c)\" is not a context length of at least 40") }
@@ -57,10 +61,16 @@ struct BenchCommand: ParsableCommand {
         var parts = Set(only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         if gemmOnly { parts = ["gemm"] }
         if trainOnly { parts = ["gpt-small", "gpt-tiny", "seq2seq"] }
-        print("transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))")
+        print(
+            "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))"
+        )
         if parts.contains("gemm") { try gemm() }
-        if parts.contains("gpt-small") { try trainGPT(name: "gpt-small", GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16) }
-        if parts.contains("gpt-tiny") { try trainGPT(name: "gpt-tiny", GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32) }
+        if parts.contains("gpt-small") {
+            try trainGPT(name: "gpt-small", GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16)
+        }
+        if parts.contains("gpt-tiny") {
+            try trainGPT(name: "gpt-tiny", GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32)
+        }
         if parts.contains("seq2seq") { try trainSeq2Seq() }
         if parts.contains("generate") { try generate() }
         if parts.contains("bpe") { try bpe() }
@@ -72,7 +82,7 @@ struct BenchCommand: ParsableCommand {
         let shapes: [(String, Bool, Bool, Int, Int, Int)] = [
             ("NN (4096×384)·(384×1536)", false, false, 4096, 1536, 384),
             ("NT (4096×1536)·(384×1536)ᵀ", false, true, 4096, 384, 1536),
-            ("TN (4096×384)ᵀ·(4096×1536)", true, false, 384, 1536, 4096),
+            ("TN (4096×384)ᵀ·(4096×1536)", true, false, 384, 1536, 4096)
         ]
         var rng = SeededRNG(seed: 1)
         let saved = Gemm.threads
@@ -85,9 +95,15 @@ struct BenchCommand: ParsableCommand {
                 var c = [Float](repeating: 0, count: m * n)
                 let lda = ta ? m : k, ldb = tb ? k : n
                 func once() {
-                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                        Gemm.multiply(transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, c: pc.baseAddress!, ldc: n)
-                    } } }
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                Gemm.multiply(
+                                    transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                                    c: pc.baseAddress!, ldc: n)
+                            }
+                        }
+                    }
                 }
                 once()
                 var best = Double.infinity
@@ -97,7 +113,9 @@ struct BenchCommand: ParsableCommand {
         }
         guard GemmBenchmarks.checkShapes(threads: threadCounts) else {
             fflush(nil)  // stdout first (the WRONG lines), when stdout and stderr go to the same place
-            fail("bench gemm: the packed GEMM (Gemm.fast) differs from Gemm.reference by more than 1e-5 of max|C| on a benchmark shape (the WRONG lines above)")
+            fail(
+                "bench gemm: the packed GEMM (Gemm.fast) differs from Gemm.reference by more than 1e-5 of max|C| on a benchmark shape (the WRONG lines above)"
+            )
         }
         GemmBenchmarks.throughput(threads: threadCounts, rounds: rounds)
         GemmBenchmarks.kernelPeak()
@@ -118,9 +136,12 @@ struct BenchCommand: ParsableCommand {
         for line in lines { total += bpe.encode(line).count }
         let encodeSeconds = Date().timeIntervalSince(t1)
         let bytes = lines.reduce(0) { $0 + $1.utf8.count }
-        print(String(format: "bpe %@: %d lines, %d bytes; learnt %d tokens (%d merges) in %.2f s; encoded every line in %.2f s (%.1f MB/s, %d tokens, %.2f per line)",
-                     text, lines.count, bytes, bpe.vocabSize, bpe.merges.count, trainSeconds, encodeSeconds,
-                     Double(bytes) / encodeSeconds / 1e6, total, Double(total) / Double(lines.count)))
+        print(
+            String(
+                format:
+                    "bpe %@: %d lines, %d bytes; learnt %d tokens (%d merges) in %.2f s; encoded every line in %.2f s (%.1f MB/s, %d tokens, %.2f per line)",
+                text, lines.count, bytes, bpe.vocabSize, bpe.merges.count, trainSeconds, encodeSeconds,
+                Double(bytes) / encodeSeconds / 1e6, total, Double(total) / Double(lines.count)))
     }
 
     /// A GPT config trained on random character ids through the real trainer (AdamW, clipping).
@@ -130,8 +151,9 @@ struct BenchCommand: ParsableCommand {
         var rng = SeededRNG(seed: 3)
         let text = (0..<200_000).map { _ in rng.nextInt(below: c.vocabSize) }
         let chars = String((0..<c.vocabSize).map { Character(UnicodeScalar(UInt8(32 + $0))) })
-        let task = try GPTTask(model: model, tokenizer: try TextTokenizer(characters: chars), train: text, validation: [],
-                               batchSize: batch, blockSize: c.contextLength, seed: 4)
+        let task = try GPTTask(
+            model: model, tokenizer: try TextTokenizer(characters: chars), train: text, validation: [],
+            batchSize: batch, blockSize: c.contextLength, seed: 4)
         var o = TrainOptions()
         o.batchSize = batch; o.maxSteps = steps + 2; o.schedule = "constant"; o.learningRate = 1e-4; o.warmup = 0
         o.weightDecay = 0.1; o.clip = 1; o.dropout = 0
@@ -145,9 +167,12 @@ struct BenchCommand: ParsableCommand {
         // Model FLOPs per token: 6 per parameter (forward + backward) plus attention's 12·L·T·d
         // (PaLM's appendix B count, as nanoGPT's estimate_mfu uses it).
         let flops = Double(6 * params + 12 * c.layers * c.contextLength * c.dModel) * Double(tokens) / Double(steps)
-        print(String(format: "train %@ (vocab %d, %d layers, %d heads, %d wide, context %d, batch %d; %.2fM params): %.0f tokens/s (%.3f s/step, %.1f GFLOP/s of model work), peak RSS %@",
-                     name as NSString, c.vocabSize, c.layers, c.heads, c.dModel, c.contextLength, batch, Double(params) / 1e6,
-                     Double(tokens) / Double(steps) / dt, dt, flops / dt / 1e9, peakMemory() as NSString))
+        print(
+            String(
+                format:
+                    "train %@ (vocab %d, %d layers, %d heads, %d wide, context %d, batch %d; %.2fM params): %.0f tokens/s (%.3f s/step, %.1f GFLOP/s of model work), peak RSS %@",
+                name as NSString, c.vocabSize, c.layers, c.heads, c.dModel, c.contextLength, batch, Double(params) / 1e6,
+                Double(tokens) / Double(steps) / dt, dt, flops / dt / 1e9, peakMemory() as NSString))
     }
 
     func trainSeq2Seq() throws {
@@ -172,8 +197,11 @@ struct BenchCommand: ParsableCommand {
         for _ in 0..<steps { trainer.step(batch) }
         let dt = Date().timeIntervalSince(start) / Double(steps)
         let tokens = batch.targetTokenCount
-        print(String(format: "train encoder–decoder d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target tokens/s (%.3f s/step), peak RSS %@",
-                     Double(tokens) / dt, dt, peakMemory() as NSString))
+        print(
+            String(
+                format:
+                    "train encoder–decoder d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target tokens/s (%.3f s/step), peak RSS %@",
+                Double(tokens) / dt, dt, peakMemory() as NSString))
     }
 
     /// Batch-1 generation on GPT small's shape (context widened to the longest asked): the time per
@@ -203,7 +231,9 @@ struct BenchCommand: ParsableCommand {
                     for j in 1..<l.count where l[j] > l[next] { next = j }
                 }
                 let dt = Date().timeIntervalSince(start)
-                line += String(format: " %@ %.1f tokens/s (peak RSS %@);", (cache ? "KV cache" : "no cache") as NSString, Double(timed) / dt, peakMemory() as NSString)
+                line += String(
+                    format: " %@ %.1f tokens/s (peak RSS %@);", (cache ? "KV cache" : "no cache") as NSString, Double(timed) / dt,
+                    peakMemory() as NSString)
             }
             print(String(line.dropLast()))
         }
@@ -222,7 +252,8 @@ enum BenchCodec {
 /// Peak resident memory of this process (VmHWM), as text.
 func peakMemory() -> String {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return "n/a" }
+        let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+    else { return "n/a" }
     let kb = Double(line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0)
     return String(format: "%.0f MB", kb / 1024)
 }

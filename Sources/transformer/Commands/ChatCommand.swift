@@ -31,9 +31,15 @@ struct ChatCommand: ParsableCommand {
             let r = try GGUFRunner(path: model, dequantize: options.dequantize, context: options.context)
             _ = try r.tokenizer.renderChat([])  // fails early on a template this cannot render
             let interactive = isatty(0) != 0
-            FileHandle.standardError.write(Data(String(format: "%@: %d layers, d_model %d, %d/%d heads, %@ weights; loaded in %.2f s. Empty line or Ctrl-D to quit, /reset to start over.\n",
-                                                       (model as NSString).lastPathComponent, r.model.config.layers, r.model.config.dModel, r.model.config.heads, r.model.config.kvHeads,
-                                                       r.model.dequantized ? "Float32" : "quantised", r.loadSeconds).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format:
+                            "%@: %d layers, d_model %d, %d/%d heads, %@ weights; loaded in %.2f s. Empty line or Ctrl-D to quit, /reset to start over.\n",
+                        (model as NSString).lastPathComponent, r.model.config.layers, r.model.config.dModel, r.model.config.heads,
+                        r.model.config.kvHeads,
+                        r.model.dequantized ? "Float32" : "quantised", r.loadSeconds
+                    ).utf8))
             var first = true
             var unfed: [Int] = []  // the last reply's stop token, which the session has not seen yet
             var turn = 0
@@ -41,7 +47,10 @@ struct ChatCommand: ParsableCommand {
                 if interactive { FileHandle.standardOutput.write(Data("> ".utf8)) }
                 guard let line = readLine(), !line.trimmingCharacters(in: .whitespaces).isEmpty else { break }
                 if !interactive { FileHandle.standardOutput.write(Data("> \(line)\n".utf8)) }  // a readable transcript
-                if line == "/reset" { r.session.reset(); first = true; unfed = []; FileHandle.standardOutput.write(Data("(new conversation)\n".utf8)); continue }
+                if line == "/reset" {
+                    r.session.reset(); first = true; unfed = []; FileHandle.standardOutput.write(Data("(new conversation)\n".utf8));
+                    continue
+                }
                 var messages: [GGUFTokenizer.Message] = []
                 if first, let system { messages.append(.init(role: "system", content: system)) }
                 messages.append(.init(role: "user", content: line))

@@ -7,17 +7,17 @@ struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare a hand-computed matrix with the computed step.",
         discussion: """
-        The matrix may be CSV (commas, semicolons or tabs; a header row and a label column are skipped), JSON \
-        (a list of rows, {"values", "shape"}, or a step from a saved trace), LaTeX pasted from an article \
-        (\\begin{bmatrix} … \\end{bmatrix}, vmatrix, pmatrix, matrix, or bare a & b \\\\ c & d), a Markdown table, \
-        or rows of numbers separated by spaces. Each value is checked to the decimals you wrote it with.
-        The same options as `walkthrough` say what is computed (e.g. --weights article); --trace compares with a saved trace instead.
-        Exit status: 0 correct, 1 wrong (after the report), 2 for a usage or parse error.
-        Examples:
-          transformer check --weights article --step enc0.self_attn.weights --matrix softmax.tex
-          transformer check --step src.pe --values "0,1,0,1,0,1;0.8415,0.5403,0.0464,0.9989,0.0022,1"
-          pbpaste | transformer check --step enc0.self_attn.head0.scaled --matrix -
-        """)
+            The matrix may be CSV (commas, semicolons or tabs; a header row and a label column are skipped), JSON \
+            (a list of rows, {"values", "shape"}, or a step from a saved trace), LaTeX pasted from an article \
+            (\\begin{bmatrix} … \\end{bmatrix}, vmatrix, pmatrix, matrix, or bare a & b \\\\ c & d), a Markdown table, \
+            or rows of numbers separated by spaces. Each value is checked to the decimals you wrote it with.
+            The same options as `walkthrough` say what is computed (e.g. --weights article); --trace compares with a saved trace instead.
+            Exit status: 0 correct, 1 wrong (after the report), 2 for a usage or parse error.
+            Examples:
+              transformer check --weights article --step enc0.self_attn.weights --matrix softmax.tex
+              transformer check --step src.pe --values "0,1,0,1,0,1;0.8415,0.5403,0.0464,0.9989,0.0022,1"
+              pbpaste | transformer check --step enc0.self_attn.head0.scaled --matrix -
+            """)
 
     @OptionGroup var input: WalkthroughOptions
     @Option(help: "The step to compare with (see `walkthrough --list-steps`).")
@@ -42,7 +42,9 @@ struct CheckCommand: ParsableCommand {
         }
         if matrix != nil && values != nil { usageError("give the matrix once: --matrix FILE or --values \"1,2;3,4\", not both") }
         if let index, index < 1 { usageError("--index counts from 1 (got \(index))") }
-        if let tolerance, !(tolerance >= 0 && tolerance.isFinite) { usageError("--tolerance must be a non-negative number (got \(tolerance))") }
+        if let tolerance, !(tolerance >= 0 && tolerance.isFinite) {
+            usageError("--tolerance must be a non-negative number (got \(tolerance))")
+        }
 
         // The matrix text, read before the (slower) walkthrough so input errors come first.
         let text: String
@@ -109,7 +111,8 @@ struct CheckCommand: ParsableCommand {
             }
         }
         let which = chosen.index == 0 ? "the first" : "number \(chosen.index + 1), the only one shaped \(shape)"
-        FileHandle.standardError.write(Data("note: the text holds \(first.matrixCount) matrices; comparing \(which)\(others). Choose with --index N.\n".utf8))
+        FileHandle.standardError.write(
+            Data("note: the text holds \(first.matrixCount) matrices; comparing \(which)\(others). Choose with --index N.\n".utf8))
         return chosen
     }
 }

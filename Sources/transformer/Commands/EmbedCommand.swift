@@ -44,7 +44,9 @@ struct EmbedCommand: ParsableCommand {
                 Gemm.threads = threads
             }
             let input = try readSentences()
-            guard !input.isEmpty else { throw BERTCheckpointError("no sentences: give them as arguments, with --file, or on standard input") }
+            guard !input.isEmpty else {
+                throw BERTCheckpointError("no sentences: give them as arguments, with --file, or on standard input")
+            }
             let t0 = Date()
             let encoder = try SentenceEncoder(directory: URL(fileURLWithPath: model, isDirectory: true), maxLength: maxLength)
             let loaded = Date()
@@ -52,8 +54,12 @@ struct EmbedCommand: ParsableCommand {
             let vectors = encoder.encode(input, batchSize: batchSize)
             if timing {
                 let s = Date().timeIntervalSince(loaded), pieces = input.reduce(0) { $0 + encoder.tokenize($1).count }
-                FileHandle.standardError.write(Data(String(format: "loaded in %.2f s; %d sentences (%d tokens) in %.3f s: %.1f sentences/s, batch %d, %d thread(s)\n",
-                                                           loaded.timeIntervalSince(t0), input.count, pieces, s, Double(input.count) / s, batchSize, Gemm.threads).utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "loaded in %.2f s; %d sentences (%d tokens) in %.3f s: %.1f sentences/s, batch %d, %d thread(s)\n",
+                            loaded.timeIntervalSince(t0), input.count, pieces, s, Double(input.count) / s, batchSize, Gemm.threads
+                        ).utf8))
             }
             if similarity {
                 let m = vectors.map { a in vectors.map { b in cosine(a, b) } }
@@ -61,7 +67,9 @@ struct EmbedCommand: ParsableCommand {
             } else {
                 format == .json ? printJSON(input, vectors, encoder) : printTSV(vectors)
             }
-        } catch let e as BERTCheckpointError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) } catch let e as WordPieceError {
+        } catch let e as BERTCheckpointError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) } catch let e
+            as WordPieceError
+        {
             fail(e.message)
         }
     }
@@ -79,7 +87,9 @@ struct EmbedCommand: ParsableCommand {
                 throw BERTCheckpointError("cannot read \(file)\(FileManager.default.fileExists(atPath: file) ? "" : ": no such file")")
             }
         } else {
-            if file == nil && isatty(0) != 0 { throw BERTCheckpointError("no sentences: give them as arguments, with --file, or on standard input") }
+            if file == nil && isatty(0) != 0 {
+                throw BERTCheckpointError("no sentences: give them as arguments, with --file, or on standard input")
+            }
             name = "standard input"
             data = FileHandle.standardInput.readDataToEndOfFile()
         }
@@ -87,7 +97,9 @@ struct EmbedCommand: ParsableCommand {
         if lines.last?.isEmpty == true { lines.removeLast() }  // the file's final newline ends the last line
         return try lines.enumerated().map { i, raw in
             let bytes = raw.last == UInt8(ascii: "\r") ? raw.dropLast() : raw
-            guard let s = String(bytes: bytes, encoding: .utf8) else { throw BERTCheckpointError("\(name), line \(i + 1): not valid UTF-8") }
+            guard let s = String(bytes: bytes, encoding: .utf8) else {
+                throw BERTCheckpointError("\(name), line \(i + 1): not valid UTF-8")
+            }
             return s
         }
     }
@@ -108,7 +120,9 @@ struct EmbedCommand: ParsableCommand {
         var out = "{\"model\": \(jsonString(model)), \"dimension\": \(encoder.model.config.dModel), \"max_length\": \(encoder.maxLength),\n"
         out += " \"sentences\": [" + input.map(jsonString).joined(separator: ", ") + "],\n"
         out += " \"tokens\": [" + input.map { "\(encoder.tokenize($0).count)" }.joined(separator: ", ") + "],\n"
-        out += " \"embeddings\": [\n  " + vectors.map { "[" + $0.map { "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ") + "]}\n"
+        out +=
+            " \"embeddings\": [\n  " + vectors.map { "[" + $0.map { "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ")
+            + "]}\n"
         FileHandle.standardOutput.write(Data(out.utf8))
     }
 
@@ -137,7 +151,8 @@ struct EmbedCommand: ParsableCommand {
         for s in input {
             let ids = encoder.tokenize(s)
             if format == .json {
-                out += "{\"sentence\": \(jsonString(s)), \"ids\": [" + ids.map(String.init).joined(separator: ", ") + "], \"tokens\": ["
+                out +=
+                    "{\"sentence\": \(jsonString(s)), \"ids\": [" + ids.map(String.init).joined(separator: ", ") + "], \"tokens\": ["
                     + encoder.tokenizer.tokens(ids).map(jsonString).joined(separator: ", ") + "]}\n"
             } else {
                 out += zip(encoder.tokenizer.tokens(ids), ids).map { "\($0)(\($1))" }.joined(separator: " ") + "\n"

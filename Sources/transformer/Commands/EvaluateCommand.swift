@@ -38,12 +38,22 @@ struct EvaluateCommand: ParsableCommand {
             let start = Date()
             for (i, p) in corpus.pairs.enumerated() {
                 hyps.append(t.translate(p.source, beam: beam, lengthPenalty: lengthPenalty))
-                if (i + 1) % 100 == 0 { log("translated \(i + 1)/\(corpus.pairs.count) (\(String(format: "%.1f", Double(i + 1) / Date().timeIntervalSince(start))) sentences/s)") }
+                if (i + 1) % 100 == 0 {
+                    log(
+                        "translated \(i + 1)/\(corpus.pairs.count) (\(String(format: "%.1f", Double(i + 1) / Date().timeIntervalSince(start))) sentences/s)"
+                    )
+                }
             }
-            if let hypotheses { try Data((hyps.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: hypotheses), options: .atomic) }
+            if let hypotheses {
+                try Data((hyps.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: hypotheses), options: .atomic)
+            }
             let bleu = BLEU.corpusScore(hypotheses: hyps, references: corpus.pairs.map(\.target))
-            print(String(format: "pairs %d · loss %.4f · perplexity %.2f · token accuracy %.2f%% · BLEU %.2f", corpus.pairs.count, loss, exp(Double(loss)), acc * 100, bleu.score))
+            print(
+                String(
+                    format: "pairs %d · loss %.4f · perplexity %.2f · token accuracy %.2f%% · BLEU %.2f", corpus.pairs.count, loss,
+                    exp(Double(loss)), acc * 100, bleu.score))
             print("  " + bleu.description)
-        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as SafetensorsError
+        { fail(e.description) }
     }
 }

@@ -7,12 +7,12 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Every step of a checkpoint's forward pass on a text, as the explorer page (or any walkthrough format).",
         discussion: """
-        Works for a GPT (`transformer train --model gpt`, or a Hugging Face GPT-2 folder) and for an
-        encoder–decoder (`transformer train`); for the latter the decoder is fed the model's own greedy translation.
-        Examples:
-          transformer explain --checkpoint runs/shakespeare --text "ROMEO:" --output romeo.html
-          transformer explain --checkpoint runs/toy --text "马无夜草不肥" --attention-svg figures/
-        """
+            Works for a GPT (`transformer train --model gpt`, or a Hugging Face GPT-2 folder) and for an
+            encoder–decoder (`transformer train`); for the latter the decoder is fed the model's own greedy translation.
+            Examples:
+              transformer explain --checkpoint runs/shakespeare --text "ROMEO:" --output romeo.html
+              transformer explain --checkpoint runs/toy --text "马无夜草不肥" --attention-svg figures/
+            """
     )
 
     @Option(help: "A run folder (its latest checkpoint) or a checkpoint folder.") var checkpoint: String
@@ -26,9 +26,12 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         do {
             guard let fmt = TraceFormat(rawValue: format) else {
-                throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
+                throw WalkthroughError(
+                    "--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
             }
-            guard (0...10).contains(decimals), maxColumns >= 0 else { throw WalkthroughError("--decimals must be 0…10 and --max-columns 0 or more") }
+            guard (0...10).contains(decimals), maxColumns >= 0 else {
+                throw WalkthroughError("--decimals must be 0…10 and --max-columns 0 or more")
+            }
             let doc = try CheckpointExplorer(path: checkpoint).trace(text)
             var opts = RenderOptions()
             opts.decimals = decimals

@@ -25,8 +25,12 @@ struct GGUFBenchCommand: ParsableCommand {
 
     func run() throws {
         do {
-            guard promptTokens >= 1, genTokens >= 2, repeats >= 1 else { throw GGUFError("--prompt-tokens ≥ 1, --gen-tokens ≥ 2, --repeats ≥ 1") }
-            guard ["both", "quantized", "dequantized"].contains(weights) else { throw GGUFError("--weights is both, quantized or dequantized") }
+            guard promptTokens >= 1, genTokens >= 2, repeats >= 1 else {
+                throw GGUFError("--prompt-tokens ≥ 1, --gen-tokens ≥ 2, --repeats ≥ 1")
+            }
+            guard ["both", "quantized", "dequantized"].contains(weights) else {
+                throw GGUFError("--weights is both, quantized or dequantized")
+            }
             Gemm.threads = threads
             let file = try GGUFFile(url: URL(fileURLWithPath: model))
             if kernels { return try timeKernels(file) }
@@ -57,9 +61,12 @@ struct GGUFBenchCommand: ParsableCommand {
                     }
                     bestGen = min(bestGen, Date().timeIntervalSince(a))
                 }
-                print(String(format: "this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; generation %.1f tokens/s; load %.2f s",
-                             deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6, threads, ids.count, Double(ids.count) / best,
-                             Double(genTokens) / bestGen, load))
+                print(
+                    String(
+                        format:
+                            "this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; generation %.1f tokens/s; load %.2f s",
+                        deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6, threads, ids.count, Double(ids.count) / best,
+                        Double(genTokens) / bestGen, load))
             }
         } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
     }
@@ -82,8 +89,10 @@ extension GGUFBenchCommand {
                 best = min(best, Date().timeIntervalSince(a) / Double(iterations))
             }
             let blocks = Double(m.rows * m.cols / 32)
-            print(String(format: "%@ (%@, %d×%d), %d threads: %.0f µs per product, %.2f ns per block, %.1f GB/s",
-                         name, m.type.name, m.rows, m.cols, threads, best * 1e6, best * 1e9 / blocks, Double(m.rows * m.rowBytes) / best / 1e9))
+            print(
+                String(
+                    format: "%@ (%@, %d×%d), %d threads: %.0f µs per product, %.2f ns per block, %.1f GB/s",
+                    name, m.type.name, m.rows, m.cols, threads, best * 1e6, best * 1e9 / blocks, Double(m.rows * m.rowBytes) / best / 1e9))
         }
     }
 }

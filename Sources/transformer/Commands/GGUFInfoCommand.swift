@@ -16,7 +16,9 @@ struct GGUFInfoCommand: ParsableCommand {
     func run() throws {
         do {
             let f = try GGUFFile(url: URL(fileURLWithPath: file))
-            print("\(file): GGUF v\(f.version), \(f.fileSize) bytes, \(f.keys.count) metadata entries, \(f.tensors.count) tensors, alignment \(f.alignment), data at byte \(f.dataOffset)")
+            print(
+                "\(file): GGUF v\(f.version), \(f.fileSize) bytes, \(f.keys.count) metadata entries, \(f.tensors.count) tensors, alignment \(f.alignment), data at byte \(f.dataOffset)"
+            )
             print("\nmetadata:")
             for k in f.keys { print("  \(k) = \(f.metadata[k]!.summary)") }
             var byType: [String: (count: Int, bytes: Int, values: Int)] = [:]
@@ -27,15 +29,21 @@ struct GGUFInfoCommand: ParsableCommand {
             print("\ntensor types:")
             print("  type          tensors   values        bytes   bits/value")
             for (name, e) in byType.sorted(by: { $0.value.bytes > $1.value.bytes }) {
-                print("  " + name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %8d %9d %12d   %.2f", e.count, e.values, e.bytes, 8 * Double(e.bytes) / Double(e.values)))
+                print(
+                    "  " + name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                        + String(format: " %8d %9d %12d   %.2f", e.count, e.values, e.bytes, 8 * Double(e.bytes) / Double(e.values)))
             }
             print("\ntensors\(all ? "" : " (those outside the blocks, and block 0)"):")
             for t in f.tensors where all || !t.name.hasPrefix("blk.") || t.name.hasPrefix("blk.0.") {
-                print("  \(t.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(t.type.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.dims)")
+                print(
+                    "  \(t.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(t.type.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.dims)"
+                )
             }
             let c = try LlamaConfig(gguf: f)
             _ = try GGUFTokenizer(gguf: f)
-            print("\nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \(c.ropeBase), RMSNorm ε \(c.rmsEps)")
+            print(
+                "\nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \(c.ropeBase), RMSNorm ε \(c.rmsEps)"
+            )
         } catch let e as GGUFError { fail(e.description) }
     }
 }

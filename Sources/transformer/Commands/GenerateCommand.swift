@@ -9,7 +9,9 @@ import ModelFiles
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a GPT checkpoint (this project's runs or a Hugging Face GPT-2 folder) or a GGUF model, streaming tokens as they come.")
+        abstract:
+            "Generate text from a GPT checkpoint (this project's runs or a Hugging Face GPT-2 folder) or a GGUF model, streaming tokens as they come."
+    )
 
     @Option(help: "A run folder (its latest checkpoint), a checkpoint / GPT-2 folder, or a .gguf file.") var model: String
     @Option(help: "The prompt.") var prompt: String = "\n"
@@ -37,13 +39,19 @@ struct GenerateCommand: ParsableCommand {
             var ids = try tok.encode(prompt)
             if ids.isEmpty { ids = [0] }
             if ids.count >= m.config.contextLength {
-                FileHandle.standardError.write(Data("note: the prompt has \(ids.count) tokens; keeping its last \(m.config.contextLength - 1) (the context is \(m.config.contextLength))\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "note: the prompt has \(ids.count) tokens; keeping its last \(m.config.contextLength - 1) (the context is \(m.config.contextLength))\n"
+                            .utf8))
             }
             let gen = GPTGenerator(model: m, useCache: !noCache)
             FileHandle.standardOutput.write(Data(prompt.utf8))
             let start = Date()
             var pending: [Int] = []
-            let out = gen.generate(prompt: ids, maxNewTokens: maxTokens, sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed)) { t in
+            let out = gen.generate(
+                prompt: ids, maxNewTokens: maxTokens,
+                sampling: SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed)
+            ) { t in
                 // BPE pieces may split a UTF-8 character: print once the bytes decode cleanly.
                 pending.append(t)
                 let s = tok.decode(pending)
@@ -51,8 +59,15 @@ struct GenerateCommand: ParsableCommand {
             }
             if !pending.isEmpty { FileHandle.standardOutput.write(Data(tok.decode(pending).utf8)) }
             let dt = Date().timeIntervalSince(start)
-            FileHandle.standardError.write(Data(String(format: "\n[%d tokens in %.2f s: %.1f tokens/s, %@]\n", out.count, dt, Double(out.count) / dt, noCache ? "no cache" : "KV cache").utf8))
-        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as ConfigError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "\n[%d tokens in %.2f s: %.1f tokens/s, %@]\n", out.count, dt, Double(out.count) / dt,
+                        noCache ? "no cache" : "KV cache"
+                    ).utf8))
+        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as ConfigError {
+            fail(e.message)
+        } catch let e as SafetensorsError { fail(e.description) }
     }
 }
 
@@ -70,7 +85,9 @@ extension GenerateCommand {
             if r.tokenizer.addBOS, let bos = r.tokenizer.bosID { ids.insert(bos, at: 0) }
             guard !ids.isEmpty else { throw GGUFError("--prompt is empty: give at least one character") }
             guard ids.count < r.session.maxLength else {
-                throw GGUFError("--prompt has \(ids.count) tokens; the context holds \(r.session.maxLength) (the prompt and at least one new token must fit)")
+                throw GGUFError(
+                    "--prompt has \(ids.count) tokens; the context holds \(r.session.maxLength) (the prompt and at least one new token must fit)"
+                )
             }
             if !chat { FileHandle.standardOutput.write(Data(prompt.utf8)) }
             let result = try r.stream(prompt: ids, maxTokens: maxTokens, sampling: sampling)

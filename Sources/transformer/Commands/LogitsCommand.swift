@@ -30,12 +30,14 @@ struct LogitsCommand: ParsableCommand {
             let dir = URL(fileURLWithPath: model, isDirectory: true)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-                throw GPTCheckpointError("\(model) is not a folder (expected a Hugging Face GPT-2 folder with config.json and model.safetensors)")
+                throw GPTCheckpointError(
+                    "\(model) is not a folder (expected a Hugging Face GPT-2 folder with config.json and model.safetensors)")
             }
             let gpt = try GPTCheckpoint.loadHuggingFace(dir)
             let c = gpt.config
             if let bad = tokens.firstIndex(where: { $0 < 0 || $0 >= c.vocabSize }) {
-                throw GPTCheckpointError("--ids: token \(tokens[bad]) (position \(bad)) is out of range; the vocabulary is 0..<\(c.vocabSize)")
+                throw GPTCheckpointError(
+                    "--ids: token \(tokens[bad]) (position \(bad)) is out of range; the vocabulary is 0..<\(c.vocabSize)")
             }
             guard tokens.count <= c.contextLength else {
                 throw GPTCheckpointError("--ids: \(tokens.count) tokens exceed the model's context of \(c.contextLength) (n_positions)")
@@ -48,8 +50,9 @@ struct LogitsCommand: ParsableCommand {
             case .json: printJSON(tokens, rows)
             case .text: printText(tokens, rows, k: min(top, v))
             }
-        } catch let e as GPTCheckpointError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) } catch let e as ConfigError { fail(e.message) }
-        catch let e as TokenizerError { fail(e.message) }
+        } catch let e as GPTCheckpointError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) } catch let e
+            as ConfigError
+        { fail(e.message) } catch let e as TokenizerError { fail(e.message) }
     }
 
     func parseIDs(_ s: String) throws -> [Int] {

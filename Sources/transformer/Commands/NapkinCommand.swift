@@ -30,7 +30,8 @@ struct NapkinCommand: ParsableCommand {
     @Option(help: "Tokens per sequence T (default: the config's context length).") var context: Int?
     @Flag(help: "Train a few steps of this config here and print the measured tokens/s and MFU.") var measure = false
     @Option(help: "--measure: timed training steps (after one warm-up step).") var steps: Int = 5
-    @Option(help: "--measure: the peak to compute MFU against, in GFLOP/s (default: measure this project's GEMM now).") var peakGflops: Double?
+    @Option(help: "--measure: the peak to compute MFU against, in GFLOP/s (default: measure this project's GEMM now).") var peakGflops:
+        Double?
     @Option(help: "Output format: text, json or markdown.") var format: Format = .text
 
     func run() throws {
@@ -39,7 +40,8 @@ struct NapkinCommand: ParsableCommand {
             let t = context ?? napkin.config.contextLength
             guard batch >= 1 else { throw ConfigError(message: "--batch must be at least 1 (got \(batch))") }
             guard t >= 1, t <= napkin.config.contextLength else {
-                throw ConfigError(message: "--context must be between 1 and the model's context length \(napkin.config.contextLength) (got \(t))")
+                throw ConfigError(
+                    message: "--context must be between 1 and the model's context length \(napkin.config.contextLength) (got \(t))")
             }
             guard steps >= 1 else { throw ConfigError(message: "--steps must be at least 1") }
             if let p = peakGflops, !(p > 0) { throw ConfigError(message: "--peak-gflops must be positive") }
@@ -53,9 +55,8 @@ struct NapkinCommand: ParsableCommand {
                 e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try e.encode(report), as: UTF8.self))
             }
-        } catch let e as ConfigError { fail(e.message) }
-        catch let e as GPTCheckpointError { fail(e.message) }
-        catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) }
+        } catch let e as ConfigError { fail(e.message) } catch let e as GPTCheckpointError { fail(e.message) } catch let e as TrainingError
+        { fail(e.message) } catch let e as TokenizerError { fail(e.message) }
     }
 
     func model() throws -> Napkin {
@@ -64,10 +65,14 @@ struct NapkinCommand: ParsableCommand {
         if let config {
             var url = URL(fileURLWithPath: config)
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { throw ConfigError(message: "\(config) does not exist") }
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+                throw ConfigError(message: "\(config) does not exist")
+            }
             if isDir.boolValue {
                 let direct = url.appendingPathComponent(GPTCheckpoint.configFile)
-                url = FileManager.default.fileExists(atPath: direct.path) ? direct : try Checkpoint.resolve(config).appendingPathComponent(GPTCheckpoint.configFile)
+                url =
+                    FileManager.default.fileExists(atPath: direct.path)
+                    ? direct : try Checkpoint.resolve(config).appendingPathComponent(GPTCheckpoint.configFile)
             }
             n = Napkin(name: url.path, config: try GPTCheckpoint.readConfig(url))
         } else {
@@ -86,13 +91,19 @@ struct NapkinCommand: ParsableCommand {
         let need = mem.trainingStateFP32 + mem.activationsThisProject
         let have = Double(ProcessInfo.processInfo.physicalMemory)
         guard need < have / 2 else {
-            throw ConfigError(message: String(format: "--measure: training %@ here needs %@ (weights, gradients, AdamW, activations) and this machine has %@; use a smaller config or batch",
-                                              napkin.name, bytesText(need), bytesText(have)))
+            throw ConfigError(
+                message: String(
+                    format:
+                        "--measure: training %@ here needs %@ (weights, gradients, AdamW, activations) and this machine has %@; use a smaller config or batch",
+                    napkin.name, bytesText(need), bytesText(have)))
         }
         let peak = peakGflops.map { ($0 * 1e9, "given with --peak-gflops") } ?? measureGEMMPeak()
         let flopsPerStep = napkin.trainingFLOPsPerToken(context: t) * Double(b * t)
         if flopsPerStep / peak.0 * Double(steps + 1) > 600 {
-            throw ConfigError(message: String(format: "--measure: %d steps would take over %.0f minutes even at the peak; use a smaller config, batch or --steps", steps + 1, flopsPerStep / peak.0 * Double(steps + 1) / 60))
+            throw ConfigError(
+                message: String(
+                    format: "--measure: %d steps would take over %.0f minutes even at the peak; use a smaller config, batch or --steps",
+                    steps + 1, flopsPerStep / peak.0 * Double(steps + 1) / 60))
         }
         let model = try GPTModel(config: c, seed: 1)
         let acts = GPTActivations(config: c, maxBatch: b, maxLength: t)
@@ -112,9 +123,10 @@ struct NapkinCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         let tokensPerSecond = Double(steps * b * t) / seconds
         let achieved = tokensPerSecond * napkin.trainingFLOPsPerToken(context: t)
-        return .init(steps: steps, seconds: seconds, tokensPerSecond: tokensPerSecond, achievedFLOPs: achieved, peakFLOPs: peak.0,
-                     peakSource: peak.1, estimatedTokensPerSecondAtPeak: peak.0 / napkin.trainingFLOPsPerToken(context: t), mfu: achieved / peak.0,
-                     threads: Gemm.threads)
+        return .init(
+            steps: steps, seconds: seconds, tokensPerSecond: tokensPerSecond, achievedFLOPs: achieved, peakFLOPs: peak.0,
+            peakSource: peak.1, estimatedTokensPerSecondAtPeak: peak.0 / napkin.trainingFLOPsPerToken(context: t), mfu: achieved / peak.0,
+            threads: Gemm.threads)
     }
 
     /// The best of a few 1536³ products with this project's GEMM on every thread: the fastest this
@@ -127,9 +139,15 @@ struct NapkinCommand: ParsableCommand {
         var best = Double.infinity
         for _ in 0..<4 {
             let s = Date()
-            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                Gemm.multiply(transA: false, transB: false, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!, ldc: n)
-            } } }
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        Gemm.multiply(
+                            transA: false, transB: false, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
+                            c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
             best = min(best, Date().timeIntervalSince(s))
         }
         return (2 * Double(n * n * n) / best, "measured now: this project's GEMM, 1536×1536×1536 fp32, \(Gemm.threads) threads, best of 4")
@@ -151,7 +169,8 @@ struct NapkinReport: Encodable {
         var mfu: Double
         var threads: Int
         enum CodingKeys: String, CodingKey {
-            case steps, seconds, tokensPerSecond = "tokens_per_second", achievedFLOPs = "achieved_flops_per_second", peakFLOPs = "peak_flops_per_second"
+            case steps, seconds, tokensPerSecond = "tokens_per_second", achievedFLOPs = "achieved_flops_per_second", peakFLOPs =
+                "peak_flops_per_second"
             case peakSource = "peak_source", estimatedTokensPerSecondAtPeak = "tokens_per_second_at_peak", mfu, threads
         }
     }
@@ -170,13 +189,19 @@ struct NapkinReport: Encodable {
     var memory: Napkin.Memory
     var measured: Measured?
     let formulas = [
-        "parameters": "per layer 4d (two layer norms) + 3d² + 3d (c_attn) + d² + d (c_proj) + 2·d·d_ff + d_ff + d (MLP); + V·d (wte) + T·d (wpe) + 2d (ln_f) [+ d·V untied head]",
-        "forward_flops_per_token": "2·N_mat + 4·L·T·d, N_mat = L·(4d² + 2·d·d_ff) + d·V (weights in a product per token; 2 FLOPs per multiply-add); 4·L·T·d is QKᵀ and A·V over T keys",
-        "training_flops_per_token": "3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, Table 1: C_forward ≈ 2N + 2·L·T·d with N without embeddings",
-        "training_state": "16 bytes per parameter: fp32 weights 4 + gradients 4 + AdamW m, v 8; mixed precision the same 16: fp16 weights 2 + gradients 2 + fp32 master, m, v 12 (ZeRO, Rajbhandari et al. 2020, §3.1)",
-        "activations_16bit": "L·T·B·d·(34 + 5·a·T/d) bytes (Korthikanti et al. 2022, eq. 1: 16-bit, dropout masks, no recomputation) + 4·B·T·V (fp32 logits)",
-        "activations_this_project": "4 bytes × [L·(n·(10d + 2·d_ff + 4) + B·a·T²) + n·(9d + 2·d_ff + V + 5) + T], n = B·T: every buffer GPTActivations allocates (fp32, no dropout)",
-        "mfu": "measured tokens/s × training FLOPs per token ÷ peak FLOP/s (PaLM's model FLOPs utilisation)",
+        "parameters":
+            "per layer 4d (two layer norms) + 3d² + 3d (c_attn) + d² + d (c_proj) + 2·d·d_ff + d_ff + d (MLP); + V·d (wte) + T·d (wpe) + 2d (ln_f) [+ d·V untied head]",
+        "forward_flops_per_token":
+            "2·N_mat + 4·L·T·d, N_mat = L·(4d² + 2·d·d_ff) + d·V (weights in a product per token; 2 FLOPs per multiply-add); 4·L·T·d is QKᵀ and A·V over T keys",
+        "training_flops_per_token":
+            "3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, Table 1: C_forward ≈ 2N + 2·L·T·d with N without embeddings",
+        "training_state":
+            "16 bytes per parameter: fp32 weights 4 + gradients 4 + AdamW m, v 8; mixed precision the same 16: fp16 weights 2 + gradients 2 + fp32 master, m, v 12 (ZeRO, Rajbhandari et al. 2020, §3.1)",
+        "activations_16bit":
+            "L·T·B·d·(34 + 5·a·T/d) bytes (Korthikanti et al. 2022, eq. 1: 16-bit, dropout masks, no recomputation) + 4·B·T·V (fp32 logits)",
+        "activations_this_project":
+            "4 bytes × [L·(n·(10d + 2·d_ff + 4) + B·a·T²) + n·(9d + 2·d_ff + V + 5) + T], n = B·T: every buffer GPTActivations allocates (fp32, no dropout)",
+        "mfu": "measured tokens/s × training FLOPs per token ÷ peak FLOP/s (PaLM's model FLOPs utilisation)"
     ]
 
     enum CodingKeys: String, CodingKey {
@@ -198,7 +223,8 @@ struct NapkinReport: Encodable {
 
     var headline: String {
         let c = config
-        return "\(c.layers) layers · d_model \(c.dModel) · \(c.heads) heads (d_k \(c.headSize)) · d_ff \(c.dFF) · context \(c.contextLength) · vocabulary \(c.vocabSize) · output \(tiedHead ? "tied to wte" : "untied")"
+        return
+            "\(c.layers) layers · d_model \(c.dModel) · \(c.heads) heads (d_k \(c.headSize)) · d_ff \(c.dFF) · context \(c.contextLength) · vocabulary \(c.vocabSize) · output \(tiedHead ? "tied to wte" : "untied")"
     }
 
     var memoryRows: [(String, String, Double)] {
@@ -209,7 +235,7 @@ struct NapkinReport: Encodable {
             ("training state (fp32, or mixed precision)", "16P", m.trainingStateFP32),
             ("activations, 16-bit (Korthikanti et al. 2022)", "L·T·B·d·(34 + 5aT/d) + 4BTV", m.activations16bit),
             ("activations, this project (fp32)", "GPTActivations", m.activationsThisProject),
-            ("to train here: state + activations (fp32)", "16P + acts", m.trainingStateFP32 + m.activationsThisProject),
+            ("to train here: state + activations (fp32)", "16P + acts", m.trainingStateFP32 + m.activationsThisProject)
         ]
     }
 
@@ -218,17 +244,30 @@ struct NapkinReport: Encodable {
         out.append("\(name) — \(headline)")
         out.append("")
         out.append("Parameters")
-        let table: [[String]] = [["component", "formula", "each", "× layers", "total", "share"]] + parameters.map {
-            [$0.component, $0.formula, grouped($0.each), $0.times == 1 ? "" : "× \($0.times)", grouped($0.total), percent(Double($0.total) / Double(totalParameters))]
-        } + [["total", "", "", "", grouped(totalParameters), countText(totalParameters)],
-             ["  non-embedding (Kaplan's N)", "", "", "", grouped(nonEmbeddingParameters), ""],
-             ["  one layer", "12d² + 13d at d_ff = 4d", grouped(perLayer), "", "", ""]]
+        let table: [[String]] =
+            [["component", "formula", "each", "× layers", "total", "share"]]
+            + parameters.map {
+                [
+                    $0.component, $0.formula, grouped($0.each), $0.times == 1 ? "" : "× \($0.times)", grouped($0.total),
+                    percent(Double($0.total) / Double(totalParameters))
+                ]
+            } + [
+                ["total", "", "", "", grouped(totalParameters), countText(totalParameters)],
+                ["  non-embedding (Kaplan's N)", "", "", "", grouped(nonEmbeddingParameters), ""],
+                ["  one layer", "12d² + 13d at d_ff = 4d", grouped(perLayer), "", "", ""]
+            ]
         out.append(contentsOf: aligned(table, right: [2, 3, 4, 5]).map { "  " + $0 })
         out.append("")
         out.append("FLOPs per token (T = \(context) tokens of context; a multiply-add is 2 FLOPs)")
-        out.append("  N_mat = L·(4d² + 2·d·d_ff) + d·V = \(grouped(matmulWeights)) weights in a product per token (biases, norms, softmax, GELU left out)")
-        out.append("  inference, forward:  2·N_mat + 4·L·T·d  = \(flopsText(2 * Double(matmulWeights))) + \(flopsText(attentionForward)) = \(flopsText(forwardFLOPsPerToken))")
-        out.append("  training, fwd + bwd: 6·N_mat + 12·L·T·d = \(flopsText(6 * Double(matmulWeights))) + \(flopsText(3 * attentionForward)) = \(flopsText(trainingFLOPsPerToken))")
+        out.append(
+            "  N_mat = L·(4d² + 2·d·d_ff) + d·V = \(grouped(matmulWeights)) weights in a product per token (biases, norms, softmax, GELU left out)"
+        )
+        out.append(
+            "  inference, forward:  2·N_mat + 4·L·T·d  = \(flopsText(2 * Double(matmulWeights))) + \(flopsText(attentionForward)) = \(flopsText(forwardFLOPsPerToken))"
+        )
+        out.append(
+            "  training, fwd + bwd: 6·N_mat + 12·L·T·d = \(flopsText(6 * Double(matmulWeights))) + \(flopsText(3 * attentionForward)) = \(flopsText(trainingFLOPsPerToken))"
+        )
         out.append("  (PaLM, Chowdhery et al. 2022, Appendix B: 6N + 12·L·H·Q·T; the backward pass costs twice the forward.)")
         out.append("")
         out.append("Memory (P = \(grouped(totalParameters)); activations at batch \(batch) × \(context) tokens)")
@@ -236,18 +275,30 @@ struct NapkinReport: Encodable {
         out.append("  (mixed precision: fp16 weights 2 + gradients 2 + fp32 master weights, m, v 12 = 16 bytes per parameter, ZeRO §3.1)")
         if let m = measured {
             out.append("")
-            out.append("Measured here: \(m.steps) training steps (forward, backward, AdamW) of \(batch) × \(context) tokens, \(m.threads) threads")
-            out.append(String(format: "  tokens/s:  measured %@  ·  estimate at the peak (100%% MFU) %@", number(m.tokensPerSecond), number(m.estimatedTokensPerSecondAtPeak)))
-            out.append(String(format: "  achieved %@/s of a peak of %@/s (%@)", flopsText(m.achievedFLOPs), flopsText(m.peakFLOPs), m.peakSource))
-            out.append(String(format: "  model FLOPs utilisation (MFU) %.1f%%  = tokens/s × %@ per token ÷ peak", 100 * m.mfu, flopsText(trainingFLOPsPerToken)))
+            out.append(
+                "Measured here: \(m.steps) training steps (forward, backward, AdamW) of \(batch) × \(context) tokens, \(m.threads) threads")
+            out.append(
+                String(
+                    format: "  tokens/s:  measured %@  ·  estimate at the peak (100%% MFU) %@", number(m.tokensPerSecond),
+                    number(m.estimatedTokensPerSecondAtPeak)))
+            out.append(
+                String(format: "  achieved %@/s of a peak of %@/s (%@)", flopsText(m.achievedFLOPs), flopsText(m.peakFLOPs), m.peakSource))
+            out.append(
+                String(
+                    format: "  model FLOPs utilisation (MFU) %.1f%%  = tokens/s × %@ per token ÷ peak", 100 * m.mfu,
+                    flopsText(trainingFLOPsPerToken)))
         }
         return out.joined(separator: "\n") + "\n"
     }
 
     func markdown() -> String {
-        var out: [String] = ["## \(name)", "", headline, "", "| component | formula | each | × layers | total | share |", "|---|---|---:|---:|---:|---:|"]
+        var out: [String] = [
+            "## \(name)", "", headline, "", "| component | formula | each | × layers | total | share |", "|---|---|---:|---:|---:|---:|"
+        ]
         for r in parameters {
-            out.append("| \(r.component) | `\(r.formula)` | \(grouped(r.each)) | \(r.times == 1 ? "" : "\(r.times)") | \(grouped(r.total)) | \(percent(Double(r.total) / Double(totalParameters))) |")
+            out.append(
+                "| \(r.component) | `\(r.formula)` | \(grouped(r.each)) | \(r.times == 1 ? "" : "\(r.times)") | \(grouped(r.total)) | \(percent(Double(r.total) / Double(totalParameters))) |"
+            )
         }
         out.append("| **total** | | | | **\(grouped(totalParameters))** | \(countText(totalParameters)) |")
         out.append("")
@@ -310,7 +361,8 @@ func flopsText(_ x: Double) -> String {
 }
 
 func bytesText(_ x: Double) -> String {
-    for (scale, unit) in [(1024.0 * 1024 * 1024 * 1024, "TiB"), (1024.0 * 1024 * 1024, "GiB"), (1024.0 * 1024, "MiB"), (1024.0, "KiB")] where x >= scale {
+    for (scale, unit) in [(1024.0 * 1024 * 1024 * 1024, "TiB"), (1024.0 * 1024 * 1024, "GiB"), (1024.0 * 1024, "MiB"), (1024.0, "KiB")]
+    where x >= scale {
         return String(format: "%.1f %@", x / scale, unit)
     }
     return String(format: "%.0f B", x)

@@ -8,19 +8,19 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "A local web page to explore a checkpoint: type a text, see every step, the attention and the prediction.",
         discussion: """
-        Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …} (add "include": ["html"] or \
-        ["trace"] for only the page fragment or only the steps), and POST /api/generate \
-        {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder. \
-        Bound to 127.0.0.1 unless --host says otherwise. Port 0 picks a free port (printed on the first line).
+            Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …} (add "include": ["html"] or \
+            ["trace"] for only the page fragment or only the steps), and POST /api/generate \
+            {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder. \
+            Bound to 127.0.0.1 unless --host says otherwise. Port 0 picks a free port (printed on the first line).
 
-        Limits (every refusal is JSON {"error": …}): a body over --max-body bytes gets 413 (chunked or not), a text \
-        over --max-characters or the model's context 422, malformed JSON 400. The model computes for one request at a \
-        time with at most --queue more waiting; beyond that 503 "busy, retry" with Retry-After: 1, and a request \
-        not answered within --timeout seconds gets 503 "timed out". A connection silent for --idle-timeout seconds \
-        (including a request head trickled in) is closed, and so is one whose body has not arrived --read-timeout \
-        seconds after its head. At most --max-connections are open at once; more wait in the accept backlog. A trace \
-        answer over --max-answer bytes gets 422.
-        """
+            Limits (every refusal is JSON {"error": …}): a body over --max-body bytes gets 413 (chunked or not), a text \
+            over --max-characters or the model's context 422, malformed JSON 400. The model computes for one request at a \
+            time with at most --queue more waiting; beyond that 503 "busy, retry" with Retry-After: 1, and a request \
+            not answered within --timeout seconds gets 503 "timed out". A connection silent for --idle-timeout seconds \
+            (including a request head trickled in) is closed, and so is one whose body has not arrived --read-timeout \
+            seconds after its head. At most --max-connections are open at once; more wait in the accept backlog. A trace \
+            answer over --max-answer bytes gets 422.
+            """
     )
 
     @Option(help: "A run folder (its latest checkpoint) or a checkpoint folder (GPT or encoder–decoder).") var model: String
@@ -57,7 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxAnswerBytes = maxAnswer
         let host = self.host
         if !["127.0.0.1", "localhost", "::1"].contains(host) {
-            FileHandle.standardError.write(Data("warning: --host \(host) may expose the server beyond this machine; it has no authentication\n".utf8))
+            FileHandle.standardError.write(
+                Data("warning: --host \(host) may expose the server beyond this machine; it has no authentication\n".utf8))
         }
         try await ExplorerServer.run(model: explorer, host: host, port: port, limits: limits) { bound in
             // Written straight to the file handle (not buffered): scripts wait for this line.

@@ -20,25 +20,34 @@ extension TrainCommand {
             model = try GPTCheckpoint.loadHuggingFace(dir)
             tok = try TextTokenizer.load(dir.appendingPathComponent("tokenizer.json"))
             guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("state.json").path),
-                  let state = try? JSONDecoder().decode(TrainState.self, from: stateData) else { throw TrainingError("\(dir.path): no readable state.json, cannot resume") }
+                let state = try? JSONDecoder().decode(TrainState.self, from: stateData)
+            else { throw TrainingError("\(dir.path): no readable state.json, cannot resume") }
             options = resumedOptions(state.options)
             resumeState = state; resumeDir = dir
             log("resuming \(dir.path) at step \(state.step)")
-            if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
+            if group.rank == 0 {
+                let n = Checkpoint.removeLeftovers(out);
+                if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") }
+            }
         } else {
             options = trainOptions()
             switch tokenizer {
             case "char":
-                guard let text = String(data: raw, encoding: .utf8) else { throw TrainingError("\(data): not UTF-8 text (use --tokenizer bpe, which takes any bytes)") }
+                guard let text = String(data: raw, encoding: .utf8) else {
+                    throw TrainingError("\(data): not UTF-8 text (use --tokenizer bpe, which takes any bytes)")
+                }
                 tok = try TextTokenizer(characters: text)
             case "bpe":
                 let text = String(decoding: raw, as: UTF8.self)
-                tok = TextTokenizer(bpe: ByteLevelBPE.train(texts: text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
-                                                                  vocabSize: vocabSize, specialTokens: ["<|endoftext|>"]))
+                tok = TextTokenizer(
+                    bpe: ByteLevelBPE.train(
+                        texts: text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
+                        vocabSize: vocabSize, specialTokens: ["<|endoftext|>"]))
             default: throw TrainingError("--tokenizer must be char or bpe for --model gpt")
             }
-            let c = GPTConfig(vocabSize: tok.vocabularySize, contextLength: shape.maxLength, dModel: shape.dModel,
-                              layers: shape.layers, heads: shape.heads, dFF: shape.dFF)
+            let c = GPTConfig(
+                vocabSize: tok.vocabularySize, contextLength: shape.maxLength, dModel: shape.dModel,
+                layers: shape.layers, heads: shape.heads, dFF: shape.dFF)
             do { try c.validate() } catch let e as ConfigError { throw TrainingError(e.message) }
             guard let initScheme = GPTConfig.Initialisation(rawValue: initialisation) else {
                 throw TrainingError("--initialisation must be gpt2 or normal, not \"\(initialisation)\"")
@@ -50,11 +59,16 @@ extension TrainCommand {
         let split = Int(Double(ids.count) * (1 - min(options.validationFraction, 0.5)))
         // A resumed run keeps its saved block size (exact resume) unless --block-size is given again.
         let block = options.blockSize > 0 ? options.blockSize : model.config.contextLength
-        let task = try GPTTask(model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
-                               batchSize: options.batchSize, blockSize: block, seed: options.seed)
+        let task = try GPTTask(
+            model: model, tokenizer: tok, train: Array(ids[..<split]), validation: Array(ids[split...]),
+            batchSize: options.batchSize, blockSize: block, seed: options.seed)
         let c = model.config
-        log("text: \(data), \(ids.count) tokens (\(tok.kind.rawValue), vocabulary \(tok.vocabularySize)); train \(split), validation \(ids.count - split)")
-        log("model: GPT, \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel), context \(c.contextLength), block \(block), \(model.layout.total) parameters")
+        log(
+            "text: \(data), \(ids.count) tokens (\(tok.kind.rawValue), vocabulary \(tok.vocabularySize)); train \(split), validation \(ids.count - split)"
+        )
+        log(
+            "model: GPT, \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel), context \(c.contextLength), block \(block), \(model.layout.total) parameters"
+        )
         let trainer = try Trainer(task: task, options: options)
         trainer.output = out
         trainer.group = group

@@ -25,7 +25,9 @@ struct ModelShapeOptions: ParsableArguments {
         c.scaleEmbeddings = true
         guard let n = NormPlacement(rawValue: norm) else { throw TrainingError("--norm must be post or pre") }
         guard let a = Activation(rawValue: activation) else { throw TrainingError("--activation must be relu, gelu or gelu_tanh") }
-        guard let e = EmbeddingSharing(rawValue: embeddings) else { throw TrainingError("--embeddings must be all, tied_output or separate") }
+        guard let e = EmbeddingSharing(rawValue: embeddings) else {
+            throw TrainingError("--embeddings must be all, tied_output or separate")
+        }
         guard let p = PositionKind(rawValue: positions) else { throw TrainingError("--positions must be sinusoidal or learned") }
         c.norm = n; c.activation = a; c.embeddings = e; c.positions = p
         do { try c.validate() } catch let e as ConfigError { throw TrainingError(e.message) }
@@ -38,15 +40,16 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train an encoder–decoder Transformer on sentence pairs.",
         discussion: """
-        Examples:
-          transformer train --output runs/toy                       # the seed's toy corpus
-          transformer train --source-file train.de --target-file train.en --tokenizer bpe --output runs/de-en
-          transformer train --output runs/de-en --resume             # continue where it stopped
-          transformer train --model gpt --data input.txt --tokenizer char --d-model 128 --heads 4 --layers 4 \\
-              --max-length 64 --batch-size 12 --steps 2000 --schedule constant --lr 1e-3 --dropout 0 --output runs/shakespeare
-        """)
+            Examples:
+              transformer train --output runs/toy                       # the seed's toy corpus
+              transformer train --source-file train.de --target-file train.en --tokenizer bpe --output runs/de-en
+              transformer train --output runs/de-en --resume             # continue where it stopped
+              transformer train --model gpt --data input.txt --tokenizer char --d-model 128 --heads 4 --layers 4 \\
+                  --max-length 64 --batch-size 12 --steps 2000 --schedule constant --lr 1e-3 --dropout 0 --output runs/shakespeare
+            """)
 
-    @Option(help: "What to train: seq2seq (encoder–decoder on sentence pairs) or gpt (decoder-only on one text).") var model: String = "seq2seq"
+    @Option(help: "What to train: seq2seq (encoder–decoder on sentence pairs) or gpt (decoder-only on one text).") var model: String =
+        "seq2seq"
     @Option(help: "The text to train a GPT on (--model gpt).") var data: String?
     @Option(help: "GPT: tokens per training window (default: the context, --max-length).") var blockSize: Int?
     @Option(help: "Source sentences, one per line (.gz is read through gzip).") var sourceFile: String?
@@ -54,7 +57,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "One file of source<TAB>target pairs.") var pairs: String?
     @Option(help: "Validation source file (default: hold out --validation-fraction of the pairs).") var validSource: String?
     @Option(help: "Validation target file.") var validTarget: String?
-    @Option(help: "Fraction of the pairs (GPT: of the text's tokens, at most 0.5) held out for validation when no validation files are given (default 0.05; a resumed run keeps its saved value).") var validationFraction: Double?
+    @Option(
+        help:
+            "Fraction of the pairs (GPT: of the text's tokens, at most 0.5) held out for validation when no validation files are given (default 0.05; a resumed run keeps its saved value)."
+    ) var validationFraction: Double?
     @Option(help: "Tokenizer: char, word or bpe (byte-level BPE trained on the corpus).") var tokenizer: String = "bpe"
     @Option(help: "BPE vocabulary size.") var vocabSize: Int = 8000
     @Option(help: "Use this saved tokenizer.json (e.g. from another run) instead of building one from the corpus.") var vocabulary: String?
@@ -75,7 +81,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW ε (the paper: 1e-9).") var adamEps: Float = 1e-9
     @Option(help: "Final learning rate of the cosine schedule.") var minLr: Float = 0
     @Option(help: "Seed for weights, batch order and dropout.") var seed: UInt64 = 1
-    @Option(help: "GPT weights at the start: gpt2 (N(0, 0.02), residual projections scaled by 1/√(2·layers)) or normal (N(0, 0.02) everywhere).")
+    @Option(
+        help: "GPT weights at the start: gpt2 (N(0, 0.02), residual projections scaled by 1/√(2·layers)) or normal (N(0, 0.02) everywhere)."
+    )
     var initialisation: String = "gpt2"
     @Option(help: "Validate every N steps (0: each epoch).") var evalEvery: Int = 0
     @Option(help: "Checkpoint every N steps (0: each epoch).") var checkpointEvery: Int = 0
@@ -83,7 +91,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Run folder for checkpoints and the loss curve.") var output: String = "runs/latest"
     @Flag(help: "Continue the run in --output from its latest checkpoint.") var resume = false
     @Option(help: "Stop after this many minutes of training (a checkpoint is saved).") var timeLimit: Double?
-    @Option(help: ArgumentHelp("A NaN or infinite loss or gradient: stop (exit non-zero naming the step and the layer; nothing of that step is saved, the last checkpoint stays the newest) or skip (leave the weights and AdamW moments unchanged for that step, log it, count it; stop after \(NonFinite.maxConsecutiveSkips) in a row). Default: stop.", valueName: "stop|skip"))
+    @Option(
+        help: ArgumentHelp(
+            "A NaN or infinite loss or gradient: stop (exit non-zero naming the step and the layer; nothing of that step is saved, the last checkpoint stays the newest) or skip (leave the weights and AdamW moments unchanged for that step, log it, count it; stop after \(NonFinite.maxConsecutiveSkips) in a row). Default: stop.",
+            valueName: "stop|skip"))
     var onNonFinite: String?
 
     func validate() throws {
@@ -108,7 +119,8 @@ struct TrainCommand: ParsableCommand {
             default: throw TrainingError("--model must be seq2seq or gpt (got \(model))")
             }
         } catch {
-            let message = (error as? TrainingError)?.message ?? (error as? TokenizerError)?.message ?? (error as? SafetensorsError)?.description
+            let message =
+                (error as? TrainingError)?.message ?? (error as? TokenizerError)?.message ?? (error as? SafetensorsError)?.description
                 ?? (error as? DataParallelError)?.message ?? "\(error)"
             guard group.size > 1 else { fail(message) }
             // Stop the other ranks too, rather than leave them waiting in a collective.
@@ -130,7 +142,8 @@ struct TrainCommand: ParsableCommand {
         var o = TrainOptions()
         o.batchSize = batchSize; o.maxTokens = maxTokens; o.epochs = epochs; o.maxSteps = steps; o.schedule = schedule
         o.learningRate = lr; o.warmup = warmup; o.labelSmoothing = labelSmoothing; o.dropout = dropout; o.clip = clip
-        o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
+        o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2; o.adamEps = adamEps; o.minLearningRate = minLr; o.seed = seed;
+        o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery; o.logEvery = logEvery
         o.blockSize = blockSize ?? 0
         if let validationFraction { o.validationFraction = validationFraction }
         if let onNonFinite { o.onNonFinite = onNonFinite }
@@ -145,7 +158,11 @@ struct TrainCommand: ParsableCommand {
         if let blockSize { o.blockSize = blockSize }
         // Given again, it wins, though the held-out data then differs from the interrupted run's.
         if let validationFraction {
-            if validationFraction != o.validationFraction { log("note: --validation-fraction \(validationFraction) differs from the saved \(o.validationFraction); the held-out data changes, so this is not an exact resume") }
+            if validationFraction != o.validationFraction {
+                log(
+                    "note: --validation-fraction \(validationFraction) differs from the saved \(o.validationFraction); the held-out data changes, so this is not an exact resume"
+                )
+            }
             o.validationFraction = validationFraction
         }
         if epochs != 10 { o.epochs = epochs }
@@ -169,19 +186,27 @@ struct TrainCommand: ParsableCommand {
     }
 
     func train(_ group: any ProcessGroup) throws {
-        guard batchSize >= 1, epochs >= 1 || steps >= 1 else { throw TrainingError("--batch-size and --epochs (or --steps) must be positive") }
-        guard (0..<1).contains(dropout), (0..<1).contains(labelSmoothing) else { throw TrainingError("--dropout and --label-smoothing must be in [0, 1)") }
+        guard batchSize >= 1, epochs >= 1 || steps >= 1 else {
+            throw TrainingError("--batch-size and --epochs (or --steps) must be positive")
+        }
+        guard (0..<1).contains(dropout), (0..<1).contains(labelSmoothing) else {
+            throw TrainingError("--dropout and --label-smoothing must be in [0, 1)")
+        }
         let out = URL(fileURLWithPath: output)
         let (corpus, validFiles) = try loadCorpus()
         log("corpus: \(corpus.description), \(corpus.pairs.count) pairs")
         var (trainSet, validSet) = (corpus, validFiles ?? ParallelCorpus(pairs: [], description: "none"))
         // The held-out pairs depend on the fraction and the seed: a resumed run takes the saved ones (exact resume).
         func holdOut(_ o: TrainOptions) {
-            if validFiles == nil && corpus.pairs.count >= 20 { (trainSet, validSet) = corpus.split(validationFraction: o.validationFraction, seed: o.seed) }
+            if validFiles == nil && corpus.pairs.count >= 20 {
+                (trainSet, validSet) = corpus.split(validationFraction: o.validationFraction, seed: o.seed)
+            }
         }
 
         let model: Seq2SeqModel, codec: SentenceCodec, options: TrainOptions
-        if data != nil { throw TrainingError("--data is for --model gpt; an encoder–decoder trains on --source-file/--target-file or --pairs") }
+        if data != nil {
+            throw TrainingError("--data is for --model gpt; an encoder–decoder trains on --source-file/--target-file or --pairs")
+        }
         var resumeFrom: Checkpoint.Loaded? = nil
         if resume {
             let loaded = try Checkpoint.load(out.path)
@@ -191,7 +216,10 @@ struct TrainCommand: ParsableCommand {
             holdOut(options)
             resumeFrom = loaded
             log("resuming \(loaded.directory.path) at step \(state.step)")
-            if group.rank == 0 { let n = Checkpoint.removeLeftovers(out); if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") } }
+            if group.rank == 0 {
+                let n = Checkpoint.removeLeftovers(out);
+                if n > 0 { log("removed \(n) unfinished temporary folder(s) left by an interrupted run") }
+            }
         } else {
             options = trainOptions()
             holdOut(options)
@@ -199,10 +227,15 @@ struct TrainCommand: ParsableCommand {
                 codec = try SentenceCodec.load(URL(fileURLWithPath: vocabulary))
                 log("tokenizer: \(codec.kind.rawValue), \(codec.vocabularySize) tokens, from \(vocabulary)")
             } else {
-                guard let kind = SentenceCodec.Kind(rawValue: tokenizer) else { throw TrainingError("--tokenizer must be char, word or bpe") }
+                guard let kind = SentenceCodec.Kind(rawValue: tokenizer) else {
+                    throw TrainingError("--tokenizer must be char, word or bpe")
+                }
                 let t0 = Date()
-                codec = try SentenceCodec.build(kind: kind, texts: trainSet.pairs.flatMap { [$0.source, $0.target] }, vocabularySize: vocabSize)
-                log("tokenizer: \(kind.rawValue), \(codec.vocabularySize) tokens (built in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s)")
+                codec = try SentenceCodec.build(
+                    kind: kind, texts: trainSet.pairs.flatMap { [$0.source, $0.target] }, vocabularySize: vocabSize)
+                log(
+                    "tokenizer: \(kind.rawValue), \(codec.vocabularySize) tokens (built in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s)"
+                )
             }
             let config = try shape.config(vocabularySize: codec.vocabularySize)
             model = try Seq2SeqModel(config: config, seed: seed)
@@ -211,21 +244,29 @@ struct TrainCommand: ParsableCommand {
             var out: [IDPair] = [], skipped = 0
             for p in c.pairs {
                 let s = codec.encode(p.source), t = codec.encode(p.target)
-                if s.isEmpty || t.isEmpty || s.count > model.config.contextLength || t.count + 1 > model.config.contextLength { skipped += 1; continue }
+                if s.isEmpty || t.isEmpty || s.count > model.config.contextLength || t.count + 1 > model.config.contextLength {
+                    skipped += 1; continue
+                }
                 out.append((s, t))
             }
             return (out, skipped)
         }
         let (trainIDs, skippedT) = encode(trainSet), (validIDs, skippedV) = encode(validSet)
-        if skippedT + skippedV > 0 { log("skipped \(skippedT + skippedV) pairs longer than --max-length \(model.config.contextLength) tokens") }
+        if skippedT + skippedV > 0 {
+            log("skipped \(skippedT + skippedV) pairs longer than --max-length \(model.config.contextLength) tokens")
+        }
         let c = model.config
-        log("model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \(c.norm.rawValue)-norm, \(model.layout.total) parameters")
+        log(
+            "model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \(c.norm.rawValue)-norm, \(model.layout.total) parameters"
+        )
         let trainer = try Seq2SeqTrainer(model: model, codec: codec, train: trainIDs, validation: validIDs, options: options)
         trainer.output = out
         trainer.group = group
         if let timeLimit { trainer.deadline = Date().addingTimeInterval(timeLimit * 60) }
         if let r = resumeFrom, let state = r.state { try trainer.resume(from: r.directory, state: state) }
-        log("training: \(trainIDs.count) pairs (\(trainer.batchesPerEpoch) batches/epoch), validation \(validIDs.count), \(trainer.totalSteps) steps, schedule \(options.schedule)")
+        log(
+            "training: \(trainIDs.count) pairs (\(trainer.batchesPerEpoch) batches/epoch), validation \(validIDs.count), \(trainer.totalSteps) steps, schedule \(options.schedule)"
+        )
         if group.rank == 0 { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
         try trainer.run(log: log)
         log("saved \(out.path)/latest · loss curve \(out.path)/loss.svg and loss.csv")

@@ -26,7 +26,7 @@ struct TranslateCommand: ParsableCommand {
                 let src = line.trimmingCharacters(in: .whitespaces)
                 print(src.isEmpty ? "" : t.translate(src, beam: beam, lengthPenalty: lengthPenalty))
             }
-        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as SafetensorsError { fail(e.description) }
+        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as SafetensorsError
+        { fail(e.description) }
     }
 }
-

@@ -9,15 +9,15 @@ struct WalkthroughCommand: ParsableCommand {
         commandName: "walkthrough",
         abstract: "Show every step of the Transformer's computation, labelled, with its formula and shape.",
         discussion: """
-        With no arguments it computes the worked example of seed 002 (马无夜草不肥 → 人无横财不富, d_model 6) correctly.
-        Examples:
-          transformer walkthrough --steps enc0.self_attn
-          transformer walkthrough --weights article          # the article's own numbers, computed correctly
-          transformer walkthrough --format json > trace.json
-          transformer walkthrough --format csv --output steps/
-          transformer walkthrough --model gpt                 # a tiny GPT, step by step: causal mask, heads, the next token
-          transformer walkthrough --model gpt --checkpoint runs/shakespeare --prompt "ROMEO:"
-        """
+            With no arguments it computes the worked example of seed 002 (马无夜草不肥 → 人无横财不富, d_model 6) correctly.
+            Examples:
+              transformer walkthrough --steps enc0.self_attn
+              transformer walkthrough --weights article          # the article's own numbers, computed correctly
+              transformer walkthrough --format json > trace.json
+              transformer walkthrough --format csv --output steps/
+              transformer walkthrough --model gpt                 # a tiny GPT, step by step: causal mask, heads, the next token
+              transformer walkthrough --model gpt --checkpoint runs/shakespeare --prompt "ROMEO:"
+            """
     )
 
     @OptionGroup var input: WalkthroughOptions
@@ -44,19 +44,25 @@ struct WalkthroughCommand: ParsableCommand {
         let ggufPath = input.model.lowercased().hasSuffix(".gguf") ? input.model : input.model == "llama" ? input.checkpoint : nil
         if input.model == "llama" || ggufPath != nil {
             do {
-                guard let path = ggufPath else { throw GGUFError("--model llama needs the .gguf file: --checkpoint FILE.gguf (or give the file as --model)") }
+                guard let path = ggufPath else {
+                    throw GGUFError("--model llama needs the .gguf file: --checkpoint FILE.gguf (or give the file as --model)")
+                }
                 guard let prompt = text ?? input.prompt else {
-                    throw GGUFError("a GGUF walkthrough needs the text: transformer walkthrough --model \(path) \"The capital of France is\"")
+                    throw GGUFError(
+                        "a GGUF walkthrough needs the text: transformer walkthrough --model \(path) \"The capital of France is\"")
                 }
                 guard format == "text" else { throw GGUFError("GGUF walkthroughs are text only (got --format \(format))") }
                 try GGUFWalkthrough.run(model: path, text: prompt, dequantize: false)
             } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
             return
         }
-        if text != nil { fail("a text argument goes with --model FILE.gguf; for the other models use --prompt (gpt), --text (bert) or --source/--target") }
+        if text != nil {
+            fail("a text argument goes with --model FILE.gguf; for the other models use --prompt (gpt), --text (bert) or --source/--target")
+        }
         do {
             guard let fmt = TraceFormat(rawValue: format) else {
-                throw WalkthroughError("--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
+                throw WalkthroughError(
+                    "--format must be one of \(TraceFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got \(format))")
             }
             guard (0...10).contains(decimals) else { throw WalkthroughError("--decimals must be between 0 and 10 (got \(decimals))") }
             let doc = try input.document()
@@ -69,7 +75,9 @@ struct WalkthroughCommand: ParsableCommand {
                 throw WalkthroughError("no step matches --steps \(steps!); run with --list-steps to see the ids")
             }
             if listSteps {
-                for s in opts.visibleSteps(doc) { print("\(padded(s.id, 32)) \(s.shape.map(String.init).joined(separator: "×"))\t\(s.title)") }
+                for s in opts.visibleSteps(doc) {
+                    print("\(padded(s.id, 32)) \(s.shape.map(String.init).joined(separator: "×"))\t\(s.title)")
+                }
                 return
             }
             if let attentionSvg { try writeAttentionSVG(doc, attentionSvg) }
@@ -91,8 +99,10 @@ func emit(_ doc: TraceDocument, format: TraceFormat, options: RenderOptions, out
     // gigabytes, built in memory. The rendered formats and CSV hold only the steps.
     let parameterValues = doc.parameters.reduce(0) { $0 + $1.values.count }
     if format == .json && parameterValues > maxJSONParameterValues {
-        throw WalkthroughError("a JSON trace of this model would carry its \(parameterValues) parameter values (several GB of text); "
-                               + "use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \(maxJSONParameterValues / 1_000_000) M parameters")
+        throw WalkthroughError(
+            "a JSON trace of this model would carry its \(parameterValues) parameter values (several GB of text); "
+                + "use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \(maxJSONParameterValues / 1_000_000) M parameters"
+        )
     }
     if format == .csv {
         guard let output else { throw WalkthroughError("--format csv writes one file per step: give a folder with --output") }

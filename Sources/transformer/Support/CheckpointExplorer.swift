@@ -32,25 +32,32 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
                 let l = try Checkpoint.load(dir.path)
                 let c = l.config.model
                 loaded = .seq2seq(l, Translator(model: l.model, codec: l.codec, maxBeam: 1))
-                summary = "Encoder–decoder from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.encoderLayers)+\(c.decoderLayers) layers, vocabulary \(l.codec.vocabularySize) (\(l.codec.kind.rawValue))"
+                summary =
+                    "Encoder–decoder from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.encoderLayers)+\(c.decoderLayers) layers, vocabulary \(l.codec.vocabularySize) (\(l.codec.kind.rawValue))"
             } else {
                 let m = try GPTCheckpoint.loadHuggingFace(dir)
                 let tok = try? TextTokenizer.load(directory: dir)
-                guard tok != nil else { throw WalkthroughError("\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): the explorer needs one to read text") }
+                guard tok != nil else {
+                    throw WalkthroughError(
+                        "\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): the explorer needs one to read text")
+                }
                 let c = m.config
                 loaded = .gpt(m, tok, dir)
-                summary = "GPT from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.layers) layers, context \(c.contextLength), vocabulary \(c.vocabSize)"
+                summary =
+                    "GPT from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.layers) layers, context \(c.contextLength), vocabulary \(c.vocabSize)"
             }
-        } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
-        catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e as TokenizerError { throw WalkthroughError(e.message) }
-        catch let e as SafetensorsError { throw WalkthroughError(e.description) }
-        catch let e as ConfigError { throw WalkthroughError(e.message) }
+        } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) } catch let e as TrainingError {
+            throw WalkthroughError(e.message)
+        } catch let e as TokenizerError { throw WalkthroughError(e.message) } catch let e as SafetensorsError {
+            throw WalkthroughError(e.description)
+        } catch let e as ConfigError { throw WalkthroughError(e.message) }
     }
 
     /// Our encoder–decoder checkpoints say so in config.json (`"format": "transformer-seq2seq/1"`); anything else is read as a GPT.
     static func isSeq2Seq(_ dir: URL) -> Bool {
         guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("config.json").path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
         return (obj["format"] as? String)?.hasPrefix("transformer-seq2seq") == true
     }
 
@@ -69,14 +76,17 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
     func tokenCount(_ text: String) throws -> Int {
         switch loaded {
         case .gpt(_, let tok, _):
-            do { return try tok?.encode(text).count ?? 0 } catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e as TokenizerError { throw WalkthroughError(e.message) }
+            do { return try tok?.encode(text).count ?? 0 } catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e
+                as TokenizerError
+            { throw WalkthroughError(e.message) }
         case .seq2seq(let l, _): return l.codec.encode(text).count
         }
     }
 
     func trace(_ text: String) throws -> TraceDocument {
         switch loaded {
-        case .gpt(let m, let tok, let dir): return try gptCheckpointDocument(model: m, tokenizer: tok, directory: dir, prompt: text, ids: nil)
+        case .gpt(let m, let tok, let dir):
+            return try gptCheckpointDocument(model: m, tokenizer: tok, directory: dir, prompt: text, ids: nil)
         case .seq2seq(let l, let t): return try seq2seqDocument(l, t, text)
         }
     }
@@ -86,7 +96,9 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         case .gpt(let m, let tok, _):
             guard let tok else { throw WalkthroughError("no tokenizer") }
             var ids: [Int]
-            do { ids = try tok.encode(text) } catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e as TokenizerError { throw WalkthroughError(e.message) }
+            do { ids = try tok.encode(text) } catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e
+                as TokenizerError
+            { throw WalkthroughError(e.message) }
             if ids.isEmpty { ids = [0] }
             let out = GPTGenerator(model: m).generate(prompt: ids, maxNewTokens: maxTokens, sampling: SamplingOptions(temperature: 0))
             return tok.decode(out)
@@ -110,7 +122,9 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         let c = l.config.model, codec = l.codec
         let src = codec.encode(text)
         guard !src.isEmpty else { throw WalkthroughError("the text gives no tokens") }
-        guard src.count <= c.contextLength else { throw WalkthroughError("the text makes \(src.count) tokens; the model's positional table has \(c.contextLength)") }
+        guard src.count <= c.contextLength else {
+            throw WalkthroughError("the text makes \(src.count) tokens; the model's positional table has \(c.contextLength)")
+        }
         var out = t.greedy(src)
         if let end = out.firstIndex(of: codec.endID) { out = Array(out[..<end]) }
         out = Array(out.prefix(c.contextLength - 1))
@@ -119,14 +133,18 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
         do {
             let model = try TracedEncoderDecoder(config: c, parameters: l.model.parameterSet())
             let tracer = Tracer()
-            _ = try model.forward(source: src, target: decIn, targets: decOut, sourceTokens: src.map { vocab[$0] },
-                                  targetTokens: decIn.map { vocab[$0] }, vocabularyTokens: vocab, trace: tracer)
+            _ = try model.forward(
+                source: src, target: decIn, targets: decOut, sourceTokens: src.map { vocab[$0] },
+                targetTokens: decIn.map { vocab[$0] }, vocabularyTokens: vocab, trace: tracer)
             let translation = codec.decode(out)
-            let notes = ["Weights from \(l.directory.path).",
-                         "The decoder is fed <start> and the model's own greedy translation (\(translation)), so each row predicts the token that follows it; the loss is against that translation followed by <end>."]
-            return TraceDocument(title: "Transformer explained: \(text) → \(translation)", config: c, conventions: c.conventions,
-                                 corpus: [], vocabulary: vocab, corpusTokenCount: vocab.count, source: text, target: translation,
-                                 notes: notes, steps: tracer.steps, parameters: tracer.parameters)
+            let notes = [
+                "Weights from \(l.directory.path).",
+                "The decoder is fed <start> and the model's own greedy translation (\(translation)), so each row predicts the token that follows it; the loss is against that translation followed by <end>."
+            ]
+            return TraceDocument(
+                title: "Transformer explained: \(text) → \(translation)", config: c, conventions: c.conventions,
+                corpus: [], vocabulary: vocab, corpusTokenCount: vocab.count, source: text, target: translation,
+                notes: notes, steps: tracer.steps, parameters: tracer.parameters)
         } catch let e as ConfigError { throw WalkthroughError(e.message) }
     }
 }

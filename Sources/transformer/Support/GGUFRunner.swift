@@ -37,7 +37,9 @@ struct GGUFRunner {
 
     /// Generates after `prompt`, printing text as it comes (holding back split UTF-8 characters and
     /// not printing the stop token). Returns the new tokens and the prompt and generation timings.
-    func stream(prompt: [Int], maxTokens: Int, sampling: SamplingOptions) throws -> (tokens: [Int], promptSeconds: Double, genSeconds: Double) {
+    func stream(prompt: [Int], maxTokens: Int, sampling: SamplingOptions) throws -> (
+        tokens: [Int], promptSeconds: Double, genSeconds: Double
+    ) {
         var utf8 = UTF8Stream()
         let stops = stopTokens
         let t0 = Date()
@@ -57,12 +59,14 @@ struct GGUFRunner {
     func report(promptTokens: Int, result r: (tokens: [Int], promptSeconds: Double, genSeconds: Double)) {
         // The first token's time is the prompt's; the other n − 1 tokens are generation.
         let gen = r.tokens.count > 1 ? String(format: "%.1f tokens/s", Double(r.tokens.count - 1) / r.genSeconds) : "–"
-        let line = String(format: "[prompt %d tokens in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
-                          promptTokens, r.promptSeconds, Double(promptTokens) / max(r.promptSeconds, 1e-9), r.tokens.count, gen,
-                          model.dequantized ? "Float32" : "quantised", Gemm.threads)
+        let line = String(
+            format: "[prompt %d tokens in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
+            promptTokens, r.promptSeconds, Double(promptTokens) / max(r.promptSeconds, 1e-9), r.tokens.count, gen,
+            model.dequantized ? "Float32" : "quantised", Gemm.threads)
         FileHandle.standardError.write(Data((line + "\n").utf8))
         if session.length >= session.maxLength {
-            FileHandle.standardError.write(Data("note: stopped because the context of \(session.maxLength) tokens is full (--context)\n".utf8))
+            FileHandle.standardError.write(
+                Data("note: stopped because the context of \(session.maxLength) tokens is full (--context)\n".utf8))
         }
     }
 }

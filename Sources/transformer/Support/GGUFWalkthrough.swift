@@ -11,7 +11,9 @@ enum GGUFWalkthrough {
         let c = r.model.config, tok = r.tokenizer
         let ids = tok.encode(text)
         guard !ids.isEmpty else { throw GGUFError("the text is empty: give the words to walk through") }
-        guard ids.count <= min(c.contextLength, 512) else { throw GGUFError("the text has \(ids.count) tokens; a walkthrough shows at most 512") }
+        guard ids.count <= min(c.contextLength, 512) else {
+            throw GGUFError("the text has \(ids.count) tokens; a walkthrough shows at most 512")
+        }
         func show(_ id: Int) -> String { tok.bpe.tokens[id] }
         func norm(_ v: [Float]) -> Float { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
         func top(_ logits: [Float], _ k: Int) -> [(Int, Float)] {
@@ -21,7 +23,8 @@ enum GGUFWalkthrough {
         var out = ""
         let name = (path as NSString).lastPathComponent
         out += "Walkthrough of \(name) on \(text.debugDescription)\n"
-        out += "llama: \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.dFF), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
+        out +=
+            "llama: \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.dFF), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
 
         out += "1 · Tokens — byte-level BPE from tokenizer.ggml.* (Ġ is a space, Ċ a newline): \(ids.count) tokens\n"
         var line1 = "   ", line2 = "   "
@@ -35,12 +38,16 @@ enum GGUFWalkthrough {
         var emb = [Float](repeating: 0, count: c.dModel)
         let e = try r.model.file.matrix("token_embd.weight", rows: c.vocabSize, cols: c.dModel)
         Quantized.dequantize(e.type, e.row(ids.last!), &emb, count: c.dModel)
-        out += "2 · Embedding — x = token_embd[id] (\(e.type.name) rows de-quantised): \(ids.count)×\(c.dModel); no position vector is added, positions enter as rotations of q and k\n"
-        out += String(format: "   the last token %@: ‖x‖ = %.3f, first values %@\n\n", show(ids.last!), norm(emb),
-                      emb.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " "))
+        out +=
+            "2 · Embedding — x = token_embd[id] (\(e.type.name) rows de-quantised): \(ids.count)×\(c.dModel); no position vector is added, positions enter as rotations of q and k\n"
+        out += String(
+            format: "   the last token %@: ‖x‖ = %.3f, first values %@\n\n", show(ids.last!), norm(emb),
+            emb.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " "))
 
-        out += "3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += W_o·Attn(RoPE(W_q h), RoPE(W_k h), W_v h); h = RMSNorm(x)·g'; x += W_down·(silu(W_gate h) ⊙ W_up h)\n"
-        out += "   Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal; query heads share key/value heads in groups of \(c.heads / c.kvHeads)\n"
+        out +=
+            "3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += W_o·Attn(RoPE(W_q h), RoPE(W_k h), W_v h); h = RMSNorm(x)·g'; x += W_down·(silu(W_gate h) ⊙ W_up h)\n"
+        out +=
+            "   Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal; query heads share key/value heads in groups of \(c.heads / c.kvHeads)\n"
         out += "   block  ‖attn out‖  ‖ffn out‖    ‖x‖   heads' most-attended token (×heads)          logit lens: next token (p)\n"
         let session = r.session
         var rows: [String] = []
@@ -50,17 +57,22 @@ enum GGUFWalkthrough {
             let heads = counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
                 .map { "\(show(ids[$0.key]))×\($0.value)" }.joined(separator: " ")
             let lens = top(session.logits(ofResidual: s.residual), 1)[0]
-            rows.append(String(format: "   %5d  %10.3f  %9.3f  %6.2f   ", s.layer, norm(s.attentionOutput), norm(s.feedForwardOutput), norm(s.residual))
-                        + heads.padding(toLength: 45, withPad: " ", startingAt: 0)
-                        + String(format: "%@ (%.2f)", show(lens.0).debugDescription, lens.1))
+            rows.append(
+                String(
+                    format: "   %5d  %10.3f  %9.3f  %6.2f   ", s.layer, norm(s.attentionOutput), norm(s.feedForwardOutput), norm(s.residual)
+                )
+                    + heads.padding(toLength: 45, withPad: " ", startingAt: 0)
+                    + String(format: "%@ (%.2f)", show(lens.0).debugDescription, lens.1))
         }
         let logits = Array(try session.feed(ids))
         session.observe = nil
         out += rows.joined(separator: "\n") + "\n\n"
 
-        out += "4 · Output — logits = W_out · RMSNorm(x) (W_out = \(r.model.file.tensor("output.weight") == nil ? "token_embd, tied" : "output.weight")), softmax over \(c.vocabSize) tokens\n"
+        out +=
+            "4 · Output — logits = W_out · RMSNorm(x) (W_out = \(r.model.file.tensor("output.weight") == nil ? "token_embd, tied" : "output.weight")), softmax over \(c.vocabSize) tokens\n"
         for (id, p) in top(logits, 5) {
-            out += "   " + show(id).debugDescription.padding(toLength: 14, withPad: " ", startingAt: 0)
+            out +=
+                "   " + show(id).debugDescription.padding(toLength: 14, withPad: " ", startingAt: 0)
                 + String(format: " id %5d  logit %7.3f  p %.3f\n", id, logits[id], p)
         }
         out += "   greedy next token: \(tok.decode([top(logits, 1)[0].0]).debugDescription)\n"

@@ -17,7 +17,7 @@ enum GemmBenchmarks {
         Shape(name: "NN (4096×384)·(384×1536)", transA: false, transB: false, m: 4096, n: 1536, k: 384),
         Shape(name: "NT (4096×1536)·(384×1536)ᵀ", transA: false, transB: true, m: 4096, n: 384, k: 1536),
         Shape(name: "TN (4096×384)ᵀ·(4096×1536)", transA: true, transB: false, m: 384, n: 1536, k: 4096),
-        Shape(name: "NN (4096×384)·(384×384)", transA: false, transB: false, m: 4096, n: 384, k: 384),
+        Shape(name: "NN (4096×384)·(384×384)", transA: false, transB: false, m: 4096, n: 384, k: 384)
     ]
 
     struct Rate { var best: Double, median: Double }
@@ -44,13 +44,15 @@ enum GemmBenchmarks {
                 b.withUnsafeBufferPointer { pb in
                     c.withUnsafeMutableBufferPointer { pc in
                         if reference {
-                            Gemm.reference(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: alpha,
-                                           a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
-                                           c: pc.baseAddress!, ldc: s.n)
+                            Gemm.reference(
+                                transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: alpha,
+                                a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
+                                c: pc.baseAddress!, ldc: s.n)
                         } else {
-                            Gemm.multiply(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: alpha,
-                                          a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
-                                          c: pc.baseAddress!, ldc: s.n)
+                            Gemm.multiply(
+                                transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: alpha,
+                                a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
+                                c: pc.baseAddress!, ldc: s.n)
                         }
                     }
                 }
@@ -119,13 +121,15 @@ enum GemmBenchmarks {
                                 let saved = Gemm.threads
                                 Gemm.threads = threads
                                 defer { Gemm.threads = saved }
-                                Gemm.fast(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
-                                          a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
-                                          c: pc.baseAddress!, ldc: ldc)
+                                Gemm.fast(
+                                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
+                                    a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
+                                    c: pc.baseAddress!, ldc: ldc)
                             } else {
-                                Gemm.reference(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
-                                               a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
-                                               c: pc.baseAddress!, ldc: ldc)
+                                Gemm.reference(
+                                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: 0.5,
+                                    a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: 0.5,
+                                    c: pc.baseAddress!, ldc: ldc)
                             }
                         }
                     }
@@ -195,8 +199,10 @@ enum GemmBenchmarks {
     /// A small model's shapes: the reference loop against `multiply` on 1 and 2 threads (medians).
     static func smallShapes() {
         print("small shapes, median GFLOP/s: reference / multiply 1 thread / multiply 2 threads")
-        for (m, n, k) in [(8, 8, 8), (16, 16, 16), (32, 32, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64),
-                          (128, 128, 128), (128, 512, 128), (256, 256, 256)] {
+        for (m, n, k) in [
+            (8, 8, 8), (16, 16, 16), (32, 32, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64),
+            (128, 128, 128), (128, 512, 128), (256, 256, 256)
+        ] {
             let s = shape(m, n, k), r = reps(m, n, k, budget: 20_000_000)
             let ref = run(s, threads: 1, reference: true, reps: r), f1 = run(s, threads: 1, reps: r), f2 = run(s, threads: 2, reps: r)
             print(pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f", ref.median, f1.median, f2.median))
@@ -230,8 +236,10 @@ enum GemmBenchmarks {
         let saved = Gemm.smallWork
         defer { Gemm.smallWork = saved }
         print("small: plain loop / packed, median GFLOP/s (the threshold is \(saved) multiply-adds)")
-        for (m, n, k) in [(4, 4, 4), (8, 8, 8), (12, 12, 12), (16, 16, 16), (16, 16, 4), (32, 32, 4), (64, 64, 1),
-                          (4, 64, 64), (2, 64, 64), (1, 256, 256), (64, 4, 64), (256, 8, 256), (8, 256, 256), (256, 256, 8)] {
+        for (m, n, k) in [
+            (4, 4, 4), (8, 8, 8), (12, 12, 12), (16, 16, 16), (16, 16, 4), (32, 32, 4), (64, 64, 1),
+            (4, 64, 64), (2, 64, 64), (1, 256, 256), (64, 4, 64), (256, 8, 256), (8, 256, 256), (256, 256, 8)
+        ] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
                 let s = shape(m, n, k, ta, tb), r = reps(m, n, k, budget: 20_000_000)
                 Gemm.smallWork = Int.max
@@ -249,16 +257,21 @@ enum GemmBenchmarks {
         defer { (Gemm.parallelWork, Gemm.threadWork) = saved }
         (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
         print("parallel, median GFLOP/s: 1 thread / 2 threads pool / 2 threads concurrentPerform")
-        for (m, n, k) in [(32, 32, 32), (32, 64, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64), (128, 128, 64),
-                          (128, 128, 128), (128, 256, 128), (256, 256, 128), (256, 256, 256), (512, 512, 64)] {
+        for (m, n, k) in [
+            (32, 32, 32), (32, 64, 32), (32, 64, 64), (64, 64, 64), (64, 128, 64), (128, 128, 64),
+            (128, 128, 128), (128, 256, 128), (256, 256, 128), (256, 256, 256), (512, 512, 64)
+        ] {
             let s = shape(m, n, k), r = reps(m, n, k)
             let f1 = run(s, threads: 1, reps: r), f2 = run(s, threads: 2, reps: r)
             Gemm.useDispatch = true
             let f2d = run(s, threads: 2, reps: r)
             Gemm.useDispatch = false
             let us = 2 * Double(m * n * k) / f1.median / 1000
-            print(pad(s.name, 16) + String(format: "  %7.1f  %7.1f  %7.1f   (%.1f µs at 1 thread, 2^%.0f)",
-                                            f1.median, f2.median, f2d.median, us, log2(Double(m * n * k))))
+            print(
+                pad(s.name, 16)
+                    + String(
+                        format: "  %7.1f  %7.1f  %7.1f   (%.1f µs at 1 thread, 2^%.0f)",
+                        f1.median, f2.median, f2d.median, us, log2(Double(m * n * k))))
         }
     }
 
@@ -292,8 +305,10 @@ enum GemmBenchmarks {
         defer { (Gemm.parallelWork, Gemm.threadWork, Gemm.splitPolicy) = (saved.0, saved.1, 0) }
         (Gemm.parallelWork, Gemm.threadWork) = (0, 1)
         print("split, median GFLOP/s (2 threads): rows (M) / columns (N)")
-        let small = [(64, 128, 64), (128, 64, 64), (64, 256, 128), (32, 512, 128), (96, 256, 128), (16, 1024, 128),
-                     (128, 128, 128), (256, 96, 128)].map { shape($0.0, $0.1, $0.2) }
+        let small = [
+            (64, 128, 64), (128, 64, 64), (64, 256, 128), (32, 512, 128), (96, 256, 128), (16, 1024, 128),
+            (128, 128, 128), (256, 96, 128)
+        ].map { shape($0.0, $0.1, $0.2) }
         for s in small + shapes {
             let r = reps(s.m, s.n, s.k)
             Gemm.splitPolicy = 1

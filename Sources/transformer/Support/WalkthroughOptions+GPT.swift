@@ -12,13 +12,17 @@ extension WalkthroughOptions {
         let seq2seqOnly: [(String, Bool)] = [
             ("--source", source != nil), ("--target", target != nil), ("--norm", norm != nil), ("--activation", activation != nil),
             ("--positions", positions != nil), ("--embeddings", embeddings != nil), ("--scale-embeddings", scaleEmbeddings),
-            ("--d-k", dK != nil), ("--weights", weights != nil), ("--train", train),
+            ("--d-k", dK != nil), ("--weights", weights != nil), ("--train", train)
         ]
         for (flag, given) in seq2seqOnly where given {
-            throw WalkthroughError("\(flag) is for the encoder–decoder walkthrough; a GPT is pre-norm, GELU, learned positions and tied output by design (use --prompt for its text)")
+            throw WalkthroughError(
+                "\(flag) is for the encoder–decoder walkthrough; a GPT is pre-norm, GELU, learned positions and tied output by design (use --prompt for its text)"
+            )
         }
         if let checkpoint { return try checkpointDocument(checkpoint) }
-        if ids != nil { throw WalkthroughError("--ids needs --checkpoint (the default model's vocabulary comes from the corpus: use --prompt)") }
+        if ids != nil {
+            throw WalkthroughError("--ids needs --checkpoint (the default model's vocabulary comes from the corpus: use --prompt)")
+        }
         let base = try setup()  // corpus and tokenizer, read and checked as for the encoder–decoder
         var g = GPTWalkthroughSetup()
         g.corpus = base.corpus
@@ -35,25 +39,32 @@ extension WalkthroughOptions {
 
     /// A checkpoint folder (ours or Hugging Face's) and its tokenizer; the text from --prompt or --ids.
     func checkpointDocument(_ path: String) throws -> TraceDocument {
-        let sizes: [(String, Bool)] = [("--d-model", dModel != nil), ("--heads", heads != nil), ("--layers", layers != nil),
-                                       ("--d-ff", dFF != nil), ("--max-length", maxLength != nil), ("--corpus", corpus != nil), ("--text", text != nil)]
-        for (flag, given) in sizes where given { throw WalkthroughError("\(flag) cannot be used with --checkpoint: the checkpoint fixes the model and its vocabulary") }
+        let sizes: [(String, Bool)] = [
+            ("--d-model", dModel != nil), ("--heads", heads != nil), ("--layers", layers != nil),
+            ("--d-ff", dFF != nil), ("--max-length", maxLength != nil), ("--corpus", corpus != nil), ("--text", text != nil)
+        ]
+        for (flag, given) in sizes where given {
+            throw WalkthroughError("\(flag) cannot be used with --checkpoint: the checkpoint fixes the model and its vocabulary")
+        }
         if prompt != nil && ids != nil { throw WalkthroughError("give either --prompt or --ids, not both") }
         do {
             let dir = try Checkpoint.resolve(path)
             let model = try GPTCheckpoint.loadHuggingFace(dir)
             let tok = try? TextTokenizer.load(directory: dir)
             return try gptCheckpointDocument(model: model, tokenizer: tok, directory: dir, prompt: prompt, ids: ids)
-        } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
-        catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e as TokenizerError { throw WalkthroughError(e.message) }
-        catch let e as SafetensorsError { throw WalkthroughError(e.description) }
-        catch let e as ConfigError { throw WalkthroughError(e.message) }
+        } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) } catch let e as TrainingError {
+            throw WalkthroughError(e.message)
+        } catch let e as TokenizerError { throw WalkthroughError(e.message) } catch let e as SafetensorsError {
+            throw WalkthroughError(e.description)
+        } catch let e as ConfigError { throw WalkthroughError(e.message) }
     }
 }
 
 /// The trace of a loaded GPT on a text (`prompt`, default a newline) or on token ids (`ids`, comma-separated);
 /// shared by `walkthrough --checkpoint`, `explain` and `serve`. A text longer than the context keeps its end.
-func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, directory dir: URL, prompt: String?, ids: String?) throws -> TraceDocument {
+func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, directory dir: URL, prompt: String?, ids: String?) throws
+    -> TraceDocument
+{
     do {
         let c = model.config
         var notes = ["Weights from \(dir.path) (\(model.layout.total) parameters)."]
@@ -65,15 +76,20 @@ func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, direc
                 return i
             }
             if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize) }) {
-                throw WalkthroughError("--ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary 0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))")
+                throw WalkthroughError(
+                    "--ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary 0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))"
+                )
             }
             text = tok.map { $0.decode(tokenIDs) } ?? tokenIDs.map(String.init).joined(separator: " ")
         } else {
             guard let tok else {
-                throw WalkthroughError("\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): give token ids with --ids 5,17,300")
+                throw WalkthroughError(
+                    "\(dir.path) has no tokenizer (tokenizer.json, or vocab.json + merges.txt): give token ids with --ids 5,17,300")
             }
             text = prompt ?? "\n"
-            do { tokenIDs = try tok.encode(text) } catch let e as TrainingError { throw WalkthroughError("the text: \(e.message)") } catch let e as TokenizerError { throw WalkthroughError("the text: \(e.message)") }
+            do { tokenIDs = try tok.encode(text) } catch let e as TrainingError {
+                throw WalkthroughError("the text: \(e.message)")
+            } catch let e as TokenizerError { throw WalkthroughError("the text: \(e.message)") }
             guard !tokenIDs.isEmpty else { throw WalkthroughError("the text gives no tokens") }
         }
         if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= c.vocabSize }) {
@@ -85,13 +101,18 @@ func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, direc
             used = Array(used.suffix(c.contextLength))
         }
         let vocab = (0..<c.vocabSize).map { tokenLabel($0, tok) }
-        notes.append(tok.map { "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)." } ?? "No tokenizer in the folder: tokens are labelled by id.")
-        return try GPTWalkthrough.document(model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,
-                                           corpusTokenCount: c.vocabSize, corpus: [], text: text, notes: notes)
-    } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) }
-    catch let e as TrainingError { throw WalkthroughError(e.message) } catch let e as TokenizerError { throw WalkthroughError(e.message) }
-    catch let e as SafetensorsError { throw WalkthroughError(e.description) }
-    catch let e as ConfigError { throw WalkthroughError(e.message) }
+        notes.append(
+            tok.map {
+                "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)."
+            } ?? "No tokenizer in the folder: tokens are labelled by id.")
+        return try GPTWalkthrough.document(
+            model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,
+            corpusTokenCount: c.vocabSize, corpus: [], text: text, notes: notes)
+    } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) } catch let e as TrainingError {
+        throw WalkthroughError(e.message)
+    } catch let e as TokenizerError { throw WalkthroughError(e.message) } catch let e as SafetensorsError {
+        throw WalkthroughError(e.description)
+    } catch let e as ConfigError { throw WalkthroughError(e.message) }
 }
 
 /// A token as a matrix label: its text with whitespace and control characters made visible, or its

@@ -6,11 +6,20 @@ import Walkthrough
 /// The options that define a walkthrough's input; shared by `walkthrough` and `check` so that
 /// `check` compares against exactly the computation the learner saw.
 struct WalkthroughOptions: ParsableArguments {
-    @Option(help: "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, e.g. SmolLM2; text output, one line per block).")
+    @Option(
+        help:
+            "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, e.g. SmolLM2; text output, one line per block)."
+    )
     var model: String = "seq2seq"
-    @Option(help: "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required).")
+    @Option(
+        help:
+            "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required)."
+    )
     var checkpoint: String?
-    @Option(help: "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A man is playing a guitar.).")
+    @Option(
+        help:
+            "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A man is playing a guitar.)."
+    )
     var prompt: String?
     @Option(help: "GPT with --checkpoint: token ids instead of --prompt (comma-separated), e.g. for a folder without a tokenizer.")
     var ids: String?
@@ -51,7 +60,10 @@ struct WalkthroughOptions: ParsableArguments {
     @Option(help: "JSON weights file to use over the seeded weights; 'article' for the bundled seed 002 numbers.")
     var weights: String?
 
-    @Flag(help: "After the forward pass, show one training step: the gradient at the logits, the output layer's and an attention block's gradients, and W_Q before → after.")
+    @Flag(
+        help:
+            "After the forward pass, show one training step: the gradient at the logits, the output layer's and an attention block's gradients, and W_Q before → after."
+    )
     var train = false
     @Option(help: "Learning rate η of that step.")
     var learningRate: Float = 0.5
@@ -76,14 +88,20 @@ struct WalkthroughOptions: ParsableArguments {
         s.learningRate = learningRate
         if let corpus {
             let url = URL(fileURLWithPath: corpus)
-            guard let data = FileManager.default.contents(atPath: corpus) else { throw WalkthroughError("\(corpus): cannot read the corpus file") }
+            guard let data = FileManager.default.contents(atPath: corpus) else {
+                throw WalkthroughError("\(corpus): cannot read the corpus file")
+            }
             guard let str = String(data: data, encoding: .utf8) else { throw WalkthroughError("\(url.path): the corpus is not UTF-8 text") }
             s.corpus = str.components(separatedBy: .newlines)
         }
-        if let text { s.corpus = text.replacingOccurrences(of: "\\n", with: "\n").components(separatedBy: CharacterSet(charactersIn: "\n|")) }
+        if let text {
+            s.corpus = text.replacingOccurrences(of: "\\n", with: "\n").components(separatedBy: CharacterSet(charactersIn: "\n|"))
+        }
         if let source { s.source = source }
         if let target { s.target = target }
-        guard let tk = WalkthroughSetup.TokenizerKind(rawValue: tokenizer) else { throw WalkthroughError("--tokenizer must be char or word (got \(tokenizer))") }
+        guard let tk = WalkthroughSetup.TokenizerKind(rawValue: tokenizer) else {
+            throw WalkthroughError("--tokenizer must be char or word (got \(tokenizer))")
+        }
         s.tokenizer = tk
         if corpus != nil || text != nil, source == nil, target == nil {
             // A user corpus: translate its first line's halves, or the first two lines.
@@ -120,6 +138,8 @@ struct WalkthroughOptions: ParsableArguments {
 
 /// The bundled weights file with the numbers seed 002 prints.
 func bundledArticleWeights() throws -> URL {
-    guard let url = WalkthroughResources.articleWeightsURL else { throw WalkthroughError("the bundled article weights file is missing from this build") }
+    guard let url = WalkthroughResources.articleWeightsURL else {
+        throw WalkthroughError("the bundled article weights file is missing from this build")
+    }
     return url
 }
