@@ -8,15 +8,21 @@ import TensorKit
 
 /// A failure to read a GGUF file: which file, what was being read, what was expected.
 public struct GGUFError: Error, CustomStringConvertible, Sendable {
+    /// One line, for the user: usually starts with the file's path.
     public let description: String
+    /// Makes an error with a one-line message.
     public init(_ description: String) { self.description = description }
 }
 
 /// One metadata value. Integers of every width are widened to 64 bits, floats to Double; arrays
 /// hold values of one type.
 public enum GGUFValue: Sendable, Equatable {
+    /// GGUF's u8/u16/u32/u64, i8/i16/i32/i64, f32/f64, bool, string (UTF-8; invalid bytes become U+FFFD)
+    /// and array (nested at most two deep).
     case uint(UInt64), int(Int64), float(Double), bool(Bool), string(String), array([GGUFValue])
 
+    /// An integer of either signedness as `Int`; `nil` for a `.uint` above `Int.max`, for floats (even whole
+    /// ones) and for other kinds.
     public var int: Int? {
         switch self {
         case .uint(let v): v <= UInt64(Int.max) ? Int(v) : nil
@@ -24,6 +30,7 @@ public enum GGUFValue: Sendable, Equatable {
         default: nil
         }
     }
+    /// A float, or an integer converted (rounded above 2^53); `nil` for bools, strings and arrays.
     public var double: Double? {
         switch self {
         case .float(let v): v
@@ -31,8 +38,11 @@ public enum GGUFValue: Sendable, Equatable {
         default: nil
         }
     }
+    /// The string, or `nil` for any other kind (nothing is converted to text).
     public var string: String? { if case .string(let s) = self { s } else { nil } }
+    /// The bool, or `nil` for any other kind (an integer 0 or 1 is not a bool).
     public var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The elements, or `nil` when this is not an array.
     public var array: [GGUFValue]? { if case .array(let a) = self { a } else { nil } }
 
     /// A short rendering for listings: arrays show their length and first elements.
@@ -54,12 +64,17 @@ public enum GGUFValue: Sendable, Equatable {
 /// Where a tensor's data sits in the file, and its shape and type. `dims` are ggml's `ne`, the
 /// fastest-varying first: a matrix of `rows` rows of `cols` values has dims `[cols, rows]`.
 public struct GGUFTensorInfo: Sendable, Equatable {
+    /// The tensor's name, such as `blk.0.attn_q.weight`; unique in a file.
     public let name: String
+    /// One to four extents, each at least 1, `dims[0]` a whole number of `type`'s blocks.
     public let dims: [Int]
+    /// How the values are stored (F32, F16 or a block-quantized format).
     public let type: GGMLType
-    /// From the start of the data section.
+    /// From the start of the data section, in bytes; a multiple of the file's alignment.
     public let offset: Int
+    /// The number of values: the product of `dims`.
     public var count: Int { dims.reduce(1, *) }
+    /// The size of the data in the file, in bytes, block scales included for quantized types.
     public var byteCount: Int { type.byteCount(count) }
 }
 
@@ -107,15 +122,22 @@ final class ByteStore: @unchecked Sendable {
 /// array lengths against the bytes left, tensor types against the formats this project reads,
 /// every tensor's extent against the file's size.
 public final class GGUFFile: @unchecked Sendable {
+    /// The path it was read from (or the name given to `init(data:path:)`); error messages start with it.
     public let path: String
+    /// The format version: 2 or 3.
     public let version: UInt32
     /// Metadata keys in file order, and their values.
     public let keys: [String]
+    /// The metadata key–values, by key (keys are unique).
     public let metadata: [String: GGUFValue]
+    /// The tensor infos, in file order; names are unique.
     public let tensors: [GGUFTensorInfo]
+    /// The alignment of the data section and of every tensor's offset, in bytes: `general.alignment`
+    /// (a power of two) or 32.
     public let alignment: Int
     /// Where the data section starts, in bytes from the start of the file.
     public let dataOffset: Int
+    /// The size of the file, in bytes.
     public var fileSize: Int { store.count }
     let store: ByteStore
     private let index: [String: Int]
@@ -126,7 +148,8 @@ public final class GGUFFile: @unchecked Sendable {
         try self.init(store: ByteStore(mapping: url), path: url.path)
     }
 
-    /// Parses bytes already in memory (tests).
+    /// Parses bytes already in memory (tests); they are copied.
+    /// - Throws: `GGUFError` naming `path` and what was wrong.
     public convenience init(data: Data, path: String = "<memory>") throws {
         try self.init(store: ByteStore(data: data), path: path)
     }
@@ -208,12 +231,15 @@ public final class GGUFFile: @unchecked Sendable {
         self.tensors = tensors; self.index = index
     }
 
+    /// The tensor named `name`, or `nil` when the file has none.
     public func tensor(_ name: String) -> GGUFTensorInfo? { index[name].map { tensors[$0] } }
 
-    /// The start of a tensor's data.
+    /// The start of a tensor's data, `t.byteCount` bytes long. Valid while this file is alive; `t` must be one
+    /// of this file's `tensors` (it is not checked).
     public func data(of t: GGUFTensorInfo) -> UnsafeRawPointer { store.base + dataOffset + t.offset }
 
     /// A tensor with the shape it must have (`dims`, ggml order), or an error saying what it has.
+    /// - Throws: `GGUFError` when the tensor is missing or its dims differ from `expected`.
     public func tensor(_ name: String, dims expected: [Int]) throws -> GGUFTensorInfo {
         guard let t = tensor(name) else { throw GGUFError("\(path): tensor \(name) is missing") }
         guard t.dims == expected else {
@@ -222,13 +248,16 @@ public final class GGUFFile: @unchecked Sendable {
         return t
     }
 
-    /// A 2-D tensor `[cols, rows]` (ggml order) as a matrix of `rows` rows, read in place.
+    /// A 2-D tensor `[cols, rows]` (ggml order) as a matrix of `rows` rows, read in place: it points into
+    /// the file's memory, so keep this `GGUFFile` alive as long as the matrix is used.
+    /// - Throws: `GGUFError` when the tensor is missing or not of dims `[cols, rows]`.
     public func matrix(_ name: String, rows: Int, cols: Int) throws -> QuantizedMatrix {
         let t = try tensor(name, dims: [cols, rows])
         return QuantizedMatrix(type: t.type, rows: rows, cols: cols, data: data(of: t))
     }
 
-    /// A tensor's values as Float32.
+    /// A tensor's values as Float32, copied out (dequantized if need be), in ggml order: `dims[0]` fastest.
+    /// - Throws: `GGUFError` when the tensor is missing or its dims differ from `dims`.
     public func floats(_ name: String, dims: [Int]) throws -> [Float] {
         let t = try tensor(name, dims: dims)
         var out = [Float](repeating: 0, count: t.count)
@@ -238,25 +267,32 @@ public final class GGUFFile: @unchecked Sendable {
 
     // MARK: - Metadata, typed
 
+    /// The value of a metadata key.
+    /// - Throws: `GGUFError` when the key is missing. The typed getters below throw it too when the value
+    ///   is of another kind.
     public func value(_ key: String) throws -> GGUFValue {
         guard let v = metadata[key] else { throw GGUFError("\(path): metadata key \(key) is missing") }
         return v
     }
+    /// An integer of any width or signedness that fits in `Int` (see `GGUFValue.int`); floats are refused.
     public func int(_ key: String) throws -> Int {
         let v = try value(key)
         guard let i = v.int else { throw GGUFError("\(path): metadata \(key) is \(v.summary), expected an integer") }
         return i
     }
+    /// A float, or an integer as a `Double` (see `GGUFValue.double`).
     public func float(_ key: String) throws -> Double {
         let v = try value(key)
         guard let d = v.double else { throw GGUFError("\(path): metadata \(key) is \(v.summary), expected a number") }
         return d
     }
+    /// A string value.
     public func string(_ key: String) throws -> String {
         let v = try value(key)
         guard let s = v.string else { throw GGUFError("\(path): metadata \(key) is \(v.summary), expected a string") }
         return s
     }
+    /// An array whose every element is a string (an empty array gives `[]`).
     public func strings(_ key: String) throws -> [String] {
         let v = try value(key)
         let s = v.array?.compactMap(\.string)
@@ -265,6 +301,7 @@ public final class GGUFFile: @unchecked Sendable {
         }
         return s
     }
+    /// An array whose every element is an integer that fits in `Int` (an empty array gives `[]`).
     public func ints(_ key: String) throws -> [Int] {
         let v = try value(key)
         let s = v.array?.compactMap(\.int)

@@ -12,17 +12,24 @@ import ModelFiles
 /// found in the text first and become their own ids, as Hugging Face's tokenizers do, so a rendered
 /// chat template encodes to the ids the model was trained on.
 public struct GGUFTokenizer: Sendable {
+    /// The byte-level BPE over the file's tokens and merges. Its own `encode` treats special-token text as
+    /// ordinary text; use `encode(_:parseSpecial:)` to get their ids.
     public let bpe: ByteLevelBPE
+    /// `tokenizer.ggml.bos_token_id` and `tokenizer.ggml.eos_token_id`, or `nil` when the file has no such key.
     public let bosID: Int?, eosID: Int?
     /// Whether the model expects BOS before a prompt (`tokenizer.ggml.add_bos_token`).
     public let addBOS: Bool
+    /// The Jinja source of `tokenizer.chat_template`, or `nil` when the file has none (or it is not a string).
     public let chatTemplate: String?
     /// Special token texts, longest first (so a longer one wins where two start at the same place).
     private let specials: [(bytes: [UInt8], id: Int)]
     /// Bytes a special token can start with.
     private let startsSpecial: [Bool]
 
-    /// - Throws: `GGUFError` when the tables are missing, of the wrong type, or inconsistent.
+    /// Reads the tokenizer tables of a GGUF file. Without `tokenizer.ggml.token_type` every token is normal
+    /// (none special); `addBOS` defaults to false.
+    /// - Throws: `GGUFError` when the model is not `"gpt2"`, when the tables are missing, of the wrong type, or
+    ///   inconsistent (a BOS/EOS id past the last token, a token that is not byte-level text, a bad merge).
     public init(gguf f: GGUFFile) throws {
         let model = try f.string("tokenizer.ggml.model")
         guard model == "gpt2" else {
@@ -60,10 +67,16 @@ public struct GGUFTokenizer: Sendable {
         startsSpecial = starts
     }
 
+    /// The number of tokens in the file, special ones included (ids are `0..<vocabSize`).
     public var vocabSize: Int { bpe.vocabSize }
 
     /// Text → ids. Special-token texts become their ids (unless `parseSpecial` is false); the rest
     /// goes through the byte-level BPE. No BOS is added.
+    ///
+    /// Matching is on UTF-8 bytes, longest special first, left to right; the text between two specials is
+    /// encoded on its own, so BPE never merges across a special token.
+    /// - Parameter parseSpecial: When false, special-token texts are encoded as ordinary text (so text
+    ///   that merely contains `<|im_end|>` does not produce the id that ends a turn).
     public func encode(_ text: String, parseSpecial: Bool = true) -> [Int] {
         guard parseSpecial, !specials.isEmpty else { return bpe.encode(text) }
         let bytes = Array(text.utf8)
@@ -85,13 +98,20 @@ public struct GGUFTokenizer: Sendable {
         return out
     }
 
+    /// Ids → text. Special tokens give their text (`<|im_end|>`), ids outside `0..<vocabSize` are skipped,
+    /// bytes that are not valid UTF-8 become U+FFFD.
     public func decode(_ ids: [Int]) -> String { bpe.decode(ids) }
+    /// Ids → raw bytes, as `decode` but before UTF-8 decoding. One token can end mid-character, so to stream
+    /// tokens one at a time, feed these bytes to a `UTF8Stream`.
     public func decodeBytes(_ ids: [Int]) -> [UInt8] { bpe.decodeBytes(ids) }
 
     // MARK: - Chat template
 
+    /// One turn of a chat, for `renderChat`.
     public struct Message: Sendable, Equatable {
+        /// `"system"`, `"user"` or `"assistant"` (any string is written as is), and the turn's text.
         public var role: String, content: String
+        /// A turn with the given role and text.
         public init(role: String, content: String) { self.role = role; self.content = content }
     }
 
@@ -101,6 +121,8 @@ public struct GGUFTokenizer: Sendable {
     /// has one, as SmolLM2's "You are a helpful AI assistant named SmolLM…") comes first.
     ///
     /// This is not a Jinja interpreter: it recognises ChatML templates and refuses others.
+    /// Roles and contents are written as is, not escaped.
+    /// - Parameter addGenerationPrompt: End with `<|im_start|>assistant\n`, for the model to write the reply.
     /// - Throws: `GGUFError` when the file has no template or one that is not ChatML.
     public func renderChat(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> String {
         guard let t = chatTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }
@@ -129,7 +151,9 @@ public struct GGUFTokenizer: Sendable {
 extension ByteLevelBPE {
     /// Builds from GGUF's tables: token strings by id (byte-level text, or verbatim for special
     /// tokens), merges as `"left right"` strings in rank order, and which ids are special.
-    /// - Throws: `ConfigError` naming the first inconsistency.
+    /// `special` has one entry per token. A byte no token covers is dropped when encoding.
+    /// - Throws: `TokenizerError` naming the first inconsistency: a non-special token that is not
+    ///   byte-level text, a merge that is not two tokens whose concatenation is a token, a repeated token.
     public init(ggufTokens tokens: [String], merges: [String], special: [Bool]) throws {
         var idOf: [String: Int32] = [:]
         idOf.reserveCapacity(tokens.count)
@@ -162,8 +186,11 @@ extension ByteLevelBPE {
 /// half a character: `append` returns the longest complete prefix of what it has so far.
 public struct UTF8Stream: Sendable {
     private var pending: [UInt8] = []
+    /// An empty stream.
     public init() {}
 
+    /// Adds a token's bytes and returns the text now complete: everything but a trailing incomplete UTF-8
+    /// sequence (up to 3 bytes), which is held for the next call. Invalid bytes become U+FFFD.
     public mutating func append(_ bytes: [UInt8]) -> String {
         pending += bytes
         // Find where a trailing incomplete sequence starts (at most 3 bytes back).

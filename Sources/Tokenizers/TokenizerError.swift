@@ -6,5 +6,6 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// Makes an error with a one-line message.
     public init(_ message: String) { self.message = message }
+    /// The message, as is.
     public var description: String { message }
 }

@@ -2,8 +2,11 @@ import Foundation
 
 /// Why a WordPiece vocabulary could not be read.
 public struct WordPieceError: Error, CustomStringConvertible, Sendable {
+    /// One line, for the user: the file (when there is one) and what is wrong.
     public var message: String
+    /// Makes an error with a one-line message.
     public init(_ message: String) { self.message = message }
+    /// The message, as is.
     public var description: String { message }
 }
 
@@ -24,6 +27,8 @@ public struct WordPieceTokenizer: Sendable {
     /// Piece of each id (the lines of `vocab.txt`).
     public let pieces: [String]
     let ids: [String: Int]
+    /// The ids of `[CLS]`, `[SEP]`, `[UNK]` and `[PAD]`. `encode` never adds `[PAD]`: it is for callers that
+    /// pad a batch to one length.
     public let cls: Int, sep: Int, unk: Int, pad: Int
     /// Lower-case and strip accents (`do_lower_case`, uncased models).
     public var lowercase: Bool
@@ -31,6 +36,8 @@ public struct WordPieceTokenizer: Sendable {
     public var maxInputCharsPerWord = 100
 
     /// A vocabulary of pieces, id = position. Needs `[CLS]`, `[SEP]`, `[UNK]` and `[PAD]`.
+    /// A piece listed twice maps to its last id, as in Hugging Face (both ids still decode to it).
+    /// - Throws: `WordPieceError` when one of the four special pieces is missing.
     public init(pieces: [String], lowercase: Bool = true) throws {
         self.pieces = pieces
         var ids: [String: Int] = [:]
@@ -45,6 +52,7 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// Reads a `vocab.txt`: one piece per line, the line number (from 0) is its id.
+    /// - Throws: `WordPieceError` naming the file when it cannot be read, or as `init(vocabData:name:lowercase:)`.
     public init(vocabFile url: URL, lowercase: Bool = true) throws {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -55,7 +63,9 @@ public struct WordPieceTokenizer: Sendable {
         try self.init(vocabData: data, name: url.path, lowercase: lowercase)
     }
 
-    /// Same as `init(vocabFile:)`, from the file's bytes; `name` names it in errors.
+    /// Same as `init(vocabFile:)`, from the file's bytes; `name` names it in errors. Lines may end in LF or
+    /// CRLF; a final line break does not add an empty piece.
+    /// - Throws: `WordPieceError` when the bytes are not UTF-8, hold no line, or lack a special piece.
     public init(vocabData data: Data, name: String, lowercase: Bool = true) throws {
         guard let text = String(data: data, encoding: .utf8) else { throw WordPieceError("\(name) is not valid UTF-8") }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
@@ -68,11 +78,16 @@ public struct WordPieceTokenizer: Sendable {
         }
     }
 
+    /// The number of pieces (lines of `vocab.txt`); ids are `0..<vocabularySize`.
     public var vocabularySize: Int { pieces.count }
 
+    /// The id of a piece (continuation pieces with their `##`), or `nil` when the vocabulary lacks it.
     public func id(_ piece: String) -> Int? { ids[piece] }
 
     /// `[CLS]`, the word pieces of `text` (at most `maxLength − 2`), `[SEP]`.
+    /// - Parameter maxLength: The most ids returned, `[CLS]` and `[SEP]` included; must be at least 2 (traps
+    ///   otherwise). Pieces past it are cut, even in the middle of a word.
+    /// - Returns: Between 2 and `maxLength` ids; no `[PAD]`.
     public func encode(_ text: String, maxLength: Int = 256) -> [Int] {
         precondition(maxLength >= 2, "maxLength must leave room for [CLS] and [SEP]")
         var out = [cls]
@@ -85,7 +100,7 @@ public struct WordPieceTokenizer: Sendable {
         return out + [sep]
     }
 
-    /// The pieces of ids, for display.
+    /// The pieces of ids, for display; an id outside the vocabulary shows as `"<id>"`.
     public func tokens(_ ids: [Int]) -> [String] { ids.map { $0 >= 0 && $0 < pieces.count ? pieces[$0] : "<\($0)>" } }
 
     // MARK: Steps
@@ -128,7 +143,8 @@ public struct WordPieceTokenizer: Sendable {
         return words
     }
 
-    /// Step 5: greedy longest-match pieces of one word.
+    /// Step 5: greedy longest-match pieces of one word. If any part of the word matches no piece, or it has
+    /// more than `maxInputCharsPerWord` scalars, the whole word is a single `[UNK]`.
     public func wordPieces(_ word: [Unicode.Scalar]) -> [Int] {
         if word.count > maxInputCharsPerWord { return [unk] }
         var out: [Int] = []

@@ -182,7 +182,12 @@ public final class SentenceEncoder: @unchecked Sendable {
     public let maxLength: Int
     public let normalize: Bool
 
-    /// - Parameter maxLength: overrides `max_seq_length` (at most `max_position_embeddings`).
+    /// Loads a sentence-transformers folder: the BERT weights and config, the WordPiece vocabulary,
+    /// the tokenizer, pooling and sequence-length settings.
+    /// - Parameters:
+    ///   - directory: the folder (`config.json`, `model.safetensors`, `vocab.txt`, optionally
+    ///     `modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`, `tokenizer_config.json`).
+    ///   - maxLength: overrides `max_seq_length` (at most `max_position_embeddings`).
     /// - Throws: `BERTCheckpointError`, `SafetensorsError` or `WordPieceError` with a message naming the file.
     public init(directory: URL, maxLength: Int? = nil) throws {
         try BERTCheckpoint.requireFolder(directory)

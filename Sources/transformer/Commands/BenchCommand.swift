@@ -12,17 +12,22 @@ struct BenchCommand: ParsableCommand {
             "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
         discussion: """
             Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune.
-            gemm: best-of-5 GFLOP/s of three transformer shapes per --threads count; then a correctness line per
-            shape and thread count (max |Gemm.fast − Gemm.reference| / max|C|; bench exits non-zero if one is
-            above 1e-5); best and median over --rounds × 10 runs of the four shapes (adding (4096×384)·(384×384));
-            the reference loop against the fast path on 512×384×384; the micro-kernel's L1-resident peak; and a
-            table of small shapes. gemm-tune (minutes, not in the default set): the sweeps that chose the GEMM's
-            knobs — block sizes KC×MC×NC, the small-product threshold, the parallel threshold (resident pool
-            against concurrentPerform), the pool's spin/yield policy and splitting M against N; each restores
-            the defaults after it. Each training figure is the mean over --steps timed steps after 2 warm-up
-            steps (forward, backward, clipping and AdamW, as `transformer train` runs them), with the peak
-            resident memory while that part ran.
-            scripts/bench-vs-pytorch.sh runs the same configurations in PyTorch and prints the ratios.
+
+            gemm: best-of-5 GFLOP/s of three transformer shapes per --threads count; a correctness line per \
+            shape and thread count (max |Gemm.fast − Gemm.reference| / max|C|; bench exits non-zero if one \
+            is above 1e-5); best and median over --rounds × 10 runs of the four shapes (adding \
+            (4096×384)·(384×384)); the reference loop against the fast path on 512×384×384; the \
+            micro-kernel's L1-resident peak; and a table of small shapes.
+
+            gemm-tune (minutes, not in the default set): the sweeps that chose the GEMM's knobs — block \
+            sizes KC×MC×NC, the small-product threshold, the parallel threshold (resident pool against \
+            concurrentPerform), the pool's spin/yield policy, and splitting M against N; each restores the \
+            defaults after it.
+
+            Each training figure is the mean over --steps timed steps after 2 warm-up steps (forward, \
+            backward, clipping and AdamW, as `transformer train` runs them), with the peak resident memory \
+            while that part ran. scripts/bench-vs-pytorch.sh runs the same configurations in PyTorch and \
+            prints the ratios.
             """)
 
     @Option(help: "Comma-separated parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe, gemm-tune.")
