@@ -19,7 +19,7 @@ for m in TensorKit ModelFiles Tokenizers TransformerKit; do
        --fallback-display-name "$m" --fallback-bundle-identifier "transformer.$m" > "$sg/docc.log" 2>&1; then
     warnings=$(grep -c "warning:" "$sg/docc.log" || true)
     echo "docs $m: $(find "$OUT/$m/data/documentation" -name '*.json' | wc -l) pages, $warnings warnings ($OUT/$m)"
-    [ "$warnings" = 0 ] || { grep -A3 "warning:" "$sg/docc.log" | head -40; status=1; }
+    [ "$warnings" = 0 ] || { grep -A1 "warning:" "$sg/docc.log" | grep -E "warning:|-->" | paste - - | head -60; status=1; }
   else
     tail -20 "$sg/docc.log"; status=1
   fi

@@ -75,8 +75,10 @@ public struct GGUFTokenizer: Sendable {
     ///
     /// Matching is on UTF-8 bytes, longest special first, left to right; the text between two specials is
     /// encoded on its own, so BPE never merges across a special token.
-    /// - Parameter parseSpecial: When false, special-token texts are encoded as ordinary text (so text
-    ///   that merely contains `<|im_end|>` does not produce the id that ends a turn).
+    /// - Parameters:
+    ///   - text: Any text.
+    ///   - parseSpecial: When false, special-token texts are encoded as ordinary text (so text
+    ///     that merely contains `<|im_end|>` does not produce the id that ends a turn).
     public func encode(_ text: String, parseSpecial: Bool = true) -> [Int] {
         guard parseSpecial, !specials.isEmpty else { return bpe.encode(text) }
         let bytes = Array(text.utf8)
@@ -122,7 +124,9 @@ public struct GGUFTokenizer: Sendable {
     ///
     /// This is not a Jinja interpreter: it recognises ChatML templates and refuses others.
     /// Roles and contents are written as is, not escaped.
-    /// - Parameter addGenerationPrompt: End with `<|im_start|>assistant\n`, for the model to write the reply.
+    /// - Parameters:
+    ///   - messages: The conversation so far, oldest first.
+    ///   - addGenerationPrompt: End with `<|im_start|>assistant\n`, for the model to write the reply.
     /// - Throws: `GGUFError` when the file has no template or one that is not ChatML.
     public func renderChat(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> String {
         guard let t = chatTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }

@@ -85,8 +85,10 @@ public struct WordPieceTokenizer: Sendable {
     public func id(_ piece: String) -> Int? { ids[piece] }
 
     /// `[CLS]`, the word pieces of `text` (at most `maxLength − 2`), `[SEP]`.
-    /// - Parameter maxLength: The most ids returned, `[CLS]` and `[SEP]` included; must be at least 2 (traps
-    ///   otherwise). Pieces past it are cut, even in the middle of a word.
+    /// - Parameters:
+    ///   - text: A sentence (lower-cased first when `lowercase` is set).
+    ///   - maxLength: The most ids returned, `[CLS]` and `[SEP]` included; must be at least 2 (traps
+    ///     otherwise). Pieces past it are cut, even in the middle of a word.
     /// - Returns: Between 2 and `maxLength` ids; no `[PAD]`.
     public func encode(_ text: String, maxLength: Int = 256) -> [Int] {
         precondition(maxLength >= 2, "maxLength must leave room for [CLS] and [SEP]")
