@@ -66,6 +66,7 @@ public enum SafetensorsDType: String, Sendable, CaseIterable, CustomStringConver
         }
     }
 
+    /// The header's spelling (`"F32"`, `"BF16"`, …).
     public var description: String { rawValue }
 }
 
@@ -79,12 +80,14 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable, Equata
     /// What is wrong.
     public let message: String
 
+    /// An error about `file`, and `tensor` (a tensor name or `__metadata__`) when there is one.
     public init(file: String, tensor: String? = nil, message: String) {
         self.file = file
         self.tensor = tensor
         self.message = message
     }
 
+    /// `safetensors file "F", tensor "T": message`, on one line whatever the names contain.
     public var description: String {
         var s = "safetensors file \(quotedForMessage(file))"
         if let tensor {
@@ -97,8 +100,11 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable, Equata
 
 /// One tensor's header entry: where its bytes are and how to read them.
 public struct SafetensorsEntry: Sendable, Equatable {
+    /// The tensor's name (its key in the header).
     public let name: String
+    /// The element type stored in the file.
     public let dtype: SafetensorsDType
+    /// Dimensions, outermost first (`[]` for a scalar).
     public let shape: [Int]
     /// Byte range relative to the start of the data buffer (the header's `data_offsets`).
     public let dataOffsets: Range<Int>
@@ -108,10 +114,13 @@ public struct SafetensorsEntry: Sendable, Equatable {
 
 /// One tensor converted to Float32.
 public struct SafetensorsTensor: Sendable, Equatable {
+    /// The tensor's name (its key in the header).
     public let name: String
     /// The dtype stored in the file (the values are converted to Float32).
     public let dtype: SafetensorsDType
+    /// Dimensions, outermost first (`[]` for a scalar).
     public let shape: [Int]
+    /// The values as Float32, row-major, with `shape`.
     public let values: Tensor
 }
 
@@ -119,11 +128,15 @@ public struct SafetensorsTensor: Sendable, Equatable {
 public struct SafetensorsFile: Sendable, Equatable {
     /// The path or name the file was read from (used in error messages).
     public let name: String
+    /// The header's `__metadata__` (string → string; empty when the file has none).
     public let metadata: [String: String]
+    /// Every tensor, converted.
     public let tensors: [SafetensorsTensor]
 
+    /// The tensors' names, in file order.
     public var names: [String] { tensors.map(\.name) }
 
+    /// The named tensor's values, or nil when the file has no such tensor.
     public subscript(name: String) -> Tensor? { tensors.first { $0.name == name }?.values }
 
     /// The named tensor; throws (listing some known names) if there is none.
@@ -138,6 +151,7 @@ public struct SafetensorsFile: Sendable, Equatable {
 public struct SafetensorsArchive: Sendable {
     /// The path or name the file was read from (used in error messages).
     public let name: String
+    /// The header's `__metadata__` (string → string; empty when the file has none).
     public let metadata: [String: String]
     /// Header entries in file order (by data offset).
     public let entries: [SafetensorsEntry]
@@ -156,8 +170,10 @@ public struct SafetensorsArchive: Sendable {
         self.index = index
     }
 
+    /// The tensors' names, in file order.
     public var names: [String] { entries.map(\.name) }
 
+    /// The named tensor's header entry (dtype, shape, byte range), or nil when there is none.
     public func entry(_ name: String) -> SafetensorsEntry? { index[name].map { entries[$0] } }
 
     /// The named tensor converted to Float32.
@@ -196,6 +212,8 @@ public struct SafetensorsArchive: Sendable {
 
 // MARK: - API
 
+/// Reading and writing safetensors files (Hugging Face's format: an 8-byte header length, a JSON
+/// header, then the raw little-endian data), checked field by field; writes are atomic.
 public enum Safetensors {
     /// Header lengths above this are refused (the reference implementation's limit).
     public static let maxHeaderLength = 100_000_000

@@ -217,7 +217,9 @@ public struct ByteLevelBPE: Sendable {
     public func id(forToken token: String) -> Int? { tokenIDs[Array(token.utf8)] }
     /// The id of a special token, or nil if it isn't one.
     public func id(forSpecial token: String) -> Int? { specialIDs[Array(token.utf8)] }
+    /// The id of one of the model specials (`<pad>`, `<start>`, …), or nil if this BPE lacks it.
     public func id(forSpecial token: SpecialToken) -> Int? { id(forSpecial: token.rawValue) }
+    /// Whether `id` is a special token (false for ids out of range).
     public func isSpecial(_ id: Int) -> Bool { id >= 0 && id < isSpecial.count && isSpecial[id] }
 
     /// The special tokens the model uses, in `Vocabulary`'s order: pass these to `train` to get a

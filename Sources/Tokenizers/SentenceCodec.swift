@@ -3,13 +3,16 @@ import Foundation
 /// Text ↔ ids for a translation model, saved beside its weights as `tokenizer.json`.
 /// One joint vocabulary serves source and target (so embeddings can be shared, as in the paper).
 public struct SentenceCodec: Sendable {
+    /// Characters, words, or byte-level BPE.
     public enum Kind: String, Codable, Sendable, CaseIterable { case char, word, bpe }
+    /// Which of the three this is.
     public let kind: Kind
     /// Ids for char and word codecs.
     public let vocabulary: Vocabulary?
     /// The byte-level BPE for `bpe` codecs; its special tokens are `<pad> <start> <end> <unk>`.
     public let bpe: ByteLevelBPE?
 
+    /// `<pad> <start> <end> <unk>`: the special tokens every codec has.
     public static let specials = SpecialToken.allCases.map(\.rawValue)
 
     /// Builds a codec from training text.
@@ -33,10 +36,15 @@ public struct SentenceCodec: Sendable {
         kind == .word ? WordTokenizer(dropPunctuation: false) : CharTokenizer(dropPunctuation: false, dropWhitespace: false)
     }
 
+    /// The number of ids, special tokens included.
     public var vocabularySize: Int { vocabulary?.count ?? bpe!.vocabSize }
+    /// The id of `<pad>` (ignored by the loss).
     public var padID: Int { special(.pad) }
+    /// The id of `<start>`, which begins every decoder input.
     public var startID: Int { special(.start) }
+    /// The id of `<end>`, which ends every target.
     public var endID: Int { special(.end) }
+    /// The id of `<unk>` (char and word codecs map unseen tokens to it).
     public var unkID: Int { special(.unk) }
 
     func special(_ s: SpecialToken) -> Int {
@@ -44,6 +52,7 @@ public struct SentenceCodec: Sendable {
         return bpe!.id(forSpecial: s.rawValue)!
     }
 
+    /// Text → ids, without `<start>` or `<end>`; unseen characters or words become `<unk>`.
     public func encode(_ text: String) -> [Int] {
         if let vocabulary { return Self.tokenizer(kind).encode(text, vocabulary: vocabulary) }
         return bpe!.encode(text)
@@ -78,6 +87,7 @@ public struct SentenceCodec: Sendable {
         enum CodingKeys: String, CodingKey { case kind, vocabulary, bpeVocab = "bpe_vocab", bpeMerges = "bpe_merges" }
     }
 
+    /// The `tokenizer.json` the trainer saves beside a translation model (keys sorted).
     public func jsonData() throws -> Data {
         var s = Stored(kind: kind, vocabulary: vocabulary)
         if let bpe {
@@ -89,6 +99,8 @@ public struct SentenceCodec: Sendable {
         return try e.encode(s)
     }
 
+    /// Reads a `tokenizer.json` written by `jsonData()`.
+    /// - Throws: `TokenizerError` naming the file when it cannot be read or is not such a file.
     public static func load(_ url: URL) throws -> SentenceCodec {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw TokenizerError("\(url.path): cannot read the tokenizer file")

@@ -3,12 +3,19 @@ import Foundation
 /// Text ↔ ids for a GPT: characters (nanoGPT's `shakespeare_char`: the sorted distinct characters
 /// of the text) or byte-level BPE (which takes any bytes). Saved as `tokenizer.json`.
 public struct TextTokenizer: Sendable {
+    /// Characters (`char`) or byte-level BPE (`bpe`).
     public enum Kind: String, Codable, Sendable { case char, bpe }
+    /// Which of the two this is.
     public let kind: Kind
+    /// A char tokenizer's vocabulary: id i is `chars[i]` (empty for BPE).
     public let chars: [Character]
+    /// A BPE tokenizer's tables (nil for char).
     public let bpe: ByteLevelBPE?
     private let index: [Character: Int]
 
+    /// A char tokenizer over the distinct characters of `text`, sorted by their Unicode scalars
+    /// (as Python's `sorted(set(text))`, so ids match nanoGPT's).
+    /// - Throws: `TokenizerError` when `text` is empty.
     public init(characters text: String) throws {
         let set = Set(text)
         guard !set.isEmpty else { throw TokenizerError("the text is empty: a character tokenizer needs at least one character") }
@@ -18,10 +25,12 @@ public struct TextTokenizer: Sendable {
         kind = .char; bpe = nil
     }
 
+    /// A BPE tokenizer with `bpe`'s tables.
     public init(bpe: ByteLevelBPE) {
         kind = .bpe; self.bpe = bpe; chars = []; index = [:]
     }
 
+    /// The number of ids (the model's vocabulary size).
     public var vocabularySize: Int { kind == .char ? chars.count : bpe!.vocabSize }
 
     /// Characters missing from a char vocabulary are reported, not dropped silently.
@@ -38,6 +47,7 @@ public struct TextTokenizer: Sendable {
         return out
     }
 
+    /// Ids → text; with a char vocabulary an id out of range becomes U+FFFD.
     public func decode(_ ids: [Int]) -> String {
         if let bpe { return bpe.decode(ids) }
         return String(ids.map { $0 >= 0 && $0 < chars.count ? chars[$0] : "\u{FFFD}" })
@@ -51,6 +61,7 @@ public struct TextTokenizer: Sendable {
         enum CodingKeys: String, CodingKey { case kind, chars, bpeVocab = "bpe_vocab", bpeMerges = "bpe_merges" }
     }
 
+    /// The `tokenizer.json` the trainer saves beside a GPT (kind, and the characters or the BPE tables).
     public func jsonData() throws -> Data {
         var s = Stored(kind: kind)
         if let bpe {
@@ -83,6 +94,8 @@ public struct TextTokenizer: Sendable {
             "\(dir.path): no tokenizer (tokenizer.json, or vocab.json and merges.txt); `transformer logits --ids` works without one")
     }
 
+    /// Reads a `tokenizer.json` written by `jsonData()`.
+    /// - Throws: `TokenizerError` naming the file when it cannot be read or is not such a file.
     public static func load(_ url: URL) throws -> TextTokenizer {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw TokenizerError("\(url.path): cannot read the tokenizer file")
