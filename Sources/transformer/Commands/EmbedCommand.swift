@@ -116,20 +116,47 @@ struct EmbedCommand: ParsableCommand {
         FileHandle.standardOutput.write(Data(out.utf8))
     }
 
+    /// What `--format json` prints for embeddings.
+    struct EmbeddingsJSON: Encodable {
+        var model: String
+        var dimension: Int
+        var maxLength: Int
+        var sentences: [String]
+        var tokens: [Int]
+        var embeddings: [[Float]]
+        enum CodingKeys: String, CodingKey { case model, dimension, maxLength = "max_length", sentences, tokens, embeddings }
+    }
+
+    /// What `--format json` prints for `--similarity`.
+    struct SimilarityJSON: Encodable {
+        var sentences: [String]
+        var similarity: [[Double]]
+    }
+
+    /// One JSON document on standard output. JSONEncoder refuses NaN and infinities, so a broken model
+    /// gives an error here rather than `nan` in a file that JSON readers reject.
+    func writeJSON<T: Encodable>(_ value: T) {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            var data = try e.encode(value)
+            data.append(0x0A)
+            FileHandle.standardOutput.write(data)
+        } catch {
+            fail("a value is not a finite number (NaN or infinity), which JSON cannot hold: the model's weights are probably broken")
+        }
+    }
+
     func printJSON(_ input: [String], _ vectors: [[Float]], _ encoder: SentenceEncoder) {
-        var out = "{\"model\": \(jsonString(model)), \"dimension\": \(encoder.model.config.dModel), \"max_length\": \(encoder.maxLength),\n"
-        out += " \"sentences\": [" + input.map(jsonString).joined(separator: ", ") + "],\n"
-        out += " \"tokens\": [" + input.map { "\(encoder.tokenize($0).count)" }.joined(separator: ", ") + "],\n"
-        out +=
-            " \"embeddings\": [\n  " + vectors.map { "[" + $0.map { "\($0)" }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ")
-            + "]}\n"
-        FileHandle.standardOutput.write(Data(out.utf8))
+        writeJSON(
+            EmbeddingsJSON(
+                model: model, dimension: encoder.model.config.dModel, maxLength: encoder.maxLength, sentences: input,
+                tokens: input.map { encoder.tokenize($0).count }, embeddings: vectors))
     }
 
     func printSimilarityJSON(_ input: [String], _ m: [[Float]]) {
-        var out = "{\"sentences\": [" + input.map(jsonString).joined(separator: ", ") + "],\n \"similarity\": [\n  "
-        out += m.map { "[" + $0.map { String(format: "%.6f", $0) }.joined(separator: ", ") + "]" }.joined(separator: ",\n  ") + "]}\n"
-        FileHandle.standardOutput.write(Data(out.utf8))
+        // Six decimals, as the table shows four.
+        writeJSON(SimilarityJSON(sentences: input, similarity: m.map { $0.map { (Double($0) * 1e6).rounded() / 1e6 } }))
     }
 
     /// Rows and columns numbered, the sentences listed below the table.
