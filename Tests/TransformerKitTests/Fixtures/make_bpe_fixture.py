@@ -20,6 +20,8 @@ import tempfile
 
 from tokenizers import ByteLevelBPETokenizer
 
+from byte_level import bytes_to_unicode
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPECIALS = ["<pad>", "<start>", "<end>", "<unk>"]
 
@@ -45,15 +47,7 @@ CASES = [
 # A few id sequences whose bytes are not valid UTF-8 on their own; decoded by Python with
 # errors="replace" (U+FFFD for each maximal invalid subpart).
 def byte_level_decoder():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return {c: b for b, c in bytes_to_unicode().items()}
 
 
 class OpenAIEncoder:
@@ -63,7 +57,7 @@ class OpenAIEncoder:
     def __init__(self, vocab, merge_lines):
         import regex
         self.encoder = vocab
-        self.byte_encoder = {b: c for c, b in byte_level_decoder().items()}
+        self.byte_encoder = bytes_to_unicode()
         self.bpe_ranks = {tuple(l.split(" ")): i for i, l in enumerate(merge_lines)}
         self.pat = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
