@@ -278,20 +278,10 @@ struct HTMLRenderer {
     static func esc(_ s: String) -> String {
         // Most strings (numbers, labels) need no escaping: a byte scan is far cheaper than walking characters.
         if !s.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) { return s }
-        var r = ""
-        r.reserveCapacity(s.count)
-        for ch in s {
-            switch ch {
-            case "&": r += "&amp;"
-            case "<": r += "&lt;"
-            case ">": r += "&gt;"
-            case "\"": r += "&quot;"
-            case "'": r += "&#39;"
-            default: r.append(ch)
-            }
-        }
-        return r
+        return replacing(s, htmlEntities)
     }
+
+    static let htmlEntities: [Character: String] = ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"]
 
     static let css = """
 

@@ -211,45 +211,41 @@ struct LaTeXRenderer {
 
     /// Text with LaTeX's special characters escaped, and the few math symbols the notes use set in
     /// math mode so they print in any font.
-    func tex(_ s: String) -> String {
-        var r = ""
-        for ch in s {
-            switch ch {
-            case "\\": r += "\\textbackslash{}"
-            case "{": r += "\\{"
-            case "}": r += "\\}"
-            case "$": r += "\\$"
-            case "&": r += "\\&"
-            case "#": r += "\\#"
-            case "%": r += "\\%"
-            case "_": r += "\\_"
-            case "^": r += "\\textasciicircum{}"
-            case "~": r += "\\textasciitilde{}"
-            case "<": r += "\\textless{}"
-            case ">": r += "\\textgreater{}"
-            case "\n", "\r": r += " "
-            case "·": r += "$\\cdot$"
-            case "×": r += "$\\times$"
-            case "−": r += "$-$"
-            case "→": r += "$\\to$"
-            case "√": r += "$\\surd$"
-            case "∞": r += "$\\infty$"
-            case "≤": r += "$\\le$"
-            case "≥": r += "$\\ge$"
-            case "≠": r += "$\\ne$"
-            case "Σ": r += "$\\Sigma$"
-            case "β": r += "$\\beta$"
-            case "γ": r += "$\\gamma$"
-            case "ε": r += "$\\varepsilon$"
-            case "μ": r += "$\\mu$"
-            case "σ": r += "$\\sigma$"
-            case "ᵀ": r += "$^{\\top}$"
-            case "²": r += "$^2$"
-            case "ŷ": r += "$\\hat y$"
-            case "…": r += "\\ldots{}"
-            default: r.append(ch)
-            }
-        }
-        return r
-    }
+    func tex(_ s: String) -> String { replacing(s, Self.texReplacements) }
+
+    static let texReplacements: [Character: String] = [
+        "\\": "\\textbackslash{}",
+        "{": "\\{",
+        "}": "\\}",
+        "$": "\\$",
+        "&": "\\&",
+        "#": "\\#",
+        "%": "\\%",
+        "_": "\\_",
+        "^": "\\textasciicircum{}",
+        "~": "\\textasciitilde{}",
+        "<": "\\textless{}",
+        ">": "\\textgreater{}",
+        "\n": " ",
+        "\r": " ",
+        "·": "$\\cdot$",
+        "×": "$\\times$",
+        "−": "$-$",
+        "→": "$\\to$",
+        "√": "$\\surd$",
+        "∞": "$\\infty$",
+        "≤": "$\\le$",
+        "≥": "$\\ge$",
+        "≠": "$\\ne$",
+        "Σ": "$\\Sigma$",
+        "β": "$\\beta$",
+        "γ": "$\\gamma$",
+        "ε": "$\\varepsilon$",
+        "μ": "$\\mu$",
+        "σ": "$\\sigma$",
+        "ᵀ": "$^{\\top}$",
+        "²": "$^2$",
+        "ŷ": "$\\hat y$",
+        "…": "\\ldots{}"
+    ]
 }

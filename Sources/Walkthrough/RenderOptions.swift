@@ -133,3 +133,13 @@ extension TraceStep {
     /// Steps whose values are whole numbers by construction (ids, masks), printed without decimals.
     public var isIntegral: Bool { op == .input || op == .argmax || op == .maskMatrix }
 }
+
+/// `s` with every character that `table` lists replaced by its entry (HTML entities, LaTeX escapes).
+func replacing(_ s: String, _ table: [Character: String]) -> String {
+    var r = ""
+    r.reserveCapacity(s.utf8.count)
+    for ch in s {
+        if let e = table[ch] { r += e } else { r.append(ch) }
+    }
+    return r
+}

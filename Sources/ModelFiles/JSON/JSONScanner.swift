@@ -68,7 +68,9 @@ package struct JSONNode: Sendable {
 
     /// The number as an `Int` when it is written as an integer (no fraction, no exponent) that fits.
     package var integer: Int? {
-        guard let s = numberLiteral, !s.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
+        guard let s = numberLiteral, !s.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }) else {
+            return nil
+        }
         return Int(s)
     }
 
@@ -150,22 +152,25 @@ package struct JSONScanner {
 
     /// The one value that makes up `bytes` (surrounding whitespace allowed).
     package func scan<Bytes: Collection>(_ bytes: Bytes) throws(JSONScanError) -> JSONNode where Bytes.Element == UInt8 {
+        // One copy, then a buffer pointer: reading an array's bytes through a struct retains and
+        // releases it at every byte in a debug build (a seventh of a vocab.json's scan).
         let buffer = Array(bytes)
-        // Validated first, so every error below is about JSON, and string bytes copied through stay UTF-8.
-        if let bad = Self.firstInvalidUTF8(buffer) {
-            var s = State(bytes: buffer, maxDepth: maxDepth)
-            s.i = bad
-            throw s.error(.invalidUTF8)
+        return try buffer.withUnsafeBufferPointer { (p) throws(JSONScanError) -> JSONNode in
+            var s = State(bytes: p, maxDepth: maxDepth)
+            // Validated first, so every error below is about JSON, and string bytes copied through stay UTF-8.
+            if let bad = Self.firstInvalidUTF8(p) {
+                s.i = bad
+                throw s.error(.invalidUTF8)
+            }
+            s.skipWhitespace()
+            let node = try s.value(depth: 1)
+            s.skipWhitespace()
+            guard s.i == p.count else { throw s.syntax("only whitespace after the JSON value") }
+            return node
         }
-        var s = State(bytes: buffer, maxDepth: maxDepth)
-        s.skipWhitespace()
-        let node = try s.value(depth: 1, path: [])
-        s.skipWhitespace()
-        guard s.i == buffer.count else { throw s.syntax("only whitespace after the JSON value") }
-        return node
     }
 
-    static func firstInvalidUTF8(_ b: [UInt8]) -> Int? {
+    static func firstInvalidUTF8(_ b: UnsafeBufferPointer<UInt8>) -> Int? {
         var i = 0
         while i < b.count {
             let c = b[i]
@@ -189,13 +194,16 @@ package struct JSONScanner {
     }
 
     struct State {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         let maxDepth: Int
         var i = 0
         var line = 1
         var lineStart = 0
+        /// The keys of the objects being scanned, outermost first: only an error reads them, so they
+        /// stay bytes (a String per member would cost a third of a vocab.json's scan).
+        var keys: [[UInt8]] = []
 
-        init(bytes: [UInt8], maxDepth: Int) {
+        init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
             self.bytes = bytes
             self.maxDepth = maxDepth
         }
@@ -233,7 +241,7 @@ package struct JSONScanner {
             }
         }
 
-        mutating func value(depth: Int, path: [String]) throws(JSONScanError) -> JSONNode {
+        mutating func value(depth: Int) throws(JSONScanError) -> JSONNode {
             guard let b = peek() else { throw syntax("a value") }
             let start = i, startLine = line
             func node(_ v: JSONNode.Value) -> JSONNode { JSONNode(value: v, offset: start, line: startLine) }
@@ -251,13 +259,16 @@ package struct JSONScanner {
                     let keyOffset = i
                     let key = try string()
                     guard seen.insert(key).inserted else {
+                        let path = keys.map { String(decoding: $0, as: UTF8.self) }
                         throw error(.duplicateKey(path: path, key: String(decoding: key, as: UTF8.self)), at: keyOffset)
                     }
                     skipWhitespace()
                     guard peek() == UInt8(ascii: ":") else { throw syntax("':'") }
                     i += 1
                     skipWhitespace()
-                    let v = try value(depth: depth + 1, path: path + [String(decoding: key, as: UTF8.self)])
+                    keys.append(key)
+                    let v = try value(depth: depth + 1)
+                    keys.removeLast()
                     members.append(JSONMember(keyBytes: key, value: v))
                     skipWhitespace()
                     if peek() == UInt8(ascii: ",") { i += 1; continue }
@@ -272,7 +283,7 @@ package struct JSONScanner {
                 if peek() == UInt8(ascii: "]") { i += 1; return node(.array(items)) }
                 while true {
                     skipWhitespace()
-                    items.append(try value(depth: depth + 1, path: path))
+                    items.append(try value(depth: depth + 1))
                     skipWhitespace()
                     if peek() == UInt8(ascii: ",") { i += 1; continue }
                     if peek() == UInt8(ascii: "]") { i += 1; return node(.array(items)) }
