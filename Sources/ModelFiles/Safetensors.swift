@@ -254,10 +254,7 @@ public enum Safetensors {
             throw fail("header length \(n) is larger than the \(total - 8) bytes after the length field")
         }
         let headerBytes: [UInt8] = data.withUnsafeBytes { Array($0[8..<(8 + n)]) }
-        guard String(validating: headerBytes, as: UTF8.self) != nil else {
-            throw fail("header is not valid UTF-8")
-        }
-        var parser = HeaderParser(bytes: headerBytes, file: name)
+        let parser = HeaderParser(bytes: headerBytes, file: name)
         let header = try parser.parseHeader()
 
         let bufferStart = 8 + n
@@ -544,7 +541,7 @@ private struct HeaderParser {
             case .loneSurrogate: throw failure("header is not valid JSON: unpaired surrogate in string at byte \(error.offset)")
             case .syntax(let expected, let found):
                 throw failure("header is not valid JSON: expected \(expected) at byte \(error.offset), found \(found)")
-            case .invalidUTF8: throw failure("header is not valid UTF-8")
+            case .invalidUTF8: throw failure("header is not valid UTF-8 (byte \(error.offset))")
             }
         }
         guard let members = root.members else { throw failure("header must be a JSON object, found \(root.kind)") }

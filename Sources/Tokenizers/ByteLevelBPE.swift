@@ -521,24 +521,30 @@ public struct ByteLevelBPE: Sendable {
     static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
 
     /// Parses a JSON object of string → integer (vocab.json), keeping keys as exact UTF-8 bytes
-    /// (Swift's String equality would merge canonically equivalent keys).
+    /// (Swift's String equality would merge canonically equivalent keys). Errors name vocab.json and
+    /// the line and byte of the fault.
     static func parseVocabJSON(_ data: Data) throws -> [([UInt8], Int)] {
         let root: JSONNode
         do { root = try JSONScanner().scan(data) } catch {
             throw TokenizerError("vocab.json: \(error.description)")
         }
-        guard let members = root.members else { throw TokenizerError("vocab.json: expected an object of token → id, found \(root.kind)") }
-        return try members.map { m in
-            // An id of more than 9 digits cannot be a position in a vocabulary (and may not fit in an Int).
-            if let literal = m.value.numberLiteral, literal.filter(\.isNumber).count > 9 {
-                throw TokenizerError("vocab.json line \(m.value.line): id too large (\(m.value.brief))")
-            }
-            guard let id = m.value.integer else {
-                throw TokenizerError(
-                    "vocab.json line \(m.value.line): the id of \(quotedForMessage(m.key)) must be an integer, found \(m.value.brief)")
-            }
-            return (m.keyBytes, id)
+        guard let members = root.members else {
+            throw TokenizerError("vocab.json: expected an object of token → id, found \(root.kind)")
         }
+        var entries: [([UInt8], Int)] = []
+        entries.reserveCapacity(members.count)
+        for m in members {
+            // An id of more than 9 digits cannot be a position in a vocabulary (and may not fit in an Int).
+            guard let id = m.value.integer, id.magnitude < 1_000_000_000 else {
+                let at = "vocab.json: line \(m.value.line) (byte \(m.value.offset))"
+                if let literal = m.value.numberLiteral, literal.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0) }) {
+                    throw TokenizerError("\(at): id too large (\(m.value.brief))")
+                }
+                throw TokenizerError("\(at): the id of \(quotedForMessage(m.key)) must be an integer, found \(m.value.brief)")
+            }
+            entries.append((m.keyBytes, id))
+        }
+        return entries
     }
 }
 

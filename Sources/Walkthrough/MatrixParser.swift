@@ -481,54 +481,27 @@ public enum MatrixParser {
     }
 
     // MARK: - JSON
-
-    indirect enum JSONNode {
-        case array([JSONNode], line: Int)
-        case object([(String, JSONNode)], line: Int)
-        case number(String)
-        case string(String)
-        case bool(Bool)
-        case null
-
-        func field(_ names: String...) -> JSONNode? {
-            guard case .object(let pairs, _) = self else { return nil }
-            for n in names { if let p = pairs.first(where: { $0.0 == n }) { return p.1 } }
-            return nil
-        }
-        var line: Int? {
-            switch self {
-            case .array(_, let l), .object(_, let l): return l;
-            default: return nil
-            }
-        }
-    }
+    //
+    // Read with the package's JSON scanner, which keeps each number's literal (the checker counts the
+    // decimals a person wrote) and each value's line (for "JSON line N: …").
 
     static func jsonGrids(_ text: String) throws -> [Grid] {
         let root: JSONNode
-        do { root = node(try JSONScanner().scan(Array(text.utf8))) } catch {
+        do { root = try JSONScanner().scan(Array(text.utf8)) } catch {
             throw MatrixParseError("JSON line \(error.line): \(error.message)")
         }
-        if root.field("steps") != nil && root.field("parameters") != nil {
+        if field(root, "steps") != nil && field(root, "parameters") != nil {
             throw MatrixParseError(
                 "this JSON is a whole trace, not one matrix: give one step's matrix (compare against a saved trace with --trace)")
         }
-        switch root {
+        switch root.value {
         case .object:
             return [try jsonObjectGrid(root)]
-        case .array(let items, _):
-            if !items.isEmpty,
-                items.allSatisfy({
-                    if case .object = $0 { return true }; return false
-                })
-            {
+        case .array(let items):
+            if !items.isEmpty, items.allSatisfy({ $0.members != nil }) {
                 return try items.map(jsonObjectGrid)
             }
-            if !items.isEmpty,
-                items.allSatisfy({ node in
-                    if case .array(let inner, _) = node, let first = inner.first, case .array = first { return true }
-                    return false
-                })
-            {
+            if !items.isEmpty, items.allSatisfy({ $0.array?.first?.array != nil }) {
                 return try items.map { try jsonRowsGrid($0) }  // a list of matrices
             }
             return [try jsonRowsGrid(root)]
@@ -537,12 +510,18 @@ public enum MatrixParser {
         }
     }
 
+    /// The first of `names` that `node` (an object) has.
+    static func field(_ node: JSONNode, _ names: String...) -> JSONNode? {
+        for n in names { if let v = node[n] { return v } }
+        return nil
+    }
+
     static func jsonCell(_ n: JSONNode) -> Cell {
-        switch n {
+        switch n.value {
         case .number(let lit):
             if let (v, d) = number(lit) { return .number(v, decimals: d, literal: lit) }
             return .text(lit)
-        case .string(let s): return cell(plain: s)
+        case .string: return cell(plain: n.string ?? "")
         case .null: return .empty
         case .bool(let b): return .text(b ? "true" : "false")
         case .array, .object: return .text("(nested)")
@@ -550,50 +529,40 @@ public enum MatrixParser {
     }
 
     static func jsonRowsGrid(_ node: JSONNode) throws -> Grid {
-        guard case .array(let items, let line) = node else { throw MatrixParseError("JSON: expected a list of rows") }
-        if items.allSatisfy({
-            if case .array = $0 { return false }; return true
-        }) {
+        guard let items = node.array else { throw MatrixParseError("JSON: expected a list of rows") }
+        let line = node.line
+        if items.allSatisfy({ $0.array == nil }) {
             return Grid(rows: [RawRow(cells: items.map(jsonCell), line: line)], format: .json, line: line)  // one row
         }
         var rows: [RawRow] = []
         for (i, item) in items.enumerated() {
-            guard case .array(let cells, let l) = item else {
-                throw MatrixParseError("JSON line \(item.line ?? line): row \(i + 1) is not a list of values")
+            guard let cells = item.array else {
+                throw MatrixParseError("JSON line \(item.line): row \(i + 1) is not a list of values")
             }
-            rows.append(RawRow(cells: cells.map(jsonCell), line: l))
+            rows.append(RawRow(cells: cells.map(jsonCell), line: item.line))
         }
         return Grid(rows: rows, format: .json, line: line)
     }
 
     static func jsonObjectGrid(_ node: JSONNode) throws -> Grid {
-        guard let values = node.field("values", "data", "matrix") else {
+        guard let values = field(node, "values", "data", "matrix") else {
             throw MatrixParseError(
-                "JSON line \(node.line ?? 1): the object has no \"values\" (expected {\"values\": …, \"shape\": [rows, cols]} or a list of rows)"
+                "JSON line \(node.line): the object has no \"values\" (expected {\"values\": …, \"shape\": [rows, cols]} or a list of rows)"
             )
         }
         var grid: Grid
-        var isFlat = false
-        if case .array(let items, _) = values,
-            items.allSatisfy({
-                if case .array = $0 { return false }; return true
-            })
-        {
-            isFlat = true
-        }
-        if isFlat, case .array(let items, let line) = values {
+        if let items = values.array, items.allSatisfy({ $0.array == nil }) {
+            let line = values.line
             var shape: [Int]? = nil
-            if case .array(let dims, _)? = node.field("shape") {
-                shape = dims.compactMap {
-                    if case .number(let l) = $0 { return Int(l) }; return nil
-                }
+            if let dims = node["shape"]?.array {
+                shape = dims.compactMap(\.integer)
                 if shape?.count != dims.count { shape = nil }
             }
             let (r, c): (Int, Int)
             switch shape?.count {
             case 2?: (r, c) = (shape![0], shape![1])
             case 1?: (r, c) = (1, shape![0])
-            case nil where node.field("shape") == nil: (r, c) = (1, items.count)
+            case nil where node["shape"] == nil: (r, c) = (1, items.count)
             default: throw MatrixParseError("JSON: \"shape\" must be [rows, cols]")
             }
             guard r >= 0, c >= 0, r * c == items.count else {
@@ -605,27 +574,11 @@ public enum MatrixParser {
             grid = try jsonRowsGrid(values)
         }
         func strings(_ n: JSONNode?) -> [String]? {
-            guard case .array(let items, _)? = n else { return nil }
-            return items.map {
-                if case .string(let s) = $0 { return s }; if case .number(let l) = $0 { return l }; return ""
-            }
+            n?.array?.map { $0.string ?? $0.numberLiteral ?? "" }
         }
-        grid.rowLabels = strings(node.field("row_labels", "rowLabels", "rows"))
-        grid.colLabels = strings(node.field("col_labels", "colLabels", "columns", "cols"))
+        grid.rowLabels = strings(field(node, "row_labels", "rowLabels", "rows"))
+        grid.colLabels = strings(field(node, "col_labels", "colLabels", "columns", "cols"))
         return grid
-    }
-
-    /// The package's JSON scanner's tree as this parser's nodes: numbers keep their literal (for
-    /// their decimals), containers their line.
-    static func node(_ n: ModelFiles.JSONNode) -> JSONNode {
-        switch n.value {
-        case .null: return .null
-        case .bool(let b): return .bool(b)
-        case .number(let literal): return .number(literal)
-        case .string: return .string(n.string ?? "")
-        case .array(let items): return .array(items.map(node), line: n.line)
-        case .object(let members): return .object(members.map { ($0.key, node($0.value)) }, line: n.line)
-        }
     }
 
     // MARK: - Grid → matrix

@@ -46,6 +46,22 @@ import TensorKit
         #expect(e?.message == #"key "c" appears twice in "a.b""#)
         #expect(failure(#"{"x": 1, "x": 1}"#)?.reason == .duplicateKey(path: [], key: "x"))
         #expect(failure(#"[{"x": 1}, {"x": 1}]"#) == nil)  // the same key in two objects is fine
+        // The path is the enclosing keys at the repeat: earlier siblings are gone, arrays add nothing.
+        #expect(failure(#"{"a": {"x": {}}, "b": {"y": 1, "y": 2}}"#)?.reason == .duplicateKey(path: ["b"], key: "y"))
+        #expect(failure(#"{"a": [{"k": 1}, {"k": 1, "k": 2}]}"#)?.reason == .duplicateKey(path: ["a"], key: "k"))
+        // Keys are compared as bytes: "é" precomposed and e + U+0301 are two keys.
+        #expect(failure(#"{"é": 1, "e\u0301": 2}"#) == nil)
+        #expect(failure(#"{"é": 1, "\u00e9": 2}"#)?.reason == .duplicateKey(path: [], key: "é"))
+        // Where: the repeated key's opening quote.
+        let e2 = failure("{\n  \"a\": 1,\n  \"a\": 2\n}")
+        #expect(e2?.line == 3 && e2?.column == 3 && e2?.offset == 14, "\(String(describing: e2))")
+    }
+
+    @Test func integerIsExactOrNil() throws {
+        let items = try #require(
+            try scan("[9223372036854775807, 9223372036854775808, -9223372036854775808, -0, 2.0, 2e0, 20, 1E2]").array)
+        #expect(items.map(\.integer) == [Int.max, nil, Int.min, 0, nil, nil, 20, nil])
+        #expect(try scan("\"2\"").integer == nil && scan("true").integer == nil)
     }
 
     @Test func errorsGiveLineColumnAndByte() {

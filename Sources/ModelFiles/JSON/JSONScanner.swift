@@ -43,16 +43,19 @@ package struct JSONNode: Sendable {
         }
     }
 
+    /// A string's text (nil for other kinds). Exact bytes, where they matter, are `stringBytes`.
     package var string: String? {
         if case .string(let b) = value { return String(decoding: b, as: UTF8.self) }
         return nil
     }
 
+    /// A string's UTF-8 bytes as the document spelled them, escapes decoded (nil for other kinds).
     package var stringBytes: [UInt8]? {
         if case .string(let b) = value { return b }
         return nil
     }
 
+    /// `true` or `false` (nil for other kinds).
     package var bool: Bool? {
         if case .bool(let b) = value { return b }
         return nil
@@ -64,21 +67,21 @@ package struct JSONNode: Sendable {
         return nil
     }
 
+    /// A number as the nearest `Double` (nil for other kinds).
     package var double: Double? { numberLiteral.flatMap(Double.init) }
 
-    /// The number as an `Int` when it is written as an integer (no fraction, no exponent) that fits.
-    package var integer: Int? {
-        guard let s = numberLiteral, !s.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }) else {
-            return nil
-        }
-        return Int(s)
-    }
+    /// The number as an `Int` when it is written as an integer (no fraction, no exponent) that fits:
+    /// nil for `2.0`, `2e0` and `9223372036854775808` (a shape of 2.0 is a mistake, not 2). `Int(_:)`
+    /// takes exactly a sign and digits, and the scanner let no `+` or leading zero through.
+    package var integer: Int? { numberLiteral.flatMap { Int($0) } }
 
+    /// An array's items (nil for other kinds).
     package var array: [JSONNode]? {
         if case .array(let a) = value { return a }
         return nil
     }
 
+    /// An object's members in document order (nil for other kinds).
     package var members: [JSONMember]? {
         if case .object(let m) = value { return m }
         return nil
@@ -146,6 +149,8 @@ package struct JSONScanError: Error, Sendable, CustomStringConvertible {
 
 /// Scans JSON text into `JSONNode`s.
 package struct JSONScanner {
+    /// How many arrays and objects may nest (the outermost counts 1): a bound on recursion, and a
+    /// limit a format may set (safetensors' reference reader refuses more than 64).
     package var maxDepth: Int
 
     package init(maxDepth: Int = 128) { self.maxDepth = maxDepth }

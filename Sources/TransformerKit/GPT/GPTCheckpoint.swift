@@ -71,13 +71,9 @@ public enum GPTCheckpoint {
     /// and `activation_function` (default gelu_new), as in `GPT2Config`. Other keys are ignored, except
     /// those that would change the computation in ways this model does not implement.
     public static func readConfig(_ url: URL) throws -> GPTConfig {
-        let path = url.path
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            if !FileManager.default.fileExists(atPath: path) { throw GPTCheckpointError("\(path) does not exist") }
-            throw GPTCheckpointError("\(path): cannot read the file: \(error.localizedDescription)")
+        do { return try readConfig(JSONConfigFile(contentsOf: url)) } catch let e as JSONConfigError {
+            throw GPTCheckpointError(e.message)
         }
-        return try readConfig(data: data, path: path)
     }
 
     /// Same as `readConfig(_:)`, from the file's bytes; `path` names it in errors.
