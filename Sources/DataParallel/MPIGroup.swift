@@ -36,7 +36,11 @@
             var length: Int32 = 0
             MPI_Error_string(code, &text, &length)
             throw DataParallelError(
-                "\(call) failed (MPI error \(code): \(String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))); another rank may have died or been stopped"
+                """
+                \(call) failed (MPI error \(code): \
+                \(String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))); another rank may \
+                have died or been stopped
+                """
             )
         }
 

@@ -79,7 +79,10 @@ public enum DataParallel {
         #else
             if let launched = launcherWorldSize, launched > 1 {
                 throw DataParallelError(
-                    "started as one of \(launched) processes (mpirun?), but this build has no MPI: build with `swift build -c release --traits MPI` (README, \"Data-parallel training over MPI\")"
+                    """
+                    started as one of \(launched) processes (mpirun?), but this build has no MPI: build with `swift build -c \
+                    release --traits MPI` (README, \"Data-parallel training over MPI\")
+                    """
                 )
             }
             return SingleProcess()

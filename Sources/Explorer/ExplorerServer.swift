@@ -89,7 +89,10 @@ public enum ExplorerServer {
                     throw HTTPError(
                         .unprocessableContent,
                         message:
-                            "the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); try a shorter text"
+                            """
+                            the trace of this text is \(data.count) bytes, over the server's limit of \(limits.maxAnswerBytes); \
+                            try a shorter text
+                            """
                     )
                 }
                 return data

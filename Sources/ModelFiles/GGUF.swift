@@ -170,7 +170,10 @@ public final class GGUFFile: @unchecked Sendable {
         // before reserving anything.
         guard kvCount <= UInt64(store.count / 12), tensorCount <= UInt64(store.count / 24) else {
             throw GGUFError(
-                "\(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \(store.count)-byte file can hold: it is truncated or corrupt"
+                """
+                \(path): the header claims \(tensorCount) tensors and \(kvCount) metadata entries, more than a \
+                \(store.count)-byte file can hold: it is truncated or corrupt
+                """
             )
         }
         var keys: [String] = [], metadata: [String: GGUFValue] = [:]
@@ -212,7 +215,10 @@ public final class GGUFFile: @unchecked Sendable {
             }
             guard dims[0] % type.blockSize == 0 else {
                 throw GGUFError(
-                    "\(path): tensor \(name) is \(type.name) with rows of \(dims[0]) values, not a whole number of \(type.blockSize)-value blocks"
+                    """
+                    \(path): tensor \(name) is \(type.name) with rows of \(dims[0]) values, not a whole number of \
+                    \(type.blockSize)-value blocks
+                    """
                 )
             }
             let offset = try r.u64("the offset of \(name)")
@@ -225,7 +231,10 @@ public final class GGUFFile: @unchecked Sendable {
         dataOffset = (r.position + alignment - 1) / alignment * alignment
         for t in tensors where dataOffset + t.offset + t.byteCount > store.count {
             throw GGUFError(
-                "\(path): tensor \(t.name) (\(t.type.name), shape \(t.dims), \(t.byteCount) bytes at \(dataOffset + t.offset)) runs past the end of the file (\(store.count) bytes): the file is truncated"
+                """
+                \(path): tensor \(t.name) (\(t.type.name), shape \(t.dims), \(t.byteCount) bytes at \(dataOffset + t.offset)) \
+                runs past the end of the file (\(store.count) bytes): the file is truncated
+                """
             )
         }
         self.tensors = tensors; self.index = index
@@ -369,7 +378,10 @@ private struct Reader {
             }
             guard n <= UInt64((count - position) / minSize) else {
                 throw GGUFError(
-                    "\(path): \(key) claims \(n) elements, more than the \(count - position) bytes left can hold: the file is truncated or corrupt"
+                    """
+                    \(path): \(key) claims \(n) elements, more than the \(count - position) bytes left can hold: the file is \
+                    truncated or corrupt
+                    """
                 )
             }
             var a: [GGUFValue] = []

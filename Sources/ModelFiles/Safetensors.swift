@@ -306,13 +306,19 @@ public enum Safetensors {
             if r.lowerBound < covered, let p = previous {
                 throw fail(
                     e.name,
-                    "data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quotedForMessage(p.name)) at [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]"
+                    """
+                    data_offsets [\(r.lowerBound), \(r.upperBound)] overlap tensor \(quotedForMessage(p.name)) at \
+                    [\(p.dataOffsets.lowerBound), \(p.dataOffsets.upperBound)]
+                    """
                 )
             }
             if r.lowerBound > covered {
                 throw fail(
                     e.name,
-                    "data_offsets [\(r.lowerBound), \(r.upperBound)] leave a hole: buffer bytes \(covered)..<\(r.lowerBound) belong to no tensor"
+                    """
+                    data_offsets [\(r.lowerBound), \(r.upperBound)] leave a hole: buffer bytes \(covered)..<\(r.lowerBound) \
+                    belong to no tensor
+                    """
                 )
             }
             covered = r.upperBound

@@ -163,7 +163,10 @@ public struct ByteLevelBPE: Sendable {
             let l = Array(parts[0]), r = Array(parts[1])
             guard let a = idOf[l], let b = idOf[r], let c = idOf[l + r] else {
                 throw TokenizerError(
-                    "BPE merges line \(lineNumber): \"\(String(decoding: line, as: UTF8.self))\" uses or makes a token missing from the vocabulary"
+                    """
+                    BPE merges line \(lineNumber): \"\(String(decoding: line, as: UTF8.self))\" uses or makes a token missing \
+                    from the vocabulary
+                    """
                 )
             }
             mergeList.append((a, b, c))

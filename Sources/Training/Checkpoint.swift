@@ -194,7 +194,10 @@ public enum Checkpoint {
         let codec = try SentenceCodec.load(dir.appendingPathComponent("tokenizer.json"))
         guard codec.vocabularySize == cfg.model.targetVocabSize && codec.vocabularySize == cfg.model.sourceVocabSize else {
             throw TrainingError(
-                "\(dir.path): the tokenizer has \(codec.vocabularySize) tokens but the model's vocabulary is \(cfg.model.sourceVocabSize)/\(cfg.model.targetVocabSize): they do not belong together"
+                """
+                \(dir.path): the tokenizer has \(codec.vocabularySize) tokens but the model's vocabulary is \
+                \(cfg.model.sourceVocabSize)/\(cfg.model.targetVocabSize): they do not belong together
+                """
             )
         }
         let weightsURL = dir.appendingPathComponent("model.safetensors")

@@ -53,7 +53,10 @@ public enum LossPlot {
             }
             let ly = top + 16 + Double(i) * 18
             s +=
-                "<line x1=\"\(left + w - 150)\" x2=\"\(left + w - 126)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(ser.color)\" stroke-width=\"3\"/>"
+                """
+                <line x1=\"\(left + w - 150)\" x2=\"\(left + w - 126)\" y1=\"\(ly - 4)\" y2=\"\(ly - 4)\" stroke=\"\(ser.color)\" \
+                stroke-width=\"3\"/>
+                """
             s += "<text x=\"\(left + w - 120)\" y=\"\(ly)\">\(esc(ser.name))</text>\n"
         }
         return s + "</svg>\n"

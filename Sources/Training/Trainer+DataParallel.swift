@@ -110,7 +110,10 @@ extension Trainer {
         if drifted[0] > 0 {
             try broadcastState()
             log(
-                "note: \(Int(drifted[0])) rank(s) had weights differing from rank 0's at step \(state.step) (the all-reduce rounded differently on different ranks); they now have rank 0's"
+                """
+                note: \(Int(drifted[0])) rank(s) had weights differing from rank 0's at step \(state.step) (the all-reduce \
+                rounded differently on different ranks); they now have rank 0's
+                """
             )
         }
     }
@@ -122,7 +125,10 @@ extension Trainer {
         let megabytes = Double(task.grads.count * MemoryLayout<Float>.stride) / 1e6
         return String(
             format:
-                "data parallel: %d rank%@ · %d steps · %.4f s/step · %.0f tokens/s · gradient all-reduce %.4f s/step (%.1f%% of the step, %.1f MB) · waiting for the slowest rank %.4f s/step (%.1f%%)",
+                """
+                data parallel: %d rank%@ · %d steps · %.4f s/step · %.0f tokens/s · gradient all-reduce %.4f s/step (%.1f%% of \
+                the step, %.1f MB) · waiting for the slowest rank %.4f s/step (%.1f%%)
+                """,
             group.size, group.size == 1 ? "" : "s", steps, step, Double(tokensTrained) / max(stepSeconds, 1e-12),
             reduce, 100 * reduce / max(step, 1e-12), megabytes, wait, 100 * wait / max(step, 1e-12))
     }

@@ -225,7 +225,10 @@ public final class Trainer<Task: TrainingTask> {
             if nonFinitePolicy == .stop {
                 throw TrainingError(
                     report
-                        + "; stopped (--on-non-finite stop) before the update: nothing of this step was applied or saved, and the last checkpoint is the newest good state (--on-non-finite skip steps over such batches)"
+                        + """
+                        ; stopped (--on-non-finite stop) before the update: nothing of this step was applied or saved, and the \
+                        last checkpoint is the newest good state (--on-non-finite skip steps over such batches)
+                        """
                 )
             }
             skipped = report
@@ -271,11 +274,17 @@ public final class Trainer<Task: TrainingTask> {
                     state.skippedSteps = (state.skippedSteps ?? []) + [state.step]
                     consecutiveSkips += 1
                     log(
-                        "\(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) step(s) skipped so far"
+                        """
+                        \(report); skipped (--on-non-finite skip): weights and moments unchanged · \(state.skippedSteps!.count) \
+                        step(s) skipped so far
+                        """
                     )
                     if consecutiveSkips >= NonFinite.maxConsecutiveSkips {
                         throw TrainingError(
-                            "\(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)"
+                            """
+                            \(consecutiveSkips) consecutive steps (to step \(state.step)) had a non-finite loss or gradient: the \
+                            run diverged; stopping (lower the learning rate or resume from an earlier checkpoint)
+                            """
                         )
                     }
                 } else {

@@ -219,8 +219,14 @@ private struct Checker {
         if report.comparedWithTranspose {
             let transposedMessage =
                 step.op == .positionalEncoding
-                ? "Transposed (rows should be positions, columns dimensions): your matrix is \(shapeText(user.shape)), the step is \(shapeText(step.shape))."
-                : "Transposed: your matrix is \(shapeText(user.shape)), the step is \(shapeText(step.shape)) (rows \(describeLabels(rl)), columns \(describeLabels(cl)))."
+                ? """
+                Transposed (rows should be positions, columns dimensions): your matrix is \(shapeText(user.shape)), the step is \
+                \(shapeText(step.shape)).
+                """
+                : """
+                Transposed: your matrix is \(shapeText(user.shape)), the step is \(shapeText(step.shape)) (rows \
+                \(describeLabels(rl)), columns \(describeLabels(cl))).
+                """
             report.diagnoses.append(
                 .init(
                     code: "transposed",
@@ -271,9 +277,12 @@ private struct Checker {
                     .init(
                         code: "transposed",
                         message:
-                            "Possibly transposed: \(n) of \(user.values.count) values fit the step turned around, only \(correctMatches) fit it as is"
-                            + (step.op == .positionalEncoding
-                                ? " (rows should be positions, columns dimensions)." : " (rows should be \(describeLabels(rl)))."),
+                            """
+                            Possibly transposed: \(n) of \(user.values.count) values fit the step turned around, only \
+                            \(correctMatches) fit it as is
+                            """
+                                + (step.op == .positionalEncoding
+                                    ? " (rows should be positions, columns dimensions)." : " (rows should be \(describeLabels(rl)))."),
                         partial: true))
             }
             report.diagnoses += specific
@@ -363,7 +372,10 @@ private struct Checker {
                     .init(
                         code: "relu_negative",
                         message:
-                            "ReLU outputs cannot be negative: max(0, x) turns every negative value into 0, but \(place(i)) is \(user.literals[i])."
+                            """
+                            ReLU outputs cannot be negative: max(0, x) turns every negative value into 0, but \(place(i)) is \
+                            \(user.literals[i]).
+                            """
                     ))
             }
         case .mask:
@@ -373,7 +385,10 @@ private struct Checker {
                     .init(
                         code: "mask_not_infinite",
                         message:
-                            "Masked scores are −∞ (write -inf or -\\infty), not \(user.literals[i]) (\(place(i))): exp(−∞) = 0 gives them weight exactly 0 after the softmax."
+                            """
+                            Masked scores are −∞ (write -inf or -\\infty), not \(user.literals[i]) (\(place(i))): exp(−∞) = 0 \
+                            gives them weight exactly 0 after the softmax.
+                            """
                     ))
             }
         case .maskMatrix:
@@ -400,7 +415,10 @@ private struct Checker {
                     .init(
                         code: "qk_no_transpose",
                         message:
-                            "QK instead of QKᵀ: you multiplied Q by K without transposing K. The scores are Q·Kᵀ: entry (i, j) is query i · key j.",
+                            """
+                            QK instead of QKᵀ: you multiplied Q by K without transposing K. The scores are Q·Kᵀ: entry (i, j) is \
+                            query i · key j.
+                            """,
                         tensor: matmul(q, k)))
             }
             if k.cols == q.cols {
@@ -436,7 +454,10 @@ private struct Checker {
                         .init(
                             code: "mask_after_softmax",
                             message:
-                                "Mask applied after the softmax: you zeroed the masked weights after normalising, so the rows no longer sum to 1. Set masked scores to −∞ before the softmax.",
+                                """
+                                Mask applied after the softmax: you zeroed the masked weights after normalising, so the rows no \
+                                longer sum to 1. Set masked scores to −∞ before the softmax.
+                                """,
                             tensor: after))
                     out.append(
                         .init(
@@ -476,7 +497,10 @@ private struct Checker {
                 .init(
                     code: "pe_element_index",
                     message:
-                        "Used the element index j in the exponent (10000^(j/d)) instead of the pair index: in 10000^(2i/d), i = j/2 rounded down, so columns 2i and 2i+1 share one frequency.",
+                        """
+                        Used the element index j in the exponent (10000^(j/d)) instead of the pair index: in 10000^(2i/d), i = \
+                        j/2 rounded down, so columns 2i and 2i+1 share one frequency.
+                        """,
                     tensor: table(start: start, exponent: { Double($0) / Double(d) })))
             out.append(
                 .init(

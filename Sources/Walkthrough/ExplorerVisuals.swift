@@ -89,7 +89,10 @@ public enum MatrixSVG {
     /// - Parameter caption: print the head's name under it (for a file; the page has its own caption).
     public static func attention(_ m: AttentionMap, caption: Bool = false) -> String {
         let attrs =
-            "class=\"heatmap\" data-step=\"\(esc(m.step))\" data-block=\"\(esc(m.block))\" data-layer=\"\(m.layer)\" data-kind=\"\(esc(m.kind))\" data-head=\"\(m.head)\""
+            """
+            class=\"heatmap\" data-step=\"\(esc(m.step))\" data-block=\"\(esc(m.block))\" data-layer=\"\(m.layer)\" \
+            data-kind=\"\(esc(m.kind))\" data-head=\"\(m.head)\"
+            """
         return render(
             values: m.values, rows: m.rows, cols: m.cols, rowLabels: m.rowLabels, colLabels: m.colLabels,
             masked: m.masked, scale: .sequential, title: m.caption, attributes: attrs, caption: caption)
@@ -110,17 +113,26 @@ public enum MatrixSVG {
         let height = top + cell * Double(rows) + 4 + captionHeight
         let maxAbs = values.filter { $0.isFinite }.map { abs($0) }.max() ?? 0
         var out =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" \(attributes) width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" role=\"img\" aria-label=\"\(esc(title))\">"
+            """
+            <svg xmlns=\"http://www.w3.org/2000/svg\" \(attributes) width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 \
+            0 \(fmt(width)) \(fmt(height))\" role=\"img\" aria-label=\"\(esc(title))\">
+            """
         out += "<title>\(esc(title))</title>"
         if caption {
             out += "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"></rect>"
             out +=
-                "<text x=\"4\" y=\"\(fmt(height - font * 0.6))\" font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#59636e\">\(esc(title))</text>"
+                """
+                <text x=\"4\" y=\"\(fmt(height - font * 0.6))\" font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" \
+                font-size=\"\(fmt(font))\" fill=\"#59636e\">\(esc(title))</text>
+                """
         }
         out += "<g font-family=\"system-ui, 'Noto Sans CJK SC', sans-serif\" font-size=\"\(fmt(font))\" fill=\"#1f2328\">"
         for (r, label) in rowLabels.prefix(rows).enumerated() {
             out +=
-                "<text x=\"\(fmt(left - 4))\" y=\"\(fmt(top + cell * (Double(r) + 0.5)))\" text-anchor=\"end\" dominant-baseline=\"middle\">\(esc(label))</text>"
+                """
+                <text x=\"\(fmt(left - 4))\" y=\"\(fmt(top + cell * (Double(r) + 0.5)))\" text-anchor=\"end\" \
+                dominant-baseline=\"middle\">\(esc(label))</text>
+                """
         }
         for (c, label) in colLabels.prefix(cols).enumerated() {
             let x = left + cell * (Double(c) + 0.5), y = top - 4
@@ -136,11 +148,17 @@ public enum MatrixSVG {
                 let what = "\(rowLabels[safe: r] ?? "\(r)") · \(colLabels[safe: c] ?? "\(c)")"
                 if masked[safe: i] == true || v == -.infinity {
                     out +=
-                        "<rect class=\"masked\" x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"#c8c8c8\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)): masked</title></rect>"
+                        """
+                        <rect class=\"masked\" x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"#c8c8c8\" \
+                        stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)): masked</title></rect>
+                        """
                 } else {
                     let colour = scale == .sequential ? sequential(v) : diverging(v, maxAbs: maxAbs)
                     out +=
-                        "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"\(colour)\" stroke=\"#fff\" stroke-width=\"0.5\"><title>\(esc(what)) = \(formatValue(v, decimals: 4))</title></rect>"
+                        """
+                        <rect x=\"\(x)\" y=\"\(y)\" width=\"\(w)\" height=\"\(w)\" fill=\"\(colour)\" stroke=\"#fff\" \
+                        stroke-width=\"0.5\"><title>\(esc(what)) = \(formatValue(v, decimals: 4))</title></rect>
+                        """
                 }
             }
         }

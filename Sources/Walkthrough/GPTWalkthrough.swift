@@ -45,7 +45,11 @@ public struct GPTWalkthroughSetup: Sendable {
             ps.add(name, t.shape.count == 2 ? TensorKit.scale(t, factor) : t)
         }
         notes.append(
-            "A tiny GPT with seeded random weights: GPT-2's initialisation, scaled from N(0, 0.02) to N(0, 1/√d_model) so that the numbers are visible at this size (biases 0, layer-norm gains 1). For learnt weights train one (transformer train --model gpt) and pass --checkpoint."
+            """
+            A tiny GPT with seeded random weights: GPT-2's initialisation, scaled from N(0, 0.02) to N(0, 1/√d_model) so that the \
+            numbers are visible at this size (biases 0, layer-norm gains 1). For learnt weights train one (transformer train \
+            --model gpt) and pass --checkpoint.
+            """
         )
         let model = try TracedGPT(config: c, parameters: ps)
         return try GPTWalkthrough.document(

@@ -16,7 +16,10 @@ extension HTMLRenderer {
             out += "<p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span></p>"
         } else {
             out +=
-                "<p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span> → <span id=\"target-text\">\(esc(doc.target))</span></p>"
+                """
+                <p class=\"input-text\">Input: <span id=\"input-text\">\(esc(doc.source))</span> → <span \
+                id=\"target-text\">\(esc(doc.target))</span></p>
+                """
         }
         out += "<p class=\"next-line\">After <span class=\"after\">\(esc(next.after))</span> the most likely next token is "
         out += "<strong id=\"predicted-token\" class=\"next-token\" data-id=\"\(next.id)\">\(esc(next.token))</strong>"
@@ -39,7 +42,10 @@ extension HTMLRenderer {
         var out = "<section id=\"attention\"><h2>Attention, every layer and head</h2>"
         out += "<p class=\"legend\">Row: the query token; column: the key it looks at. White = weight 0, dark blue = 1; "
         out +=
-            "<span class=\"masked-swatch\"></span> grey = masked (a score of −∞ before the softmax: that key may not be seen). Hover a cell for its value; click a caption to open the step.</p>"
+            """
+            <span class=\"masked-swatch\"></span> grey = masked (a score of −∞ before the softmax: that key may not be seen). \
+            Hover a cell for its value; click a caption to open the step.</p>
+            """
         var group: String? = nil
         for m in maps {
             let key = "\(m.block).\(m.kind)"
@@ -47,10 +53,16 @@ extension HTMLRenderer {
                 if group != nil { out += "</div></div>" }
                 group = key
                 out +=
-                    "<div class=\"attention-group\" data-block=\"\(esc(m.block))\" data-kind=\"\(esc(m.kind))\"><h3>\(esc(m.section))</h3><div class=\"heads\">"
+                    """
+                    <div class=\"attention-group\" data-block=\"\(esc(m.block))\" \
+                    data-kind=\"\(esc(m.kind))\"><h3>\(esc(m.section))</h3><div class=\"heads\">
+                    """
             }
             out +=
-                "<figure class=\"head\">\(MatrixSVG.attention(m))<figcaption><a href=\"#step-\(esc(m.step))\">head \(m.head)</a></figcaption></figure>"
+                """
+                <figure class=\"head\">\(MatrixSVG.attention(m))<figcaption><a href=\"#step-\(esc(m.step))\">head \
+                \(m.head)</a></figcaption></figure>
+                """
         }
         if group != nil { out += "</div></div>" }
         return out + "</section>"
@@ -73,7 +85,10 @@ extension HTMLRenderer {
             let w = maxNorm > 0 ? Double(n / maxNorm) * 100 : 0
             out += "<div class=\"next-row\"><a class=\"grad-label\" href=\"#step-\(esc(g.id))\">\(esc(g.title))</a>"
             out +=
-                "<span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>"
+                """
+                <span class=\"bar-track\"><span class=\"grad-bar\" data-step=\"\(esc(g.id))\" \
+                style=\"width:\(formatFixed(Double(w), decimals: 1))%\"></span></span>
+                """
             out += "<span class=\"bar-value\">\(esc(formatValue(n, decimals: 4)))</span></div>"
         }
         out += "</div>"
@@ -183,7 +198,10 @@ public enum ExplorerPage {
         out.append("<p class=\"meta\" id=\"model\">\(esc(model))</p>")
         if let lossCurve {
             out.append(
-                "<details id=\"loss\"><summary>Training loss of this run</summary><img id=\"loss-curve\" src=\"\(esc(lossCurve))\" alt=\"The training loss curve of this run\" width=\"720\" height=\"420\"></details>"
+                """
+                <details id=\"loss\"><summary>Training loss of this run</summary><img id=\"loss-curve\" src=\"\(esc(lossCurve))\" \
+                alt=\"The training loss curve of this run\" width=\"720\" height=\"420\"></details>
+                """
             )
         }
         out.append("<form id=\"explore-form\"><label for=\"text\">Text</label>")

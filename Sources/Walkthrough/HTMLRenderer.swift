@@ -52,7 +52,10 @@ struct HTMLRenderer {
         for (k, v) in doc.conventions.sorted(by: { $0.key < $1.key }) { out.append("<tr><th>\(esc(k))</th><td>\(esc(v))</td></tr>") }
         out.append("</tbody></table></details>")
         out.append(
-            "<p class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button> <button type=\"button\" id=\"collapse-all\">Collapse all</button></p>"
+            """
+            <p class=\"controls\"><button type=\"button\" id=\"expand-all\">Expand all</button> <button type=\"button\" \
+            id=\"collapse-all\">Collapse all</button></p>
+            """
         )
         out.append("</header>")
         out.append("<main>")
@@ -68,7 +71,10 @@ struct HTMLRenderer {
             let specials = doc.specialTokens
             out.append("<section id=\"vocabulary\"><h2>Vocabulary</h2>")
             out.append(
-                "<p>Size <strong>\(doc.corpusTokenCount)</strong> (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids.</p>"
+                """
+                <p>Size <strong>\(doc.corpusTokenCount)</strong> (distinct corpus tokens; punctuation dropped), plus \
+                \(specials.count) special tokens = \(doc.vocabulary.count) ids.</p>
+                """
             )
             out.append(
                 "<p class=\"vocab\">"
@@ -117,7 +123,10 @@ struct HTMLRenderer {
         out.append("<section class=\"step\" id=\"step-\(esc(s.id))\" data-op=\"\(esc(s.op.rawValue))\">")
         out.append("<details\(open ? " open" : "")>")
         out.append(
-            "<summary><span class=\"step-title\">\(esc(s.title))</span> <code class=\"step-id\">\(esc(s.id))</code> <span class=\"shape\">\(esc(s.shapeText))</span></summary>"
+            """
+            <summary><span class=\"step-title\">\(esc(s.title))</span> <code class=\"step-id\">\(esc(s.id))</code> <span \
+            class=\"shape\">\(esc(s.shapeText))</span></summary>
+            """
         )
         out.append("<div class=\"formula\" data-latex=\"\(esc(s.latex))\">\(esc(s.formula))</div>")
         var meta = "<p class=\"meta\">shape <span class=\"shape\">\(esc(s.shapeText))</span> · op <code>\(esc(s.op.rawValue))</code>"

@@ -26,7 +26,10 @@ struct MarkdownRenderer {
             out.append("")
             let specials = doc.specialTokens
             out.append(
-                "Size **\(doc.corpusTokenCount)** (distinct corpus tokens; punctuation dropped), plus \(specials.count) special tokens = \(doc.vocabulary.count) ids."
+                """
+                Size **\(doc.corpusTokenCount)** (distinct corpus tokens; punctuation dropped), plus \(specials.count) special \
+                tokens = \(doc.vocabulary.count) ids.
+                """
             )
             out.append("")
             out.append(

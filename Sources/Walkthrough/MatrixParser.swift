@@ -118,7 +118,10 @@ public enum MatrixParser {
     static func pick(_ grids: [Grid], index: Int?) throws -> ParsedMatrix {
         guard !grids.isEmpty else {
             throw MatrixParseError(
-                "no matrix found: expected CSV, JSON, LaTeX (\\begin{bmatrix} … \\end{bmatrix} or a & b \\\\ c & d) or rows of numbers separated by spaces"
+                """
+                no matrix found: expected CSV, JSON, LaTeX (\\begin{bmatrix} … \\end{bmatrix} or a & b \\\\ c & d) or rows of \
+                numbers separated by spaces
+                """
             )
         }
         let i = index ?? 0

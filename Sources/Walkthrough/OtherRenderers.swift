@@ -11,7 +11,10 @@ extension TraceDocument {
         case .text: return TextRenderer(doc: self, options: options).render()
         case .json, .csv:
             throw WalkthroughError(
-                "the \(format.rawValue) format is not a single rendered document here (use TraceDocument.render for json, CSVExport for csv)"
+                """
+                the \(format.rawValue) format is not a single rendered document here (use TraceDocument.render for json, \
+                CSVExport for csv)
+                """
             )
         }
     }
@@ -55,11 +58,17 @@ extension TraceDocument {
     var summaryLine: String {
         if let g = gpt {
             return
-                "GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.headSize) · d_ff \(g.dFF) · layers \(g.layers) · context \(g.contextLength) · vocabulary \(vocabulary.count)"
+                """
+                GPT · d_model \(g.dModel) · heads \(g.heads) · d_k \(g.headSize) · d_ff \(g.dFF) · layers \(g.layers) · context \
+                \(g.contextLength) · vocabulary \(vocabulary.count)
+                """
         }
         let c = config
         return
-            "d_model \(c.dModel) · heads \(c.heads) · d_k \(c.headSize) · d_ff \(c.dFF) · layers \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)"
+            """
+            d_model \(c.dModel) · heads \(c.heads) · d_k \(c.headSize) · d_ff \(c.dFF) · layers \
+            \(c.encoderLayers)+\(c.decoderLayers) · vocabulary \(vocabulary.count)
+            """
     }
 
     /// Whether to print the dataset and vocabulary sections: not for a checkpoint's text (no corpus,

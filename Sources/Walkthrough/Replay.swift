@@ -83,7 +83,11 @@ func replayCompare(
     let cl = colLabels.indices.contains(c) ? " \(colLabels[c])" : ""
     let cell = computedShape.count >= 2 ? "row \(r + 1)\(rl), column \(c + 1)\(cl)" : "entry \(first + 1)"
     let msg =
-        "\(bad) of \(recorded.count) \(what) differ from the recomputation; first at \(cell): recorded \(describeNumber(recorded[first])), recomputed \(describeNumber(computed[first])) (largest difference \(describeNumber(worst)))"
+        """
+        \(bad) of \(recorded.count) \(what) differ from the recomputation; first at \(cell): recorded \
+        \(describeNumber(recorded[first])), recomputed \(describeNumber(computed[first])) (largest difference \
+        \(describeNumber(worst)))
+        """
     return (msg, worst)
 }
 
@@ -211,7 +215,10 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
             for r in 0..<t.rows {
                 for c in 0..<t.cols where t[r, c] != (c <= r ? 1 : 0) {
                     throw ReplayIssue(
-                        "a causal mask has ones on and below the diagonal and zeros above it; row \(r + 1), column \(c + 1) is \(describeNumber(t[r, c]))"
+                        """
+                        a causal mask has ones on and below the diagonal and zeros above it; row \(r + 1), column \(c + 1) is \
+                        \(describeNumber(t[r, c]))
+                        """
                     )
                 }
             }

@@ -15,20 +15,48 @@ public enum SeedExample {
 
     /// Where the article goes wrong, and what this walkthrough does instead.
     public static let articleErrors = [
-        "Vocabulary: the article counts 36 distinct characters, then says the size is 26. It is 36 (plus our 4 special tokens, listed separately).",
+        """
+        Vocabulary: the article counts 36 distinct characters, then says the size is 26. It is 36 (plus our 4 special tokens, \
+        listed separately).
+        """,
         "Its first listing of N has 我 where the corpus has 无 (人无横财不富).",
-        "Positional encoding: the per-element table for 马 lists the embedding values (e1) beside the PE values, and the full PE table is printed transposed (rows are dimensions) yet added as if rows were tokens. Positions start at 0; i in 10000^(2i/d) is the pair index.",
+        """
+        Positional encoding: the per-element table for 马 lists the embedding values (e1) beside the PE values, and the full PE \
+        table is printed transposed (rows are dimensions) yet added as if rows were tokens. Positions start at 0; i in \
+        10000^(2i/d) is the pair index.
+        """,
         "Q, K and V are printed equal to the query weight matrix. They are X·W_Q, X·W_K, X·W_V, with three different weight matrices.",
-        "'Query × Transpose(Key)' is printed as a sum of two unrelated matrices; the scores are Q·Kᵀ, one dot product per (query, key) pair.",
-        "Scaling: the article's 'scaled' matrix is larger than before (it multiplied) and names d_model = 6; the scores are divided by √d_k, the width of one head's keys.",
+        """
+        'Query × Transpose(Key)' is printed as a sum of two unrelated matrices; the scores are Q·Kᵀ, one dot product per (query, \
+        key) pair.
+        """,
+        """
+        Scaling: the article's 'scaled' matrix is larger than before (it multiplied) and names d_model = 6; the scores are \
+        divided by √d_k, the width of one head's keys.
+        """,
         "Softmax: the printed rows do not sum to 1 (the first sums to 1.0456). Every softmax row sums to 1.",
-        "The look-ahead mask is described in the encoder; the encoder uses only a padding mask. The causal mask belongs to the decoder's self-attention.",
+        """
+        The look-ahead mask is described in the encoder; the encoder uses only a padding mask. The causal mask belongs to the \
+        decoder's self-attention.
+        """,
         "The Value matrix used in softmax × V appears nowhere before; here V = X·W_V.",
         "Add & norm: the printed means and standard deviations do not match the printed matrix.",
-        "Feed-forward: the article uses one linear layer and a ReLU, and its 'ReLU' output still has negative entries (-0.57). The paper's FFN is Linear → ReLU → Linear: max(0, xW1 + b1)W2 + b2.",
-        "Cross-attention: the article says the encoder output supplies Q and K and the decoder supplies V. The decoder supplies Q; the encoder output supplies K and V.",
-        "The decoder input is '<start> 人 无 横 财 不 富' (shifted right); <end> is the last *target*, not an input. In training all positions are computed at once under the causal mask (teacher forcing), not one token at a time.",
-        "The final linear layer is applied to every position: [n, d_model] · [d_model, V] gives one row of logits per position. Nothing is flattened into one long row."
+        """
+        Feed-forward: the article uses one linear layer and a ReLU, and its 'ReLU' output still has negative entries (-0.57). The \
+        paper's FFN is Linear → ReLU → Linear: max(0, xW1 + b1)W2 + b2.
+        """,
+        """
+        Cross-attention: the article says the encoder output supplies Q and K and the decoder supplies V. The decoder supplies Q; \
+        the encoder output supplies K and V.
+        """,
+        """
+        The decoder input is '<start> 人 无 横 财 不 富' (shifted right); <end> is the last *target*, not an input. In training all \
+        positions are computed at once under the causal mask (teacher forcing), not one token at a time.
+        """,
+        """
+        The final linear layer is applied to every position: [n, d_model] · [d_model, V] gives one row of logits per position. \
+        Nothing is flattened into one long row.
+        """
     ]
 }
 

@@ -23,7 +23,10 @@ struct TextRenderer {
             out.append("")
             out.append("── Vocabulary ──")
             out.append(
-                "  size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped) + \(doc.vocabulary.count - doc.corpusTokenCount) special tokens = \(doc.vocabulary.count) ids"
+                """
+                  size \(doc.corpusTokenCount) (distinct corpus tokens; punctuation dropped) + \
+                \(doc.vocabulary.count - doc.corpusTokenCount) special tokens = \(doc.vocabulary.count) ids
+                """
             )
             var line = "  "
             for (i, t) in doc.vocabulary.enumerated().prefix(doc.corpusTokenCount) {

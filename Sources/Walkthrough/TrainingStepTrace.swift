@@ -64,7 +64,10 @@ public enum TrainingStepTrace {
             rows: rows, cols: vocab, formula: "∂L/∂z = (softmax(z) − onehot(target)) / n",
             latex: "\\frac{\\partial L}{\\partial z} = \\frac{\\mathrm{softmax}(z) - \\mathrm{onehot}(y)}{n}",
             notes: [
-                "Each row is the predicted distribution minus the one-hot target, divided by the n = \(rows.count) positions the loss averages over: negative only at the target token, which the step will push up."
+                """
+                Each row is the predicted distribution minus the one-hot target, divided by the n = \(rows.count) positions the \
+                loss averages over: negative only at the target token, which the step will push up.
+                """
             ])
         // The output layer's weight gradient, as a matmul of two things already on the page.
         let decOut = logits.inputs[0]
@@ -83,7 +86,10 @@ public enum TrainingStepTrace {
                 latex: "\\frac{\\partial L}{\\partial E}\\Big|_{out} = \\left(\\frac{\\partial L}{\\partial z}\\right)^\\top X",
                 attrs: ["transpose_a": 1, "transpose_b": 0],
                 notes: [
-                    "The output layer is tied to the embedding table, so the full ∂L/∂E also collects the gradients of the embedding lookups (the next step)."
+                    """
+                    The output layer is tied to the embedding table, so the full ∂L/∂E also collects the gradients of the \
+                    embedding lookups (the next step).
+                    """
                 ])
         }
         let table = doc.config.embeddings == .separate ? "out_proj" : (doc.config.embeddings == .all ? "src_embed" : "tgt_embed")
@@ -106,7 +112,10 @@ public enum TrainingStepTrace {
             attrs: ["lr": Double(lr)],
             notes: [
                 "Before: " + wq.values.prefix(4).map { String(format: "%.4f", $0) }.joined(separator: ", ") + " … (first row)",
-                "Plain gradient descent, to be followed by hand. The trainer uses AdamW, whose first step moves each weight by about η·sign(g)."
+                """
+                Plain gradient descent, to be followed by hand. The trainer uses AdamW, whose first step moves each weight by \
+                about η·sign(g).
+                """
             ])
         // The loss after updating every weight the same way, so the reader sees it fall.
         let after = try lossAfterUpdate(doc, grads: grads, lr: lr)
@@ -132,7 +141,10 @@ public enum TrainingStepTrace {
             formula: "∂L/∂\(name), by back-propagation through every layer",
             latex: "\\frac{\\partial L}{\\partial \\mathrm{\(name.replacingOccurrences(of: "_", with: "\\_"))}}",
             notes: [
-                "The chain rule applied backwards from the loss through each layer's backward kernel (checked against finite differences and PyTorch in the tests)."
+                """
+                The chain rule applied backwards from the loss through each layer's backward kernel (checked against finite \
+                differences and PyTorch in the tests).
+                """
             ])
     }
 

@@ -226,7 +226,10 @@ enum Blocks {
         w.tensors[1].type = 14  // Q6_K
         #expect(
             Self.errorText { _ = try GGUFFile(data: w.data(), path: "m.gguf") }
-                == "m.gguf: tensor mat is stored as Q6_K (type 14), which this reader does not support (it reads F32, F16, Q4_0, Q4_1, Q8_0)"
+                == """
+                m.gguf: tensor mat is stored as Q6_K (type 14), which this reader does not support (it reads F32, F16, Q4_0, \
+                Q4_1, Q8_0)
+                """
         )
         w = Self.smallFile(); w.tensors[1].dims = [30, 2]
         #expect(Self.errorText { _ = try GGUFFile(data: w.data()) }?.contains("not a whole number of 32-value blocks") == true)

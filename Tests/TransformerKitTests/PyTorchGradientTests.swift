@@ -191,10 +191,16 @@ import TransformerKit
         #expect(zeroTensors.allSatisfy { $0.hasSuffix(".b_k") }, "unexpected zero gradients: \(zeroTensors)")
         #expect(zeroTensors.count == (config.attentionBias ? config.encoderLayers + 2 * config.decoderLayers : 0))
         print(
-            "PyTorch whole-model [\(key)]: \(expectedNames.count) gradient tensors; worst max|Δ|/max|ref| \(worstTensor.ratio) (\(worstTensor.name)); "
+            """
+            PyTorch whole-model [\(key)]: \(expectedNames.count) gradient tensors; worst max|Δ|/max|ref| \(worstTensor.ratio) \
+            (\(worstTensor.name)); 
+            """
                 + "worst |Δ|/max(1,|ref|) \(worstLoose.err) (\(worstLoose.name)); worst elementwise |Δ|/|ref| \(worstElement.rel) "
                 + "(\(worstElement.name)[\(worstElement.index)]: ours \(worstElement.ours), PyTorch \(worstElement.torch)); "
-                + "\(zeroTensors.count) zero-gradient tensors (b_k), ours within \(worstOnZero) of the model's gradient scale \(globalScale)"
+                    + """
+                    \(zeroTensors.count) zero-gradient tensors (b_k), ours within \(worstOnZero) of the model's gradient scale \
+                    \(globalScale)
+                    """
         )
     }
 

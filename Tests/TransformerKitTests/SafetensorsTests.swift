@@ -374,7 +374,10 @@ private let corruptCases: [CorruptCase] = {
     @Test func readsAHeaderWithExtraFieldsWhitespaceAndUnalignedData() throws {
         // Odd header length (no padding): the buffer starts at an unaligned address.
         let header =
-            " {\n\"x\" : {\"data_offsets\": [0, 8], \"extra\": {\"a\": [1, 2.5e3, true, null, \"s\"]}, \"shape\": [2], \"dtype\": \"F32\"} } "
+            """
+             {\n\"x\" : {\"data_offsets\": [0, 8], \"extra\": {\"a\": [1, 2.5e3, true, null, \"s\"]}, \"shape\": [2], \"dtype\": \
+            \"F32\"} } 
+            """
         let data = assemble(header: header, buffer: leBytes([1.5, -0.25] as [Float]), pad: false)
         #expect((data.count - 8) % 2 == 1)
         #expect(try Safetensors.read(data: data, name: "odd").tensor("x").data == [1.5, -0.25])

@@ -42,7 +42,10 @@ import TensorKit
         #if DEBUG
             if ProcessInfo.processInfo.environment["SMOLLM2_GGUF"] == nil {
                 print(
-                    "SmolLM2Tests: skipped in a debug build (run: SMOLLM2_GGUF=FILE swift test -c release -Xswiftc -enable-testing --filter SmolLM2Tests)"
+                    """
+                    SmolLM2Tests: skipped in a debug build (run: SMOLLM2_GGUF=FILE swift test -c release -Xswiftc -enable-testing \
+                    --filter SmolLM2Tests)
+                    """
                 )
                 return false
             }

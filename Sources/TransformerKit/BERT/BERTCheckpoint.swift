@@ -139,7 +139,10 @@ public enum BERTCheckpoint {
             guard wanted.contains(bare) else {
                 throw BERTCheckpointError(
                     "\(file): tensor \"\(name)\" is not part of the BERT that \(configPath) describes "
-                        + "(num_hidden_layers \(config.layers); expected names like \"encoder.layer.0.attention.self.query.weight\", with or without \"bert.\")"
+                        + """
+                        (num_hidden_layers \(config.layers); expected names like \"encoder.layer.0.attention.self.query.weight\", \
+                        with or without \"bert.\")
+                        """
                 )
             }
             if let other = found[bare] {

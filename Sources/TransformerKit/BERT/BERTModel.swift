@@ -30,7 +30,10 @@ public struct BERTConfig: Sendable, Equatable {
         func fail(_ s: String) throws -> Never { throw ConfigError(message: s) }
         if vocabSize < 1 || dModel < 1 || layers < 1 || heads < 1 || dFF < 1 || contextLength < 2 || typeVocabSize < 1 {
             try fail(
-                "BERT config: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and type_vocab_size must be positive, max_position_embeddings at least 2"
+                """
+                BERT config: vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and \
+                type_vocab_size must be positive, max_position_embeddings at least 2
+                """
             )
         }
         if dModel % heads != 0 { try fail("BERT config: hidden_size \(dModel) is not divisible by num_attention_heads \(heads)") }

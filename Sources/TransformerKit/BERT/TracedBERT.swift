@@ -65,7 +65,10 @@ public struct TracedBERT: Sendable {
         let mask = s.maskMatrix(
             "mask", "Attention mask", Tensor(repeating: 1, shape: [n, n]), causal: false, rows: rows, cols: rows,
             notes: [
-                "An encoder sees the whole sentence in both directions; in a padded batch the <pad> columns would be 0 (one sentence here has none)."
+                """
+                An encoder sees the whole sentence in both directions; in a padded batch the <pad> columns would be 0 (one \
+                sentence here has none).
+                """
             ])
         let enc = c.encoder
         for l in 0..<c.layers {

@@ -200,7 +200,10 @@ extension Seq2SeqModel {
     func load(_ batch: Seq2SeqBatch, into acts: Seq2SeqActivations) -> Shape {
         precondition(
             batch.batchSize <= acts.maxBatch && batch.sourceLength <= acts.maxSource && batch.targetLength <= acts.maxTarget,
-            "batch \(batch.batchSize)×\(batch.sourceLength)/\(batch.targetLength) exceeds the activations' \(acts.maxBatch)×\(acts.maxSource)/\(acts.maxTarget)"
+            """
+            batch \(batch.batchSize)×\(batch.sourceLength)/\(batch.targetLength) exceeds the activations' \
+            \(acts.maxBatch)×\(acts.maxSource)/\(acts.maxTarget)
+            """
         )
         for i in 0..<batch.source.count { acts.srcIDs[i] = batch.source[i]; acts.srcPad[i] = batch.sourcePadding[i] }
         for i in 0..<batch.targetInput.count { acts.tgtIDs[i] = batch.targetInput[i]; acts.tgtOut[i] = batch.targetOutput[i] }

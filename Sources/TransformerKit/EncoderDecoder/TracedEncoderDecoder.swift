@@ -42,7 +42,10 @@ public struct TracedEncoderDecoder: Sendable {
         for (what, seq) in [("source", source), ("target", target)] where seq.count > config.contextLength {
             throw ConfigError(
                 message:
-                    "the \(what) has \(seq.count) tokens, longer than the positional table (\(config.contextLength) positions); use a longer max length"
+                    """
+                    the \(what) has \(seq.count) tokens, longer than the positional table (\(config.contextLength) positions); \
+                    use a longer max length
+                    """
             )
         }
         if let bad = source.first(where: { $0 < 0 || $0 >= config.sourceVocabSize }) {
@@ -63,7 +66,10 @@ public struct TracedEncoderDecoder: Sendable {
         let tgtIDs = s.input(
             "tgt.ids", "Decoder input ids (shifted right: <start> first)", ids: target, tokens: targetTokens,
             notes: [
-                "Teacher forcing: in training the decoder sees the whole target at once, shifted right by <start>; the causal mask keeps position i from seeing positions after i."
+                """
+                Teacher forcing: in training the decoder sees the whole target at once, shifted right by <start>; the causal mask \
+                keeps position i from seeing positions after i.
+                """
             ])
         let dec = decode(tgtIDs, memory: memory.value, memoryPadding: memory.padding, s)
         trace?.section = "output"
@@ -152,7 +158,10 @@ public struct TracedEncoderDecoder: Sendable {
                 attention(
                     q: h, kv: memory, mask: cross, param: "\(p).cross_attn", id: "\(id).cross_attn", s,
                     notes: [
-                        "Queries come from the decoder; keys and values come from the encoder output (memory). (Seed 002 says the encoder gives Q and K: it does not.)"
+                        """
+                        Queries come from the decoder; keys and values come from the encoder output (memory). (Seed 002 says the \
+                        encoder gives Q and K: it does not.)
+                        """
                     ])
             }
             s.trace?.section = "decoder layer \(l + 1) · feed-forward"

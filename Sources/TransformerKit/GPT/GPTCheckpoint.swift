@@ -126,7 +126,10 @@ public enum GPTCheckpoint {
             guard wanted.contains(bare) else {
                 throw GPTCheckpointError(
                     "\(file): tensor \"\(name)\" is not part of the GPT-2 that \(configPath) describes "
-                        + "(n_layer \(config.layers); expected names like \"\(prefix)h.0.attn.c_attn.weight\", with or without \"\(prefix)\")"
+                        + """
+                        (n_layer \(config.layers); expected names like \"\(prefix)h.0.attn.c_attn.weight\", with or without \
+                        \"\(prefix)\")
+                        """
                 )
             }
             if let other = found[bare] {
@@ -144,7 +147,10 @@ public enum GPTCheckpoint {
             guard stored == shape else {
                 throw GPTCheckpointError(
                     "\(file): tensor \"\(name)\" has shape \(stored), but \(configPath) "
-                        + "(vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \(config.dFF)) needs \(shape)"
+                        + """
+                        (vocab_size \(config.vocabSize), n_positions \(config.contextLength), n_embd \(config.dModel), n_inner \
+                        \(config.dFF)) needs \(shape)
+                        """
                 )
             }
             ps.add(bare, try archive.tensor(name))

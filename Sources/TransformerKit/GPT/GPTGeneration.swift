@@ -110,7 +110,10 @@ public final class GPTGenerator: GenerationSession {
         guard length + tokens.count <= c.contextLength else {
             throw ConfigError(
                 message:
-                    "\(length + tokens.count) tokens do not fit in the context of \(c.contextLength) (\(length) already used, \(tokens.count) new)"
+                    """
+                    \(length + tokens.count) tokens do not fit in the context of \(c.contextLength) (\(length) already used, \
+                    \(tokens.count) new)
+                    """
             )
         }
         if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {

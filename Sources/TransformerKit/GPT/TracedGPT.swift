@@ -63,7 +63,10 @@ public struct TracedGPT: Sendable {
         let mask = s.maskMatrix(
             "mask", "Causal mask", causalMask(n), causal: true, rows: rows, cols: rows,
             notes: [
-                "Every attention in every block uses this one mask: position i sees positions 0…i and never the future, so the prediction at i can be trained against token i+1."
+                """
+                Every attention in every block uses this one mask: position i sees positions 0…i and never the future, so the \
+                prediction at i can be trained against token i+1.
+                """
             ])
         for l in 0..<c.layers {
             let h = "h.\(l)"
@@ -105,7 +108,10 @@ public struct TracedGPT: Sendable {
             "out.next", "The next token: the distribution at the last position", probs, start: n - 1, count: 1, cols: vocab,
             "p(next | text) = P[n−1, :]", "p(\\text{next} \\mid \\text{text}) = P_{n-1,\\,:}",
             notes: [
-                "Only the last row predicts a token that is not yet in the text; generation samples from it, appends the token and runs again.",
+                """
+                Only the last row predicts a token that is not yet in the text; generation samples from it, appends the token and \
+                runs again.
+                """,
                 "Most likely next tokens: " + top.map { "\(vocab[$0]) \(String(format: "%.4f", last[$0]))" }.joined(separator: ", ")
             ])
         var loss: Float? = nil

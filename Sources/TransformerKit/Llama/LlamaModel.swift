@@ -46,12 +46,18 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         guard dModel > 0, dFF > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
             throw GGUFError(
-                "\(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))"
+                """
+                \(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \
+                \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))
+                """
             )
         }
         guard dModel % heads == 0, heads % kvHeads == 0, (dModel / heads) % 2 == 0 else {
             throw GGUFError(
-                "\(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide the embedding into even head sizes and the key/value heads to divide the heads"
+                """
+                \(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide \
+                the embedding into even head sizes and the key/value heads to divide the heads
+                """
             )
         }
         if f.metadata["llama.rope.dimension_count"] != nil, try f.int("llama.rope.dimension_count") != dModel / heads {
@@ -200,7 +206,10 @@ public final class LlamaSession: GenerationSession {
         guard length + tokens.count <= maxLength else {
             throw LlamaError(
                 description:
-                    "\(length + tokens.count) tokens do not fit in the context of \(maxLength) (\(length) already used, \(tokens.count) new)"
+                    """
+                    \(length + tokens.count) tokens do not fit in the context of \(maxLength) (\(length) already used, \
+                    \(tokens.count) new)
+                    """
             )
         }
         if let bad = tokens.first(where: { $0 < 0 || $0 >= c.vocabSize }) {

@@ -38,7 +38,10 @@ extension Steps {
                 "\(hid).scaled", "Scaled by 1/√d_k", scores, by: factor,
                 "S / √d_k  (√\(dk) = \(String(format: "%.4f", Double(dk).squareRoot())))", "\\frac{S}{\\sqrt{d_k}}", cols: ki.rows,
                 notes: [
-                    "Divide by √d_k = √\(dk) (the width of one head's keys), not by d_model or d_k itself: this keeps the dot products' variance near 1 so the softmax does not saturate."
+                    """
+                    Divide by √d_k = √\(dk) (the width of one head's keys), not by d_model or d_k itself: this keeps the dot \
+                    products' variance near 1 so the softmax does not saturate.
+                    """
                 ])
             let masked = self.mask("\(hid).masked", "Masked", scaled, mask, cols: ki.rows)
             let weights = softmax(

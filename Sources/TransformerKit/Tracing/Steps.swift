@@ -52,7 +52,10 @@ struct Steps {
         rec(
             id, title, .positionalEncoding, [], t, rows: rows, cols: indexLabels("d", dModel),
             "PE(pos, 2i) = sin(pos / 10000^(2i/d)),  PE(pos, 2i+1) = cos(pos / 10000^(2i/d))",
-            "PE_{(pos,2i)} = \\sin\\left(pos / 10000^{2i/d_{model}}\\right),\\; PE_{(pos,2i+1)} = \\cos\\left(pos / 10000^{2i/d_{model}}\\right)",
+            """
+            PE_{(pos,2i)} = \\sin\\left(pos / 10000^{2i/d_{model}}\\right),\\; PE_{(pos,2i+1)} = \\cos\\left(pos / \
+            10000^{2i/d_{model}}\\right)
+            """,
             attrs: ["start": 0, "d_model": Double(dModel), "base": 10000], notes: notes)
         return Value(id: id, t: t, rows: rows)
     }

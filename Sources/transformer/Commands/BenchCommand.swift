@@ -119,7 +119,10 @@ struct BenchCommand: ParsableCommand {
         guard GemmBenchmarks.checkShapes(threads: threadCounts) else {
             fflush(nil)  // stdout first (the WRONG lines), when stdout and stderr go to the same place
             fail(
-                "bench gemm: the packed GEMM (Gemm.fast) differs from Gemm.reference by more than 1e-5 of max|C| on a benchmark shape (the WRONG lines above)"
+                """
+                bench gemm: the packed GEMM (Gemm.fast) differs from Gemm.reference by more than 1e-5 of max|C| on a benchmark \
+                shape (the WRONG lines above)
+                """
             )
         }
         GemmBenchmarks.throughput(threads: threadCounts, rounds: rounds)
@@ -144,7 +147,10 @@ struct BenchCommand: ParsableCommand {
         print(
             String(
                 format:
-                    "bpe %@: %d lines, %d bytes; learnt %d tokens (%d merges) in %.2f s; encoded every line in %.2f s (%.1f MB/s, %d tokens, %.2f per line)",
+                    """
+                    bpe %@: %d lines, %d bytes; learnt %d tokens (%d merges) in %.2f s; encoded every line in %.2f s (%.1f MB/s, \
+                    %d tokens, %.2f per line)
+                    """,
                 text, lines.count, bytes, bpe.vocabSize, bpe.merges.count, trainSeconds, encodeSeconds,
                 Double(bytes) / encodeSeconds / 1e6, total, Double(total) / Double(lines.count)))
     }
@@ -175,7 +181,10 @@ struct BenchCommand: ParsableCommand {
         print(
             String(
                 format:
-                    "train %@ (vocab %d, %d layers, %d heads, %d wide, context %d, batch %d; %.2fM params): %.0f tokens/s (%.3f s/step, %.1f GFLOP/s of model work), peak RSS %@",
+                    """
+                    train %@ (vocab %d, %d layers, %d heads, %d wide, context %d, batch %d; %.2fM params): %.0f tokens/s (%.3f \
+                    s/step, %.1f GFLOP/s of model work), peak RSS %@
+                    """,
                 name as NSString, c.vocabSize, c.layers, c.heads, c.dModel, c.contextLength, batch, Double(params) / 1e6,
                 Double(tokens) / Double(steps) / dt, dt, flops / dt / 1e9, peakMemory() as NSString))
     }
@@ -205,7 +214,10 @@ struct BenchCommand: ParsableCommand {
         print(
             String(
                 format:
-                    "train encoder–decoder d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target tokens/s (%.3f s/step), peak RSS %@",
+                    """
+                    train encoder–decoder d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target \
+                    tokens/s (%.3f s/step), peak RSS %@
+                    """,
                 Double(tokens) / dt, dt, peakMemory() as NSString))
     }
 

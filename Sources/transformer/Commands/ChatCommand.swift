@@ -35,7 +35,10 @@ struct ChatCommand: ParsableCommand {
                 Data(
                     String(
                         format:
-                            "%@: %d layers, d_model %d, %d/%d heads, %@ weights; loaded in %.2f s. Empty line or Ctrl-D to quit, /reset to start over.\n",
+                            """
+                            %@: %d layers, d_model %d, %d/%d heads, %@ weights; loaded in %.2f s. Empty line or Ctrl-D to quit, \
+                            /reset to start over.\n
+                            """,
                         (model as NSString).lastPathComponent, r.model.config.layers, r.model.config.dModel, r.model.config.heads,
                         r.model.config.kvHeads,
                         r.model.dequantized ? "Float32" : "quantised", r.loadSeconds

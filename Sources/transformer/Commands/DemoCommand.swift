@@ -30,7 +30,10 @@ struct DemoCommand: ParsableCommand {
             let pairs = ToyCorpus.pairs.map { (codec.encode($0.source), codec.encode($0.target)) }
             print("\nBefore training, 马无夜草不肥 → \(Translator(model: model, codec: codec).translate("马无夜草不肥"))")
             print(
-                "Training: vocabulary \(codec.vocabularySize) (\(codec.vocabularySize - 4) characters + 4 specials), d_model 32, 4 heads, 2+2 layers, \(model.layout.total) parameters, AdamW"
+                """
+                Training: vocabulary \(codec.vocabularySize) (\(codec.vocabularySize - 4) characters + 4 specials), d_model 32, 4 \
+                heads, 2+2 layers, \(model.layout.total) parameters, AdamW
+                """
             )
             let trainer = try Seq2SeqTrainer(model: model, codec: codec, train: pairs, validation: pairs, options: o)
             trainer.output = URL(fileURLWithPath: output)

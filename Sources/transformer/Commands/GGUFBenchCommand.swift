@@ -64,7 +64,10 @@ struct GGUFBenchCommand: ParsableCommand {
                 print(
                     String(
                         format:
-                            "this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; generation %.1f tokens/s; load %.2f s",
+                            """
+                            this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; \
+                            generation %.1f tokens/s; load %.2f s
+                            """,
                         deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6, threads, ids.count, Double(ids.count) / best,
                         Double(genTokens) / bestGen, load))
             }

@@ -17,7 +17,10 @@ struct GGUFInfoCommand: ParsableCommand {
         do {
             let f = try GGUFFile(url: URL(fileURLWithPath: file))
             print(
-                "\(file): GGUF v\(f.version), \(f.fileSize) bytes, \(f.keys.count) metadata entries, \(f.tensors.count) tensors, alignment \(f.alignment), data at byte \(f.dataOffset)"
+                """
+                \(file): GGUF v\(f.version), \(f.fileSize) bytes, \(f.keys.count) metadata entries, \(f.tensors.count) tensors, \
+                alignment \(f.alignment), data at byte \(f.dataOffset)
+                """
             )
             print("\nmetadata:")
             for k in f.keys { print("  \(k) = \(f.metadata[k]!.summary)") }
@@ -42,7 +45,11 @@ struct GGUFInfoCommand: ParsableCommand {
             let c = try LlamaConfig(gguf: f)
             _ = try GGUFTokenizer(gguf: f)
             print(
-                "\nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \(c.ropeBase), RMSNorm ε \(c.rmsEps)"
+                """
+                \nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads \
+                (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \
+                \(c.ropeBase), RMSNorm ε \(c.rmsEps)
+                """
             )
         } catch let e as GGUFError { fail(e.description) }
     }

@@ -10,7 +10,10 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract:
-            "Generate text from a GPT checkpoint (this project's runs or a Hugging Face GPT-2 folder) or a GGUF model, streaming tokens as they come."
+            """
+            Generate text from a GPT checkpoint (this project's runs or a Hugging Face GPT-2 folder) or a GGUF model, streaming \
+            tokens as they come.
+            """
     )
 
     @Option(help: "A run folder (its latest checkpoint), a checkpoint / GPT-2 folder, or a .gguf file.") var model: String
@@ -41,8 +44,11 @@ struct GenerateCommand: ParsableCommand {
             if ids.count >= m.config.contextLength {
                 FileHandle.standardError.write(
                     Data(
-                        "note: the prompt has \(ids.count) tokens; keeping its last \(m.config.contextLength - 1) (the context is \(m.config.contextLength))\n"
-                            .utf8))
+                        """
+                        note: the prompt has \(ids.count) tokens; keeping its last \(m.config.contextLength - 1) (the context is \
+                        \(m.config.contextLength))\n
+                        """
+                        .utf8))
             }
             let gen = GPTGenerator(model: m, useCache: !noCache)
             FileHandle.standardOutput.write(Data(prompt.utf8))
@@ -86,7 +92,10 @@ extension GenerateCommand {
             guard !ids.isEmpty else { throw GGUFError("--prompt is empty: give at least one character") }
             guard ids.count < r.session.maxLength else {
                 throw GGUFError(
-                    "--prompt has \(ids.count) tokens; the context holds \(r.session.maxLength) (the prompt and at least one new token must fit)"
+                    """
+                    --prompt has \(ids.count) tokens; the context holds \(r.session.maxLength) (the prompt and at least one new \
+                    token must fit)
+                    """
                 )
             }
             if !chat { FileHandle.standardOutput.write(Data(prompt.utf8)) }

@@ -94,7 +94,10 @@ struct NapkinCommand: ParsableCommand {
             throw ConfigError(
                 message: String(
                     format:
-                        "--measure: training %@ here needs %@ (weights, gradients, AdamW, activations) and this machine has %@; use a smaller config or batch",
+                        """
+                        --measure: training %@ here needs %@ (weights, gradients, AdamW, activations) and this machine has %@; \
+                        use a smaller config or batch
+                        """,
                     napkin.name, bytesText(need), bytesText(have)))
         }
         let peak = peakGflops.map { ($0 * 1e9, "given with --peak-gflops") } ?? measureGEMMPeak()
@@ -190,17 +193,35 @@ struct NapkinReport: Encodable {
     var measured: Measured?
     let formulas = [
         "parameters":
-            "per layer 4d (two layer norms) + 3d² + 3d (c_attn) + d² + d (c_proj) + 2·d·d_ff + d_ff + d (MLP); + V·d (wte) + T·d (wpe) + 2d (ln_f) [+ d·V untied head]",
+            """
+        per layer 4d (two layer norms) + 3d² + 3d (c_attn) + d² + d (c_proj) + 2·d·d_ff + d_ff + d (MLP); + V·d (wte) + T·d \
+        (wpe) + 2d (ln_f) [+ d·V untied head]
+        """,
         "forward_flops_per_token":
-            "2·N_mat + 4·L·T·d, N_mat = L·(4d² + 2·d·d_ff) + d·V (weights in a product per token; 2 FLOPs per multiply-add); 4·L·T·d is QKᵀ and A·V over T keys",
+            """
+        2·N_mat + 4·L·T·d, N_mat = L·(4d² + 2·d·d_ff) + d·V (weights in a product per token; 2 FLOPs per multiply-add); \
+        4·L·T·d is QKᵀ and A·V over T keys
+        """,
         "training_flops_per_token":
-            "3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, Table 1: C_forward ≈ 2N + 2·L·T·d with N without embeddings",
+            """
+        3 × forward = 6·N_mat + 12·L·T·d — PaLM (Chowdhery et al. 2022, Appendix B): 6N + 12·L·H·Q·T; Kaplan et al. 2020, \
+        Table 1: C_forward ≈ 2N + 2·L·T·d with N without embeddings
+        """,
         "training_state":
-            "16 bytes per parameter: fp32 weights 4 + gradients 4 + AdamW m, v 8; mixed precision the same 16: fp16 weights 2 + gradients 2 + fp32 master, m, v 12 (ZeRO, Rajbhandari et al. 2020, §3.1)",
+            """
+        16 bytes per parameter: fp32 weights 4 + gradients 4 + AdamW m, v 8; mixed precision the same 16: fp16 weights 2 + \
+        gradients 2 + fp32 master, m, v 12 (ZeRO, Rajbhandari et al. 2020, §3.1)
+        """,
         "activations_16bit":
-            "L·T·B·d·(34 + 5·a·T/d) bytes (Korthikanti et al. 2022, eq. 1: 16-bit, dropout masks, no recomputation) + 4·B·T·V (fp32 logits)",
+            """
+        L·T·B·d·(34 + 5·a·T/d) bytes (Korthikanti et al. 2022, eq. 1: 16-bit, dropout masks, no recomputation) + 4·B·T·V \
+        (fp32 logits)
+        """,
         "activations_this_project":
-            "4 bytes × [L·(n·(10d + 2·d_ff + 4) + B·a·T²) + n·(9d + 2·d_ff + V + 5) + T], n = B·T: every buffer GPTActivations allocates (fp32, no dropout)",
+            """
+        4 bytes × [L·(n·(10d + 2·d_ff + 4) + B·a·T²) + n·(9d + 2·d_ff + V + 5) + T], n = B·T: every buffer GPTActivations \
+        allocates (fp32, no dropout)
+        """,
         "mfu": "measured tokens/s × training FLOPs per token ÷ peak FLOP/s (PaLM's model FLOPs utilisation)"
     ]
 
@@ -260,13 +281,22 @@ struct NapkinReport: Encodable {
         out.append("")
         out.append("FLOPs per token (T = \(context) tokens of context; a multiply-add is 2 FLOPs)")
         out.append(
-            "  N_mat = L·(4d² + 2·d·d_ff) + d·V = \(grouped(matmulWeights)) weights in a product per token (biases, norms, softmax, GELU left out)"
+            """
+              N_mat = L·(4d² + 2·d·d_ff) + d·V = \(grouped(matmulWeights)) weights in a product per token (biases, norms, \
+            softmax, GELU left out)
+            """
         )
         out.append(
-            "  inference, forward:  2·N_mat + 4·L·T·d  = \(flopsText(2 * Double(matmulWeights))) + \(flopsText(attentionForward)) = \(flopsText(forwardFLOPsPerToken))"
+            """
+              inference, forward:  2·N_mat + 4·L·T·d  = \(flopsText(2 * Double(matmulWeights))) + \(flopsText(attentionForward)) \
+            = \(flopsText(forwardFLOPsPerToken))
+            """
         )
         out.append(
-            "  training, fwd + bwd: 6·N_mat + 12·L·T·d = \(flopsText(6 * Double(matmulWeights))) + \(flopsText(3 * attentionForward)) = \(flopsText(trainingFLOPsPerToken))"
+            """
+              training, fwd + bwd: 6·N_mat + 12·L·T·d = \(flopsText(6 * Double(matmulWeights))) + \
+            \(flopsText(3 * attentionForward)) = \(flopsText(trainingFLOPsPerToken))
+            """
         )
         out.append("  (PaLM, Chowdhery et al. 2022, Appendix B: 6N + 12·L·H·Q·T; the backward pass costs twice the forward.)")
         out.append("")

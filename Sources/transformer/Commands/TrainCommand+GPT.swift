@@ -64,10 +64,16 @@ extension TrainCommand {
             batchSize: options.batchSize, blockSize: block, seed: options.seed)
         let c = model.config
         log(
-            "text: \(data), \(ids.count) tokens (\(tok.kind.rawValue), vocabulary \(tok.vocabularySize)); train \(split), validation \(ids.count - split)"
+            """
+            text: \(data), \(ids.count) tokens (\(tok.kind.rawValue), vocabulary \(tok.vocabularySize)); train \(split), \
+            validation \(ids.count - split)
+            """
         )
         log(
-            "model: GPT, \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel), context \(c.contextLength), block \(block), \(model.layout.total) parameters"
+            """
+            model: GPT, \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel), context \(c.contextLength), block \(block), \
+            \(model.layout.total) parameters
+            """
         )
         let trainer = try Trainer(task: task, options: options)
         trainer.output = out

@@ -59,7 +59,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validation target file.") var validTarget: String?
     @Option(
         help:
-            "Fraction of the pairs (GPT: of the text's tokens, at most 0.5) held out for validation when no validation files are given (default 0.05; a resumed run keeps its saved value)."
+            """
+            Fraction of the pairs (GPT: of the text's tokens, at most 0.5) held out for validation when no validation files are \
+            given (default 0.05; a resumed run keeps its saved value).
+            """
     ) var validationFraction: Double?
     @Option(help: "Tokenizer: char, word or bpe (byte-level BPE trained on the corpus).") var tokenizer: String = "bpe"
     @Option(help: "BPE vocabulary size.") var vocabSize: Int = 8000
@@ -93,7 +96,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after this many minutes of training (a checkpoint is saved).") var timeLimit: Double?
     @Option(
         help: ArgumentHelp(
-            "A NaN or infinite loss or gradient: stop (exit non-zero naming the step and the layer; nothing of that step is saved, the last checkpoint stays the newest) or skip (leave the weights and AdamW moments unchanged for that step, log it, count it; stop after \(NonFinite.maxConsecutiveSkips) in a row). Default: stop.",
+            """
+            A NaN or infinite loss or gradient: stop (exit non-zero naming the step and the layer; nothing of that step is saved, \
+            the last checkpoint stays the newest) or skip (leave the weights and AdamW moments unchanged for that step, log it, \
+            count it; stop after \(NonFinite.maxConsecutiveSkips) in a row). Default: stop.
+            """,
             valueName: "stop|skip"))
     var onNonFinite: String?
 
@@ -160,7 +167,10 @@ struct TrainCommand: ParsableCommand {
         if let validationFraction {
             if validationFraction != o.validationFraction {
                 log(
-                    "note: --validation-fraction \(validationFraction) differs from the saved \(o.validationFraction); the held-out data changes, so this is not an exact resume"
+                    """
+                    note: --validation-fraction \(validationFraction) differs from the saved \(o.validationFraction); the \
+                    held-out data changes, so this is not an exact resume
+                    """
                 )
             }
             o.validationFraction = validationFraction
@@ -257,7 +267,10 @@ struct TrainCommand: ParsableCommand {
         }
         let c = model.config
         log(
-            "model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \(c.norm.rawValue)-norm, \(model.layout.total) parameters"
+            """
+            model: d_model \(c.dModel), \(c.heads) heads, d_ff \(c.dFF), \(c.encoderLayers)+\(c.decoderLayers) layers, \
+            \(c.norm.rawValue)-norm, \(model.layout.total) parameters
+            """
         )
         let trainer = try Seq2SeqTrainer(model: model, codec: codec, train: trainIDs, validation: validIDs, options: options)
         trainer.output = out
@@ -265,7 +278,10 @@ struct TrainCommand: ParsableCommand {
         if let timeLimit { trainer.deadline = Date().addingTimeInterval(timeLimit * 60) }
         if let r = resumeFrom, let state = r.state { try trainer.resume(from: r.directory, state: state) }
         log(
-            "training: \(trainIDs.count) pairs (\(trainer.batchesPerEpoch) batches/epoch), validation \(validIDs.count), \(trainer.totalSteps) steps, schedule \(options.schedule)"
+            """
+            training: \(trainIDs.count) pairs (\(trainer.batchesPerEpoch) batches/epoch), validation \(validIDs.count), \
+            \(trainer.totalSteps) steps, schedule \(options.schedule)
+            """
         )
         if group.rank == 0 { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
         try trainer.run(log: log)

@@ -101,7 +101,10 @@ func emit(_ doc: TraceDocument, format: TraceFormat, options: RenderOptions, out
     if format == .json && parameterValues > maxJSONParameterValues {
         throw WalkthroughError(
             "a JSON trace of this model would carry its \(parameterValues) parameter values (several GB of text); "
-                + "use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \(maxJSONParameterValues / 1_000_000) M parameters"
+                + """
+                use --format text, markdown, latex, html or csv (the steps only), or a checkpoint under \
+                \(maxJSONParameterValues / 1_000_000) M parameters
+                """
         )
     }
     if format == .csv {

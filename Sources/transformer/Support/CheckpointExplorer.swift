@@ -33,7 +33,10 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
                 let c = l.config.model
                 loaded = .seq2seq(l, Translator(model: l.model, codec: l.codec, maxBeam: 1))
                 summary =
-                    "Encoder–decoder from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.encoderLayers)+\(c.decoderLayers) layers, vocabulary \(l.codec.vocabularySize) (\(l.codec.kind.rawValue))"
+                    """
+                    Encoder–decoder from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \
+                    \(c.encoderLayers)+\(c.decoderLayers) layers, vocabulary \(l.codec.vocabularySize) (\(l.codec.kind.rawValue))
+                    """
             } else {
                 let m = try GPTCheckpoint.loadHuggingFace(dir)
                 let tok = try? TextTokenizer.load(directory: dir)
@@ -44,7 +47,10 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
                 let c = m.config
                 loaded = .gpt(m, tok, dir)
                 summary =
-                    "GPT from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.layers) layers, context \(c.contextLength), vocabulary \(c.vocabSize)"
+                    """
+                    GPT from \(dir.path): d_model \(c.dModel), \(c.heads) heads, \(c.layers) layers, context \(c.contextLength), \
+                    vocabulary \(c.vocabSize)
+                    """
             }
         } catch let e as GPTCheckpointError { throw WalkthroughError(e.message) } catch let e as TrainingError {
             throw WalkthroughError(e.message)
@@ -139,7 +145,10 @@ final class CheckpointExplorer: ExplorerModel, @unchecked Sendable {
             let translation = codec.decode(out)
             let notes = [
                 "Weights from \(l.directory.path).",
-                "The decoder is fed <start> and the model's own greedy translation (\(translation)), so each row predicts the token that follows it; the loss is against that translation followed by <end>."
+                """
+                The decoder is fed <start> and the model's own greedy translation (\(translation)), so each row predicts the \
+                token that follows it; the loss is against that translation followed by <end>.
+                """
             ]
             return TraceDocument(
                 title: "Transformer explained: \(text) → \(translation)", config: c, conventions: c.conventions,

@@ -39,15 +39,24 @@ enum GGUFWalkthrough {
         let e = try r.model.file.matrix("token_embd.weight", rows: c.vocabSize, cols: c.dModel)
         Quantized.dequantize(e.type, e.row(ids.last!), &emb, count: c.dModel)
         out +=
-            "2 · Embedding — x = token_embd[id] (\(e.type.name) rows de-quantised): \(ids.count)×\(c.dModel); no position vector is added, positions enter as rotations of q and k\n"
+            """
+            2 · Embedding — x = token_embd[id] (\(e.type.name) rows de-quantised): \(ids.count)×\(c.dModel); no position vector \
+            is added, positions enter as rotations of q and k\n
+            """
         out += String(
             format: "   the last token %@: ‖x‖ = %.3f, first values %@\n\n", show(ids.last!), norm(emb),
             emb.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " "))
 
         out +=
-            "3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += W_o·Attn(RoPE(W_q h), RoPE(W_k h), W_v h); h = RMSNorm(x)·g'; x += W_down·(silu(W_gate h) ⊙ W_up h)\n"
+            """
+            3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += W_o·Attn(RoPE(W_q h), RoPE(W_k h), W_v h); \
+            h = RMSNorm(x)·g'; x += W_down·(silu(W_gate h) ⊙ W_up h)\n
+            """
         out +=
-            "   Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal; query heads share key/value heads in groups of \(c.heads / c.kvHeads)\n"
+            """
+               Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal; query heads share key/value heads in \
+            groups of \(c.heads / c.kvHeads)\n
+            """
         out += "   block  ‖attn out‖  ‖ffn out‖    ‖x‖   heads' most-attended token (×heads)          logit lens: next token (p)\n"
         let session = r.session
         var rows: [String] = []

@@ -22,7 +22,10 @@ extension WalkthroughOptions {
         }
         guard let checkpoint else {
             throw WalkthroughError(
-                "--model bert needs --checkpoint DIR, a BERT / sentence-transformers folder (scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2)"
+                """
+                --model bert needs --checkpoint DIR, a BERT / sentence-transformers folder (scripts/fetch-minilm.sh DIR downloads \
+                all-MiniLM-L6-v2)
+                """
             )
         }
         do {
@@ -30,7 +33,10 @@ extension WalkthroughOptions {
             let sentence = prompt ?? "A man is playing a guitar."
             let c = encoder.model.config
             var notes = [
-                "Weights from \(checkpoint) (\(encoder.model.layout.total) parameters; \(c.layers) layers, \(c.heads) heads, d_model \(c.dModel))."
+                """
+                Weights from \(checkpoint) (\(encoder.model.layout.total) parameters; \(c.layers) layers, \(c.heads) heads, \
+                d_model \(c.dModel)).
+                """
             ]
             let n = encoder.tokenize(sentence).count
             if n == encoder.maxLength {

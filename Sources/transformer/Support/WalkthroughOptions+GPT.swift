@@ -16,7 +16,10 @@ extension WalkthroughOptions {
         ]
         for (flag, given) in seq2seqOnly where given {
             throw WalkthroughError(
-                "\(flag) is for the encoder–decoder walkthrough; a GPT is pre-norm, GELU, learned positions and tied output by design (use --prompt for its text)"
+                """
+                \(flag) is for the encoder–decoder walkthrough; a GPT is pre-norm, GELU, learned positions and tied output by \
+                design (use --prompt for its text)
+                """
             )
         }
         if let checkpoint { return try checkpointDocument(checkpoint) }
@@ -77,7 +80,10 @@ func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, direc
             }
             if let i = tokenIDs.firstIndex(where: { $0 < 0 || $0 >= min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize) }) {
                 throw WalkthroughError(
-                    "--ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary 0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))"
+                    """
+                    --ids: token \(tokenIDs[i]) (position \(i)) is outside the vocabulary \
+                    0..<\(min(c.vocabSize, tok?.vocabularySize ?? c.vocabSize))
+                    """
                 )
             }
             text = tok.map { $0.decode(tokenIDs) } ?? tokenIDs.map(String.init).joined(separator: " ")
@@ -103,7 +109,10 @@ func gptCheckpointDocument(model: GPTModel, tokenizer tok: TextTokenizer?, direc
         let vocab = (0..<c.vocabSize).map { tokenLabel($0, tok) }
         notes.append(
             tok.map {
-                "Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control characters and pieces of a UTF-8 character as their bytes (<E9>)."
+                """
+                Tokenizer: \($0.kind.rawValue), \($0.vocabularySize) tokens; spaces are shown as ␣, newlines as ↵, control \
+                characters and pieces of a UTF-8 character as their bytes (<E9>).
+                """
             } ?? "No tokenizer in the folder: tokens are labelled by id.")
         return try GPTWalkthrough.document(
             model: TracedGPT(model), ids: used, tokens: used.map { vocab[$0] }, vocabulary: vocab,

@@ -8,17 +8,27 @@ import Walkthrough
 struct WalkthroughOptions: ParsableArguments {
     @Option(
         help:
-            "Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, e.g. SmolLM2; text output, one line per block)."
+            """
+            Which model: seq2seq (the encoder–decoder of seed 002), gpt (decoder only, GPT-2 layout), bert (a BERT / \
+            sentence-transformers folder given with --checkpoint, e.g. all-MiniLM-L6-v2), or a .gguf file (Llama architecture, \
+            e.g. SmolLM2; text output, one line per block).
+            """
     )
     var model: String = "seq2seq"
     @Option(
         help:
-            "GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face GPT-2 folder). BERT: the model folder (required)."
+            """
+            GPT: a checkpoint to walk through (a run of `transformer train --model gpt`, a checkpoint folder, or a Hugging Face \
+            GPT-2 folder). BERT: the model folder (required).
+            """
     )
     var checkpoint: String?
     @Option(
         help:
-            "GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A man is playing a guitar.)."
+            """
+            GPT: the text to run through the model (default: 马无夜草不肥, or the first corpus line). BERT: the sentence (default: A \
+            man is playing a guitar.).
+            """
     )
     var prompt: String?
     @Option(help: "GPT with --checkpoint: token ids instead of --prompt (comma-separated), e.g. for a folder without a tokenizer.")
@@ -62,7 +72,10 @@ struct WalkthroughOptions: ParsableArguments {
 
     @Flag(
         help:
-            "After the forward pass, show one training step: the gradient at the logits, the output layer's and an attention block's gradients, and W_Q before → after."
+            """
+            After the forward pass, show one training step: the gradient at the logits, the output layer's and an attention \
+            block's gradients, and W_Q before → after.
+            """
     )
     var train = false
     @Option(help: "Learning rate η of that step.")
