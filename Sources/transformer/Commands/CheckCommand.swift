@@ -5,6 +5,7 @@ import Walkthrough
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Compare a hand-computed matrix with the computed step.",
         discussion: """
             The matrix may be CSV (commas, semicolons or tabs; a header row and a label column are skipped), JSON \

@@ -7,6 +7,7 @@ import Tokenizers
 
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Train the seed article's toy corpus end to end, then translate 马无夜草不肥.",
         discussion: "The model is saved in --output; `transformer walkthrough` shows every step of one forward pass by hand.")
 
