@@ -130,7 +130,33 @@ public struct ByteLevelBPE: Sendable {
     /// merge produces (GPT-2's `<|endoftext|>`, the `<pad>`… of a Hugging Face tokenizer) count as
     /// special too.
     public init(vocabJSON: Data, merges: String, specialTokens: [String]? = nil) throws {
-        let entries = try Self.parseVocabJSON(vocabJSON)
+        // merges.txt, read as bytes so that "\r\n" and odd characters need no care
+        var pairs: [(left: [UInt8], right: [UInt8])] = [], lines: [Int] = []
+        var lineNumber = 0
+        for var line in Array(merges.utf8).split(separator: 0x0A, omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.last == 0x0D { line = line.dropLast() }
+            if line.isEmpty || (lineNumber == 1 && line.starts(with: Array("#version".utf8))) { continue }
+            let parts = line.split(separator: 0x20)
+            guard parts.count == 2 else {
+                throw TokenizerError(
+                    "BPE merges line \(lineNumber): expected two tokens, found \"\(String(decoding: line, as: UTF8.self))\"")
+            }
+            pairs.append((Array(parts[0]), Array(parts[1])))
+            lines.append(lineNumber)
+        }
+        try self.init(
+            vocabulary: try Self.parseVocabJSON(vocabJSON), merges: pairs, mergeName: { "BPE merges line \(lines[$0])" },
+            specialTokens: specialTokens)
+    }
+
+    /// The common core of `vocab.json` + `merges.txt` and of a `tokenizer.json`'s `model`: token strings
+    /// (exact UTF-8) with their ids, and merges as pairs of token strings in rank order.
+    /// - Parameter mergeName: Names merge `i` in errors (`"BPE merges line 7"`, `"model.merges[5]"`).
+    init(
+        vocabulary entries: [([UInt8], Int)], merges pairs: [(left: [UInt8], right: [UInt8])],
+        mergeName: (Int) -> String, specialTokens: [String]?
+    ) throws {
         var byID = [[UInt8]?](repeating: nil, count: entries.count)  // token string UTF-8 by id
         for (key, id) in entries {
             guard id >= 0 && id < entries.count else {
@@ -146,28 +172,12 @@ public struct ByteLevelBPE: Sendable {
                 throw TokenizerError("BPE vocabulary: token \"\(String(decoding: k, as: UTF8.self))\" appears twice")
             }
         }
-        // merges.txt, read as bytes so that "\r\n" and odd characters need no care
         var mergeList: [(Int32, Int32, Int32)] = []
         var produced = Set<Int32>()
-        let mergeBytes = Array(merges.utf8)
-        var lineNumber = 0
-        for var line in mergeBytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.last == 0x0D { line = line.dropLast() }
-            if line.isEmpty || (lineNumber == 1 && line.starts(with: Array("#version".utf8))) { continue }
-            let parts = line.split(separator: 0x20)
-            guard parts.count == 2 else {
-                throw TokenizerError(
-                    "BPE merges line \(lineNumber): expected two tokens, found \"\(String(decoding: line, as: UTF8.self))\"")
-            }
-            let l = Array(parts[0]), r = Array(parts[1])
-            guard let a = idOf[l], let b = idOf[r], let c = idOf[l + r] else {
-                throw TokenizerError(
-                    """
-                    BPE merges line \(lineNumber): \"\(String(decoding: line, as: UTF8.self))\" uses or makes a token missing \
-                    from the vocabulary
-                    """
-                )
+        for (i, pair) in pairs.enumerated() {
+            guard let a = idOf[pair.left], let b = idOf[pair.right], let c = idOf[pair.left + pair.right] else {
+                let text = String(decoding: pair.left + [0x20] + pair.right, as: UTF8.self)
+                throw TokenizerError("\(mergeName(i)): \"\(text)\" uses or makes a token missing from the vocabulary")
             }
             mergeList.append((a, b, c))
             produced.insert(c)
@@ -531,15 +541,21 @@ public struct ByteLevelBPE: Sendable {
         do { root = try JSONScanner().scan(data) } catch {
             throw TokenizerError("vocab.json: \(error.description)")
         }
+        return try vocabEntries(root, name: "vocab.json")
+    }
+
+    /// The token → id entries of a JSON object (`vocab.json`, or `model.vocab` of a `tokenizer.json`);
+    /// `name` names it in errors.
+    static func vocabEntries(_ root: JSONNode, name: String) throws -> [([UInt8], Int)] {
         guard let members = root.members else {
-            throw TokenizerError("vocab.json: expected an object of token → id, found \(root.kind)")
+            throw TokenizerError("\(name): expected an object of token → id, found \(root.kind)")
         }
         var entries: [([UInt8], Int)] = []
         entries.reserveCapacity(members.count)
         for m in members {
             // An id of more than 9 digits cannot be a position in a vocabulary (and may not fit in an Int).
             guard let id = m.value.integer, id.magnitude < 1_000_000_000 else {
-                let at = "vocab.json: line \(m.value.line) (byte \(m.value.offset))"
+                let at = "\(name): line \(m.value.line) (byte \(m.value.offset))"
                 if let literal = m.value.numberLiteral, literal.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0) }) {
                     throw TokenizerError("\(at): id too large (\(m.value.brief))")
                 }

@@ -78,56 +78,42 @@ public struct SentenceCodec: Sendable {
 
     // MARK: Saving
 
-    struct Stored: Codable {
-        var kind: Kind
-        var vocabulary: Vocabulary?
-        /// The BPE's vocab.json and merges.txt, verbatim (GPT-2's format).
-        var bpeVocab: String?
-        var bpeMerges: String?
-        enum CodingKeys: String, CodingKey { case kind, vocabulary, bpeVocab = "bpe_vocab", bpeMerges = "bpe_merges" }
+    /// The codec as `tokenizer.json` describes it (Hugging Face's schema: `TokenizerJSON`).
+    public var tokenizerModel: TokenizerJSON.Model {
+        if let bpe { return .byteLevelBPE(bpe) }
+        let split: TokenizerJSON.WordLevelSplit = kind == .word ? .words : .charactersWithoutLineBreaks
+        return .wordLevel(tokens: vocabulary!.tokens, split: split, unknown: SpecialToken.unk.rawValue)
     }
 
-    /// The `tokenizer.json` the trainer saves beside a translation model (keys sorted).
-    public func jsonData() throws -> Data {
-        var s = Stored(kind: kind, vocabulary: vocabulary)
-        if let bpe {
-            s.bpeVocab = String(decoding: bpe.vocabJSON(), as: UTF8.self)
-            s.bpeMerges = bpe.mergesText()
-        }
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return try e.encode(s)
-    }
+    /// The `tokenizer.json` the trainer saves beside a translation model.
+    public func jsonData() -> Data { TokenizerJSON.data(tokenizerModel) }
 
-    /// Reads a `tokenizer.json` written by `jsonData()`.
+    /// Reads a `tokenizer.json` written by `jsonData()` (or by an earlier version of this project).
     /// - Throws: `TokenizerError` naming the file when it cannot be read or is not such a file.
     public static func load(_ url: URL) throws -> SentenceCodec {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw TokenizerError("\(url.path): cannot read the tokenizer file")
-        }
-        return try load(data: data, name: url.path)
+        try codec(TokenizerJSON.read(url), name: url.path)
     }
 
     /// Same as `load(_:)`, from the file's bytes; `name` names it in errors.
     public static func load(data: Data, name: String) throws -> SentenceCodec {
-        let url = URL(fileURLWithPath: name)
-        let s: Stored
-        do { s = try JSONDecoder().decode(Stored.self, from: data) } catch {
-            throw TokenizerError("\(url.path): not a valid tokenizer file (\(error))")
-        }
-        switch s.kind {
-        case .char, .word:
-            guard let v = s.vocabulary else { throw TokenizerError("\(url.path): a \(s.kind.rawValue) tokenizer needs a vocabulary") }
-            return SentenceCodec(kind: s.kind, vocabulary: v, bpe: nil)
-        case .bpe:
-            guard let vocab = s.bpeVocab, let merges = s.bpeMerges else {
-                throw TokenizerError("\(url.path): a bpe tokenizer needs bpe_vocab and bpe_merges")
-            }
-            let b: ByteLevelBPE
-            do { b = try ByteLevelBPE(vocabJSON: Data(vocab.utf8), merges: merges, specialTokens: specials) } catch {
-                throw TokenizerError("\(url.path): the BPE tables do not load (\(error))")
+        try codec(TokenizerJSON.read(data: data, name: name), name: name)
+    }
+
+    static func codec(_ model: TokenizerJSON.Model, name: String) throws -> SentenceCodec {
+        switch model {
+        case .wordLevel(let tokens, let split, _) where split != .characters:
+            let v: Vocabulary
+            do { v = try Vocabulary(tokens: tokens) } catch let e as TokenizerError { throw TokenizerError("\(name): \(e.message)") }
+            return SentenceCodec(kind: split == .words ? .word : .char, vocabulary: v, bpe: nil)
+        case .byteLevelBPE(let b):
+            for s in specials where b.id(forSpecial: s) == nil {
+                throw TokenizerError("\(name): a translation model's BPE needs the special token \(s)")
             }
             return SentenceCodec(kind: .bpe, vocabulary: nil, bpe: b)
+        case .wordLevel:
+            throw TokenizerError("\(name): a GPT's character vocabulary (no <pad> <start> <end> <unk>), not a translation model's")
+        case .wordPiece:
+            throw TokenizerError("\(name): a WordPiece (BERT) tokenizer, not a translation model's")
         }
     }
 }

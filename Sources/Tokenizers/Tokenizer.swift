@@ -1,3 +1,5 @@
+import ModelFiles
+
 /// The special tokens every vocabulary carries.
 public enum SpecialToken: String, CaseIterable, Sendable {
     /// `<pad>` fills a batch's short sequences, `<start>` and `<end>` open and close a sequence, `<unk>`
@@ -16,19 +18,21 @@ public struct Vocabulary: Codable, Sendable, Equatable {
     /// How many of `tokens` come from the corpus, the specials not counted. When decoded, it is read from the
     /// file as is, not checked against `tokens`.
     public private(set) var corpusTokenCount: Int
-    private var index: [String: Int]
+    /// Keyed by exact UTF-8: Swift's `==` would make "é" and "e\u{301}" one token, where Hugging Face
+    /// (and a `tokenizer.json`) keeps two.
+    private var index: [[UInt8]: Int]
 
     /// Numbers a corpus's distinct tokens in order of first appearance, then appends the specials.
     /// A corpus token spelled like a special (`"<unk>"`) is dropped, so it does not get a second id.
     /// - Parameter corpusTokens: The tokenized corpus; repeats are expected and ignored.
     public init(corpusTokens: [String]) {
-        var seen = Set<String>(), ordered: [String] = []
-        for t in corpusTokens where !seen.contains(t) && SpecialToken(rawValue: t) == nil {
-            seen.insert(t); ordered.append(t)
+        var seen = Set<[UInt8]>(), ordered: [String] = []
+        for t in corpusTokens where SpecialToken(rawValue: t) == nil && seen.insert(Array(t.utf8)).inserted {
+            ordered.append(t)
         }
         corpusTokenCount = ordered.count
         tokens = ordered + SpecialToken.allCases.map(\.rawValue)
-        index = Dictionary(uniqueKeysWithValues: tokens.enumerated().map { ($1, $0) })
+        index = Dictionary(uniqueKeysWithValues: tokens.enumerated().map { (Array($1.utf8), $0) })
     }
 
     enum CodingKeys: String, CodingKey { case tokens, corpusTokenCount = "corpus_token_count" }
@@ -38,16 +42,24 @@ public struct Vocabulary: Codable, Sendable, Equatable {
     ///   when a key is missing or of the wrong type.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        tokens = try c.decode([String].self, forKey: .tokens)
+        try self.init(tokens: try c.decode([String].self, forKey: .tokens))
         corpusTokenCount = try c.decode(Int.self, forKey: .corpusTokenCount)
+    }
+
+    /// Tokens by id, as a `tokenizer.json` lists them; the corpus tokens are those that are not special.
+    /// - Throws: `TokenizerError` when a token appears twice or a special token is missing.
+    public init(tokens: [String]) throws {
+        self.tokens = tokens
         index = [:]
         for (i, t) in tokens.enumerated() {
-            if index[t] != nil { throw TokenizerError("vocabulary: token \"\(t)\" appears twice") }
-            index[t] = i
+            if index.updateValue(i, forKey: Array(t.utf8)) != nil {
+                throw TokenizerError("vocabulary: token \(quotedForMessage(t)) appears twice")
+            }
         }
-        for s in SpecialToken.allCases where index[s.rawValue] == nil {
+        for s in SpecialToken.allCases where index[Array(s.rawValue.utf8)] == nil {
             throw TokenizerError("vocabulary: special token \(s.rawValue) is missing")
         }
+        corpusTokenCount = tokens.count - SpecialToken.allCases.count
     }
     /// Writes `tokens` and `corpus_token_count` (the token → id index is rebuilt on reading).
     public func encode(to encoder: Encoder) throws {
@@ -59,9 +71,9 @@ public struct Vocabulary: Codable, Sendable, Equatable {
     /// The number of ids (`0..<count`), specials included: `corpusTokenCount + 4` when built from a corpus.
     public var count: Int { tokens.count }
     /// The id of `token`, or `nil` when the vocabulary lacks it (no `<unk>` fallback: see `ids(for:)`).
-    public func id(_ token: String) -> Int? { index[token] }
+    public func id(_ token: String) -> Int? { index[Array(token.utf8)] }
     /// The id of a special token. Never fails: both initialisers make sure all four are present.
-    public func id(_ special: SpecialToken) -> Int { index[special.rawValue]! }
+    public func id(_ special: SpecialToken) -> Int { index[Array(special.rawValue.utf8)]! }
     /// The token of `id`; an id outside `0..<count` gives `"<unk>"` rather than trapping.
     public func token(_ id: Int) -> String { id >= 0 && id < tokens.count ? tokens[id] : SpecialToken.unk.rawValue }
     /// The id of `<pad>`.
@@ -78,7 +90,7 @@ public struct Vocabulary: Codable, Sendable, Equatable {
     public func ids(for tokens: [String]) -> (ids: [Int], unknown: [String]) {
         var unknown: [String] = []
         let ids = tokens.map { t -> Int in
-            if let i = index[t] { return i }
+            if let i = index[Array(t.utf8)] { return i }
             unknown.append(t)
             return unkID
         }

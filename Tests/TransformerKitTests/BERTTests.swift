@@ -215,6 +215,47 @@ import TensorKit
         #expect(m?.contains("only mean pooling") == true, "\(m ?? "no error")")
     }
 
+    @Test func malformedSentenceTransformersFiles() throws {
+        func broken(_ name: String, _ text: String) throws -> String? {
+            Self.message(
+                try Self.brokenCopy { dir in
+                    if name.contains("/") {
+                        try FileManager.default.createDirectory(
+                            at: dir.appendingPathComponent(name).deletingLastPathComponent(), withIntermediateDirectories: true)
+                    }
+                    try Data(text.utf8).write(to: dir.appendingPathComponent(name))
+                })
+        }
+        let module0 = try broken("modules.json", #"[{"path": ""}]"#)
+        #expect(module0?.contains("modules.json: module 0 needs \"type\" and \"path\" strings") == true, "\(module0 ?? "no error")")
+        let notList = try broken("modules.json", #"{"a": 1}"#)
+        #expect(notList?.contains("modules.json is not a JSON list") == true, "\(notList ?? "no error")")
+        let escape = try broken("modules.json", #"[{"type": "sentence_transformers.models.Pooling", "path": "../x"}]"#)
+        #expect(escape?.contains("leaves the folder") == true, "\(escape ?? "no error")")
+        let length = try broken("sentence_bert_config.json", #"{"max_seq_length": 1}"#)
+        #expect(
+            length?.contains(#"sentence_bert_config.json: field "max_seq_length" must be an integer ≥ 2, found 1"#) == true,
+            "\(length ?? "no error")")
+        let lower = try broken("tokenizer_config.json", #"{"do_lower_case": "yes"}"#)
+        #expect(lower?.contains(#"field "do_lower_case" must be true or false, found "yes""#) == true, "\(lower ?? "no error")")
+    }
+
+    /// A folder with Hugging Face's `tokenizer.json` in place of `vocab.txt` gives the same embeddings.
+    @Test func tokenizerJSONInPlaceOfVocabTxt() throws {
+        let reference = try SentenceEncoder(directory: BERTTests.fixture())
+        let dir = try Self.brokenCopy { dir in
+            try FileManager.default.removeItem(at: dir.appendingPathComponent("vocab.txt"))
+            let hf = try #require(Bundle.module.url(forResource: "Fixtures/tokenizer-json/hf_wordpiece", withExtension: "json"))
+            try FileManager.default.copyItem(at: hf, to: dir.appendingPathComponent("tokenizer.json"))
+        }
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fromJSON = try SentenceEncoder(directory: dir)
+        let sentences = ["A man is eating food.", "Crème brûlée, 東京!"]
+        #expect(fromJSON.tokenizer.pieces == reference.tokenizer.pieces)
+        #expect(sentences.map(fromJSON.tokenize) == sentences.map(reference.tokenize))
+        #expect(fromJSON.encode(sentences) == reference.encode(sentences))
+    }
+
     @Test func truncatedWeights() throws {
         let m = Self.message(
             try Self.brokenCopy { dir in

@@ -52,21 +52,9 @@ public enum BERTCheckpoint {
     /// (`pooler.*`), task heads (`cls.*`) and the `embeddings.position_ids` buffer are ignored; any
     /// other tensor missing, misshapen or left over is an error naming the tensor, the file and both shapes.
     public static func load(_ directory: URL) throws -> BERTModel {
-        try requireFolder(directory)
-        let configURL = directory.appendingPathComponent(configFile)
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw BERTCheckpointError(
-                "\(directory.path) has no \(configFile) (expected a Hugging Face BERT folder: config.json, model.safetensors, vocab.txt)")
-        }
+        let folder = try folder(directory)
+        let (configURL, weightsURL) = try mapFolderErrors { (try folder.configFile(), try folder.weightsFile()) }
         let config = try readConfig(configURL)
-        let weightsURL = directory.appendingPathComponent(weightsFile)
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            var hint = ""
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("pytorch_model.bin").path) {
-                hint = " (only pytorch_model.bin is there; re-save it with save_pretrained(dir, safe_serialization=True))"
-            }
-            throw BERTCheckpointError("\(weightsURL.path) does not exist\(hint)")
-        }
         let archive = try Safetensors.open(weightsURL)
         let ps = try parameters(from: archive, config: config, configPath: configURL.path)
         do { return try BERTModel(config: config, parameters: ps) } catch let e as ConfigError {
@@ -74,13 +62,17 @@ public enum BERTCheckpoint {
         }
     }
 
-    static func requireFolder(_ directory: URL) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir) else {
-            throw BERTCheckpointError(
-                "\(directory.path) does not exist (expected a model folder; scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2)")
+    static func folder(_ directory: URL) throws -> ModelFolder {
+        try mapFolderErrors {
+            try ModelFolder(
+                directory, kind: "a Hugging Face BERT folder", expected: "config.json, model.safetensors, vocab.txt",
+                fetchHint: "scripts/fetch-minilm.sh DIR downloads all-MiniLM-L6-v2")
         }
-        guard isDir.boolValue else { throw BERTCheckpointError("\(directory.path) is a file, not a model folder") }
+    }
+
+    /// `body`'s `ModelFolderError` as a `BERTCheckpointError`.
+    static func mapFolderErrors<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as ModelFolderError { throw BERTCheckpointError(e.message) }
     }
 
     /// Reads a Hugging Face `BertConfig` file. Needed: `vocab_size`, `hidden_size`, `num_hidden_layers`,
@@ -193,46 +185,32 @@ public final class SentenceEncoder: @unchecked Sendable {
     ///   - maxLength: overrides `max_seq_length` (at most `max_position_embeddings`).
     /// - Throws: `BERTCheckpointError`, `SafetensorsError` or `WordPieceError` with a message naming the file.
     public init(directory: URL, maxLength: Int? = nil) throws {
-        try BERTCheckpoint.requireFolder(directory)
+        let folder = try BERTCheckpoint.folder(directory)
         model = try BERTCheckpoint.load(directory)
         let c = model.config
-        func file(_ name: String) -> URL { directory.appendingPathComponent(name) }
-        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: file(name).path) }
-        var lowercase = true
-        if exists("tokenizer_config.json") {
-            let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("tokenizer_config.json")) }
-            if f["do_lower_case"] != nil {
-                guard let b = f["do_lower_case"]?.bool else {
-                    throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"do_lower_case\" must be true or false")
-                }
-                lowercase = b
+        let settings = try BERTCheckpoint.mapFolderErrors { try SentenceTransformersSettings(folder) }
+        // vocab.txt as sentence-transformers saves it; else a WordPiece tokenizer.json.
+        let tokenizerURL: URL
+        if folder.has("vocab.txt") {
+            tokenizerURL = folder.file("vocab.txt")
+            tokenizer = try WordPieceTokenizer(vocabFile: tokenizerURL, lowercase: settings.lowercase)
+        } else if folder.has("tokenizer.json") {
+            tokenizerURL = folder.file("tokenizer.json")
+            let model: TokenizerJSON.Model
+            do { model = try TokenizerJSON.read(tokenizerURL) } catch let e as TokenizerError { throw BERTCheckpointError(e.message) }
+            guard case .wordPiece(let wp) = model else {
+                throw BERTCheckpointError("\(tokenizerURL.path): not a WordPiece tokenizer (BERT needs one)")
             }
-            if !f.isAbsent("strip_accents") && f["strip_accents"]?.bool != lowercase {
-                throw BERTCheckpointError(
-                    "\(file("tokenizer_config.json").path): \"strip_accents\" different from \"do_lower_case\" is not supported")
-            }
-            if f["tokenize_chinese_chars"]?.bool == false {
-                throw BERTCheckpointError("\(file("tokenizer_config.json").path): \"tokenize_chinese_chars\": false is not supported")
-            }
+            tokenizer = wp
+        } else {
+            throw BERTCheckpointError("\(directory.path) has no vocab.txt (the WordPiece vocabulary) and no tokenizer.json")
         }
-        guard exists("vocab.txt") else { throw BERTCheckpointError("\(directory.path) has no vocab.txt (the WordPiece vocabulary)") }
-        tokenizer = try WordPieceTokenizer(vocabFile: file("vocab.txt"), lowercase: lowercase)
         guard tokenizer.vocabularySize <= c.vocabSize else {
             throw BERTCheckpointError(
-                "\(file("vocab.txt").path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)"
+                "\(tokenizerURL.path) has \(tokenizer.vocabularySize) pieces, but the model's embedding has \(c.vocabSize) rows (vocab_size)"
             )
         }
-        var length = c.contextLength
-        if exists("sentence_bert_config.json") {
-            let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: file("sentence_bert_config.json")) }
-            if let v = f["max_seq_length"] {
-                guard let i = v.integer, i >= 2 else {
-                    throw BERTCheckpointError(
-                        "\(file("sentence_bert_config.json").path): \"max_seq_length\" must be an integer ≥ 2, found \(v.brief)")
-                }
-                length = min(i, c.contextLength)
-            }
-        }
+        var length = min(settings.maxSeqLength ?? c.contextLength, c.contextLength)
         if let m = maxLength {
             guard m >= 2 && m <= c.contextLength else {
                 throw BERTCheckpointError("max length \(m) must be between 2 and the model's max_position_embeddings (\(c.contextLength))")
@@ -240,32 +218,8 @@ public final class SentenceEncoder: @unchecked Sendable {
             length = m
         }
         self.maxLength = length
-        var normalize = true
-        if exists("modules.json") {
-            guard let data = try? Data(contentsOf: file("modules.json")) else {
-                throw BERTCheckpointError("\(file("modules.json").path): cannot read the file")
-            }
-            guard let modules = try? JSONDecoder().decode([Module].self, from: data) else {
-                throw BERTCheckpointError("\(file("modules.json").path) is not a JSON list of {\"type\", \"path\"} modules")
-            }
-            normalize = modules.contains { $0.type.hasSuffix(".Normalize") }
-            if let pooling = modules.first(where: { $0.type.hasSuffix(".Pooling") }) {
-                let url = directory.appendingPathComponent(pooling.path).appendingPathComponent("config.json")
-                let f = try BERTCheckpoint.mapConfigErrors { try JSONConfigFile(contentsOf: url) }
-                for (key, want) in [
-                    ("pooling_mode_mean_tokens", true), ("pooling_mode_cls_token", false), ("pooling_mode_max_tokens", false),
-                    ("pooling_mode_mean_sqrt_len_tokens", false)
-                ] {
-                    if let b = f[key]?.bool, b != want {
-                        throw BERTCheckpointError("\(url.path): \"\(key)\": \(b) is not supported (only mean pooling is implemented)")
-                    }
-                }
-            }
-        }
-        self.normalize = normalize
+        self.normalize = settings.normalize
     }
-
-    private struct Module: Decodable { let type: String; let path: String }
 
     /// `[CLS]` + word pieces + `[SEP]`, truncated to `maxLength`.
     public func tokenize(_ sentence: String) -> [Int] { tokenizer.encode(sentence, maxLength: maxLength) }

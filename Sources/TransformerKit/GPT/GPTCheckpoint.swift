@@ -27,23 +27,15 @@ public enum GPTCheckpoint {
     /// the attention-mask buffers `h.N.attn.bias` / `h.N.attn.masked_bias` are ignored.
     /// Any tensor missing, misshapen or left over is an error naming the tensor, the file and both shapes.
     public static func loadHuggingFace(_ directory: URL) throws -> GPTModel {
-        let configURL = directory.appendingPathComponent(configFile)
-        let weightsURL = directory.appendingPathComponent(weightsFile)
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw GPTCheckpointError(
-                "\(directory.path) has no \(configFile) (expected a Hugging Face GPT-2 folder: config.json + model.safetensors)")
+        func mapped<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as ModelFolderError { throw GPTCheckpointError(e.message) }
         }
-        let config = try readConfig(configURL)
-        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            var hint = ""
-            let fm = FileManager.default
-            if fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors.index.json").path) {
-                hint = " (sharded checkpoints, model.safetensors.index.json, are not supported)"
-            } else if fm.fileExists(atPath: directory.appendingPathComponent("pytorch_model.bin").path) {
-                hint = " (only pytorch_model.bin is there; re-save it with save_pretrained(dir, safe_serialization=True))"
-            }
-            throw GPTCheckpointError("\(weightsURL.path) does not exist\(hint)")
+        let folder = try mapped {
+            try ModelFolder(directory, kind: "a Hugging Face GPT-2 folder", expected: "config.json + model.safetensors")
         }
+        let configURL = try mapped { try folder.configFile() }
+        let config = try readConfig(configURL)  // a bad config is reported before a missing weights file
+        let weightsURL = try mapped { try folder.weightsFile() }
         let archive = try Safetensors.open(weightsURL)
         let parameters = try parameters(from: archive, config: config, configPath: configURL.path)
         let model: GPTModel
