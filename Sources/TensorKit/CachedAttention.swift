@@ -55,30 +55,32 @@ extension Kernels {
         parallelRanges(count: n * heads, costPerItem: 2 * (start + n) * headSize) { pairs in
             let out = o0.pointer, q = q0.readOnly
             let kc = k0.readOnly, vc = v0.readOnly
-            let att = FloatPtr.allocate(capacity: start + n)
-            defer { att.deallocate() }
-            for pair in pairs {
-                let t = pair / heads, h = pair % heads, kvh = h / group, len = start + t + 1
-                let qi = q + t * qStride + h * headSize
-                var m = -Float.infinity
-                for j in 0..<len {
-                    let s = dot(qi, kc + j * kvStride + kvh * headSize, headSize) * scale
-                    att[j] = s
-                    m = max(m, s)
-                }
-                softmaxRow(att, visible: len, count: len)
-                let o = out + t * qStride + h * headSize
-                for d in 0..<headSize { o[d] = 0 }
-                for j in 0..<len {
-                    let w = att[j], v = vc + j * kvStride + kvh * headSize
-                    var d = 0
-                    while d + 8 <= headSize {
-                        let acc = load8(o + d)
-                        let vv = load8(v + d)
-                        store8(vv * w + acc, o + d)
-                        d += 8
+            // On the stack when it is small (Swift's temporary allocation): no malloc per layer and token.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: start + n) { buffer in
+                let att = buffer.baseAddress!
+                for pair in pairs {
+                    let t = pair / heads, h = pair % heads, kvh = h / group, len = start + t + 1
+                    let qi = q + t * qStride + h * headSize
+                    var m = -Float.infinity
+                    for j in 0..<len {
+                        let s = dot(qi, kc + j * kvStride + kvh * headSize, headSize) * scale
+                        att[j] = s
+                        m = max(m, s)
                     }
-                    while d < headSize { o[d] += w * v[d]; d += 1 }
+                    softmaxRow(att, visible: len, count: len)
+                    let o = out + t * qStride + h * headSize
+                    for d in 0..<headSize { o[d] = 0 }
+                    for j in 0..<len {
+                        let w = att[j], v = vc + j * kvStride + kvh * headSize
+                        var d = 0
+                        while d + 8 <= headSize {
+                            let acc = load8(o + d)
+                            let vv = load8(v + d)
+                            store8(vv * w + acc, o + d)
+                            d += 8
+                        }
+                        while d < headSize { o[d] += w * v[d]; d += 1 }
+                    }
                 }
             }
         }

@@ -15,7 +15,8 @@ public struct GGUFTokenizer: Sendable {
     /// The byte-level BPE over the file's tokens and merges. Its own `encode` treats special-token text as
     /// ordinary text; use `encode(_:parseSpecial:)` to get their ids.
     public let bpe: ByteLevelBPE
-    /// `tokenizer.ggml.bos_token_id` and `tokenizer.ggml.eos_token_id`, or `nil` when the file has no such key.
+    /// `tokenizer.ggml.bos_token_id` and `tokenizer.ggml.eos_token_id`, or `nil` when the file has no such key
+    /// or gives -1 (llama.cpp's "no token").
     public let bosID: Int?, eosID: Int?
     /// Whether the model expects BOS before a prompt (`tokenizer.ggml.add_bos_token`).
     public let addBOS: Bool
@@ -46,7 +47,10 @@ public struct GGUFTokenizer: Sendable {
         func optionalID(_ key: String) throws -> Int? {
             guard f.metadata[key] != nil else { return nil }
             let id = try f.int(key)
-            guard id < tokens.count else { throw GGUFError("\(f.path): \(key) is \(id), outside the \(tokens.count) tokens") }
+            if id == -1 { return nil }  // llama.cpp's LLAMA_TOKEN_NULL: no such token
+            guard id >= 0 && id < tokens.count else {
+                throw GGUFError("\(f.path): \(key) is \(id), outside the \(tokens.count) tokens")
+            }
             return id
         }
         bosID = try optionalID("tokenizer.ggml.bos_token_id")

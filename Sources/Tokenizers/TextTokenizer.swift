@@ -61,7 +61,7 @@ public struct TextTokenizer: Sendable {
     public init(orderedCharacters: [String]) throws {
         var index: [[UInt8]: Int] = [:]
         for (i, s) in orderedCharacters.enumerated() {
-            guard s.count == 1, let ch = s.first else {
+            guard s.count == 1 else {
                 throw TokenizerError("character \(i) of the vocabulary is \(quotedForMessage(s)), not one character")
             }
             guard index.updateValue(i, forKey: Array(s.utf8)) == nil else {

@@ -363,6 +363,29 @@ enum Blocks {
                 == "x.gguf: tensor output_norm.weight is missing")
     }
 
+    /// BOS/EOS ids: in range is kept, -1 (llama.cpp's "no token") is none, anything else is an error naming the key.
+    @Test func startAndEndTokenIDs() throws {
+        func tokenizer(bos: Int32, eos: Int32) throws -> GGUFTokenizer {
+            var w = GGUFWriter()
+            let bytes = (0..<256).map { ByteLevelBPE.byteLevelString([UInt8($0)]) }
+            w.metadata = [
+                ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.tokens", .strings(bytes + ["ab", "<|end|>"])),
+                ("tokenizer.ggml.merges", .strings(["a b"])), ("tokenizer.ggml.token_type", .i32s([Int32](repeating: 1, count: 257) + [3])),
+                ("tokenizer.ggml.bos_token_id", .i32(bos)), ("tokenizer.ggml.eos_token_id", .i32(eos))
+            ]
+            return try GGUFTokenizer(gguf: GGUFFile(data: w.data()))
+        }
+        let t = try tokenizer(bos: 0, eos: 257)
+        #expect(t.bosID == 0 && t.eosID == 257)
+        #expect(t.encode("ab<|end|>", parseSpecial: true) == [256, 257])
+        let none = try tokenizer(bos: -1, eos: 257)
+        #expect(none.bosID == nil)
+        for (bos, eos) in [(-2, 257), (0, 258), (Int32.min, 0)] {
+            let m = Self.errorText { _ = try tokenizer(bos: Int32(bos), eos: Int32(eos)) }
+            #expect(m?.contains("outside the 258 tokens") == true, "bos \(bos) eos \(eos): \(m ?? "no error")")
+        }
+    }
+
     @Test func utf8StreamHoldsSplitCharacters() {
         var s = UTF8Stream()
         let bytes = Array("a日🙂b".utf8)  // 1 + 3 + 4 + 1 bytes

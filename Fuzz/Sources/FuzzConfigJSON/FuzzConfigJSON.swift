@@ -6,8 +6,9 @@ import Tokenizers
 
 // Config JSON: the same bytes through every config reader — TransformerConfig (Codable, then
 // validate), a checkpoint's config.json and state.json, a Hugging Face GPT-2 and BERT config.json,
-// and a checkpoint's tokenizer.json. A config that validates must re-encode and decode equal, and
-// its parameter shapes must be non-negative.
+// and a tokenizer.json (every model TokenizerJSON reads, and the two codecs built on it). A config
+// that validates must re-encode and decode equal, and its parameter shapes must be non-negative; a
+// tokenizer.json that reads must write a file that reads back to the same bytes.
 @_cdecl("FuzzConfigJSON_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -55,6 +56,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         _ = codec.decode([-1, n, n + 1, 0])
         _ = codec.tokenLabel(-1); _ = codec.tokenLabel(n)
+    }
+    if let model = try? TokenizerJSON.read(data: d, name: "tokenizer.json") {
+        let written = TokenizerJSON.data(model)
+        let back = try? TokenizerJSON.read(data: written, name: "again")
+        require(back.map { TokenizerJSON.data($0) == written } == true, "tokenizer.json does not round-trip")
+        switch model {
+        case .byteLevelBPE(let b): require(b.encode("hello <pad> 马").allSatisfy { $0 >= 0 && $0 < b.vocabSize }, "BPE id out of range")
+        case .wordPiece(let w): require(w.encode("Hello, 马!").allSatisfy { $0 >= 0 && $0 < w.vocabularySize }, "WordPiece id out of range")
+        case .wordLevel: _ = try? TextTokenizer.load(data: d, name: "tokenizer.json").encode("hello")
+        }
     }
     return 0
 }
