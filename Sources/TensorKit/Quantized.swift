@@ -14,10 +14,17 @@ import Foundation
 /// The tensor element types of ggml (the ids GGUF files use). Only the ones this project reads have
 /// cases; `name(of:)` names the others for error messages.
 public enum GGMLType: UInt32, Sendable, CaseIterable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8
+    case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14
 
-    /// Values per block (1 for the float types).
-    public var blockSize: Int { self == .f32 || self == .f16 ? 1 : 32 }
+    /// Values per block (1 for the float types, 256 for the K-quants).
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16: 1
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: 32
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: 256
+        }
+    }
 
     /// Bytes per block.
     public var blockBytes: Int {
@@ -26,7 +33,14 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         case .f16: 2
         case .q4_0: 18
         case .q4_1: 20
+        case .q5_0: 22
+        case .q5_1: 24
         case .q8_0: 34
+        case .q2_K: 84
+        case .q3_K: 110
+        case .q4_K: 144
+        case .q5_K: 176
+        case .q6_K: 210
         }
     }
 
@@ -102,6 +116,13 @@ public enum Quantized {
                     o[j + 16] = d * Float(q >> 4) + m
                 }
             }
+        case .q5_0: dequantizeQ5(src, dst, blocks: count / 32, minimum: false)
+        case .q5_1: dequantizeQ5(src, dst, blocks: count / 32, minimum: true)
+        case .q2_K: dequantizeQ2K(src, dst, blocks: count / 256)
+        case .q3_K: dequantizeQ3K(src, dst, blocks: count / 256)
+        case .q4_K: dequantizeQ45K(src, dst, blocks: count / 256, highBits: false)
+        case .q5_K: dequantizeQ45K(src, dst, blocks: count / 256, highBits: true)
+        case .q6_K: dequantizeQ6K(src, dst, blocks: count / 256)
         }
     }
 
@@ -203,6 +224,8 @@ public enum Quantized {
             for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: true) }
         case .q4_0:
             for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: false) }
+        case .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K:
+            for r in rows { out[r] = dotByBlocks(m.type, m.row(r), x, cols: m.cols) }
         }
     }
 

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+import TensorKit
+import ModelFiles
+
+/// Every ggml block type this project reads, de-quantised and multiplied on random blocks, against
+/// the `gguf` Python package (`Fixtures/kquants/make_kquant_fixture.py`).
+@Suite struct QuantizedBlockTests {
+    struct Fixture: Decodable {
+        struct Blocks: Decodable {
+            var id: UInt32
+            var block_size: Int
+            var block_bytes: Int
+            var hex: String
+            var values: [Float]
+        }
+        var types: [String: Blocks]
+    }
+
+    static let fixture: Fixture = {
+        let url = Bundle.module.url(forResource: "Fixtures/kquants/blocks", withExtension: "json")!
+        return try! JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+    }()
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = [], chars = Array(hex.utf8)
+        var i = 0
+        while i + 1 < chars.count {
+            out.append(UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16)!)
+            i += 2
+        }
+        chars.removeAll()
+        return out
+    }
+
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    @Test func fixtureCoversEveryBlockType() {
+        #expect(Set(Self.fixture.types.keys) == Set(Self.types.map(\.name)))
+    }
+
+    /// The de-quantised values equal `gguf.quants.dequantize`'s exactly (each is a product of small
+    /// integers and half-precision scales, exact in Float32 on both sides).
+    @Test(arguments: types)
+    func dequantisesAsGGUF(type: GGMLType) throws {
+        let f = try #require(Self.fixture.types[type.name])
+        #expect(f.id == type.rawValue && f.block_size == type.blockSize && f.block_bytes == type.blockBytes)
+        let raw = Self.bytes(f.hex)
+        #expect(raw.count == 3 * type.blockBytes)
+        var out = [Float](repeating: .nan, count: 3 * type.blockSize)
+        raw.withUnsafeBytes { Quantized.dequantize(type, $0.baseAddress!, &out, count: out.count) }
+        let bad = zip(out, f.values).enumerated().filter { $0.element.0 != $0.element.1 }
+        #expect(bad.isEmpty, "\(type.name): \(bad.count) values differ, first at \(bad.first.map { "\($0.offset): \($0.element)" } ?? "")")
+    }
+
+    /// A matrix of these blocks times a vector: the mat-vec on the blocks and the de-quantise-then-GEMM
+    /// path both give Σ w·x of the Python values.
+    @Test(arguments: types)
+    func productsMatchTheValues(type: GGMLType) throws {
+        let f = try #require(Self.fixture.types[type.name])
+        let raw = Self.bytes(f.hex)
+        // Two rows: the three blocks, then the same three in reverse order.
+        let bb = type.blockBytes, bs = type.blockSize
+        let second = (0..<3).reversed().flatMap { raw[($0 * bb)..<(($0 + 1) * bb)] }
+        let matrix = raw + second
+        let cols = 3 * bs
+        let values = f.values + (0..<3).reversed().flatMap { f.values[($0 * bs)..<(($0 + 1) * bs)] }
+        var rng = SeededRNG(seed: 7)
+        let x = (0..<cols).map { _ in rng.nextUnit() * 2 - 1 }
+        var want = [Double](repeating: 0, count: 2)
+        for r in 0..<2 { for c in 0..<cols { want[r] += Double(values[r * cols + c]) * Double(x[c]) } }
+        var mv = [Float](repeating: 0, count: 2), mm = [Float](repeating: 0, count: 2)
+        var scratch = [Float](repeating: 0, count: 2 * cols)
+        matrix.withUnsafeBytes { buf in
+            let m = QuantizedMatrix(type: type, rows: 2, cols: cols, data: buf.baseAddress!)
+            Quantized.matvec(&mv, m, x, scratch: &scratch)
+            Quantized.matmul(&mm, m, x, n: 1, scratch: &scratch)
+        }
+        let scale = values.map { abs(Double($0)) }.reduce(0, +) + 1e-6
+        for r in 0..<2 {
+            #expect(abs(Double(mv[r]) - want[r]) <= 1e-5 * scale, "\(type.name) row \(r): matvec \(mv[r]) vs \(want[r])")
+            #expect(abs(Double(mm[r]) - want[r]) <= 1e-5 * scale, "\(type.name) row \(r): matmul \(mm[r]) vs \(want[r])")
+        }
+    }
+}
+
+/// Real tensors of Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Q5_0, Q8_0, Q4_K, Q6_K and F32 in one file, as
+/// llama.cpp mixes them), against the `gguf` package: `Fixtures/kquants/make_qwen2_tensor_fixture.py`.
+/// The file (491 MB) comes from `scripts/fetch-qwen2.sh`; the tests look at `$QWEN2_GGUF`, then
+/// `.build/models/…`, and say that they skipped when neither exists.
+@Suite struct Qwen2FileTensorTests {
+    struct Fixture: Decodable {
+        struct Row: Decodable { var row: Int; var sum: Double; var sumsq: Double }
+        struct Tensor: Decodable { var name: String; var type: String; var dims: [Int]; var row0: [Float]; var rows: [Row] }
+        var tensors: [Tensor]
+    }
+
+    static func modelURL() -> URL? {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["QWEN2_GGUF"] { candidates.append(env) }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/models/qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").path)
+        return candidates.first { FileManager.default.fileExists(atPath: $0) }.map { URL(fileURLWithPath: $0) }
+    }
+
+    static let found: Bool = {
+        if modelURL() == nil {
+            print("Qwen2FileTensorTests: skipped — the file is not there (set QWEN2_GGUF, or run scripts/fetch-qwen2.sh)")
+        }
+        return modelURL() != nil
+    }()
+
+    @Test(.enabled(if: found)) func blockTypesOfTheFile() throws {
+        let f = try GGUFFile(url: #require(Self.modelURL()))
+        var counts: [String: Int] = [:]
+        for t in f.tensors { counts[t.type.name, default: 0] += 1 }
+        #expect(counts == ["Q5_0": 133, "F32": 121, "Q8_0": 13, "Q6_K": 12, "Q4_K": 12])
+    }
+
+    @Test(.enabled(if: found)) func rowsDequantiseAsGGUF() throws {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/kquants/qwen2_tensors", withExtension: "json"))
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+        let f = try GGUFFile(url: #require(Self.modelURL()))
+        #expect(Set(fixture.tensors.map(\.type)) == ["Q5_0", "Q8_0", "Q4_K", "Q6_K", "F32"])
+        for t in fixture.tensors {
+            let info = try #require(f.tensor(t.name))
+            #expect(info.type.name == t.type && info.dims == t.dims, "\(t.name)")
+            let cols = t.dims[0], rows = t.dims.dropFirst().reduce(1, *)
+            let m = QuantizedMatrix(type: info.type, rows: rows, cols: cols, data: f.data(of: info))
+            var row = [Float](repeating: .nan, count: cols)
+            Quantized.dequantize(info.type, m.row(0), &row, count: cols)
+            #expect(Array(row.prefix(t.row0.count)) == t.row0, "\(t.name): row 0")
+            for r in t.rows {
+                Quantized.dequantize(info.type, m.row(r.row), &row, count: cols)
+                let sum = row.reduce(0.0) { $0 + Double($1) }, sumsq = row.reduce(0.0) { $0 + Double($1) * Double($1) }
+                #expect(abs(sum - r.sum) <= 1e-9 * max(1, r.sumsq), "\(t.name) row \(r.row): sum \(sum) vs \(r.sum)")
+                #expect(abs(sumsq - r.sumsq) <= 1e-9 * max(1, r.sumsq), "\(t.name) row \(r.row): Σx² \(sumsq) vs \(r.sumsq)")
+            }
+        }
+    }
+}
