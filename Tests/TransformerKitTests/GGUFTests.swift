@@ -224,14 +224,18 @@ enum Blocks {
 
     @Test func badInputIsNamed() throws {
         var w = Self.smallFile()
-        w.tensors[1].type = 14  // Q6_K
+        w.tensors[1].type = 16  // IQ2_XXS
         #expect(
             Self.errorText { _ = try GGUFFile(data: w.data(), path: "m.gguf") }
                 == """
-                m.gguf: tensor mat is stored as Q6_K (type 14), which this reader does not support (it reads F32, F16, Q4_0, \
-                Q4_1, Q8_0)
+                m.gguf: tensor mat is stored as IQ2_XXS (type 16), which this reader does not support (it reads F32, F16, Q4_0, \
+                Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)
                 """
         )
+        w.tensors[1].type = 14  // Q6_K, whose blocks hold 256 values
+        #expect(
+            Self.errorText { _ = try GGUFFile(data: w.data(), path: "m.gguf") }
+                == "m.gguf: tensor mat is Q6_K with rows of 32 values, not a whole number of 256-value blocks")
         w = Self.smallFile(); w.tensors[1].dims = [30, 2]
         #expect(Self.errorText { _ = try GGUFFile(data: w.data()) }?.contains("not a whole number of 32-value blocks") == true)
         w = Self.smallFile(); w.version = 1
