@@ -40,6 +40,27 @@ extension Kernels {
         }
     }
 
+    /// Rotary position embedding with the pairs half a head apart, (x[i], x[i + d/2]) — Hugging Face's
+    /// `rotate_half`, which llama.cpp calls NEOX and uses for Qwen2 and Gemma, whose GGUF weights are
+    /// stored un-permuted. Same table and angles as `ropeForward`.
+    public static func ropeForwardNeox(
+        _ x: FloatPtr, cosSin: ConstFloatPtr, n: Int, start: Int, heads: Int, headSize: Int, rowStride: Int
+    ) {
+        let half = headSize / 2
+        for t in 0..<n {
+            let cs = cosSin + (start + t) * headSize
+            for h in 0..<heads {
+                let v = x + t * rowStride + h * headSize
+                for i in 0..<half {
+                    let c = cs[2 * i], s = cs[2 * i + 1]
+                    let a = v[i], b = v[i + half]
+                    v[i] = a * c - b * s
+                    v[i + half] = a * s + b * c
+                }
+            }
+        }
+    }
+
     /// The (cos, sin) table `ropeForward` reads: `[positions, headSize]`, computed in Double.
     public static func ropeTable(_ out: FloatPtr, positions: Int, headSize: Int, base: Double) {
         for p in 0..<positions {
@@ -48,6 +69,19 @@ extension Kernels {
                 out[p * headSize + 2 * i] = Float(Foundation.cos(theta))
                 out[p * headSize + 2 * i + 1] = Float(Foundation.sin(theta))
             }
+        }
+    }
+
+    /// `x[i, :] += bias` for `rows` rows of `width` (Qwen2's Q, K and V biases).
+    public static func addBias(_ x: FloatPtr, bias: ConstFloatPtr, rows: Int, width: Int) {
+        for i in 0..<rows {
+            let r = x + i * width
+            var j = 0
+            while j + 8 <= width {
+                store8(load8(r + j) + load8(bias + j), r + j)
+                j += 8
+            }
+            while j < width { r[j] += bias[j]; j += 1 }
         }
     }
 

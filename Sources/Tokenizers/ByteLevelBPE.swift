@@ -34,6 +34,9 @@ public struct ByteLevelBPE: Sendable {
     private let ranks: [UInt64: Int32]
     private let byteIDs: [Int32]  // byte value → id
     private let cache = WordCache()
+    /// How text is cut into pre-tokens before merging (GPT-2's pattern unless the model says otherwise).
+    /// The cache of merged pre-tokens does not depend on it.
+    public var pattern: PreTokenizerPattern = .gpt2
 
     // MARK: - GPT-2's byte ↔ character table
 
@@ -266,7 +269,7 @@ public struct ByteLevelBPE: Sendable {
         out.reserveCapacity(text.utf8.count / 3 + 1)
         var text = text
         text.withUTF8 { utf8 in
-            Self.forEachPreToken(utf8) { range in
+            Self.forEachPreToken(utf8, pattern: pattern) { range in
                 for id in encodeWord(UnsafeBufferPointer(rebasing: utf8[range])) { out.append(Int(id)) }
             }
         }
@@ -396,9 +399,9 @@ public struct ByteLevelBPE: Sendable {
     }
 
     // character classes of the pattern
-    private static let letter: UInt8 = 0, number: UInt8 = 1, other: UInt8 = 2, space: UInt8 = 3, whitespace: UInt8 = 4
+    static let letter: UInt8 = 0, number: UInt8 = 1, other: UInt8 = 2, space: UInt8 = 3, whitespace: UInt8 = 4
 
-    private static let asciiClass: [UInt8] = (0..<128).map { v -> UInt8 in
+    static let asciiClass: [UInt8] = (0..<128).map { v -> UInt8 in
         switch v {
         case 0x41...0x5A, 0x61...0x7A: return letter
         case 0x30...0x39: return number
@@ -409,7 +412,7 @@ public struct ByteLevelBPE: Sendable {
     }
 
     @inline(__always)
-    private static func characterClass(_ s: Unicode.Scalar) -> UInt8 {
+    static func characterClass(_ s: Unicode.Scalar) -> UInt8 {
         if s.value < 128 { return asciiClass[Int(s.value)] }
         let p = s.properties
         if p.isWhitespace { return whitespace }  // Unicode White_Space, as \s in the regex
@@ -420,17 +423,10 @@ public struct ByteLevelBPE: Sendable {
         }
     }
 
-    /// Calls `body` with the byte range of each pre-token of valid UTF-8 `utf8`, in order.
-    ///
-    /// At each position the alternatives are tried in the pattern's order, the first that matches
-    /// wins: a contraction; an optional space then a run of letters, of numbers, or of other
-    /// characters (not whitespace, letter or number); else a whitespace run, which gives up its
-    /// last character when a non-space follows (`\s+(?!\S)`), so that " word" keeps its space,
-    /// unless the run is one character long (`\s+`).
-    static func forEachPreToken(_ utf8: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Void) {
+    /// The byte offset of each scalar of valid UTF-8 `utf8` (and `utf8.count` at the end), and its
+    /// class in the pre-tokenizer patterns: letter, number, other, the space, other whitespace.
+    static func scalarClasses(_ utf8: UnsafeBufferPointer<UInt8>) -> (offsets: [Int], classes: [UInt8]) {
         let n = utf8.count
-        if n == 0 { return }
-        // decode scalars: byte offset and class of each
         var offsets: [Int] = [], classes: [UInt8] = []
         offsets.reserveCapacity(n + 1); classes.reserveCapacity(n)
         var i = 0
@@ -453,6 +449,19 @@ public struct ByteLevelBPE: Sendable {
             i += len
         }
         offsets.append(n)
+        return (offsets, classes)
+    }
+
+    /// Calls `body` with the byte range of each pre-token of valid UTF-8 `utf8`, in order.
+    ///
+    /// At each position the alternatives are tried in the pattern's order, the first that matches
+    /// wins: a contraction; an optional space then a run of letters, of numbers, or of other
+    /// characters (not whitespace, letter or number); else a whitespace run, which gives up its
+    /// last character when a non-space follows (`\s+(?!\S)`), so that " word" keeps its space,
+    /// unless the run is one character long (`\s+`).
+    static func forEachPreToken(_ utf8: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Void) {
+        let (offsets, classes) = scalarClasses(utf8)
+        if classes.isEmpty { return }
         let m = classes.count
         @inline(__always) func byte(_ j: Int) -> UInt8 { offsets[j + 1] - offsets[j] == 1 ? utf8[offsets[j]] : 0 }
         var p = 0

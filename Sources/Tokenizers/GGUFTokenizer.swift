@@ -4,9 +4,10 @@ import ModelFiles
 /// A model's own tokenizer, built from a GGUF file's `tokenizer.ggml.*` metadata: GPT-2-style
 /// byte-level BPE (`tokenizer.ggml.model` = "gpt2") with the file's tokens, merges and special tokens.
 ///
-/// Pre-tokenizer: GPT-2's pattern (what Hugging Face builds from the file). SmolLM2's own tokenizer
-/// (`tokenizer.ggml.pre` = "smollm") also splits digits one by one first; its vocabulary has no token
-/// holding a digit beside anything else, so both give the same ids.
+/// Pre-tokenizer: the pattern `tokenizer.ggml.pre` names (`PreTokenizerPattern`): GPT-2's by default
+/// and for "smollm" (SmolLM2's own tokenizer also splits digits one by one first; its vocabulary has
+/// no token holding a digit beside anything else, so both give the same ids), Qwen2's for "qwen2",
+/// Llama 3's for "llama-bpe". Other names are refused, naming them.
 ///
 /// Special tokens (token type 3 "control" or 4 "user-defined": `<|im_start|>`, `<|im_end|>`, …) are
 /// found in the text first and become their own ids, as Hugging Face's tokenizers do, so a rendered
@@ -22,6 +23,8 @@ public struct GGUFTokenizer: Sendable {
     public let addBOS: Bool
     /// The Jinja source of `tokenizer.chat_template`, or `nil` when the file has none (or it is not a string).
     public let chatTemplate: String?
+    /// `chatTemplate` parsed once (or why it does not parse), nil when the file has none.
+    private let parsedTemplate: Result<ChatTemplate, any Error>?
     /// Special token texts, longest first (so a longer one wins where two start at the same place).
     private let specials: [(bytes: [UInt8], id: Int)]
     /// Bytes a special token can start with.
@@ -57,8 +60,16 @@ public struct GGUFTokenizer: Sendable {
         eosID = try optionalID("tokenizer.ggml.eos_token_id")
         addBOS = f.metadata["tokenizer.ggml.add_bos_token"]?.bool ?? false
         chatTemplate = f.metadata["tokenizer.chat_template"]?.string
+        parsedTemplate = chatTemplate.map { t in Result { try ChatTemplate(t) } }
+        let pre = f.metadata["tokenizer.ggml.pre"] != nil ? try f.string("tokenizer.ggml.pre") : nil
+        guard let pattern = PreTokenizerPattern.fromGGUF(pre) else {
+            throw GGUFError(
+                "\(f.path): tokenizer.ggml.pre is \"\(pre ?? "")\"; this project knows GPT-2's, Qwen2's and Llama 3's pre-tokenizers")
+        }
         do {
-            bpe = try ByteLevelBPE(ggufTokens: tokens, merges: merges, special: types.map { $0 == 3 || $0 == 4 })
+            var b = try ByteLevelBPE(ggufTokens: tokens, merges: merges, special: types.map { $0 == 3 || $0 == 4 })
+            b.pattern = pattern
+            bpe = b
         } catch let e as TokenizerError {
             throw GGUFError("\(f.path): tokenizer tables: \(e.message)")
         }
@@ -121,39 +132,25 @@ public struct GGUFTokenizer: Sendable {
         public init(role: String, content: String) { self.role = role; self.content = content }
     }
 
-    /// Renders messages with the ChatML template the file carries (SmolLM2, Qwen, …):
-    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message, then `<|im_start|>assistant\n`.
-    /// When the first message is not a system message, the template's default system message (if it
-    /// has one, as SmolLM2's "You are a helpful AI assistant named SmolLM…") comes first.
-    ///
-    /// This is not a Jinja interpreter: it recognises ChatML templates and refuses others.
-    /// Roles and contents are written as is, not escaped.
+    /// Renders messages with the chat template the file carries (`tokenizer.chat_template`, a Jinja
+    /// template), as Hugging Face's `apply_chat_template` does: `messages` as a list of `{role, content}`,
+    /// `add_generation_prompt`, and `bos_token` / `eos_token` as the file's BOS and EOS texts. Roles and
+    /// contents are written as the template writes them, not escaped.
     /// - Parameters:
     ///   - messages: The conversation so far, oldest first.
-    ///   - addGenerationPrompt: End with `<|im_start|>assistant\n`, for the model to write the reply.
-    /// - Throws: `GGUFError` when the file has no template or one that is not ChatML.
+    ///   - addGenerationPrompt: End with the template's opening of an assistant turn, for the model to
+    ///     write the reply.
+    /// - Throws: `GGUFError` when the file has no template; `ChatTemplateError` when the template uses
+    ///   something this project's Jinja subset does not read, or refuses the messages.
     public func renderChat(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> String {
-        guard let t = chatTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }
-        guard t.contains("<|im_start|>"), t.contains("<|im_end|>") else {
-            throw GGUFError("the model's chat template is not ChatML (<|im_start|>…<|im_end|>); only ChatML templates are supported")
-        }
-        var s = ""
-        if messages.first?.role != "system", let sys = Self.defaultSystem(in: t) {
-            s += "<|im_start|>system\n\(sys)<|im_end|>\n"
-        }
-        for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
-        if addGenerationPrompt { s += "<|im_start|>assistant\n" }
-        return s
+        guard let parsed = parsedTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }
+        let template = try parsed.get()
+        func text(_ id: Int?) -> String { id.map { bpe.decode([$0]) } ?? "" }
+        return try template.render(
+            messages: messages.map { ["role": $0.role, "content": $0.content] }, addGenerationPrompt: addGenerationPrompt,
+            bosToken: text(bosID), eosToken: text(eosID))
     }
 
-    /// The literal system message in a template (`'<|im_start|>system\n…<|im_end|>`), if any.
-    static func defaultSystem(in template: String) -> String? {
-        guard let a = template.range(of: "<|im_start|>system\n"),
-            let b = template.range(of: "<|im_end|>", range: a.upperBound..<template.endIndex)
-        else { return nil }
-        let s = String(template[a.upperBound..<b.lowerBound])
-        return s.contains("{") || s.contains("'") ? nil : s
-    }
 }
 
 extension ByteLevelBPE {

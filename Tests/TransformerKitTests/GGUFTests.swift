@@ -254,7 +254,7 @@ enum Blocks {
         let f = try GGUFFile(data: w.data(), path: "g.gguf")
         #expect(
             Self.errorText { _ = try LlamaConfig(gguf: f) }
-                == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\" models only")
+                == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\", \"qwen2\"")
     }
 
     // MARK: - A tiny random Llama

@@ -2,8 +2,11 @@ import Foundation
 import TensorKit
 import ModelFiles
 
-/// The sizes of a Llama-family model, read from a GGUF file's `llama.*` metadata.
+/// The sizes of a Llama-family model, read from a GGUF file's metadata (`llama.*`, `qwen2.*`, …: the
+/// keys sit under the architecture's name).
 public struct LlamaConfig: Sendable, Equatable {
+    /// Which member of the family, and what it changes in the block.
+    public var architecture: LlamaArchitecture = .llama
     public var vocabSize: Int
     public var dModel: Int
     /// The feed-forward's inner width (SwiGLU: gate and up project to it, down projects back).
@@ -27,27 +30,25 @@ public struct LlamaConfig: Sendable, Equatable {
     /// Reads and checks the metadata.
     /// - Throws: `GGUFError` for another architecture, a missing key or sizes that do not fit together.
     public init(gguf f: GGUFFile) throws {
-        let arch = try f.string("general.architecture")
-        guard arch == "llama" else {
-            throw GGUFError("\(f.path): general.architecture is \"\(arch)\"; this project runs \"llama\" models only")
-        }
-        dModel = try f.int("llama.embedding_length")
-        dFF = try f.int("llama.feed_forward_length")
-        layers = try f.int("llama.block_count")
-        heads = try f.int("llama.attention.head_count")
-        kvHeads = f.metadata["llama.attention.head_count_kv"] != nil ? try f.int("llama.attention.head_count_kv") : heads
-        contextLength = try f.int("llama.context_length")
-        ropeBase = f.metadata["llama.rope.freq_base"] != nil ? try f.float("llama.rope.freq_base") : 10_000
-        rmsEps = Float(try f.float("llama.attention.layer_norm_rms_epsilon"))
-        if f.metadata["llama.vocab_size"] != nil {
-            vocabSize = try f.int("llama.vocab_size")
+        architecture = try LlamaArchitecture.named(try f.string("general.architecture"), path: f.path)
+        let a = architecture.name
+        dModel = try f.int("\(a).embedding_length")
+        dFF = try f.int("\(a).feed_forward_length")
+        layers = try f.int("\(a).block_count")
+        heads = try f.int("\(a).attention.head_count")
+        kvHeads = f.metadata["\(a).attention.head_count_kv"] != nil ? try f.int("\(a).attention.head_count_kv") : heads
+        contextLength = try f.int("\(a).context_length")
+        ropeBase = f.metadata["\(a).rope.freq_base"] != nil ? try f.float("\(a).rope.freq_base") : 10_000
+        rmsEps = Float(try f.float("\(a).attention.layer_norm_rms_epsilon"))
+        if f.metadata["\(a).vocab_size"] != nil {
+            vocabSize = try f.int("\(a).vocab_size")
         } else {
             vocabSize = try f.strings("tokenizer.ggml.tokens").count
         }
         guard dModel > 0, dFF > 0, layers > 0, heads > 0, kvHeads > 0, contextLength > 0, vocabSize > 0 else {
             throw GGUFError(
                 """
-                \(f.path): llama.* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \
+                \(f.path): \(a).* sizes must be positive (embedding \(dModel), feed-forward \(dFF), blocks \(layers), heads \
                 \(heads)/\(kvHeads), context \(contextLength), vocabulary \(vocabSize))
                 """
             )
@@ -60,9 +61,10 @@ public struct LlamaConfig: Sendable, Equatable {
                 """
             )
         }
-        if f.metadata["llama.rope.dimension_count"] != nil, try f.int("llama.rope.dimension_count") != dModel / heads {
+        let ropeDims = "\(a).rope.dimension_count"
+        if f.metadata[ropeDims] != nil, try f.int(ropeDims) != dModel / heads {
             throw GGUFError(
-                "\(f.path): llama.rope.dimension_count is \(try f.int("llama.rope.dimension_count")), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)"
+                "\(f.path): \(ropeDims) is \(try f.int(ropeDims)), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)"
             )
         }
     }
@@ -85,6 +87,8 @@ public final class LlamaModel: @unchecked Sendable {
     struct Block {
         let attnNorm: [Float], ffnNorm: [Float]
         let q, k, v, o, gate, up, down: QuantizedMatrix
+        /// Q, K and V biases (Qwen2), or nil.
+        let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
     }
     let blocks: [Block]
     let tokenEmbedding: QuantizedMatrix
@@ -111,13 +115,17 @@ public final class LlamaModel: @unchecked Sendable {
         var blocks: [Block] = []
         for l in 0..<c.layers {
             let p = "blk.\(l)."
+            let bias = c.architecture.attentionBias
             blocks.append(
                 Block(
                     attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
                     q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
                     v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
                     gate: try matrix(p + "ffn_gate.weight", c.dFF, d), up: try matrix(p + "ffn_up.weight", c.dFF, d),
-                    down: try matrix(p + "ffn_down.weight", d, c.dFF)))
+                    down: try matrix(p + "ffn_down.weight", d, c.dFF),
+                    qBias: bias ? try f.floats(p + "attn_q.bias", dims: [d]) : nil,
+                    kBias: bias ? try f.floats(p + "attn_k.bias", dims: [kv]) : nil,
+                    vBias: bias ? try f.floats(p + "attn_v.bias", dims: [kv]) : nil))
         }
         self.blocks = blocks
         outputNorm = try f.floats("output_norm.weight", dims: [d])
@@ -186,6 +194,13 @@ public final class LlamaSession: GenerationSession {
     }
 
     public func reset() { length = 0 }
+
+    /// Forgets every position from `n` on: the next token goes to position `n`, and the cache keeps
+    /// positions `0..<n` (a conversation that re-renders its history keeps the prefix it shares).
+    public func rewind(to n: Int) {
+        precondition(n >= 0 && n <= length, "rewind(to: \(n)) outside 0...\(length)")
+        length = n
+    }
 
     /// Feeds tokens at the next positions and returns the logits that follow the last one.
     ///
@@ -273,8 +288,14 @@ public final class LlamaSession: GenerationSession {
             let kNew = kCache[l].pointer + start * kvDim, vNew = vCache[l].pointer + start * kvDim
             // q (n, heads·hs); k, v (n, kvHeads·hs), straight into the cache
             linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
-            Kernels.ropeForward(q.pointer, cosSin: rope.pointer, n: n, start: start, heads: c.heads, headSize: c.headSize, rowStride: d)
-            Kernels.ropeForward(kNew, cosSin: rope.pointer, n: n, start: start, heads: c.kvHeads, headSize: c.headSize, rowStride: kvDim)
+            if let qb = b.qBias, let kb = b.kBias, let vb = b.vBias {
+                Kernels.addBias(q.pointer, bias: qb, rows: n, width: d)
+                Kernels.addBias(kNew, bias: kb, rows: n, width: kvDim)
+                Kernels.addBias(vNew, bias: vb, rows: n, width: kvDim)
+            }
+            let rotate = c.architecture.ropePairs == .halves ? Kernels.ropeForwardNeox : Kernels.ropeForward
+            rotate(q.pointer, rope.pointer, n, start, c.heads, c.headSize, d)
+            rotate(kNew, rope.pointer, n, start, c.kvHeads, c.headSize, kvDim)
             Kernels.cachedAttentionForward(
                 out: ctx.pointer, q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
                 n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)

@@ -46,7 +46,7 @@ struct GGUFInfoCommand: ParsableCommand {
             _ = try GGUFTokenizer(gguf: f)
             print(
                 """
-                \nruns as: llama, vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads \
+                \nruns as: \(c.architecture.name), vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads \
                 (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \
                 \(c.ropeBase), RMSNorm ε \(c.rmsEps)
                 """

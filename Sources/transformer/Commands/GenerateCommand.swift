@@ -88,7 +88,8 @@ extension GenerateCommand {
             let r = try GGUFRunner(path: model, dequantize: gguf.dequantize, context: gguf.context)
             let text = chat ? try r.tokenizer.renderChat([.init(role: "user", content: prompt)]) : prompt
             var ids = r.tokenizer.encode(text)
-            if r.tokenizer.addBOS, let bos = r.tokenizer.bosID { ids.insert(bos, at: 0) }
+            // a chat template writes its own BOS (bos_token), as apply_chat_template's text is encoded without specials added
+            if !chat, r.tokenizer.addBOS, let bos = r.tokenizer.bosID { ids.insert(bos, at: 0) }
             guard !ids.isEmpty else { throw GGUFError("--prompt is empty: give at least one character") }
             guard ids.count < r.session.maxLength else {
                 throw GGUFError(
@@ -102,6 +103,10 @@ extension GenerateCommand {
             let result = try r.stream(prompt: ids, maxTokens: maxTokens, sampling: sampling)
             FileHandle.standardOutput.write(Data("\n".utf8))
             r.report(promptTokens: ids.count, result: result)
-        } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
+        } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) } catch let e
+            as ChatTemplateError
+        {
+            fail("\(model): \(e.message)")
+        }
     }
 }

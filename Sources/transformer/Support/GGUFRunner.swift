@@ -40,11 +40,19 @@ struct GGUFRunner {
     func stream(prompt: [Int], maxTokens: Int, sampling: SamplingOptions) throws -> (
         tokens: [Int], promptSeconds: Double, genSeconds: Double
     ) {
+        try streaming { onToken in
+            try session.generate(prompt: prompt, maxNewTokens: maxTokens, sampling: sampling, stop: stopTokens, onToken: onToken)
+        }
+    }
+
+    /// Runs `body` with a callback that prints each new token's text (holding back split UTF-8
+    /// characters, not printing stop tokens) and times the first token (the prompt's time) and the rest.
+    func streaming<R>(_ body: (_ onToken: (Int) -> Void) throws -> R) throws -> (R, promptSeconds: Double, genSeconds: Double) {
         var utf8 = UTF8Stream()
         let stops = stopTokens
         let t0 = Date()
         var tFirst: Date?
-        let out = try session.generate(prompt: prompt, maxNewTokens: maxTokens, sampling: sampling, stop: stops) { t in
+        let out = try body { t in
             if tFirst == nil { tFirst = Date() }
             if stops.contains(t) { return }
             let s = utf8.append(tokenizer.decodeBytes([t]))
@@ -56,12 +64,14 @@ struct GGUFRunner {
         return (out, first.timeIntervalSince(t0), t1.timeIntervalSince(first))
     }
 
-    func report(promptTokens: Int, result r: (tokens: [Int], promptSeconds: Double, genSeconds: Double)) {
+    func report(promptTokens: Int, reused: Int = 0, result r: (tokens: [Int], promptSeconds: Double, genSeconds: Double)) {
         // The first token's time is the prompt's; the other n − 1 tokens are generation.
         let gen = r.tokens.count > 1 ? String(format: "%.1f tokens/s", Double(r.tokens.count - 1) / r.genSeconds) : "–"
         let line = String(
-            format: "[prompt %d tokens in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
-            promptTokens, r.promptSeconds, Double(promptTokens) / max(r.promptSeconds, 1e-9), r.tokens.count, gen,
+            format: "[prompt %d tokens%@ in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
+            promptTokens, reused > 0 ? " (+\(reused) from the cache)" : "", r.promptSeconds,
+            Double(promptTokens) / max(r.promptSeconds, 1e-9),
+            r.tokens.count, gen,
             model.dequantized ? "Float32" : "quantised", Gemm.threads)
         FileHandle.standardError.write(Data((line + "\n").utf8))
         if session.length >= session.maxLength {
