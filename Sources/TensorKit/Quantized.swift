@@ -205,6 +205,44 @@ public enum Quantized {
         return (acc0 + acc1).sum() + offsets
     }
 
+    /// For Q5_0 and Q5_1: bit j of a byte of `qh` becomes byte j (0 or 16) of a UInt64, so that two
+    /// lookups give the fifth bits of 16 values as one SIMD16<UInt8>.
+    nonisolated(unsafe) static let fifthBits: UnsafePointer<UInt64> = {  // written once, then only read
+        let t = UnsafeMutablePointer<UInt64>.allocate(capacity: 256)
+        for b in 0..<256 {
+            var v: UInt64 = 0
+            for j in 0..<8 where (b >> j) & 1 == 1 { v |= 0x10 << (8 * UInt64(j)) }
+            t[b] = v
+        }
+        return UnsafePointer(t)
+    }()
+
+    /// Q5_1: Σ (d·q + m)·x = d·Σ q·x + m·Σx; Q5_0: d·Σ (q − 16)·x = d·(Σ q·x − 16·Σx), the fifth bit of
+    /// each q looked up from `qh` (`fifthBits`), the rest as `dotQ4`.
+    @inline(__always) static func dotQ5(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int, withMin: Bool)
+        -> Float
+    {
+        let stride = withMin ? 24 : 22, qhOffset = withMin ? 4 : 2
+        let table = fifthBits
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let blk = row + stride * b, xb = x + 32 * b
+            let qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: qhOffset, as: UInt32.self))
+            let q = blk.loadUnaligned(fromByteOffset: qhOffset + 4, as: SIMD16<UInt8>.self)
+            let h0 = unsafeBitCast(SIMD2<UInt64>(table[Int(qh & 0xFF)], table[Int((qh >> 8) & 0xFF)]), to: SIMD16<UInt8>.self)
+            let h1 = unsafeBitCast(SIMD2<UInt64>(table[Int((qh >> 16) & 0xFF)], table[Int(qh >> 24)]), to: SIMD16<UInt8>.self)
+            let lo = (q & 15) | h0, hi = (q &>> 4) | h1
+            var s0 = floats(lo.lowHalf) * load8(xb)
+            var s1 = floats(lo.highHalf) * load8(xb + 8)
+            s0.addProduct(floats(hi.lowHalf), load8(xb + 16))
+            s1.addProduct(floats(hi.highHalf), load8(xb + 24))
+            let d = half(blk)
+            if b & 1 == 0 { acc0.addProduct(s0 + s1, SIMD8(repeating: d)) } else { acc1.addProduct(s0 + s1, SIMD8(repeating: d)) }
+            offsets.addProduct(withMin ? half(blk + 2) : -16 * d, sums[b])
+        }
+        return (acc0 + acc1).sum() + offsets
+    }
+
     /// `out[r] = row r · x` for the rows in `rows`. `sums[b]` = Σ x over block b (for the 4-bit formats).
     static func dotRows(_ out: FloatPtr, _ m: QuantizedMatrix, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, rows: Range<Int>) {
         let blocks = m.cols / 32
@@ -224,7 +262,15 @@ public enum Quantized {
             for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: true) }
         case .q4_0:
             for r in rows { out[r] = dotQ4(m.row(r), x, sums, blocks: blocks, withMin: false) }
-        case .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K:
+        case .q5_1:
+            for r in rows { out[r] = dotQ5(m.row(r), x, sums, blocks: blocks, withMin: true) }
+        case .q5_0:
+            for r in rows { out[r] = dotQ5(m.row(r), x, sums, blocks: blocks, withMin: false) }
+        case .q4_K:
+            for r in rows { out[r] = dotQ4K(m.row(r), x, sums, blocks: m.cols / 256) }
+        case .q6_K:
+            for r in rows { out[r] = dotQ6K(m.row(r), x, blocks: m.cols / 256) }
+        case .q2_K, .q3_K, .q5_K:
             for r in rows { out[r] = dotByBlocks(m.type, m.row(r), x, cols: m.cols) }
         }
     }
@@ -240,7 +286,7 @@ public enum Quantized {
     public static func matvec(_ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr) {
         let cols = products[0].matrix.cols
         precondition(products.allSatisfy { $0.matrix.cols == cols }, "matvec: the matrices must have the same width")
-        if products.contains(where: { $0.matrix.type == .q4_0 || $0.matrix.type == .q4_1 }) {
+        if products.contains(where: { [.q4_0, .q4_1, .q5_0, .q5_1, .q4_K].contains($0.matrix.type) }) {
             for b in 0..<cols / 32 {
                 var s = load8(x + 32 * b)
                 s += load8(x + 32 * b + 8); s += load8(x + 32 * b + 16); s += load8(x + 32 * b + 24)

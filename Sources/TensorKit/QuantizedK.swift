@@ -147,6 +147,71 @@ extension Quantized {
         }
     }
 
+    // MARK: Fused dot products (the weights de-quantised in registers)
+
+    /// Σ over 8 values of q·x, q as floats.
+    @inline(__always) static func dot8(_ q: SIMD8<UInt8>, _ x: ConstFloatPtr) -> SIMD8<Float> { floats(q) * load8(x) }
+
+    /// Q4_K: each 32-value sub-block s is d·sc_s·q − dmin·m_s, so its dot product with x is
+    /// d·sc_s·Σ q·x − dmin·m_s·Σx, with Σx per 32 values precomputed in `sums` (as for Q4_1).
+    @inline(__always) static func dotQ4K(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let blk = row + 144 * b, d = half(blk), dmin = half(blk + 2), scales = blk + 4
+            for g in 0..<4 {
+                // two 16-byte loads: Swift's SIMD32<UInt8> shifts compile to one byte at a time
+                let qa = blk.loadUnaligned(fromByteOffset: 16 + 32 * g, as: SIMD16<UInt8>.self)
+                let qb = blk.loadUnaligned(fromByteOffset: 32 + 32 * g, as: SIMD16<UInt8>.self)
+                let loA = qa & 15, loB = qb & 15, hiA = qa &>> 4, hiB = qb &>> 4
+                let xs = x + 256 * b + 64 * g
+                var s0 = dot8(loA.lowHalf, xs), s1 = dot8(hiA.lowHalf, xs + 32)
+                s0.addProduct(floats(loA.highHalf), load8(xs + 8))
+                s0.addProduct(floats(loB.lowHalf), load8(xs + 16))
+                s0.addProduct(floats(loB.highHalf), load8(xs + 24))
+                s1.addProduct(floats(hiA.highHalf), load8(xs + 40))
+                s1.addProduct(floats(hiB.lowHalf), load8(xs + 48))
+                s1.addProduct(floats(hiB.highHalf), load8(xs + 56))
+                let (sc1, m1) = scaleMinK4(2 * g, scales), (sc2, m2) = scaleMinK4(2 * g + 1, scales)
+                acc.addProduct(s0, SIMD8(repeating: d * sc1))
+                acc.addProduct(s1, SIMD8(repeating: d * sc2))
+                offsets -= dmin * (m1 * sums[8 * b + 2 * g] + m2 * sums[8 * b + 2 * g + 1])
+            }
+        }
+        return acc.sum() + offsets
+    }
+
+    /// Q6_K: 6-bit values (4 low bits in `ql`, 2 high bits in `qh`) minus 32, each 16 with its own
+    /// signed 8-bit scale, all times d.
+    @inline(__always) static func dotQ6K(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, blocks: Int) -> Float {
+        var acc = SIMD8<Float>()
+        let bias = SIMD8<Float>(repeating: 32)
+        for b in 0..<blocks {
+            let blk = row + 210 * b, d = half(blk + 208)
+            for n in 0..<2 {
+                let ql = blk + 64 * n, qh = blk + 128 + 32 * n, sc = blk + 192 + 8 * n
+                let xs = x + 256 * b + 128 * n
+                for l0 in stride(from: 0, to: 32, by: 16) {
+                    let a = ql.loadUnaligned(fromByteOffset: l0, as: SIMD16<UInt8>.self)
+                    let c = ql.loadUnaligned(fromByteOffset: l0 + 32, as: SIMD16<UInt8>.self)
+                    let h = qh.loadUnaligned(fromByteOffset: l0, as: SIMD16<UInt8>.self)
+                    let s = l0 / 16
+                    // values 32k + l0 ..< 32k + l0 + 16, k = 0…3, with scale s + 2k
+                    @inline(__always) func add(_ q: SIMD16<UInt8>, _ k: Int) {
+                        let xk = xs + 32 * k + l0
+                        var t = (floats(q.lowHalf) - bias) * load8(xk)
+                        t.addProduct(floats(q.highHalf) - bias, load8(xk + 8))
+                        acc.addProduct(t, SIMD8(repeating: d * Float(sc.load(fromByteOffset: s + 2 * k, as: Int8.self))))
+                    }
+                    add((a & 15) | ((h & 3) &<< 4), 0)
+                    add((c & 15) | (((h &>> 2) & 3) &<< 4), 1)
+                    add((a &>> 4) | (((h &>> 4) & 3) &<< 4), 2)
+                    add((c &>> 4) | ((h &>> 6) &<< 4), 3)
+                }
+            }
+        }
+        return acc.sum()
+    }
+
     /// A row's dot product for the types without a fused kernel: each block de-quantised into a buffer
     /// on the stack, then a SIMD dot product with `x`.
     static func dotByBlocks(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: ConstFloatPtr, cols: Int) -> Float {
