@@ -18,7 +18,8 @@ func kit(_ product: String) -> Target.Dependency { .product(name: product, packa
 
 let targets: [(name: String, deps: [Target.Dependency])] = [
     ("FuzzSafetensors", [kit("ModelFiles")]),
-    ("FuzzGGUF", [kit("ModelFiles"), kit("Tokenizers")]),
+    ("FuzzGGUF", [kit("TensorKit"), kit("ModelFiles"), kit("Tokenizers")]),
+    ("FuzzChatTemplate", [kit("Tokenizers")]),
     ("FuzzConfigJSON", [kit("TransformerKit"), kit("Tokenizers"), kit("Training")]),
     ("FuzzTraceJSON", [kit("TransformerKit"), kit("Walkthrough")]),
     ("FuzzTokenizerChar", [kit("Tokenizers")]),

@@ -89,6 +89,15 @@ put("gguf", "tokenizer.gguf", gguf(tok_kvs, []))
 put("gguf", "every-type.gguf", gguf(every_type, [("v", [4], 0, f32([1, 2, 3, 4]))]))
 put("gguf", "tensors.gguf", gguf([gkv("general.alignment", 4, struct.pack("<I", 16))],
     [("f32", [2, 2], 0, f32([1, 2, 3, 4])), ("f16", [4], 1, struct.pack("<4e", 1, 2, 3, 4)), ("q8", [32, 1], 8, q8)], alignment=16))
+# one block of each K-quant and 5-bit type (ids 6, 7, 10–14): bytes 0..n−1 with finite f16 scales
+kq = []
+for gtype, (values, size, halves) in {6: (32, 22, [0]), 7: (32, 24, [0, 2]), 10: (256, 84, [80, 82]), 11: (256, 110, [108]),
+                                       12: (256, 144, [0, 2]), 13: (256, 176, [0, 2]), 14: (256, 210, [208])}.items():
+    raw = bytearray(i * 37 % 256 for i in range(size))
+    for h in halves:
+        raw[h:h + 2] = struct.pack("<e", 0.01)
+    kq.append(("t%d" % gtype, [values, 1], gtype, bytes(raw)))
+put("gguf", "kquants.gguf", gguf([gkv("general.name", 8, gstr("k-quants"))], kq))
 put("gguf", "v2.gguf", gguf([gkv("general.name", 8, gstr("tiny"))], [("t", [2], 0, f32([1, 2]))], version=2))
 
 # --- config JSON ------------------------------------------------------------------------------
@@ -170,3 +179,11 @@ for n, arg in enumerate(sys.argv[1:]):
             p = os.path.join(arg, name)
             if os.path.exists(p) and os.path.getsize(p) < 8192:
                 put("config-json", "checkpoint%d-%s" % (n, name), open(p, "rb").read())
+
+# --- chat templates ------------------------------------------------------------------------------
+put("chat-template", "chatml.jinja", "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+put("chat-template", "constructs.jinja", "{%- set ns = namespace(n=0) -%}{% for m in messages[1:] if m.role != 'x' %}"
+    "{% set ns.n = ns.n + 1 %}{{ loop.index0 % 2 }}{{ m.content | trim | tojson }}{% else %}none{% endfor %}"
+    "{{ ns.n ~ (bos_token if messages[0]['role'] == 'system' else '') }}{# c #}{{ raise_exception('x') if false }}"
+    "{{ [1, 2][-1] + {'a': 1}['a'] }}{{ 'a b'.split()|join(',') }}{{ x is defined and not none is none }}")

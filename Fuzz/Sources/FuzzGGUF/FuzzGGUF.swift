@@ -1,10 +1,12 @@
 import Foundation
 import FuzzSupport
+import TensorKit
 import Tokenizers
 import ModelFiles
 
 // GGUF: arbitrary bytes as a file. A file that opens must have every tensor's bytes inside the
-// file; small F32/F16 tensors are read; a tokenizer in the metadata is built and used.
+// file; small tensors of every block type are de-quantised and multiplied by a vector; a tokenizer
+// in the metadata is built and used, with its chat template.
 @_cdecl("FuzzGGUF_main") public func fuzzMain(_ argc: CInt, _ argv: Arguments) -> CInt { runFuzzer(argc, argv, fuzz) }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -24,7 +26,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             require(values.count == t.count, "\(t.name): \(values.count) values for \(t.count)")
         }
         if t.dims.count == 2, t.count <= 4096, let m = try? f.matrix(t.name, rows: t.dims[1], cols: t.dims[0]) {
-            _ = m
+            var out = [Float](repeating: 0, count: m.rows), scratch = [Float](repeating: 0, count: m.cols / 32 + 1)
+            Quantized.matvec(&out, m, [Float](repeating: 1, count: m.cols), scratch: &scratch)
         }
     }
     for key in f.keys {
