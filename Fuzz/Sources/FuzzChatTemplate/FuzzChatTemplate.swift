@@ -14,9 +14,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         require(false, "parse threw \(type(of: error))")
         return 0
     }
-    let messages = [["role": "system", "content": "Be terse."], ["role": "user", "content": "Hi {{ x }}"], ["role": "assistant", "content": "Hello"]]
+    let messages = [
+        ["role": "system", "content": "Be terse."], ["role": "user", "content": "Hi {{ x }}"], ["role": "assistant", "content": "Hello"]
+    ]
     for add in [true, false] {
-        do { _ = try template.render(messages: messages, addGenerationPrompt: add, bosToken: "<s>", eosToken: "</s>") } catch is ChatTemplateError {
+        do {
+            _ = try template.render(messages: messages, addGenerationPrompt: add, bosToken: "<s>", eosToken: "</s>")
+        } catch is ChatTemplateError {
         } catch { require(false, "render threw \(type(of: error))") }
     }
     return 0
