@@ -6,7 +6,7 @@ generation tokens/s (GEN tokens after a 16-token prompt, one at a time with the 
     PEERS=llama.cpp|transformers bench_smollm2_peers.py FILE.gguf [PROMPT=512] [GEN=128] [REPEATS=3] [THREADS=2]
 
 transformers: de-quantises the file to float32 (as the fixture does), torch.set_num_threads(THREADS).
-llama.cpp (llama-cpp-python, if installed): the file as shipped (Q4_1), n_threads=THREADS, its default
+llama.cpp (llama-cpp-python, if installed): the file as shipped (its own block types), n_threads=THREADS, its default
 F16 KV cache, greedy tokens chosen in Python from its logits (the Python loop costs well under 1%).
 OMP_WAIT_POLICY=passive unless set: on a shared, busy machine llama.cpp's spinning OpenMP threads
 measured 29 tokens/s at 2 threads against 78 passive (1 thread: 124 either way).
@@ -79,7 +79,7 @@ def bench_llama_cpp():
             nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
             llm.eval([nxt])
         best_gen = min(best_gen, time.perf_counter() - t)
-    print(f"llama.cpp (llama-cpp-python {llama_cpp.__version__}), Q4_1 as shipped, {THREADS} threads: "
+    print(f"llama.cpp (llama-cpp-python {llama_cpp.__version__}), the file as shipped, {THREADS} threads: "
           f"prompt {len(ids)} tokens {len(ids) / best:.1f} tokens/s; generation {GEN / best_gen:.1f} tokens/s", flush=True)
 
 
