@@ -26,6 +26,7 @@ public struct ModelFolder: Sendable {
 
     /// Checks that `url` is a folder.
     /// - Parameters:
+    ///   - url: The folder.
     ///   - kind: What the folder should be, for messages ("a Hugging Face BERT folder").
     ///   - expected: The files it should hold, for messages ("config.json, model.safetensors, vocab.txt").
     ///   - fetchHint: How to get one, added when the folder does not exist ("scripts/fetch-minilm.sh DIR …").
