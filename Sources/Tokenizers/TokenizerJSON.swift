@@ -363,6 +363,15 @@ public enum TokenizerJSON {
             return .wordPiece(wp)
         }
 
+        /// A token list with no token twice (exact bytes), as a `vocab` object can only be.
+        func unique(_ tokens: [String], _ field: String) throws -> [String] {
+            var seen = Set<[UInt8]>()
+            for t in tokens where !seen.insert(Array(t.utf8)).inserted {
+                throw fail(field, "the token \(quotedForMessage(t)) appears twice")
+            }
+            return tokens
+        }
+
         /// `{"kind": "char" | "word" | "bpe", …}`: what `SentenceCodec` and `TextTokenizer` wrote before
         /// this reader existed.
         func legacy(_ root: JSONNode) throws -> Model {
@@ -375,7 +384,7 @@ public enum TokenizerJSON {
                     guard let s = c.string, s.count == 1 else { throw fail("chars[\(i)]", "expected a single character, found \(c.brief)") }
                     return s
                 }
-                return .wordLevel(tokens: chars, split: .characters, unknown: nil)
+                return .wordLevel(tokens: try unique(chars, "chars"), split: .characters, unknown: nil)
             case "char", "word":
                 let split: WordLevelSplit = root["kind"]?.string == "word" ? .words : .charactersWithoutLineBreaks
                 guard let v = root["vocabulary"], let list = v["tokens"]?.array else {
@@ -385,7 +394,7 @@ public enum TokenizerJSON {
                     guard let s = t.string else { throw fail("vocabulary.tokens[\(i)]", "expected a string, found \(t.brief)") }
                     return s
                 }
-                return .wordLevel(tokens: tokens, split: split, unknown: SpecialToken.unk.rawValue)
+                return .wordLevel(tokens: try unique(tokens, "vocabulary.tokens"), split: split, unknown: SpecialToken.unk.rawValue)
             case "bpe":
                 guard let vocab = root["bpe_vocab"]?.string, let merges = root["bpe_merges"]?.string else {
                     throw fail("bpe_vocab", "a bpe tokenizer needs bpe_vocab and bpe_merges (strings)")

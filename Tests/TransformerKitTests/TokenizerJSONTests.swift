@@ -175,6 +175,11 @@ import Testing
         #expect(message(#"{"model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "<unk>"}}"#).contains("pre_tokenizer"))
         #expect(message(#"{"model": {"type": "WordLevel", "vocab": {"a": 0, "b": 0}}}"#).contains("id 0 appears twice"))
         #expect(message(#"{"kind": "sentencepiece"}"#).contains(#"kind: expected "char", "word" or "bpe""#))
+        // found by the config-json fuzz target: a repeated token in an old file did not round-trip
+        #expect(
+            message(#"{"kind":"word","vocabulary":{"corpus_token_count":1,"tokens":["a","a","<pad>","<start>","<end>","<unk>"]}}"#)
+                .contains(#"vocabulary.tokens: the token "a" appears twice"#))
+        #expect(message(#"{"kind":"char","chars":["a","b","a"]}"#).contains(#"chars: the token "a" appears twice"#))
         #expect(message(#"{"model": 1, "model": 2}"#).contains("appears twice"))
         #expect(message("[]").contains("expected a JSON object"))
         #expect(
