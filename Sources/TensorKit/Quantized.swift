@@ -183,6 +183,16 @@ public enum Quantized {
         return (acc0 + acc1).sum()
     }
 
+    /// The 32 products of a block whose values 0–15 are `lo` and 16–31 are `hi` (small integers) with
+    /// `x`, summed into 8 lanes (two accumulators, as the note above explains). Shared by Q4_0/Q4_1/Q5_0/Q5_1.
+    @inline(__always) static func nibbleDot(_ lo: SIMD16<UInt8>, _ hi: SIMD16<UInt8>, _ xb: ConstFloatPtr) -> SIMD8<Float> {
+        var s0 = floats(lo.lowHalf) * load8(xb)
+        var s1 = floats(lo.highHalf) * load8(xb + 8)
+        s0.addProduct(floats(hi.lowHalf), load8(xb + 16))
+        s1.addProduct(floats(hi.highHalf), load8(xb + 24))
+        return s0 + s1
+    }
+
     /// Q4_1: Σ (d·q + m)·x = d·Σ q·x + m·Σx, with Σx per block precomputed in `sums`.
     /// Q4_0: d·Σ (q − 8)·x = d·(Σ q·x − 8·Σx).
     @inline(__always) static func dotQ4(_ row: UnsafeRawPointer, _ x: ConstFloatPtr, _ sums: ConstFloatPtr, blocks: Int, withMin: Bool)
@@ -194,12 +204,8 @@ public enum Quantized {
             let blk = row + stride * b, xb = x + 32 * b
             let q = blk.loadUnaligned(fromByteOffset: qOffset, as: SIMD16<UInt8>.self)
             let lo = q & 15, hi = q &>> 4
-            var s0 = floats(lo.lowHalf) * load8(xb)
-            var s1 = floats(lo.highHalf) * load8(xb + 8)
-            s0.addProduct(floats(hi.lowHalf), load8(xb + 16))
-            s1.addProduct(floats(hi.highHalf), load8(xb + 24))
-            let d = half(blk)
-            if b & 1 == 0 { acc0.addProduct(s0 + s1, SIMD8(repeating: d)) } else { acc1.addProduct(s0 + s1, SIMD8(repeating: d)) }
+            let d = half(blk), p = nibbleDot(lo, hi, xb)
+            if b & 1 == 0 { acc0.addProduct(p, SIMD8(repeating: d)) } else { acc1.addProduct(p, SIMD8(repeating: d)) }
             offsets.addProduct(withMin ? half(blk + 2) : -8 * d, sums[b])
         }
         return (acc0 + acc1).sum() + offsets
@@ -232,12 +238,8 @@ public enum Quantized {
             let h0 = unsafeBitCast(SIMD2<UInt64>(table[Int(qh & 0xFF)], table[Int((qh >> 8) & 0xFF)]), to: SIMD16<UInt8>.self)
             let h1 = unsafeBitCast(SIMD2<UInt64>(table[Int((qh >> 16) & 0xFF)], table[Int(qh >> 24)]), to: SIMD16<UInt8>.self)
             let lo = (q & 15) | h0, hi = (q &>> 4) | h1
-            var s0 = floats(lo.lowHalf) * load8(xb)
-            var s1 = floats(lo.highHalf) * load8(xb + 8)
-            s0.addProduct(floats(hi.lowHalf), load8(xb + 16))
-            s1.addProduct(floats(hi.highHalf), load8(xb + 24))
-            let d = half(blk)
-            if b & 1 == 0 { acc0.addProduct(s0 + s1, SIMD8(repeating: d)) } else { acc1.addProduct(s0 + s1, SIMD8(repeating: d)) }
+            let d = half(blk), p = nibbleDot(lo, hi, xb)
+            if b & 1 == 0 { acc0.addProduct(p, SIMD8(repeating: d)) } else { acc1.addProduct(p, SIMD8(repeating: d)) }
             offsets.addProduct(withMin ? half(blk + 2) : -16 * d, sums[b])
         }
         return (acc0 + acc1).sum() + offsets
