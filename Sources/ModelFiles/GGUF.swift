@@ -310,6 +310,15 @@ public final class GGUFFile: @unchecked Sendable {
         }
         return s
     }
+    /// An array whose every element is a number (SentencePiece's `tokenizer.ggml.scores`), as `Float`.
+    public func floatArray(_ key: String) throws -> [Float] {
+        let v = try value(key)
+        let s = v.array?.compactMap(\.double)
+        guard let s, s.count == v.array!.count else {
+            throw GGUFError("\(path): metadata \(key) is \(v.summary), expected an array of numbers")
+        }
+        return s.map { Float($0) }
+    }
     /// An array whose every element is an integer that fits in `Int` (an empty array gives `[]`).
     public func ints(_ key: String) throws -> [Int] {
         let v = try value(key)

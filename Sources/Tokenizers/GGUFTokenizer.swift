@@ -2,45 +2,58 @@ import Foundation
 import ModelFiles
 
 /// A model's own tokenizer, built from a GGUF file's `tokenizer.ggml.*` metadata: GPT-2-style
-/// byte-level BPE (`tokenizer.ggml.model` = "gpt2") with the file's tokens, merges and special tokens.
+/// byte-level BPE (`tokenizer.ggml.model` = "gpt2": the file's tokens and merges) or SentencePiece
+/// (`"llama"`: pieces with scores and byte fallback, as Gemma and Llama 2 use; `SentencePiece`).
 ///
-/// Pre-tokenizer: the pattern `tokenizer.ggml.pre` names (`PreTokenizerPattern`): GPT-2's by default
-/// and for "smollm" (SmolLM2's own tokenizer also splits digits one by one first; its vocabulary has
-/// no token holding a digit beside anything else, so both give the same ids), Qwen2's for "qwen2",
-/// Llama 3's for "llama-bpe". Other names are refused, naming them.
+/// Byte-level pre-tokenizer: the pattern `tokenizer.ggml.pre` names (`PreTokenizerPattern`): GPT-2's
+/// by default and for "smollm" (SmolLM2's own tokenizer also splits digits one by one first; its
+/// vocabulary has no token holding a digit beside anything else, so both give the same ids), Qwen2's
+/// for "qwen2", Llama 3's for "llama-bpe". Other names are refused, naming them.
 ///
-/// Special tokens (token type 3 "control" or 4 "user-defined": `<|im_start|>`, `<|im_end|>`, …) are
-/// found in the text first and become their own ids, as Hugging Face's tokenizers do, so a rendered
-/// chat template encodes to the ids the model was trained on.
+/// Special tokens (token type 3 "control": `<|im_start|>`, `<start_of_turn>`, …; type 4
+/// "user-defined": Gemma's runs of spaces and newlines, …) are found in the text first and become
+/// their own ids, as Hugging Face's tokenizers and llama.cpp do, so a rendered chat template encodes
+/// to the ids the model was trained on.
 public struct GGUFTokenizer: Sendable {
-    /// The byte-level BPE over the file's tokens and merges. Its own `encode` treats special-token text as
-    /// ordinary text; use `encode(_:parseSpecial:)` to get their ids.
-    public let bpe: ByteLevelBPE
+    /// The byte-level BPE over the file's tokens and merges (`tokenizer.ggml.model` "gpt2"), else nil.
+    /// Its own `encode` treats special-token text as ordinary text; use `encode(_:parseSpecial:)`.
+    public let bpe: ByteLevelBPE?
+    /// The SentencePiece model (`tokenizer.ggml.model` "llama"), else nil.
+    public let sentencePiece: SentencePiece?
+    /// Token strings by id, as the file stores them (`Ġthe` for byte-level BPE, `▁the` for SentencePiece).
+    public let tokens: [String]
     /// `tokenizer.ggml.bos_token_id` and `tokenizer.ggml.eos_token_id`, or `nil` when the file has no such key
     /// or gives -1 (llama.cpp's "no token").
     public let bosID: Int?, eosID: Int?
     /// Whether the model expects BOS before a prompt (`tokenizer.ggml.add_bos_token`).
     public let addBOS: Bool
-    /// The Jinja source of `tokenizer.chat_template`, or `nil` when the file has none (or it is not a string).
+    /// The Jinja source of the chat template: the file's `tokenizer.chat_template`, or for an
+    /// architecture whose files come without one, this project's rendering of its format
+    /// (`ChatTemplate.builtIn`); `nil` when there is neither.
     public let chatTemplate: String?
+    /// Whether `chatTemplate` is this project's (the file has none).
+    public let chatTemplateIsBuiltIn: Bool
     /// `chatTemplate` parsed once (or why it does not parse), nil when the file has none.
     private let parsedTemplate: Result<ChatTemplate, any Error>?
-    /// Special token texts, longest first (so a longer one wins where two start at the same place).
-    private let specials: [(bytes: [UInt8], id: Int)]
-    /// Bytes a special token can start with.
-    private let startsSpecial: [Bool]
+    /// Special token texts by first byte, each list longest first (a longer one wins where two
+    /// start at the same place); `control` marks the ones `parseSpecial: false` leaves as text.
+    private let specials: [[(bytes: [UInt8], id: Int, control: Bool)]]
+    private let specialIDs: [[UInt8]: Int]
 
     /// Reads the tokenizer tables of a GGUF file. Without `tokenizer.ggml.token_type` every token is normal
     /// (none special); `addBOS` defaults to false.
-    /// - Throws: `GGUFError` when the model is not `"gpt2"`, when the tables are missing, of the wrong type, or
-    ///   inconsistent (a BOS/EOS id past the last token, a token that is not byte-level text, a bad merge).
+    /// - Throws: `GGUFError` when the model is neither `"gpt2"` nor `"llama"`, when the tables are missing, of
+    ///   the wrong type, or inconsistent (a BOS/EOS id past the last token, a token that is not byte-level
+    ///   text, a bad merge, scores that do not match the tokens).
     public init(gguf f: GGUFFile) throws {
         let model = try f.string("tokenizer.ggml.model")
-        guard model == "gpt2" else {
-            throw GGUFError("\(f.path): tokenizer.ggml.model is \"\(model)\"; only \"gpt2\" (byte-level BPE) is supported")
+        guard model == "gpt2" || model == "llama" else {
+            throw GGUFError(
+                "\(f.path): tokenizer.ggml.model is \"\(model)\"; this project reads \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
+            )
         }
         let tokens = try f.strings("tokenizer.ggml.tokens")
-        let merges = try f.strings("tokenizer.ggml.merges")
+        self.tokens = tokens
         let types =
             f.metadata["tokenizer.ggml.token_type"] != nil
             ? try f.ints("tokenizer.ggml.token_type") : [Int](repeating: 1, count: tokens.count)
@@ -59,68 +72,112 @@ public struct GGUFTokenizer: Sendable {
         bosID = try optionalID("tokenizer.ggml.bos_token_id")
         eosID = try optionalID("tokenizer.ggml.eos_token_id")
         addBOS = f.metadata["tokenizer.ggml.add_bos_token"]?.bool ?? false
-        chatTemplate = f.metadata["tokenizer.chat_template"]?.string
+        let own = f.metadata["tokenizer.chat_template"]?.string
+        let architecture = f.metadata["general.architecture"]?.string
+        chatTemplate = own ?? architecture.flatMap { ChatTemplate.builtIn[$0] }
+        chatTemplateIsBuiltIn = own == nil && chatTemplate != nil
         parsedTemplate = chatTemplate.map { t in Result { try ChatTemplate(t) } }
-        let pre = f.metadata["tokenizer.ggml.pre"] != nil ? try f.string("tokenizer.ggml.pre") : nil
-        guard let pattern = PreTokenizerPattern.fromGGUF(pre) else {
-            throw GGUFError(
-                "\(f.path): tokenizer.ggml.pre is \"\(pre ?? "")\"; this project knows GPT-2's, Qwen2's and Llama 3's pre-tokenizers")
+        if model == "gpt2" {
+            let merges = try f.strings("tokenizer.ggml.merges")
+            let pre = f.metadata["tokenizer.ggml.pre"] != nil ? try f.string("tokenizer.ggml.pre") : nil
+            guard let pattern = PreTokenizerPattern.fromGGUF(pre) else {
+                throw GGUFError(
+                    "\(f.path): tokenizer.ggml.pre is \"\(pre ?? "")\"; this project knows GPT-2's, Qwen2's and Llama 3's pre-tokenizers")
+            }
+            do {
+                var b = try ByteLevelBPE(ggufTokens: tokens, merges: merges, special: types.map { $0 == 3 || $0 == 4 })
+                b.pattern = pattern
+                bpe = b
+            } catch let e as TokenizerError {
+                throw GGUFError("\(f.path): tokenizer tables: \(e.message)")
+            }
+            sentencePiece = nil
+        } else {
+            let scores = try f.floatArray("tokenizer.ggml.scores")
+            do {
+                sentencePiece = try SentencePiece(
+                    pieces: tokens, scores: scores, types: types,
+                    addSpacePrefix: f.metadata["tokenizer.ggml.add_space_prefix"]?.bool ?? true,
+                    unknownID: try optionalID("tokenizer.ggml.unknown_token_id"))
+            } catch let e as TokenizerError {
+                throw GGUFError("\(f.path): tokenizer tables: \(e.message)")
+            }
+            bpe = nil
         }
-        do {
-            var b = try ByteLevelBPE(ggufTokens: tokens, merges: merges, special: types.map { $0 == 3 || $0 == 4 })
-            b.pattern = pattern
-            bpe = b
-        } catch let e as TokenizerError {
-            throw GGUFError("\(f.path): tokenizer tables: \(e.message)")
+        var byFirst = [[(bytes: [UInt8], id: Int, control: Bool)]](repeating: [], count: 256)
+        var ids: [[UInt8]: Int] = [:]
+        for (i, (t, type)) in zip(tokens, types).enumerated() where type == 3 || type == 4 {
+            let b = Array(t.utf8)
+            guard !b.isEmpty else { continue }
+            byFirst[Int(b[0])].append((b, i, type == 3))
+            if ids[b] == nil { ids[b] = i }
         }
-        specials = zip(tokens, types).enumerated().filter { $0.element.1 == 3 || $0.element.1 == 4 }
-            .map { (bytes: Array($0.element.0.utf8), id: $0.offset) }
-            .filter { !$0.bytes.isEmpty }
-            .sorted { $0.bytes.count > $1.bytes.count }
-        var starts = [Bool](repeating: false, count: 256)
-        for s in specials { starts[Int(s.bytes[0])] = true }
-        startsSpecial = starts
+        specials = byFirst.map { $0.sorted { $0.bytes.count > $1.bytes.count } }
+        specialIDs = ids
     }
 
     /// The number of tokens in the file, special ones included (ids are `0..<vocabSize`).
-    public var vocabSize: Int { bpe.vocabSize }
+    public var vocabSize: Int { tokens.count }
 
-    /// Text → ids. Special-token texts become their ids (unless `parseSpecial` is false); the rest
-    /// goes through the byte-level BPE. No BOS is added.
+    /// The id of a special (control or user-defined) token by its text, such as `<|im_end|>`, or nil.
+    public func id(forSpecial text: String) -> Int? { specialIDs[Array(text.utf8)] }
+
+    /// Text → ids. Special-token texts become their ids (control tokens only when `parseSpecial`); the
+    /// rest goes through the byte-level BPE or SentencePiece. No BOS is added.
     ///
     /// Matching is on UTF-8 bytes, longest special first, left to right; the text between two specials is
     /// encoded on its own, so BPE never merges across a special token.
     /// - Parameters:
     ///   - text: Any text.
-    ///   - parseSpecial: When false, special-token texts are encoded as ordinary text (so text
-    ///     that merely contains `<|im_end|>` does not produce the id that ends a turn).
+    ///   - parseSpecial: When false, control-token texts are encoded as ordinary text (so text that
+    ///     merely contains `<|im_end|>` does not produce the id that ends a turn); user-defined
+    ///     tokens are still found, as llama.cpp does.
     public func encode(_ text: String, parseSpecial: Bool = true) -> [Int] {
-        guard parseSpecial, !specials.isEmpty else { return bpe.encode(text) }
         let bytes = Array(text.utf8)
         var out: [Int] = [], start = 0, i = 0
+        // SentencePiece's space prefix goes on text at the start or right after a special token.
+        var afterSpecial = true
+        func plain(_ end: Int) {
+            guard start < end else { return }
+            let s = String(decoding: bytes[start..<end], as: UTF8.self)
+            if let bpe {
+                out += bpe.encode(s)
+            } else if let sp = sentencePiece {
+                out += sp.encode(s, spacePrefix: sp.addSpacePrefix && afterSpecial)
+            }
+            afterSpecial = false
+        }
         while i < bytes.count {
-            if startsSpecial[Int(bytes[i])],
-                let s = specials.first(where: {
-                    i + $0.bytes.count <= bytes.count && bytes[i..<(i + $0.bytes.count)].elementsEqual($0.bytes)
-                })
-            {
-                if start < i { out += bpe.encode(String(decoding: bytes[start..<i], as: UTF8.self)) }
+            if let s = specials[Int(bytes[i])].first(where: {
+                (parseSpecial || !$0.control) && i + $0.bytes.count <= bytes.count
+                    && bytes[i..<(i + $0.bytes.count)].elementsEqual($0.bytes)
+            }) {
+                plain(i)
                 out.append(s.id)
+                afterSpecial = true
                 i += s.bytes.count; start = i
             } else {
                 i += 1
             }
         }
-        if start < bytes.count { out += bpe.encode(String(decoding: bytes[start...], as: UTF8.self)) }
+        plain(bytes.count)
         return out
     }
 
     /// Ids → text. Special tokens give their text (`<|im_end|>`), ids outside `0..<vocabSize` are skipped,
-    /// bytes that are not valid UTF-8 become U+FFFD.
-    public func decode(_ ids: [Int]) -> String { bpe.decode(ids) }
-    /// Ids → raw bytes, as `decode` but before UTF-8 decoding. One token can end mid-character, so to stream
-    /// tokens one at a time, feed these bytes to a `UTF8Stream`.
-    public func decodeBytes(_ ids: [Int]) -> [UInt8] { bpe.decodeBytes(ids) }
+    /// bytes that are not valid UTF-8 become U+FFFD. SentencePiece's space prefix (when the model adds
+    /// one) is taken off the front.
+    public func decode(_ ids: [Int]) -> String {
+        var b = decodeBytes(ids)
+        if let sp = sentencePiece, sp.addSpacePrefix, b.first == 0x20 { b.removeFirst() }
+        return String(decoding: b, as: UTF8.self)
+    }
+    /// Ids → raw bytes, as `decode` but before UTF-8 decoding (and with any space prefix left on). One
+    /// token can end mid-character, so to stream tokens one at a time, feed these bytes to a `UTF8Stream`.
+    public func decodeBytes(_ ids: [Int]) -> [UInt8] {
+        if let bpe { return bpe.decodeBytes(ids) }
+        return sentencePiece?.decodeBytes(ids) ?? []
+    }
 
     // MARK: - Chat template
 
@@ -145,7 +202,7 @@ public struct GGUFTokenizer: Sendable {
     public func renderChat(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> String {
         guard let parsed = parsedTemplate else { throw GGUFError("the model file has no tokenizer.chat_template") }
         let template = try parsed.get()
-        func text(_ id: Int?) -> String { id.map { bpe.decode([$0]) } ?? "" }
+        func text(_ id: Int?) -> String { id.map { tokens[$0] } ?? "" }
         return try template.render(
             messages: messages.map { ["role": $0.role, "content": $0.content] }, addGenerationPrompt: addGenerationPrompt,
             bosToken: text(bosID), eosToken: text(eosID))

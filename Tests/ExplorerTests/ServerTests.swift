@@ -165,7 +165,7 @@ struct TinyGPTWithLoss: ExplorerModel {
             try await client.execute(uri: "/", method: .get) { r in
                 #expect(r.status == .ok)
                 #expect(r.headers[.contentType] == "text/html; charset=utf-8")
-                let html = String(buffer: r.body ?? ByteBuffer())
+                let html = String(buffer: r.body)
                 for hook in ["id=\"explore-form\"", "id=\"text\"", "id=\"explorer\"", "data-api=\"/api/generate\"", "/api/trace"] {
                     #expect(html.contains(hook), "\(hook)")
                 }

@@ -9,7 +9,7 @@ import TensorKit
 struct GGUFWriter {
     enum Value {
         case u32(UInt32), i32(Int32), f32(Float), bool(Bool), string(String), u64(UInt64), f64(Double), u8(UInt8), i16(Int16)
-        case strings([String]), i32s([Int32])
+        case strings([String]), i32s([Int32]), f32s([Float])
     }
     var metadata: [(String, Value)] = []
     var tensors: [(name: String, dims: [Int], type: UInt32, bytes: [UInt8])] = []
@@ -38,6 +38,7 @@ struct GGUFWriter {
             case .strings(let a): Self.u32(9, &o); Self.u32(8, &o); Self.u64(UInt64(a.count), &o); for s in a { Self.str(s, &o) }
             case .i32s(let a):
                 Self.u32(9, &o); Self.u32(5, &o); Self.u64(UInt64(a.count), &o); for x in a { Self.u32(UInt32(bitPattern: x), &o) }
+            case .f32s(let a): Self.u32(9, &o); Self.u32(6, &o); Self.u64(UInt64(a.count), &o); for x in a { Self.u32(x.bitPattern, &o) }
             }
         }
         var offset = 0
@@ -254,7 +255,7 @@ enum Blocks {
         let f = try GGUFFile(data: w.data(), path: "g.gguf")
         #expect(
             Self.errorText { _ = try LlamaConfig(gguf: f) }
-                == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\", \"qwen2\"")
+                == "g.gguf: general.architecture is \"gpt2\"; this project runs \"llama\", \"qwen2\", \"gemma3\"")
     }
 
     // MARK: - A tiny random Llama
@@ -389,6 +390,39 @@ enum Blocks {
             let m = Self.errorText { _ = try tokenizer(bos: Int32(bos), eos: Int32(eos)) }
             #expect(m?.contains("outside the 258 tokens") == true, "bos \(bos) eos \(eos): \(m ?? "no error")")
         }
+    }
+
+    /// SentencePiece by hand: the highest-scoring pair merges first ("bc" before "ab"), ties go to the
+    /// leftmost pair, a space is `▁`, a character with no piece falls back to its byte pieces, a byte
+    /// with none to `<unk>`; user-defined tokens are cut out of the text first, control tokens only
+    /// when asked.
+    @Test func sentencePieceByHand() throws {
+        let pieces = ["<unk>", "a", "b", "c", "ab", "bc", "abc", "▁", "▁a", "aa", "<0xC3>", "<0xA9>", "<eot>", "\n\n"]
+        let scores: [Float] = [0, -1, -1, -1, -2, -1.5, -3, -1, -0.5, -1, 0, 0, 0, 0]
+        let types = [2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6, 3, 4]
+        let sp = try SentencePiece(pieces: pieces, scores: scores, types: types, addSpacePrefix: false, unknownID: 0)
+        #expect(sp.encode("abc") == [6])  // b+c (−1.5) first, then a+bc = abc (−3)
+        #expect(sp.encode("ab c") == [4, 7, 3])  // ab; "b▁", "▁c" are no pieces
+        #expect(sp.encode("aaa") == [9, 1])  // two equal pairs: the left one merges
+        #expect(sp.encode("é") == [10, 11])  // byte fallback
+        #expect(sp.encode("x") == [0])  // no piece, no byte piece: unknown
+        #expect(sp.encode("a", spacePrefix: true) == [8])
+        #expect(String(decoding: sp.decodeBytes([4, 7, 3, 10, 11]), as: UTF8.self) == "ab cé")
+
+        var w = GGUFWriter()
+        w.metadata = [
+            ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.tokens", .strings(pieces)),
+            ("tokenizer.ggml.scores", .f32s(scores)), ("tokenizer.ggml.token_type", .i32s(types.map(Int32.init))),
+            ("tokenizer.ggml.add_space_prefix", .bool(false))
+        ]
+        let tok = try GGUFTokenizer(gguf: GGUFFile(data: w.data()))
+        #expect(tok.encode("ab\n\nc<eot>") == [4, 13, 3, 12])
+        #expect(tok.encode("ab\n\nc<eot>", parseSpecial: false).prefix(3) == [4, 13, 3])
+        #expect(!tok.encode("<eot>", parseSpecial: false).contains(12))
+        #expect(tok.decode([4, 7, 3, 12]) == "ab c<eot>")
+        w.metadata[0] = ("tokenizer.ggml.model", .string("bert"))
+        let m = Self.errorText { _ = try GGUFTokenizer(gguf: GGUFFile(data: w.data(), path: "t.gguf")) }
+        #expect(m == "t.gguf: tokenizer.ggml.model is \"bert\"; this project reads \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)")
     }
 
     @Test func utf8StreamHoldsSplitCharacters() {

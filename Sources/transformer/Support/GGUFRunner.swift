@@ -30,8 +30,11 @@ struct GGUFRunner {
     var stopTokens: Set<Int> {
         var s = Set<Int>()
         if let e = tokenizer.eosID { s.insert(e) }
-        if let e = tokenizer.bpe.id(forSpecial: "<|im_end|>") { s.insert(e) }
-        if let e = tokenizer.bpe.id(forSpecial: "<|endoftext|>") { s.insert(e) }
+        // The tokens that end a turn in the chat formats of the families this project runs (ChatML,
+        // Gemma, Llama 3), where the file's EOS is another token.
+        for t in ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"] {
+            if let e = tokenizer.id(forSpecial: t) { s.insert(e) }
+        }
         return s
     }
 

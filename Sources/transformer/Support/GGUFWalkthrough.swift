@@ -14,7 +14,7 @@ enum GGUFWalkthrough {
         guard ids.count <= min(c.contextLength, 512) else {
             throw GGUFError("the text has \(ids.count) tokens; a walkthrough shows at most 512")
         }
-        func show(_ id: Int) -> String { tok.bpe.tokens[id] }
+        func show(_ id: Int) -> String { tok.tokens[id] }
         func norm(_ v: [Float]) -> Float { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
         func top(_ logits: [Float], _ k: Int) -> [(Int, Float)] {
             let m = logits.max()!, z = logits.reduce(0) { $0 + Foundation.exp($1 - m) }
