@@ -12,16 +12,18 @@ extension Kernels {
     ///
     /// `q` is `[n, heads·headSize]`; `kCache`, `vCache` are `[positions, kvHeads·headSize]` and already
     /// hold the new positions' keys and values. Query head h reads key/value head h / (heads / kvHeads).
-    /// `out` is `[n, heads·headSize]`. One position (generation) goes through `cachedAttentionLoop`;
+    /// `out` is `[n, heads·headSize]`. With a `window` (Gemma's sliding-window layers), position p sees
+    /// only the keys p − window + 1 … p. One position (generation) goes through `cachedAttentionLoop`;
     /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
     /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
     public static func cachedAttentionForward(
         out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
-        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int
+        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int, window: Int = .max
     ) {
         if n < 8 {
             cachedAttentionLoop(
-                out: out, q: q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize)
+                out: out, q: q, kCache: kCache, vCache: vCache, n: n, start: start, heads: heads, kvHeads: kvHeads, headSize: headSize,
+                window: window)
             return
         }
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
@@ -35,6 +37,7 @@ extension Kernels {
                 b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
             for t in 0..<n {
                 let row = p + t * len, valid = start + t + 1
+                if valid > window { row.update(repeating: -.infinity, count: valid - window) }
                 softmaxRow(row, visible: valid, count: len)
             }
             Gemm.multiply(
@@ -47,7 +50,7 @@ extension Kernels {
     /// and the fast path for one new token.
     public static func cachedAttentionLoop(
         out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
-        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int
+        n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int, window: Int = .max
     ) {
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize
         let scale = 1 / Float(headSize).squareRoot()
@@ -59,19 +62,15 @@ extension Kernels {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: start + n) { buffer in
                 let att = buffer.baseAddress!
                 for pair in pairs {
-                    let t = pair / heads, h = pair % heads, kvh = h / group, len = start + t + 1
+                    let t = pair / heads, h = pair % heads, kvh = h / group, end = start + t + 1
+                    let lo = max(0, end - window), len = end - lo  // the keys lo ..< end, att[j − lo]
                     let qi = q + t * qStride + h * headSize
-                    var m = -Float.infinity
-                    for j in 0..<len {
-                        let s = dot(qi, kc + j * kvStride + kvh * headSize, headSize) * scale
-                        att[j] = s
-                        m = max(m, s)
-                    }
+                    for j in 0..<len { att[j] = dot(qi, kc + (lo + j) * kvStride + kvh * headSize, headSize) * scale }
                     softmaxRow(att, visible: len, count: len)
                     let o = out + t * qStride + h * headSize
                     for d in 0..<headSize { o[d] = 0 }
                     for j in 0..<len {
-                        let w = att[j], v = vc + j * kvStride + kvh * headSize
+                        let w = att[j], v = vc + (lo + j) * kvStride + kvh * headSize
                         var d = 0
                         while d + 8 <= headSize {
                             let acc = load8(o + d)

@@ -96,4 +96,18 @@ extension Kernels {
         }
         while i < count { out[i] = gate[i] / (1 + Foundation.exp(-gate[i])) * up[i]; i += 1 }
     }
+
+    /// GeGLU's gate (Gemma): `out = gelu(gate) · up` with GELU's tanh form,
+    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), 8 at a time.
+    public static func gegluForward(out: FloatPtr, gate: ConstFloatPtr, up: ConstFloatPtr, count: Int) {
+        let c: Float = 0.797_884_6  // √(2/π)
+        var i = 0
+        while i + 8 <= count {
+            let g = load8(gate + i)
+            let t = FastMath.tanh(c * (g + 0.044715 * g * g * g))
+            store8(0.5 * g * (1 + t) * load8(up + i), out + i)
+            i += 8
+        }
+        while i < count { out[i] = gelu(gate[i], form: .tanh) * up[i]; i += 1 }
+    }
 }

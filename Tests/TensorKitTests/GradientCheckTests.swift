@@ -302,6 +302,43 @@ import Testing
         let worst = zip(cached, last).map { abs($0 - $1) }.max()!
         #expect(worst < 1e-5, "t \(t), n \(n), heads \(heads)/\(kvHeads): worst difference \(worst)")
     }
+
+    /// Sliding-window attention (Gemma 3's local blocks): position p sees keys p − window + 1 … p,
+    /// computed here the plain way, on both paths (n = 1 and 3: the loop; 12: the GEMM) and with the
+    /// window wider than the context (no effect).
+    @Test(arguments: [(30, 1, 5), (30, 3, 5), (30, 12, 5), (30, 12, 1), (30, 12, 64), (9, 9, 4)])
+    func slidingWindow(shape: (Int, Int, Int)) {
+        let (t, n, window) = shape
+        let heads = 4, kvHeads = 2, hs = 8, d = heads * hs, dkv = kvHeads * hs
+        var rng = SeededRNG(seed: UInt64(t * 31 + n * 7 + window))
+        let q = rng.uniform(shape: [t * d], low: -2, high: 2).data
+        let k = rng.uniform(shape: [t * dkv], low: -2, high: 2).data, v = rng.uniform(shape: [t * dkv], low: -2, high: 2).data
+        var want = [Float](repeating: 0, count: n * d)
+        for i in 0..<n {
+            let p = t - n + i, lo = max(0, p - window + 1)
+            for h in 0..<heads {
+                let kvh = h / (heads / kvHeads)
+                var s: [Double] = (lo...p).map { j in
+                    let dot = (0..<hs).reduce(0.0) { $0 + Double(q[p * d + h * hs + $1]) * Double(k[j * dkv + kvh * hs + $1]) }
+                    return dot / Double(hs).squareRoot()
+                }
+                let m = s.max()!
+                s = s.map { Foundation.exp($0 - m) }
+                let z = s.reduce(0, +)
+                for e in 0..<hs {
+                    want[i * d + h * hs + e] = Float(zip(lo...p, s).reduce(0.0) { $0 + $1.1 / z * Double(v[$1.0 * dkv + kvh * hs + e]) })
+                }
+            }
+        }
+        var got = [Float](repeating: .nan, count: n * d)
+        q.withUnsafeBufferPointer { qp in
+            Kernels.cachedAttentionForward(
+                out: &got, q: qp.baseAddress! + (t - n) * d, kCache: k, vCache: v,
+                n: n, start: t - n, heads: heads, kvHeads: kvHeads, headSize: hs, window: window)
+        }
+        let worst = zip(got, want).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-5, "t \(t), n \(n), window \(window): worst difference \(worst)")
+    }
 }
 
 /// The vectorised, multi-threaded row kernels against their scalar references, at widths that are

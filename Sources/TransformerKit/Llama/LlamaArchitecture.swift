@@ -20,9 +20,27 @@ public struct LlamaArchitecture: Sendable, Equatable {
     public var ropePairs: RoPEPairs
     /// Whether Q, K and V have biases (`blk.N.attn_q.bias` …).
     public var attentionBias: Bool
+    /// The feed-forward's gate: SiLU (SwiGLU) or GELU, tanh form (GeGLU, Gemma).
+    public enum Gate: Sendable { case silu, geluTanh }
+    /// The feed-forward's gate.
+    public var gate: Gate = .silu
+    /// Whether the token embedding is multiplied by √d_model before the first block (Gemma).
+    public var scalesEmbedding = false
+    /// Whether each head's query and key go through an RMSNorm of their own before the rotary
+    /// embedding (`attn_q_norm`, `attn_k_norm`: Gemma 3).
+    public var normalizesQK = false
+    /// Whether the attention and feed-forward outputs go through one more RMSNorm each before they are
+    /// added to the residual stream (`post_attention_norm`, `post_ffw_norm`: Gemma).
+    public var normalizesSublayerOutputs = false
+    /// Sliding-window attention: every `slidingWindowPattern`-th block (the last of each group) attends
+    /// to every position with the file's RoPE base; the others see only the last
+    /// `ARCH.attention.sliding_window` positions and use `localRoPEBase`. 0: every block is global.
+    public var slidingWindowPattern = 0
+    /// The RoPE base of the sliding-window blocks (Gemma 3: 10,000; the global ones: 1,000,000).
+    public var localRoPEBase: Double = 10_000
 
     /// Every architecture this project runs.
-    public static let all: [LlamaArchitecture] = [.llama, .qwen2]
+    public static let all: [LlamaArchitecture] = [.llama, .qwen2, .gemma3]
 
     /// The architecture named `name`, or an error listing the ones this project runs.
     static func named(_ name: String, path: String) throws -> LlamaArchitecture {

@@ -15,16 +15,30 @@ public struct LlamaConfig: Sendable, Equatable {
     public var heads: Int
     /// Key/value heads: fewer than `heads` is grouped-query attention.
     public var kvHeads: Int
-    public var headSize: Int { dModel / heads }
+    /// Each head's width: d_model / heads, unless the file says otherwise (`ARCH.attention.key_length`:
+    /// Gemma 3 270M has 4 heads of 256 on a d_model of 640).
+    public var headSize: Int
+    /// Width of all query heads together (= d_model unless `headSize` was given).
+    public var queryWidth: Int { heads * headSize }
     public var contextLength: Int
     public var ropeBase: Double
     public var rmsEps: Float
+    /// How many positions a sliding-window block sees (`ARCH.attention.sliding_window`), or nil when
+    /// every block attends to all positions.
+    public var slidingWindow: Int?
+
+    /// Whether block `layer` attends within the sliding window (and uses the local RoPE base).
+    public func isSlidingWindow(layer: Int) -> Bool {
+        guard slidingWindow != nil, architecture.slidingWindowPattern > 0 else { return false }
+        return (layer + 1) % architecture.slidingWindowPattern != 0
+    }
 
     public init(
         vocabSize: Int, dModel: Int, dFF: Int, layers: Int, heads: Int, kvHeads: Int, contextLength: Int, ropeBase: Double, rmsEps: Float
     ) {
         self.vocabSize = vocabSize; self.dModel = dModel; self.dFF = dFF; self.layers = layers; self.heads = heads
         self.kvHeads = kvHeads; self.contextLength = contextLength; self.ropeBase = ropeBase; self.rmsEps = rmsEps
+        headSize = dModel / heads
     }
 
     /// Reads and checks the metadata.
@@ -53,19 +67,46 @@ public struct LlamaConfig: Sendable, Equatable {
                 """
             )
         }
-        guard dModel % heads == 0, heads % kvHeads == 0, (dModel / heads) % 2 == 0 else {
-            throw GGUFError(
-                """
-                \(f.path): embedding \(dModel) with \(heads) heads and \(kvHeads) key/value heads: expected the heads to divide \
-                the embedding into even head sizes and the key/value heads to divide the heads
-                """
-            )
+        let keyLength = "\(a).attention.key_length", valueLength = "\(a).attention.value_length"
+        if f.metadata[keyLength] != nil {
+            headSize = try f.int(keyLength)
+            if f.metadata[valueLength] != nil, try f.int(valueLength) != headSize {
+                throw GGUFError(
+                    "\(f.path): \(valueLength) is \(try f.int(valueLength)) but \(keyLength) is \(headSize); expected equal key and value widths"
+                )
+            }
+            guard headSize > 0, headSize % 2 == 0 else {
+                throw GGUFError("\(f.path): \(keyLength) is \(headSize), expected a positive even head size")
+            }
+        } else {
+            guard dModel % heads == 0, (dModel / heads) % 2 == 0 else {
+                throw GGUFError(
+                    "\(f.path): embedding \(dModel) with \(heads) heads: expected the heads to divide the embedding into even head sizes")
+            }
+            headSize = dModel / heads
+        }
+        guard heads % kvHeads == 0 else {
+            throw GGUFError("\(f.path): \(heads) heads and \(kvHeads) key/value heads: expected the key/value heads to divide the heads")
         }
         let ropeDims = "\(a).rope.dimension_count"
-        if f.metadata[ropeDims] != nil, try f.int(ropeDims) != dModel / heads {
+        if f.metadata[ropeDims] != nil, try f.int(ropeDims) != headSize {
             throw GGUFError(
-                "\(f.path): \(ropeDims) is \(try f.int(ropeDims)), expected the head size \(dModel / heads) (partial rotary embeddings are not supported)"
+                "\(f.path): \(ropeDims) is \(try f.int(ropeDims)), expected the head size \(headSize) (partial rotary embeddings are not supported)"
             )
+        }
+        // Scaled RoPE (Llama 3.1's "llama3", linear, YaRN) changes every angle: refuse rather than run it wrong.
+        let scaling = "\(a).rope.scaling.type"
+        if let kind = f.metadata[scaling]?.string, kind != "none" {
+            throw GGUFError("\(f.path): \(scaling) is \"\(kind)\"; this project does not apply RoPE scaling yet")
+        }
+        if f.metadata["\(a).rope.freq_factors"] != nil || f.tensor("rope_freqs.weight") != nil {
+            throw GGUFError("\(f.path): the file carries RoPE frequency factors (Llama 3.1 scaling); this project does not apply them yet")
+        }
+        if architecture.slidingWindowPattern > 0 {
+            let key = "\(a).attention.sliding_window"
+            let w = try f.int(key)
+            guard w > 0 else { throw GGUFError("\(f.path): \(key) is \(w), expected a positive number of positions") }
+            slidingWindow = w
         }
     }
 }
@@ -89,6 +130,10 @@ public final class LlamaModel: @unchecked Sendable {
         let q, k, v, o, gate, up, down: QuantizedMatrix
         /// Q, K and V biases (Qwen2), or nil.
         let qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
+        /// Per-head query and key norms (`[headSize]` each, Gemma 3), or nil.
+        let qNorm: [Float]?, kNorm: [Float]?
+        /// Norms on the attention and feed-forward outputs (Gemma), or nil.
+        let postAttnNorm: [Float]?, postFFNNorm: [Float]?
     }
     let blocks: [Block]
     let tokenEmbedding: QuantizedMatrix
@@ -101,7 +146,7 @@ public final class LlamaModel: @unchecked Sendable {
     public init(file f: GGUFFile, dequantize: Bool = false) throws {
         let c = try LlamaConfig(gguf: f)
         config = c; file = f; dequantized = dequantize
-        let d = c.dModel, kv = c.kvHeads * c.headSize
+        let d = c.dModel, kv = c.kvHeads * c.headSize, qw = c.queryWidth, hs = c.headSize
         var owned: [FlatBuffer] = []
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> QuantizedMatrix {
             let m = try f.matrix(name, rows: rows, cols: cols)
@@ -115,17 +160,23 @@ public final class LlamaModel: @unchecked Sendable {
         var blocks: [Block] = []
         for l in 0..<c.layers {
             let p = "blk.\(l)."
-            let bias = c.architecture.attentionBias
+            let arch = c.architecture, bias = arch.attentionBias
+            func norm(_ name: String, _ width: Int, if present: Bool) throws -> [Float]? {
+                present ? try f.floats(p + name, dims: [width]) : nil
+            }
             blocks.append(
                 Block(
                     attnNorm: try f.floats(p + "attn_norm.weight", dims: [d]), ffnNorm: try f.floats(p + "ffn_norm.weight", dims: [d]),
-                    q: try matrix(p + "attn_q.weight", d, d), k: try matrix(p + "attn_k.weight", kv, d),
-                    v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, d),
+                    q: try matrix(p + "attn_q.weight", qw, d), k: try matrix(p + "attn_k.weight", kv, d),
+                    v: try matrix(p + "attn_v.weight", kv, d), o: try matrix(p + "attn_output.weight", d, qw),
                     gate: try matrix(p + "ffn_gate.weight", c.dFF, d), up: try matrix(p + "ffn_up.weight", c.dFF, d),
                     down: try matrix(p + "ffn_down.weight", d, c.dFF),
-                    qBias: bias ? try f.floats(p + "attn_q.bias", dims: [d]) : nil,
-                    kBias: bias ? try f.floats(p + "attn_k.bias", dims: [kv]) : nil,
-                    vBias: bias ? try f.floats(p + "attn_v.bias", dims: [kv]) : nil))
+                    qBias: try norm("attn_q.bias", qw, if: bias), kBias: try norm("attn_k.bias", kv, if: bias),
+                    vBias: try norm("attn_v.bias", kv, if: bias),
+                    qNorm: try norm("attn_q_norm.weight", hs, if: arch.normalizesQK),
+                    kNorm: try norm("attn_k_norm.weight", hs, if: arch.normalizesQK),
+                    postAttnNorm: try norm("post_attention_norm.weight", d, if: arch.normalizesSublayerOutputs),
+                    postFFNNorm: try norm("post_ffw_norm.weight", d, if: arch.normalizesSublayerOutputs)))
         }
         self.blocks = blocks
         outputNorm = try f.floats("output_norm.weight", dims: [d])
@@ -171,7 +222,7 @@ public final class LlamaSession: GenerationSession {
     public let maxLength: Int
     private var capacity = 0
     private var kCache: [FlatBuffer] = [], vCache: [FlatBuffer] = []
-    private var rope = FlatBuffer(count: 0)
+    private var rope = FlatBuffer(count: 0), ropeLocal = FlatBuffer(count: 0)
     private var batch = 0
     private var x = FlatBuffer(count: 0), h = FlatBuffer(count: 0), q = FlatBuffer(count: 0), ctx = FlatBuffer(count: 0)
     private var tmp = FlatBuffer(count: 0), gate = FlatBuffer(count: 0), up = FlatBuffer(count: 0)
@@ -188,8 +239,8 @@ public final class LlamaSession: GenerationSession {
         let c = model.config
         self.maxLength = min(maxLength ?? c.contextLength, c.contextLength)
         logits = FlatBuffer(count: c.vocabSize)
-        blockSums = FlatBuffer(count: max(c.dModel, c.dFF) / 32 + 1)
-        let largest = model.dequantized ? 0 : max(c.dFF * c.dModel, c.dModel * c.dModel)
+        blockSums = FlatBuffer(count: max(c.dModel, c.dFF, c.queryWidth) / 32 + 1)
+        let largest = model.dequantized ? 0 : max(c.dFF * c.dModel, c.queryWidth * c.dModel)
         dequantScratch = FlatBuffer(count: largest)
     }
 
@@ -253,11 +304,15 @@ public final class LlamaSession: GenerationSession {
             }
             rope = FlatBuffer(count: newCapacity * c.headSize)
             Kernels.ropeTable(rope.pointer, positions: newCapacity, headSize: c.headSize, base: c.ropeBase)
+            if c.slidingWindow != nil {
+                ropeLocal = FlatBuffer(count: newCapacity * c.headSize)
+                Kernels.ropeTable(ropeLocal.pointer, positions: newCapacity, headSize: c.headSize, base: c.architecture.localRoPEBase)
+            }
             capacity = newCapacity
         }
         if n > batch {
-            x = FlatBuffer(count: n * c.dModel); h = FlatBuffer(count: n * c.dModel); q = FlatBuffer(count: n * c.dModel)
-            ctx = FlatBuffer(count: n * c.dModel); tmp = FlatBuffer(count: n * c.dModel)
+            x = FlatBuffer(count: n * c.dModel); h = FlatBuffer(count: n * c.dModel); q = FlatBuffer(count: n * c.queryWidth)
+            ctx = FlatBuffer(count: n * c.queryWidth); tmp = FlatBuffer(count: n * c.dModel)
             gate = FlatBuffer(count: n * c.dFF); up = FlatBuffer(count: n * c.dFF)
             batch = n
         }
@@ -278,10 +333,14 @@ public final class LlamaSession: GenerationSession {
     /// Tokens `length ..< length + n` through every block; leaves the last position's logits.
     private func forward(_ tokens: [Int]) {
         let c = model.config, d = c.dModel, n = tokens.count, start = length
-        let kvDim = c.kvHeads * c.headSize
+        let kvDim = c.kvHeads * c.headSize, qw = c.queryWidth, arch = c.architecture
         reserve(positions: start + n, batch: n)
         let emb = model.tokenEmbedding
         for (i, t) in tokens.enumerated() { Quantized.dequantize(emb.type, emb.row(t), x.pointer + i * d, count: d) }
+        if arch.scalesEmbedding {
+            let s = Float(d).squareRoot()
+            for j in 0..<n * d { x[j] *= s }
+        }
         for (l, b) in model.blocks.enumerated() {
             // attention: x += W_o · attn(rope(W_q h), rope(W_k h), W_v h), h = rmsnorm(x)
             Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.attnNorm, rows: n, width: d, eps: c.rmsEps)
@@ -289,24 +348,40 @@ public final class LlamaSession: GenerationSession {
             // q (n, heads·hs); k, v (n, kvHeads·hs), straight into the cache
             linear([(q.pointer, b.q), (kNew, b.k), (vNew, b.v)], h.pointer, n: n)
             if let qb = b.qBias, let kb = b.kBias, let vb = b.vBias {
-                Kernels.addBias(q.pointer, bias: qb, rows: n, width: d)
+                Kernels.addBias(q.pointer, bias: qb, rows: n, width: qw)
                 Kernels.addBias(kNew, bias: kb, rows: n, width: kvDim)
                 Kernels.addBias(vNew, bias: vb, rows: n, width: kvDim)
             }
-            let rotate = c.architecture.ropePairs == .halves ? Kernels.ropeForwardNeox : Kernels.ropeForward
-            rotate(q.pointer, rope.pointer, n, start, c.heads, c.headSize, d)
-            rotate(kNew, rope.pointer, n, start, c.kvHeads, c.headSize, kvDim)
+            if let qn = b.qNorm, let kn = b.kNorm {  // each head's row on its own: (n·heads, headSize)
+                Kernels.rmsNormForward(out: q.pointer, input: q.pointer, weight: qn, rows: n * c.heads, width: c.headSize, eps: c.rmsEps)
+                Kernels.rmsNormForward(out: kNew, input: kNew, weight: kn, rows: n * c.kvHeads, width: c.headSize, eps: c.rmsEps)
+            }
+            let local = c.isSlidingWindow(layer: l)
+            let table = local ? ropeLocal.pointer : rope.pointer
+            let rotate = arch.ropePairs == .halves ? Kernels.ropeForwardNeox : Kernels.ropeForward
+            rotate(q.pointer, table, n, start, c.heads, c.headSize, qw)
+            rotate(kNew, table, n, start, c.kvHeads, c.headSize, kvDim)
             Kernels.cachedAttentionForward(
                 out: ctx.pointer, q: q.pointer, kCache: kCache[l].pointer, vCache: vCache[l].pointer,
-                n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize)
+                n: n, start: start, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize,
+                window: local ? c.slidingWindow ?? .max : .max)
             linear(tmp.pointer, ctx.pointer, b.o, n: n)
+            if let pn = b.postAttnNorm {
+                Kernels.rmsNormForward(out: tmp.pointer, input: tmp.pointer, weight: pn, rows: n, width: d, eps: c.rmsEps)
+            }
             for j in 0..<n * d { x[j] += tmp[j] }
             let attnOut = observe == nil ? [] : Array(UnsafeBufferPointer(start: tmp.pointer + (n - 1) * d, count: d))
             // feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h), h = rmsnorm(x)
             Kernels.rmsNormForward(out: h.pointer, input: x.pointer, weight: b.ffnNorm, rows: n, width: d, eps: c.rmsEps)
             linear([(gate.pointer, b.gate), (up.pointer, b.up)], h.pointer, n: n)  // (n, hidden) each
-            Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.dFF)
+            switch arch.gate {
+            case .silu: Kernels.swigluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.dFF)
+            case .geluTanh: Kernels.gegluForward(out: gate.pointer, gate: gate.pointer, up: up.pointer, count: n * c.dFF)
+            }
             linear(tmp.pointer, gate.pointer, b.down, n: n)
+            if let pn = b.postFFNNorm {
+                Kernels.rmsNormForward(out: tmp.pointer, input: tmp.pointer, weight: pn, rows: n, width: d, eps: c.rmsEps)
+            }
             for j in 0..<n * d { x[j] += tmp[j] }
             if let observe {
                 observe(
@@ -327,9 +402,12 @@ public final class LlamaSession: GenerationSession {
     /// the cached keys: softmax(q·kᵀ/√d) as the attention kernel computes them.
     private func lastAttention(_ l: Int, n: Int, start: Int) -> [[Float]] {
         let c = model.config, hs = c.headSize, kvDim = c.kvHeads * hs, len = start + n
+        // A sliding-window block sees only the last `window` positions: the others get weight 0.
+        let lo = c.isSlidingWindow(layer: l) ? max(0, len - (c.slidingWindow ?? len)) : 0
         return (0..<c.heads).map { h in
-            let qh = q.pointer + (n - 1) * c.dModel + h * hs, kvh = h / (c.heads / c.kvHeads)
+            let qh = q.pointer + (n - 1) * c.queryWidth + h * hs, kvh = h / (c.heads / c.kvHeads)
             var s = (0..<len).map { j -> Float in
+                if j < lo { return -.infinity }
                 var dot: Float = 0
                 for e in 0..<hs { dot += qh[e] * kCache[l].pointer[j * kvDim + kvh * hs + e] }
                 return dot / Float(hs).squareRoot()

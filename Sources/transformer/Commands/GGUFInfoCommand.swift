@@ -43,12 +43,19 @@ struct GGUFInfoCommand: ParsableCommand {
                 )
             }
             let c = try LlamaConfig(gguf: f)
-            _ = try GGUFTokenizer(gguf: f)
+            let tok = try GGUFTokenizer(gguf: f)
+            var window = ""
+            if let w = c.slidingWindow {
+                let global = (0..<c.layers).filter { !c.isSlidingWindow(layer: $0) }.map(String.init).joined(separator: ", ")
+                window = "; sliding window \(w) (RoPE base \(c.architecture.localRoPEBase)) except blocks \(global)"
+            }
             print(
                 """
                 \nruns as: \(c.architecture.name), vocabulary \(c.vocabSize), d_model \(c.dModel), \(c.layers) blocks, \(c.heads) heads \
                 (\(c.kvHeads) key/value, size \(c.headSize)), feed-forward \(c.dFF), context \(c.contextLength), RoPE base \
-                \(c.ropeBase), RMSNorm ε \(c.rmsEps)
+                \(c.ropeBase), RMSNorm ε \(c.rmsEps)\(window)
+                tokenizer: \(tok.sentencePiece != nil ? "SentencePiece" : "byte-level BPE"), \(tok.vocabSize) tokens; chat template: \
+                \(tok.chatTemplate == nil ? "none" : tok.chatTemplateIsBuiltIn ? "none in the file, this project's \(c.architecture.name) format" : "the file's")
                 """
             )
         } catch let e as GGUFError { fail(e.description) }
