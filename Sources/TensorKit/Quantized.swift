@@ -279,16 +279,44 @@ public enum Quantized {
 
     /// `out[r] = Σ_c m[r, c] · x[c]`: a matrix–vector product read straight from the blocks, rows split
     /// across the threads. `scratch` holds `cols / 32` floats.
-    public static func matvec(_ out: FloatPtr, _ m: QuantizedMatrix, _ x: ConstFloatPtr, scratch: FloatPtr) {
-        matvec([(out, m)], x, scratch: scratch)
+    public static func matvec(
+        _ out: FloatPtr, _ m: QuantizedMatrix, _ x: ConstFloatPtr, scratch: FloatPtr, activations: ActivationPrecision = .float32
+    ) {
+        matvec([(out, m)], x, scratch: scratch, activations: activations)
     }
 
     /// Several matrix–vector products with the same input (Q, K and V; gate and up) as one parallel
     /// job over all their rows: one wake-up of the second thread instead of one per matrix.
-    public static func matvec(_ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr) {
+    ///
+    /// With `activations: .int8`, matrices in a format with an integer kernel (`hasInt8Kernel`) see `x`
+    /// rounded to 8 bits per block of 32 (QuantizedInt8.swift); the others keep the Float32 path.
+    public static func matvec(
+        _ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr,
+        activations: ActivationPrecision = .float32
+    ) {
         let cols = products[0].matrix.cols
         precondition(products.allSatisfy { $0.matrix.cols == cols }, "matvec: the matrices must have the same width")
-        if products.contains(where: { [.q4_0, .q4_1, .q5_0, .q5_1, .q4_K].contains($0.matrix.type) }) {
+        let int8 = activations.effective == .int8 && products.contains { hasInt8Kernel($0.matrix.type) }
+        guard int8 else { return matvecFloat(products, x, scratch: scratch, int8: nil) }
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: cols) { q in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * (cols / 32)) { ds in
+                let a = Int8Activations(q: q.baseAddress!, d: ds.baseAddress!, s: ds.baseAddress! + cols / 32)
+                quantizeActivations(x, cols: cols, into: a)
+                matvecFloat(products, x, scratch: scratch, int8: a)
+            }
+        }
+    }
+
+    /// The parallel job of `matvec`: each matrix through the integer kernel when `int8` is given and
+    /// its format has one, through `dotRows` otherwise.
+    private static func matvecFloat(
+        _ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr, int8: Int8Activations?
+    ) {
+        let cols = products[0].matrix.cols
+        let needsSums: (QuantizedMatrix) -> Bool = { m in
+            [.q4_0, .q4_1, .q5_0, .q5_1, .q4_K].contains(m.type) && !(int8 != nil && hasInt8Kernel(m.type))
+        }
+        if products.contains(where: { needsSums($0.matrix) }) {
             for b in 0..<cols / 32 {
                 var s = load8(x + 32 * b)
                 s += load8(x + 32 * b + 8); s += load8(x + 32 * b + 16); s += load8(x + 32 * b + 24)
@@ -301,11 +329,18 @@ public enum Quantized {
         let starts = offsets
         let jobs = products.map { (SharedPointer($0.out), $0.matrix) }
         let x0 = SharedPointer(x), s0 = SharedPointer(scratch)
+        let a0 = int8.map { (SharedPointer($0.q), SharedPointer($0.d), SharedPointer($0.s)) }
         parallelRanges(count: total, costPerItem: cols) { range in
             let x = x0.readOnly, sums = s0.readOnly
+            let a = a0.map { Int8Activations(q: $0.0.pointer, d: $0.1.pointer, s: $0.2.pointer) }
             for (i, (o, m)) in jobs.enumerated() {
                 let lo = max(range.lowerBound, starts[i]) - starts[i], hi = min(range.upperBound, starts[i] + m.rows) - starts[i]
-                if lo < hi { dotRows(o.pointer, m, x, sums, rows: lo..<hi) }
+                guard lo < hi else { continue }
+                if let a, hasInt8Kernel(m.type) {
+                    dotRowsInt8(o.pointer, m, a, rows: lo..<hi)
+                } else {
+                    dotRows(o.pointer, m, x, sums, rows: lo..<hi)
+                }
             }
         }
     }

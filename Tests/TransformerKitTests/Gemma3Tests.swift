@@ -94,7 +94,7 @@ import TensorKit
         #expect(e.cases.count == 4)
         for c in e.cases {
             #expect(c.positions.count == c.ids.count)
-            let s = LlamaSession(model: model, maxLength: 1024)
+            let s = LlamaSession(model: model, maxLength: 1024, activations: .float32)
             for (p, id) in c.ids.enumerated() {
                 let logits = try s.feed([id]), want = c.positions[p]
                 let tolerance = 1e-3 * (want.max - want.min)
@@ -118,7 +118,7 @@ import TensorKit
         let long = e.long
         #expect(long.ids.count > 512)
         for split in [long.ids.count, 500] {
-            let s = LlamaSession(model: model, maxLength: 1024, chunk: 256)
+            let s = LlamaSession(model: model, maxLength: 1024, chunk: 256, activations: .float32)
             var logits = try s.feed(Array(long.ids.prefix(split)))
             for id in long.ids.dropFirst(split) { logits = try s.feed([id]) }
             for pair in long.top + long.probe {

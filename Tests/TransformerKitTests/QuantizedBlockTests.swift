@@ -84,6 +84,74 @@ import ModelFiles
     }
 }
 
+/// The integer kernels (8-bit activations, QuantizedInt8.swift) on the fixture's blocks: the input is
+/// rounded to 8 bits per block of 32 (checked: |x − d·q| ≤ d/2, the largest |q| is 127), and each
+/// row's product equals Σ w·(d·q) of the `gguf` package's values to float rounding — so the kernels
+/// add no error beyond the activations' rounding.
+@Suite struct QuantizedInt8Tests {
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K]
+
+    @Test func activationsRoundToEightBits() {
+        var rng = SeededRNG(seed: 3)
+        let cols = 96
+        var x = (0..<cols).map { _ in (rng.nextUnit() * 2 - 1) * 5 }
+        for c in 32..<64 { x[c] = 0 }  // an all-zero block: d = 0, q = 0
+        var q = [Int8](repeating: 0, count: cols), ds = [Float](repeating: .nan, count: 6)
+        q.withUnsafeMutableBufferPointer { qp in
+            ds.withUnsafeMutableBufferPointer { dp in
+                Quantized.quantizeActivations(x, cols: cols, into: Int8Activations(q: qp.baseAddress!, d: dp.baseAddress!, s: dp.baseAddress! + 3))
+            }
+        }
+        for b in 0..<3 {
+            let d = ds[b], block = (32 * b)..<(32 * b + 32)
+            #expect(abs(d - block.map { abs(x[$0]) }.max()! / 127) <= 1e-7 * d)
+            if d > 0 { #expect(block.map { abs(Int(q[$0])) }.max() == 127) }
+            for c in block { #expect(abs(x[c] - d * Float(q[c])) <= d / 2 * (1 + 1e-5)) }
+            #expect(abs(ds[3 + b] - d * Float(block.map { Int(q[$0]) }.reduce(0, +))) <= 1e-5 * max(1, abs(ds[3 + b])))
+        }
+        #expect(ds[1] == 0 && ds[4] == 0)
+    }
+
+    @Test(.enabled(if: ActivationPrecision.int8Available, "no integer kernels on this architecture"), arguments: types)
+    func productsMatchTheQuantisedInput(type: GGMLType) throws {
+        #expect(Quantized.hasInt8Kernel(type))
+        let f = try #require(QuantizedBlockTests.fixture.types[type.name])
+        let raw = QuantizedBlockTests.bytes(f.hex)
+        let bb = type.blockBytes, bs = type.blockSize
+        let matrix = raw + (0..<3).reversed().flatMap { raw[($0 * bb)..<(($0 + 1) * bb)] }
+        let values = f.values + (0..<3).reversed().flatMap { f.values[($0 * bs)..<(($0 + 1) * bs)] }
+        let cols = 3 * bs
+        var rng = SeededRNG(seed: 11)
+        let x = (0..<cols).map { _ in rng.nextUnit() * 2 - 1 }
+        var q = [Int8](repeating: 0, count: cols), ds = [Float](repeating: 0, count: 2 * cols / 32)
+        q.withUnsafeMutableBufferPointer { qp in
+            ds.withUnsafeMutableBufferPointer { dp in
+                Quantized.quantizeActivations(
+                    x, cols: cols, into: Int8Activations(q: qp.baseAddress!, d: dp.baseAddress!, s: dp.baseAddress! + cols / 32))
+            }
+        }
+        let xq = (0..<cols).map { Double(ds[$0 / 32]) * Double(q[$0]) }
+        var want = [Double](repeating: 0, count: 2), exact = want
+        for r in 0..<2 {
+            for c in 0..<cols {
+                want[r] += Double(values[r * cols + c]) * xq[c]
+                exact[r] += Double(values[r * cols + c]) * Double(x[c])
+            }
+        }
+        var out = [Float](repeating: 0, count: 2), scratch = [Float](repeating: 0, count: cols)
+        matrix.withUnsafeBytes { buf in
+            let m = QuantizedMatrix(type: type, rows: 2, cols: cols, data: buf.baseAddress!)
+            Quantized.matvec(&out, m, x, scratch: &scratch, activations: .int8)
+        }
+        let scale = values.map { abs(Double($0)) }.reduce(0, +) + 1e-6
+        for r in 0..<2 {
+            #expect(abs(Double(out[r]) - want[r]) <= 1e-5 * scale, "\(type.name) row \(r): int8 \(out[r]) vs \(want[r])")
+            // and the rounding of the input moves the product by little
+            #expect(abs(Double(out[r]) - exact[r]) <= 1e-2 * scale, "\(type.name) row \(r): int8 \(out[r]) vs exact \(exact[r])")
+        }
+    }
+}
+
 /// Real tensors of Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Q5_0, Q8_0, Q4_K, Q6_K and F32 in one file, as
 /// llama.cpp mixes them), against the `gguf` package: `Fixtures/kquants/make_qwen2_tensor_fixture.py`.
 /// The file (491 MB) comes from `scripts/fetch-qwen2.sh`; the tests look at `$QWEN2_GGUF`, then

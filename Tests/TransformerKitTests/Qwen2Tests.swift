@@ -66,17 +66,17 @@ import TensorKit
         let model = try LlamaModel(file: f), tok = try GGUFTokenizer(gguf: f)
         let stop: Set<Int> = [151643, 151645]
         let greedy = SamplingOptions(temperature: 0)
-        let conv = try ChatConversation(session: LlamaSession(model: model, maxLength: 512), tokenizer: tok, system: "Be terse.")
+        let conv = try ChatConversation(session: LlamaSession(model: model, maxLength: 512, activations: .float32), tokenizer: tok, system: "Be terse.")
         let first = try conv.reply(to: "Name a prime number.", maxTokens: 12, sampling: greedy, stop: stop)
         #expect(first.reusedTokens == 0 && !first.text.isEmpty)
         let second = try conv.reply(to: "Another one?", maxTokens: 12, sampling: greedy, stop: stop)
         #expect(second.reusedTokens > 20, "reused \(second.reusedTokens)")
         let prompt = tok.encode(try tok.renderChat(Array(conv.messages.dropLast())))
-        let fresh = try LlamaSession(model: model, maxLength: 512).generate(prompt: prompt, maxNewTokens: 12, sampling: greedy, stop: stop)
+        let fresh = try LlamaSession(model: model, maxLength: 512, activations: .float32).generate(prompt: prompt, maxNewTokens: 12, sampling: greedy, stop: stop)
         #expect(fresh == second.tokens)
         #expect(second.readTokens + second.reusedTokens == prompt.count)
 
-        let small = try ChatConversation(session: LlamaSession(model: model, maxLength: 64), tokenizer: tok, system: "Be terse.")
+        let small = try ChatConversation(session: LlamaSession(model: model, maxLength: 64, activations: .float32), tokenizer: tok, system: "Be terse.")
         var dropped = 0
         for q in ["Name a prime.", "Name a colour.", "Name a city.", "Name a fruit.", "Name a river.", "Name a tree."] {
             dropped += try small.reply(to: q, maxTokens: 8, sampling: greedy, stop: stop).droppedMessages
@@ -101,7 +101,7 @@ import TensorKit
         #expect(cases.count == 4)
         for c in cases {
             #expect(c.positions.count == c.ids.count)
-            let s = LlamaSession(model: model, maxLength: 512)
+            let s = LlamaSession(model: model, maxLength: 512, activations: .float32)
             for (p, id) in c.ids.enumerated() {
                 let logits = try s.feed([id]), want = c.positions[p]
                 let tolerance = 1e-3 * (want.max - want.min)

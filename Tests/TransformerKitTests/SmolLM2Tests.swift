@@ -98,7 +98,7 @@ import TensorKit
                     contextLength: 8192, ropeBase: 100_000, rmsEps: 1e-5))
         var worst: Double = 0
         for c in try Self.expected().cases {
-            let s = LlamaSession(model: model)
+            let s = LlamaSession(model: model, activations: .float32)
             let logits = try s.feed(c.ids)
             worst = max(worst, Self.checkLogits(logits, c))
             let mean = logits.reduce(0, +) / Float(logits.count)
@@ -122,7 +122,7 @@ import TensorKit
         let model = try LlamaModel(file: try #require(Self.file))
         var worst: Double = 0
         for c in try Self.expected().cases {
-            let s = LlamaSession(model: model)
+            let s = LlamaSession(model: model, activations: .float32)
             let logits = try s.feed(c.ids)
             worst = max(worst, Self.checkLogits(logits, c))
             s.reset()

@@ -232,10 +232,16 @@ public final class LlamaSession: GenerationSession {
     public var observe: ((LlamaBlockSummary) -> Void)?
     /// Prompts go through in chunks of this many tokens (bounds the work buffers).
     public let chunk: Int
+    /// How one token's matrix–vector products treat their input: rounded to 8 bits per block for
+    /// integer dot products (`int8`, the default where the CPU has them, as llama.cpp does), or kept
+    /// in Float32 (`float32`: the exact product of the de-quantised weights, for checking against a
+    /// peer to 1e-6). Prompts always go through the Float32 GEMM. `TRANSFORMER_ACTIVATIONS` sets the default.
+    public var activations: ActivationPrecision = .default
 
-    public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 512) {
+    public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int = 512, activations: ActivationPrecision = .default) {
         self.model = model
         self.chunk = max(1, chunk)
+        self.activations = activations
         let c = model.config
         self.maxLength = min(maxLength ?? c.contextLength, c.contextLength)
         logits = FlatBuffer(count: c.vocabSize)
@@ -322,7 +328,7 @@ public final class LlamaSession: GenerationSession {
     /// for one token (in one parallel job), de-quantise + GEMM for a prompt.
     private func linear(_ products: [(FloatPtr, QuantizedMatrix)], _ inp: FloatPtr, n: Int) {
         if n == 1 {
-            Quantized.matvec(products.map { (out: $0.0, matrix: $0.1) }, inp, scratch: blockSums.pointer)
+            Quantized.matvec(products.map { (out: $0.0, matrix: $0.1) }, inp, scratch: blockSums.pointer, activations: activations)
         } else {
             for (out, m) in products { Quantized.matmul(out, m, inp, n: n, scratch: dequantScratch.pointer) }
         }
@@ -394,7 +400,7 @@ public final class LlamaSession: GenerationSession {
         }
         // Only the last position's logits are needed: one matrix–vector product.
         Kernels.rmsNormForward(out: h.pointer, input: x.pointer + (n - 1) * d, weight: model.outputNorm, rows: 1, width: d, eps: c.rmsEps)
-        Quantized.matvec(logits.pointer, model.output, h.pointer, scratch: blockSums.pointer)
+        Quantized.matvec(logits.pointer, model.output, h.pointer, scratch: blockSums.pointer, activations: activations)
         length = start + n
     }
 
@@ -425,7 +431,7 @@ public final class LlamaSession: GenerationSession {
         let c = model.config
         var h = [Float](repeating: 0, count: c.dModel), out = [Float](repeating: 0, count: c.vocabSize)
         Kernels.rmsNormForward(out: &h, input: r, weight: model.outputNorm, rows: 1, width: c.dModel, eps: c.rmsEps)
-        Quantized.matvec(&out, model.output, h, scratch: blockSums.pointer)
+        Quantized.matvec(&out, model.output, h, scratch: blockSums.pointer, activations: activations)
         return out
     }
 
