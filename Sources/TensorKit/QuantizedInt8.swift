@@ -68,25 +68,47 @@ extension Quantized {
         }
     }
 
-    /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = max|x|/127, q = round(x/d).
+    /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = max|x|/127, q = round(x/d)
+    /// (to nearest, ties to even).
     public static func quantizeActivations(_ x: ConstFloatPtr, cols: Int, into a: Int8Activations) {
-        for b in 0..<cols / 32 {
-            let xb = x + 32 * b
-            var m = SIMD8<Float>()
-            for k in 0..<4 {
-                let v = load8(xb + 8 * k)
-                m = pointwiseMax(m, pointwiseMax(v, -v))
+        #if arch(x86_64)
+            // Intrinsics: the generic SIMD conversions were not specialised here and took 7% of a token.
+            let signBit = _mm256_set1_ps(-0.0)
+            for b in 0..<cols / 32 {
+                let xb = x + 32 * b
+                let v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24)
+                let m = _mm256_max_ps(
+                    _mm256_max_ps(_mm256_andnot_ps(signBit, v0), _mm256_andnot_ps(signBit, v1)),
+                    _mm256_max_ps(_mm256_andnot_ps(signBit, v2), _mm256_andnot_ps(signBit, v3)))
+                let amax = m.max(), d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+                let scale = _mm256_set1_ps(inv)
+                // round to Int32 (MXCSR's default: nearest, ties to even), pack to Int16, then Int8
+                let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, scale)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, scale))
+                let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, scale)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, scale))
+                let sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3))
+                // packs interleave 128-bit lanes; the permute puts the 32 bytes back in order
+                let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+                let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+                UnsafeMutableRawPointer(a.q + 32 * b).storeBytes(of: ordered, as: __m256i.self)
+                a.d[b] = d
+                a.s[b] = d * Float(unsafeBitCast(sum, to: SIMD8<Int32>.self).wrappedSum())
             }
-            let amax = m.max(), d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
-            var sum = SIMD8<Int32>()
-            for k in 0..<4 {
-                let r = SIMD8<Int32>(load8(xb + 8 * k) * inv, rounding: .toNearestOrEven)
-                sum &+= r
-                UnsafeMutableRawPointer(a.q + 32 * b + 8 * k).storeBytes(of: SIMD8<Int8>(truncatingIfNeeded: r), as: SIMD8<Int8>.self)
+        #else
+            for b in 0..<cols / 32 {
+                let xb = x + 32 * b
+                var amax: Float = 0
+                for j in 0..<32 { amax = max(amax, abs(xb[j])) }
+                let d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+                var sum = 0
+                for j in 0..<32 {
+                    let q = Int((xb[j] * inv).rounded(.toNearestOrEven))
+                    a.q[32 * b + j] = Int8(q)
+                    sum += q
+                }
+                a.d[b] = d
+                a.s[b] = d * Float(sum)
             }
-            a.d[b] = d
-            a.s[b] = d * Float(sum.wrappedSum())
-        }
+        #endif
     }
 
     /// `out[r] = row r · x` for the rows in `rows`, with `x` quantised (`a`). Only for formats with
@@ -134,50 +156,70 @@ extension Quantized {
             return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(15))
         }
 
-        static func dotQ8_0(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int) -> Float {
-            var acc = SIMD8<Float>()
-            for b in 0..<blocks {
-                let blk = row + 34 * b
-                let p = signedDot(blk.loadUnaligned(fromByteOffset: 2, as: __m256i.self), xBlock(a, b))
-                acc.addProduct(p, SIMD8(repeating: half(blk) * a.d[b]))
+        /// Σ_b p_b · scale_b + offset_b over a row's blocks, where `body(b)` gives (p_b, scale_b, offset_b):
+        /// two blocks at a time into two accumulators. With one, each block waited for the previous
+        /// block's multiply-add (4–5 cycles): Q8_0 ran at 3.1 ns per block, Q5_0 at 2.3.
+        @inline(__always) static func sumBlocks(_ blocks: Int, _ body: (Int) -> (SIMD8<Float>, Float, Float)) -> Float {
+            var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), off0: Float = 0, off1: Float = 0
+            var b = 0
+            while b + 2 <= blocks {
+                let (p0, s0, o0) = body(b), (p1, s1, o1) = body(b + 1)
+                acc0.addProduct(p0, SIMD8(repeating: s0))
+                acc1.addProduct(p1, SIMD8(repeating: s1))
+                off0 += o0
+                off1 += o1
+                b += 2
             }
-            return acc.sum()
+            if b < blocks {
+                let (p, s, o) = body(b)
+                acc0.addProduct(p, SIMD8(repeating: s))
+                off0 += o
+            }
+            return (acc0 + acc1).sum() + (off0 + off1)
+        }
+
+        static func dotQ8_0(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int) -> Float {
+            sumBlocks(blocks) { b in
+                let blk = row + 34 * b
+                return (signedDot(blk.loadUnaligned(fromByteOffset: 2, as: __m256i.self), xBlock(a, b)), half(blk) * a.d[b], 0)
+            }
         }
 
         /// Q4_1: d·Σq·x + m·Σx; Q4_0: d·(Σq·x − 8·Σx). Σx per block is the quantisation's `s`.
-        static func dotQ4(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int, withMin: Bool) -> Float {
+        @inline(__always) static func dotQ4(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int, withMin: Bool) -> Float {
             let stride = withMin ? 20 : 18
-            var acc = SIMD8<Float>(), offsets: Float = 0
-            for b in 0..<blocks {
+            return sumBlocks(blocks) { b in
                 let blk = row + stride * b, d = half(blk)
                 let p = unsignedDot(nibbles(blk + (stride - 16)), xBlock(a, b))
-                acc.addProduct(p, SIMD8(repeating: d * a.d[b]))
-                offsets.addProduct(withMin ? half(blk + 2) : -8 * d, a.s[b])
+                return (p, d * a.d[b], (withMin ? half(blk + 2) : -8 * d) * a.s[b])
             }
-            return acc.sum() + offsets
         }
 
-        /// Q5_1: d·Σq·x + m·Σx; Q5_0: d·(Σq·x − 16·Σx); the fifth bits from `qh` through `fifthBits`.
-        static func dotQ5(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int, withMin: Bool) -> Float {
+        /// 32 bits → 32 bytes, 16 where the bit is set and 0 where not: each byte picks the bit's byte of
+        /// `bits` (`vpshufb`), sets every other bit (`vpor`), and compares with all ones.
+        @inline(__always) static func fifthBitBytes(_ bits: UInt32) -> __m256i {
+            let spread = _mm256_shuffle_epi8(
+                _mm256_set1_epi32(Int32(bitPattern: bits)),
+                _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0))
+            let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe)  // byte j: every bit but j mod 8
+            let set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1))
+            return _mm256_and_si256(set, _mm256_set1_epi8(16))
+        }
+
+        /// Q5_1: d·Σq·x + m·Σx; Q5_0: d·(Σq·x − 16·Σx). Inlined into each caller, so `withMin` is a constant.
+        @inline(__always) static func dotQ5(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int, withMin: Bool) -> Float {
             let stride = withMin ? 24 : 22, qhOffset = withMin ? 4 : 2
-            let table = fifthBits
-            var acc = SIMD8<Float>(), offsets: Float = 0
-            for b in 0..<blocks {
+            return sumBlocks(blocks) { b in
                 let blk = row + stride * b, d = half(blk)
                 let qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: qhOffset, as: UInt32.self))
-                let high = unsafeBitCast(
-                    SIMD4<UInt64>(table[Int(qh & 0xFF)], table[Int((qh >> 8) & 0xFF)], table[Int((qh >> 16) & 0xFF)], table[Int(qh >> 24)]),
-                    to: __m256i.self)
-                let q = _mm256_or_si256(nibbles(blk + (qhOffset + 4)), high)
-                acc.addProduct(unsignedDot(q, xBlock(a, b)), SIMD8(repeating: d * a.d[b]))
-                offsets.addProduct(withMin ? half(blk + 2) : -16 * d, a.s[b])
+                let q = _mm256_or_si256(nibbles(blk + (qhOffset + 4)), fifthBitBytes(qh))
+                return (unsignedDot(q, xBlock(a, b)), d * a.d[b], (withMin ? half(blk + 2) : -16 * d) * a.s[b])
             }
-            return acc.sum() + offsets
         }
 
         /// Q4_K: per 32-value sub-block j, d·scale_j·Σq·x − dmin·min_j·Σx.
         static func dotQ4K(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int) -> Float {
-            var acc = SIMD8<Float>(), offsets: Float = 0
+            var acc = SIMD8<Float>(), acc1 = SIMD8<Float>(), offsets: Float = 0
             let low = _mm256_set1_epi8(15)
             for b in 0..<blocks {
                 let blk = row + 144 * b, d = half(blk), dmin = half(blk + 2), scales = blk + 4
@@ -187,18 +229,18 @@ extension Quantized {
                     let j = 8 * b + 2 * g
                     let (sc1, m1) = scaleMinK4(2 * g, scales), (sc2, m2) = scaleMinK4(2 * g + 1, scales)
                     acc.addProduct(unsignedDot(lo, xBlock(a, j)), SIMD8(repeating: d * sc1 * a.d[j]))
-                    acc.addProduct(unsignedDot(hi, xBlock(a, j + 1)), SIMD8(repeating: d * sc2 * a.d[j + 1]))
+                    acc1.addProduct(unsignedDot(hi, xBlock(a, j + 1)), SIMD8(repeating: d * sc2 * a.d[j + 1]))
                     offsets -= dmin * (m1 * a.s[j] + m2 * a.s[j + 1])
                 }
             }
-            return acc.sum() + offsets
+            return (acc + acc1).sum() + offsets
         }
 
         /// Q6_K: (6-bit value − 32), each 16 values with its own signed scale, all times d. A 32-value
         /// group's 8 lanes hold its first 16 values in lanes 0–3 and the next 16 in lanes 4–7, so one
         /// vector of two scales weighs both halves.
         static func dotQ6K(_ row: UnsafeRawPointer, _ a: Int8Activations, blocks: Int) -> Float {
-            var acc = SIMD8<Float>()
+            var acc = SIMD8<Float>(), acc1 = SIMD8<Float>()
             let low = _mm256_set1_epi8(15), two = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32)
             for b in 0..<blocks {
                 let blk = row + 210 * b, d = half(blk + 208)
@@ -216,12 +258,13 @@ extension Quantized {
                         let s0 = Float(sc.load(fromByteOffset: 2 * k, as: Int8.self))
                         let s1 = Float(sc.load(fromByteOffset: 2 * k + 1, as: Int8.self))
                         let scale = SIMD8<Float>(lowHalf: SIMD4(repeating: s0), highHalf: SIMD4(repeating: s1)) * (d * a.d[j])
-                        acc.addProduct(signedDot(_mm256_sub_epi8(q, bias), xBlock(a, j)), scale)
+                        let p = signedDot(_mm256_sub_epi8(q, bias), xBlock(a, j))
+                        if k & 1 == 0 { acc.addProduct(p, scale) } else { acc1.addProduct(p, scale) }
                     }
                     add(q0, 0); add(q1, 1); add(q2, 2); add(q3, 3)
                 }
             }
-            return acc.sum()
+            return (acc + acc1).sum()
         }
     }
 #endif

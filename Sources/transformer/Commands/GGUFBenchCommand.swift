@@ -12,7 +12,7 @@ struct GGUFBenchCommand: ParsableCommand {
         discussion: """
             Prompt: --prompt-tokens token ids fed at once into an empty cache (timed, best of --repeats). \
             Generation: --gen-tokens greedy tokens after a 16-token prompt, one at a time with the KV cache \
-            (tokens/s over the tokens after the first). Weights as stored (quantised) and de-quantised to Float32.
+            (tokens/s over the tokens after the first). Weights as stored (quantised) and de-quantised to Float32;             with quantised weights, one token's products with 8-bit activations (integer dot products) and with             Float32 ones (--activations).
             """)
 
     @Option(help: "A .gguf file.") var model: String
@@ -21,7 +21,17 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Repeats (the best is reported).") var repeats: Int = 3
     @Option(help: "Threads.") var threads: Int = 2
     @Option(help: "Which weights: both, quantized or dequantized.") var weights: String = "both"
-    @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, token_embd) instead.") var kernels = false
+    @Option(help: "Activations for quantised weights: both, int8 or f32.") var activations: String = "both"
+    @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
+
+    /// The activation settings to time, from --activations.
+    var activationModes: [ActivationPrecision] {
+        switch activations {
+        case "int8": return [.int8]
+        case "f32": return [.float32]
+        default: return ActivationPrecision.int8Available ? [.int8, .float32] : [.float32]
+        }
+    }
 
     func run() throws {
         do {
@@ -31,6 +41,10 @@ struct GGUFBenchCommand: ParsableCommand {
             guard ["both", "quantized", "dequantized"].contains(weights) else {
                 throw GGUFError("--weights is both, quantized or dequantized")
             }
+            guard ["both", "int8", "f32"].contains(activations) else { throw GGUFError("--activations is both, int8 or f32") }
+            if activations == "int8" && !ActivationPrecision.int8Available {
+                throw GGUFError("--activations int8: this build has no integer kernels (x86-64 only)")
+            }
             Gemm.threads = threads
             let file = try GGUFFile(url: URL(fileURLWithPath: model))
             if kernels { return try timeKernels(file) }
@@ -39,37 +53,40 @@ struct GGUFBenchCommand: ParsableCommand {
             let ids = Array(tok.encode(text).prefix(promptTokens))
             let modes = weights == "both" ? [false, true] : [weights == "dequantized"]
             for deq in modes {
-                let t0 = Date()
-                let m = try LlamaModel(file: file, dequantize: deq)
-                let load = Date().timeIntervalSince(t0)
-                let s = LlamaSession(model: m, maxLength: max(promptTokens, 16 + genTokens) + 1)
-                var best = Double.infinity
-                for _ in 0..<repeats {
-                    s.reset()
-                    let a = Date()
-                    try s.feed(ids)
-                    best = min(best, Date().timeIntervalSince(a))
-                }
-                var bestGen = Double.infinity
-                for _ in 0..<repeats {
-                    s.reset()
-                    var logits = try s.feed(Array(ids.prefix(16)))
-                    let a = Date()
-                    for _ in 0..<genTokens {
-                        let next = logits.withUnsafeBufferPointer { sampleToken($0, SamplingOptions(temperature: 0), rng: &rngDummy) }
-                        logits = try s.feed([next])
+                for act in deq ? [ActivationPrecision.float32] : activationModes {
+                    let t0 = Date()
+                    let m = try LlamaModel(file: file, dequantize: deq)
+                    let load = Date().timeIntervalSince(t0)
+                    let s = LlamaSession(model: m, maxLength: max(promptTokens, 16 + genTokens) + 1, activations: act)
+                    var best = Double.infinity
+                    for _ in 0..<repeats {
+                        s.reset()
+                        let a = Date()
+                        try s.feed(ids)
+                        best = min(best, Date().timeIntervalSince(a))
                     }
-                    bestGen = min(bestGen, Date().timeIntervalSince(a))
+                    var bestGen = Double.infinity
+                    for _ in 0..<repeats {
+                        s.reset()
+                        var logits = try s.feed(Array(ids.prefix(16)))
+                        let a = Date()
+                        for _ in 0..<genTokens {
+                            let next = logits.withUnsafeBufferPointer { sampleToken($0, SamplingOptions(temperature: 0), rng: &rngDummy) }
+                            logits = try s.feed([next])
+                        }
+                        bestGen = min(bestGen, Date().timeIntervalSince(a))
+                    }
+                    print(
+                        String(
+                            format:
+                                """
+                                this project, %@ weights (%.0f MB read per token)%@, %d threads: prompt %d tokens %.1f tokens/s; \
+                                generation %.1f tokens/s; load %.2f s
+                                """,
+                            deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6,
+                            deq ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations", threads, ids.count,
+                            Double(ids.count) / best, Double(genTokens) / bestGen, load))
                 }
-                print(
-                    String(
-                        format:
-                            """
-                            this project, %@ weights (%.0f MB read per token), %d threads: prompt %d tokens %.1f tokens/s; \
-                            generation %.1f tokens/s; load %.2f s
-                            """,
-                        deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6, threads, ids.count, Double(ids.count) / best,
-                        Double(genTokens) / bestGen, load))
             }
         } catch let e as GGUFError { fail(e.description) } catch let e as LlamaError { fail(e.description) }
     }
@@ -80,22 +97,28 @@ extension GGUFBenchCommand {
     /// of enough products to take ~0.2 s.
     func timeKernels(_ f: GGUFFile) throws {
         let c = try LlamaConfig(gguf: f)
-        for (name, rows) in [("blk.0.ffn_gate.weight", c.dFF), ("token_embd.weight", c.vocabSize)] {
-            let m = try f.matrix(name, rows: rows, cols: c.dModel)
-            var x = (0..<m.cols).map { Float(($0 * 37) % 19) / 19 - 0.5 }, out = [Float](repeating: 0, count: m.rows)
-            var scratch = [Float](repeating: 0, count: m.cols / 32 + 1)
-            let iterations = max(1, 200_000_000 / (m.rows * m.cols))
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                let a = Date()
-                for _ in 0..<iterations { Quantized.matvec(&out, m, x, scratch: &scratch); x[0] = out[0] * 1e-9 }
-                best = min(best, Date().timeIntervalSince(a) / Double(iterations))
+        for (name, rows, cols) in [
+            ("blk.0.ffn_gate.weight", c.dFF, c.dModel), ("blk.0.ffn_down.weight", c.dModel, c.dFF),
+            ("token_embd.weight", c.vocabSize, c.dModel), ("output.weight", c.vocabSize, c.dModel)
+        ] where f.tensor(name) != nil {
+            let m = try f.matrix(name, rows: rows, cols: cols)
+            for act in activationModes where act == .float32 || Quantized.hasInt8Kernel(m.type) {
+                var x = (0..<m.cols).map { Float(($0 * 37) % 19) / 19 - 0.5 }, out = [Float](repeating: 0, count: m.rows)
+                var scratch = [Float](repeating: 0, count: m.cols / 32 + 1)
+                let iterations = max(1, 200_000_000 / (m.rows * m.cols))
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    let a = Date()
+                    for _ in 0..<iterations { Quantized.matvec(&out, m, x, scratch: &scratch, activations: act); x[0] = out[0] * 1e-9 }
+                    best = min(best, Date().timeIntervalSince(a) / Double(iterations))
+                }
+                let blocks = Double(m.rows * m.cols / 32)
+                print(
+                    String(
+                        format: "%@ (%@, %d×%d), %@ activations, %d threads: %.0f µs per product, %.2f ns per 32 values, %.1f GB/s",
+                        name, m.type.name, m.rows, m.cols, act == .int8 ? "8-bit" : "Float32", threads, best * 1e6, best * 1e9 / blocks,
+                        Double(m.rows * m.rowBytes) / best / 1e9))
             }
-            let blocks = Double(m.rows * m.cols / 32)
-            print(
-                String(
-                    format: "%@ (%@, %d×%d), %d threads: %.0f µs per product, %.2f ns per block, %.1f GB/s",
-                    name, m.type.name, m.rows, m.cols, threads, best * 1e6, best * 1e9 / blocks, Double(m.rows * m.rowBytes) / best / 1e9))
         }
     }
 }
