@@ -252,7 +252,8 @@ extension Quantized {
                     let q0 = _mm256_or_si256(_mm256_and_si256(qa, low), _mm256_and_si256(_mm256_slli_epi16(h, 4), two))
                     let q1 = _mm256_or_si256(_mm256_and_si256(qc, low), _mm256_and_si256(_mm256_slli_epi16(h, 2), two))
                     let q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), low), _mm256_and_si256(h, two))
-                    let q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), low), _mm256_and_si256(_mm256_srli_epi16(h, 2), two))
+                    let q3 = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(qc, 4), low), _mm256_and_si256(_mm256_srli_epi16(h, 2), two))
                     @inline(__always) func add(_ q: __m256i, _ k: Int) {
                         let j = 8 * b + 4 * n + k
                         let s0 = Float(sc.load(fromByteOffset: 2 * k, as: Int8.self))

@@ -99,7 +99,8 @@ import ModelFiles
         var q = [Int8](repeating: 0, count: cols), ds = [Float](repeating: .nan, count: 6)
         q.withUnsafeMutableBufferPointer { qp in
             ds.withUnsafeMutableBufferPointer { dp in
-                Quantized.quantizeActivations(x, cols: cols, into: Int8Activations(q: qp.baseAddress!, d: dp.baseAddress!, s: dp.baseAddress! + 3))
+                let a = Int8Activations(q: qp.baseAddress!, d: dp.baseAddress!, s: dp.baseAddress! + 3)
+                Quantized.quantizeActivations(x, cols: cols, into: a)
             }
         }
         for b in 0..<3 {

@@ -66,17 +66,20 @@ import TensorKit
         let model = try LlamaModel(file: f), tok = try GGUFTokenizer(gguf: f)
         let stop: Set<Int> = [151643, 151645]
         let greedy = SamplingOptions(temperature: 0)
-        let conv = try ChatConversation(session: LlamaSession(model: model, maxLength: 512, activations: .float32), tokenizer: tok, system: "Be terse.")
+        let conv = try ChatConversation(
+            session: LlamaSession(model: model, maxLength: 512, activations: .float32), tokenizer: tok, system: "Be terse.")
         let first = try conv.reply(to: "Name a prime number.", maxTokens: 12, sampling: greedy, stop: stop)
         #expect(first.reusedTokens == 0 && !first.text.isEmpty)
         let second = try conv.reply(to: "Another one?", maxTokens: 12, sampling: greedy, stop: stop)
         #expect(second.reusedTokens > 20, "reused \(second.reusedTokens)")
         let prompt = tok.encode(try tok.renderChat(Array(conv.messages.dropLast())))
-        let fresh = try LlamaSession(model: model, maxLength: 512, activations: .float32).generate(prompt: prompt, maxNewTokens: 12, sampling: greedy, stop: stop)
+        let fresh = try LlamaSession(model: model, maxLength: 512, activations: .float32).generate(
+            prompt: prompt, maxNewTokens: 12, sampling: greedy, stop: stop)
         #expect(fresh == second.tokens)
         #expect(second.readTokens + second.reusedTokens == prompt.count)
 
-        let small = try ChatConversation(session: LlamaSession(model: model, maxLength: 64, activations: .float32), tokenizer: tok, system: "Be terse.")
+        let small = try ChatConversation(
+            session: LlamaSession(model: model, maxLength: 64, activations: .float32), tokenizer: tok, system: "Be terse.")
         var dropped = 0
         for q in ["Name a prime.", "Name a colour.", "Name a city.", "Name a fruit.", "Name a river.", "Name a tree."] {
             dropped += try small.reply(to: q, maxTokens: 8, sampling: greedy, stop: stop).droppedMessages
@@ -124,5 +127,21 @@ import TensorKit
         print(
             "Qwen2Tests: quantised kernels, worst logit difference from transformers \(worst) of the logit range, over \(positions) positions"
         )
+    }
+
+    @Test(.enabled(if: available && ActivationPrecision.int8Available, "the Qwen2 GGUF file was not found, or a debug build"))
+    func int8ActivationsStayClose() throws {
+        let model = try LlamaModel(file: try #require(Self.file))
+        var worst: Double = 0, matched: [Int] = []
+        for c in try Self.expected().cases {
+            let (w, n) = try Int8Check.run(
+                model,
+                .init(
+                    ids: c.ids, top: c.top, probe: c.probe, min: c.stats["min"]!, max: c.stats["max"]!, greedy: c.greedy,
+                    gaps: c.greedy_gaps),
+                label: String(c.text.prefix(20)), tolerance: 5e-2, tie: 0.5)
+            worst = max(worst, w); matched.append(n)
+        }
+        print("Qwen2Tests: 8-bit activations, worst logit difference \(worst) of the range; greedy tokens equal: \(matched)")
     }
 }

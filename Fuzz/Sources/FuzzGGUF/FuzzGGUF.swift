@@ -28,6 +28,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         if t.dims.count == 2, t.count <= 4096, let m = try? f.matrix(t.name, rows: t.dims[1], cols: t.dims[0]) {
             var out = [Float](repeating: 0, count: m.rows), scratch = [Float](repeating: 0, count: m.cols / 32 + 1)
             Quantized.matvec(&out, m, [Float](repeating: 1, count: m.cols), scratch: &scratch)
+            Quantized.matvec(&out, m, [Float](repeating: 1, count: m.cols), scratch: &scratch, activations: .int8)
         }
     }
     for key in f.keys {

@@ -30,7 +30,8 @@ struct ChatCommand: ParsableCommand {
         do {
             if let t = options.threads { Gemm.threads = t }
             let sampling = try SamplingOptions.checked(temperature: temperature, topK: topK, topP: topP, seed: seed, maxTokens: maxTokens)
-            let r = try GGUFRunner(path: model, dequantize: options.dequantize, context: options.context)
+            let r = try GGUFRunner(
+                path: model, dequantize: options.dequantize, context: options.context, activations: options.activationPrecision())
             let conversation = try ChatConversation(session: r.session, tokenizer: r.tokenizer, system: system)
             let interactive = isatty(0) != 0
             let c = r.model.config

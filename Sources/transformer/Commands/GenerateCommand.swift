@@ -85,7 +85,7 @@ extension GenerateCommand {
             if noCache { throw GGUFError("--no-cache is for GPT checkpoints; a GGUF model always uses its KV cache") }
             if let t = gguf.threads { Gemm.threads = t }
             let sampling = try SamplingOptions.checked(temperature: temperature, topK: topK, topP: topP, seed: seed, maxTokens: maxTokens)
-            let r = try GGUFRunner(path: model, dequantize: gguf.dequantize, context: gguf.context)
+            let r = try GGUFRunner(path: model, dequantize: gguf.dequantize, context: gguf.context, activations: gguf.activationPrecision())
             let text = chat ? try r.tokenizer.renderChat([.init(role: "user", content: prompt)]) : prompt
             var ids = r.tokenizer.encode(text)
             // a chat template writes its own BOS (bos_token), as apply_chat_template's text is encoded without specials added

@@ -12,7 +12,7 @@ struct GGUFRunner {
     let session: LlamaSession
     let loadSeconds: Double
 
-    init(path: String, dequantize: Bool, context: Int?) throws {
+    init(path: String, dequantize: Bool, context: Int?, activations: ActivationPrecision = .default) throws {
         let start = Date()
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(path): no such file") }
@@ -23,7 +23,7 @@ struct GGUFRunner {
             throw GGUFError("\(path): the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(model.config.vocabSize)")
         }
         if let context, context < 2 { throw GGUFError("--context must be at least 2") }
-        session = LlamaSession(model: model, maxLength: context)
+        session = LlamaSession(model: model, maxLength: context, activations: activations)
         loadSeconds = Date().timeIntervalSince(start)
     }
 
@@ -71,11 +71,13 @@ struct GGUFRunner {
         // The first token's time is the prompt's; the other n − 1 tokens are generation.
         let gen = r.tokens.count > 1 ? String(format: "%.1f tokens/s", Double(r.tokens.count - 1) / r.genSeconds) : "–"
         let line = String(
-            format: "[prompt %d tokens%@ in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@ weights, %d threads]",
+            format: "[prompt %d tokens%@ in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@, %d threads]",
             promptTokens, reused > 0 ? " (+\(reused) from the cache)" : "", r.promptSeconds,
             Double(promptTokens) / max(r.promptSeconds, 1e-9),
             r.tokens.count, gen,
-            model.dequantized ? "Float32" : "quantised", Gemm.threads)
+            model.dequantized
+                ? "Float32 weights" : session.activations.effective == .int8 ? "quantised weights, 8-bit activations" : "quantised weights",
+            Gemm.threads)
         FileHandle.standardError.write(Data((line + "\n").utf8))
         if session.length >= session.maxLength {
             FileHandle.standardError.write(
@@ -89,6 +91,22 @@ struct GGUFOptions: ParsableArguments {
     @Flag(help: "GGUF: de-quantise every weight to Float32 at load (more memory; for comparison).") var dequantize = false
     @Option(help: "GGUF: the most tokens of context to hold (default: the model's).") var context: Int?
     @Option(help: "Threads for the matrix products (default: all cores).") var threads: Int?
+    @Option(
+        help: """
+            GGUF: one token's products with 8-bit activations and integer dot products (int8, the default where the CPU \
+            has them, as llama.cpp) or Float32 activations (f32: the exact product, slower).
+            """)
+    var activations: String?
+
+    /// The --activations value (or the default: `TRANSFORMER_ACTIVATIONS`, else int8 where available).
+    func activationPrecision() throws -> ActivationPrecision {
+        guard let a = activations else { return .default }
+        guard let p = ActivationPrecision(rawValue: a) else { throw GGUFError("--activations is int8 or f32, not \(a)") }
+        if p == .int8 && !ActivationPrecision.int8Available {
+            throw GGUFError("--activations int8: this build has no integer kernels (x86-64 only)")
+        }
+        return p
+    }
 }
 
 extension SamplingOptions {
