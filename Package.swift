@@ -11,7 +11,9 @@ let portable = Context.environment["TRANSFORMER_PORTABLE"] != nil
 var cpuFlags: [SwiftSetting] = []
 #if arch(x86_64)
 if !portable {
-    cpuFlags = [.unsafeFlags(["-target-cpu", "haswell"])]
+    // TRANSFORMER_AVX2 lets TensorKit call the AVX2 intrinsics (its 8-bit-activation kernels); a
+    // portable build compiles without them and falls back to the Float32 kernels.
+    cpuFlags = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TRANSFORMER_AVX2")]
 }
 #endif
 

@@ -1,6 +1,6 @@
 import Foundation
 
-#if arch(x86_64)
+#if arch(x86_64) && TRANSFORMER_AVX2
     import _Builtin_intrinsics.intel
 #endif
 
@@ -29,7 +29,7 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
 
     /// Whether this build has the integer kernels (x86-64, built for AVX2).
     public static var int8Available: Bool {
-        #if arch(x86_64)
+        #if arch(x86_64) && TRANSFORMER_AVX2
             return true
         #else
             return false
@@ -71,7 +71,7 @@ extension Quantized {
     /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = max|x|/127, q = round(x/d)
     /// (to nearest, ties to even).
     public static func quantizeActivations(_ x: ConstFloatPtr, cols: Int, into a: Int8Activations) {
-        #if arch(x86_64)
+        #if arch(x86_64) && TRANSFORMER_AVX2
             // Intrinsics: the generic SIMD conversions were not specialised here and took 7% of a token.
             let signBit = _mm256_set1_ps(-0.0)
             for b in 0..<cols / 32 {
@@ -114,7 +114,7 @@ extension Quantized {
     /// `out[r] = row r · x` for the rows in `rows`, with `x` quantised (`a`). Only for formats with
     /// `hasInt8Kernel`.
     static func dotRowsInt8(_ out: FloatPtr, _ m: QuantizedMatrix, _ a: Int8Activations, rows: Range<Int>) {
-        #if arch(x86_64)
+        #if arch(x86_64) && TRANSFORMER_AVX2
             let blocks = m.cols / 32
             switch m.type {
             case .q8_0: for r in rows { out[r] = dotQ8_0(m.row(r), a, blocks: blocks) }
@@ -132,7 +132,7 @@ extension Quantized {
     }
 }
 
-#if arch(x86_64)
+#if arch(x86_64) && TRANSFORMER_AVX2
     extension Quantized {
         /// The input's block `b` as 32 signed bytes.
         @inline(__always) static func xBlock(_ a: Int8Activations, _ b: Int) -> __m256i {
