@@ -61,11 +61,16 @@ extension Kernels {
         }
     }
 
-    /// The (cos, sin) table `ropeForward` reads: `[positions, headSize]`, computed in Double.
-    public static func ropeTable(_ out: FloatPtr, positions: Int, headSize: Int, base: Double) {
+    /// The (cos, sin) table `ropeForward` reads: `[positions, headSize]`, computed in Double:
+    /// θ = (p / scale) · base^(−2i/d) / divisors[i]. `scale` is linear RoPE scaling (positions
+    /// stretched by a factor); `divisors` (`headSize / 2` of them) are Llama 3.1's per-frequency
+    /// scaling as GGUF stores it (`rope_freqs.weight`).
+    public static func ropeTable(
+        _ out: FloatPtr, positions: Int, headSize: Int, base: Double, scale: Double = 1, divisors: [Float]? = nil
+    ) {
         for p in 0..<positions {
             for i in 0..<headSize / 2 {
-                let theta = Double(p) * Foundation.pow(base, -2 * Double(i) / Double(headSize))
+                let theta = Double(p) / scale * Foundation.pow(base, -2 * Double(i) / Double(headSize)) / Double(divisors?[i] ?? 1)
                 out[p * headSize + 2 * i] = Float(Foundation.cos(theta))
                 out[p * headSize + 2 * i + 1] = Float(Foundation.sin(theta))
             }

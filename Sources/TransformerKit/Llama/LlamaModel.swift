@@ -22,6 +22,10 @@ public struct LlamaConfig: Sendable, Equatable {
     public var queryWidth: Int { heads * headSize }
     public var contextLength: Int
     public var ropeBase: Double
+    /// Linear RoPE scaling: positions divided by this factor (`ARCH.rope.scaling.type` "linear",
+    /// `ARCH.rope.scaling.factor`); 1 without scaling. Llama 3.1's scaling is a tensor instead
+    /// (`LlamaModel.ropeDivisors`).
+    public var ropeScale: Double = 1
     public var rmsEps: Float
     /// How many positions a sliding-window block sees (`ARCH.attention.sliding_window`), or nil when
     /// every block attends to all positions.
@@ -94,13 +98,19 @@ public struct LlamaConfig: Sendable, Equatable {
                 "\(f.path): \(ropeDims) is \(try f.int(ropeDims)), expected the head size \(headSize) (partial rotary embeddings are not supported)"
             )
         }
-        // Scaled RoPE (Llama 3.1's "llama3", linear, YaRN) changes every angle: refuse rather than run it wrong.
+        // RoPE scaling: linear here; Llama 3.1's comes as the tensor rope_freqs.weight (LlamaModel). Others
+        // (YaRN, LongRoPE) change the angles in ways not implemented: refused rather than run wrong.
         let scaling = "\(a).rope.scaling.type"
         if let kind = f.metadata[scaling]?.string, kind != "none" {
-            throw GGUFError("\(f.path): \(scaling) is \"\(kind)\"; this project does not apply RoPE scaling yet")
-        }
-        if f.metadata["\(a).rope.freq_factors"] != nil || f.tensor("rope_freqs.weight") != nil {
-            throw GGUFError("\(f.path): the file carries RoPE frequency factors (Llama 3.1 scaling); this project does not apply them yet")
+            guard kind == "linear" else {
+                throw GGUFError(
+                    "\(f.path): \(scaling) is \"\(kind)\"; this project applies \"linear\" RoPE scaling (and Llama 3.1's rope_freqs)")
+            }
+            let factor = try f.float("\(a).rope.scaling.factor")
+            guard factor > 0, factor.isFinite else {
+                throw GGUFError("\(f.path): \(a).rope.scaling.factor is \(factor), expected a positive number")
+            }
+            ropeScale = factor
         }
         if architecture.slidingWindowPattern > 0 {
             let key = "\(a).attention.sliding_window"
@@ -137,6 +147,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
     let blocks: [Block]
     let tokenEmbedding: QuantizedMatrix
+    /// Llama 3.1's RoPE scaling: each frequency's divisor (`rope_freqs.weight`, headSize / 2 values), or nil.
+    public let ropeDivisors: [Float]?
     let outputNorm: [Float]
     let output: QuantizedMatrix
     /// Float32 copies when de-quantised (the matrices above then point into these).
@@ -180,6 +192,15 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.blocks = blocks
         outputNorm = try f.floats("output_norm.weight", dims: [d])
+        if f.tensor("rope_freqs.weight") != nil {
+            let v = try f.floats("rope_freqs.weight", dims: [hs / 2])
+            if let bad = v.firstIndex(where: { !($0 > 0 && $0.isFinite) }) {
+                throw GGUFError("\(f.path): rope_freqs.weight[\(bad)] is \(v[bad]), expected positive divisors")
+            }
+            ropeDivisors = v
+        } else {
+            ropeDivisors = nil
+        }
         output = f.tensor("output.weight") != nil ? try matrix("output.weight", c.vocabSize, d) : tokenEmbedding
         self.owned = owned
     }
@@ -309,7 +330,9 @@ public final class LlamaSession: GenerationSession {
                 if l < kCache.count { kCache[l] = k; vCache[l] = v } else { kCache.append(k); vCache.append(v) }
             }
             rope = FlatBuffer(count: newCapacity * c.headSize)
-            Kernels.ropeTable(rope.pointer, positions: newCapacity, headSize: c.headSize, base: c.ropeBase)
+            Kernels.ropeTable(
+                rope.pointer, positions: newCapacity, headSize: c.headSize, base: c.ropeBase, scale: c.ropeScale,
+                divisors: model.ropeDivisors)
             if c.slidingWindow != nil {
                 ropeLocal = FlatBuffer(count: newCapacity * c.headSize)
                 Kernels.ropeTable(ropeLocal.pointer, positions: newCapacity, headSize: c.headSize, base: c.architecture.localRoPEBase)
