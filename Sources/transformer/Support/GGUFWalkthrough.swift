@@ -9,8 +9,11 @@ enum GGUFWalkthrough {
     static func run(model path: String, text: String, dequantize: Bool) throws {
         let r = try GGUFRunner(path: path, dequantize: dequantize, context: nil)
         let c = r.model.config, tok = r.tokenizer
-        let ids = tok.encode(text)
-        guard !ids.isEmpty else { throw GGUFError("the text is empty: give the words to walk through") }
+        // BOS first when the model expects it (Gemma, Llama), as `generate` does.
+        let ids = (tok.addBOS ? tok.bosID.map { [$0] } ?? [] : []) + tok.encode(text)
+        guard ids.count > (tok.addBOS && tok.bosID != nil ? 1 : 0) else {
+            throw GGUFError("the text is empty: give the words to walk through")
+        }
         guard ids.count <= min(c.contextLength, 512) else {
             throw GGUFError("the text has \(ids.count) tokens; a walkthrough shows at most 512")
         }
@@ -24,9 +27,12 @@ enum GGUFWalkthrough {
         let name = (path as NSString).lastPathComponent
         out += "Walkthrough of \(name) on \(text.debugDescription)\n"
         out +=
-            "llama: \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.dFF), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
+            "\(c.architecture.name): \(c.layers) blocks, d_model \(c.dModel), \(c.heads) query heads / \(c.kvHeads) key-value heads of \(c.headSize), feed-forward \(c.dFF), vocabulary \(c.vocabSize); weights \(r.model.dequantized ? "de-quantised to Float32" : "as stored")\n\n"
 
-        out += "1 · Tokens — byte-level BPE from tokenizer.ggml.* (Ġ is a space, Ċ a newline): \(ids.count) tokens\n"
+        let scheme =
+            tok.sentencePiece != nil
+            ? "SentencePiece from tokenizer.ggml.* (▁ is a space)" : "byte-level BPE from tokenizer.ggml.* (Ġ is a space, Ċ a newline)"
+        out += "1 · Tokens — \(scheme): \(ids.count) tokens\(tok.addBOS ? ", BOS first (the model expects it)" : "")\n"
         var line1 = "   ", line2 = "   "
         for id in ids {
             let t = show(id), w = max(t.count, String(id).count) + 2
@@ -38,24 +44,37 @@ enum GGUFWalkthrough {
         var emb = [Float](repeating: 0, count: c.dModel)
         let e = try r.model.file.matrix("token_embd.weight", rows: c.vocabSize, cols: c.dModel)
         Quantized.dequantize(e.type, e.row(ids.last!), &emb, count: c.dModel)
+        let arch = c.architecture
+        if arch.scalesEmbedding { emb = emb.map { $0 * Float(c.dModel).squareRoot() } }
         out +=
             """
-            2 · Embedding — x = token_embd[id] (\(e.type.name) rows de-quantised): \(ids.count)×\(c.dModel); no position vector \
-            is added, positions enter as rotations of q and k\n
+            2 · Embedding — x = token_embd[id]\(arch.scalesEmbedding ? " · √\(c.dModel)" : "") (\(e.type.name) rows de-quantised): \
+            \(ids.count)×\(c.dModel); no position vector is added, positions enter as rotations of q and k\n
             """
         out += String(
             format: "   the last token %@: ‖x‖ = %.3f, first values %@\n\n", show(ids.last!), norm(emb),
             emb.prefix(6).map { String(format: "%+.4f", $0) }.joined(separator: " "))
 
+        // The block as this architecture computes it (LlamaArchitecture's switches).
+        let b = arch.attentionBias ? " + b" : ""
+        let (q, k) = arch.normalizesQK ? ("RMSNorm(W_q h\(b))", "RMSNorm(W_k h\(b))") : ("W_q h\(b)", "W_k h\(b)")
+        let attn = "W_o·Attn(RoPE(\(q)), RoPE(\(k)), W_v h\(b))"
+        let ffn = "W_down·(\(arch.gate == .silu ? "silu" : "gelu")(W_gate h) ⊙ W_up h)"
+        let post = arch.normalizesSublayerOutputs
         out +=
             """
-            3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += W_o·Attn(RoPE(W_q h), RoPE(W_k h), W_v h); \
-            h = RMSNorm(x)·g'; x += W_down·(silu(W_gate h) ⊙ W_up h)\n
+            3 · Blocks, for the last token \(show(ids.last!)) — h = RMSNorm(x)·g; x += \(post ? "RMSNorm(\(attn))" : attn); \
+            h = RMSNorm(x)·g'; x += \(post ? "RMSNorm(\(ffn))" : ffn)\n
             """
+        var window = ""
+        if let w = c.slidingWindow {
+            let global = (0..<c.layers).filter { !c.isSlidingWindow(layer: $0) }.map(String.init).joined(separator: ", ")
+            window = "; blocks other than \(global) see only the last \(w) positions (RoPE base \(Int(arch.localRoPEBase)))"
+        }
         out +=
             """
-               Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal; query heads share key/value heads in \
-            groups of \(c.heads / c.kvHeads)\n
+               Attn: softmax(q·kᵀ/√\(c.headSize)) over positions 0…\(ids.count - 1), causal\(window); query heads share key/value \
+            heads in groups of \(c.heads / c.kvHeads)\n
             """
         out += "   block  ‖attn out‖  ‖ffn out‖    ‖x‖   heads' most-attended token (×heads)          logit lens: next token (p)\n"
         let session = r.session
