@@ -297,19 +297,19 @@ public enum Quantized {
         let cols = products[0].matrix.cols
         precondition(products.allSatisfy { $0.matrix.cols == cols }, "matvec: the matrices must have the same width")
         let int8 = activations.effective == .int8 && products.contains { hasInt8Kernel($0.matrix.type) }
-        guard int8 else { return matvecFloat(products, x, scratch: scratch, int8: nil) }
+        guard int8 else { return matvecJob(products, x, scratch: scratch, int8: nil) }
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: cols) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * (cols / 32)) { ds in
                 let a = Int8Activations(q: q.baseAddress!, d: ds.baseAddress!, s: ds.baseAddress! + cols / 32)
                 quantizeActivations(x, cols: cols, into: a)
-                matvecFloat(products, x, scratch: scratch, int8: a)
+                matvecJob(products, x, scratch: scratch, int8: a)
             }
         }
     }
 
     /// The parallel job of `matvec`: each matrix through the integer kernel when `int8` is given and
     /// its format has one, through `dotRows` otherwise.
-    private static func matvecFloat(
+    private static func matvecJob(
         _ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, scratch: FloatPtr, int8: Int8Activations?
     ) {
         let cols = products[0].matrix.cols

@@ -36,4 +36,16 @@ enum Int8Check {
         }
         return (worst, same)
     }
+
+    /// Runs every case (tolerance 5e-2 of the range, near-ties within 0.5) and prints the summary line
+    /// CI greps: "NAME: 8-bit activations, worst logit difference …".
+    static func runAll(_ model: LlamaModel, _ cases: [(label: String, case: Case)], name: String) throws {
+        var worst: Double = 0, matched: [Int] = []
+        for (label, c) in cases {
+            let (w, n) = try run(model, c, label: label, tolerance: 5e-2, tie: 0.5)
+            worst = max(worst, w)
+            matched.append(n)
+        }
+        print("\(name): 8-bit activations, worst logit difference \(worst) of the range; greedy tokens equal: \(matched)")
+    }
 }
