@@ -452,3 +452,37 @@ enum Blocks {
         #expect(t.append(Array(bytes[3..<6])) == "日")
     }
 }
+
+/// `LlamaBatchDecoder` (a server's parallel slots): one step for several sessions at different
+/// positions gives each session exactly the logits `feed` gives it alone, and leaves its cache as
+/// `feed` would (the next single step still agrees).
+@Suite struct LlamaBatchTests {
+    @Test(arguments: ActivationPrecision.allCases)
+    func batchedStepEqualsSingleSteps(precision: ActivationPrecision) throws {
+        let model = try LlamaModel(file: GGUFFile(data: GGUFTests.tinyLlama().data()))
+        let prompts = [[3, 17, 5], [39, 0, 22, 8, 8, 11, 30], [1]]
+        let batched = prompts.map { _ in LlamaSession(model: model, activations: precision) }
+        let alone = prompts.map { _ in LlamaSession(model: model, activations: precision) }
+        for (i, p) in prompts.enumerated() {
+            try batched[i].feed(p)
+            try alone[i].feed(p)
+        }
+        let decoder = LlamaBatchDecoder(model: model, maxRows: 4, activations: precision)
+        for step in 0..<4 {
+            let tokens = (0..<3).map { (7 * $0 + 3 * step + 1) % 40 }
+            try decoder.step(batched, tokens)
+            for i in 0..<3 {
+                let want = try alone[i].feed([tokens[i]])
+                #expect(Array(decoder.logits(row: i)) == want, "step \(step) row \(i)")
+                #expect(batched[i].length == alone[i].length)
+            }
+        }
+        // and a session from the batch goes on alone as if it had always been alone
+        #expect(try batched[1].feed([9]) == alone[1].feed([9]))
+        // a repeated session and a full one are refused, not run
+        #expect(throws: LlamaError.self) { try decoder.step([batched[0], batched[0]], [1, 2]) }
+        let full = LlamaSession(model: model, maxLength: 2, activations: precision)
+        try full.feed([1, 2])
+        #expect(throws: LlamaError.self) { try decoder.step([full], [3]) }
+    }
+}

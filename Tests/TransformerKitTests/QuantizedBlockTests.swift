@@ -82,6 +82,46 @@ import ModelFiles
             #expect(abs(Double(mm[r]) - want[r]) <= 1e-5 * scale, "\(type.name) row \(r): matmul \(mm[r]) vs \(want[r])")
         }
     }
+
+    /// Several inputs at once (`matvecRows`, a server's batched decoding step) give each input exactly
+    /// what `matvec` gives it alone, with Float32 and with 8-bit activations, over more rows than one
+    /// tile (16) and two matrices in one job.
+    @Test(arguments: types)
+    func batchedRowsEqualOneAtATime(type: GGMLType) throws {
+        let f = try #require(Self.fixture.types[type.name])
+        let raw = Self.bytes(f.hex), bb = type.blockBytes
+        let cols = 3 * type.blockSize, rows = 21, n = 3
+        // 21 rows: the fixture's 3 blocks in a different rotation per row
+        var matrix: [UInt8] = []
+        for r in 0..<rows {
+            for b in 0..<3 {
+                let block = (b + r) % 3
+                matrix += raw[(block * bb)..<((block + 1) * bb)]
+            }
+        }
+        var rng = SeededRNG(seed: 5)
+        let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 3 }
+        for precision in ActivationPrecision.allCases {
+            var batched = [Float](repeating: .nan, count: n * rows), second = batched
+            var single = [Float](repeating: .nan, count: rows), scratch = [Float](repeating: 0, count: cols)
+            try matrix.withUnsafeBytes { buf in
+                let m = QuantizedMatrix(type: type, rows: rows, cols: cols, data: buf.baseAddress!)
+                batched.withUnsafeMutableBufferPointer { b in
+                    second.withUnsafeMutableBufferPointer { s in
+                        Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
+                    }
+                }
+                for i in 0..<n {
+                    Array(x[(i * cols)..<((i + 1) * cols)]).withUnsafeBufferPointer { xi in
+                        Quantized.matvec(&single, m, xi.baseAddress!, scratch: &scratch, activations: precision)
+                    }
+                    let got = Array(batched[(i * rows)..<((i + 1) * rows)]), again = Array(second[(i * rows)..<((i + 1) * rows)])
+                    try #require(got == single, "\(type.name) \(precision) input \(i): \(got) vs \(single)")
+                    #expect(again == single)
+                }
+            }
+        }
+    }
 }
 
 /// The integer kernels (8-bit activations, QuantizedInt8.swift) on the fixture's blocks: the input is

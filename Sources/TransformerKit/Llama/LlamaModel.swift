@@ -238,12 +238,13 @@ public struct LlamaBlockSummary: Sendable {
 /// products, one token as matrix–vector products — and returns the next token's logits.
 public final class LlamaSession: GenerationSession {
     public let model: LlamaModel
-    public private(set) var length = 0
+    public internal(set) var length = 0
     /// The most positions this session will hold (at most the model's context length).
     public let maxLength: Int
     private var capacity = 0
-    private var kCache: [FlatBuffer] = [], vCache: [FlatBuffer] = []
-    private var rope = FlatBuffer(count: 0), ropeLocal = FlatBuffer(count: 0)
+    // internal: `LlamaBatchDecoder` writes one position of several sessions' caches per step
+    var kCache: [FlatBuffer] = [], vCache: [FlatBuffer] = []
+    var rope = FlatBuffer(count: 0), ropeLocal = FlatBuffer(count: 0)
     private var batch = 0
     private var x = FlatBuffer(count: 0), h = FlatBuffer(count: 0), q = FlatBuffer(count: 0), ctx = FlatBuffer(count: 0)
     private var tmp = FlatBuffer(count: 0), gate = FlatBuffer(count: 0), up = FlatBuffer(count: 0)
@@ -317,7 +318,7 @@ public final class LlamaSession: GenerationSession {
         return UnsafeBufferPointer(start: logits.pointer, count: c.vocabSize)
     }
 
-    private func reserve(positions: Int, batch n: Int) {
+    func reserve(positions: Int, batch n: Int) {
         let c = model.config, kv = c.kvHeads * c.headSize
         if positions > capacity {
             let newCapacity = min(maxLength, max(positions, 2 * capacity, 256))
