@@ -75,11 +75,18 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         ]),
+        // MARK: - OpenAI-compatible server (`transformer serve --model X.gguf`): slots, batched decoding, embeddings
+        .target(name: "Serving", dependencies: [
+            "TransformerKit", "Tokenizers", "TensorKit", "Explorer",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: cpuFlags),
         // MARK: - CLI
         .executableTarget(
             name: "transformer",
             dependencies: [
-                "TensorKit", "ModelFiles", "Tokenizers", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer",
+                "TensorKit", "ModelFiles", "Tokenizers", "TransformerKit", "Training", "Walkthrough", "DataParallel", "Explorer", "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -96,6 +103,10 @@ let package = Package(
             "Explorer", "Walkthrough",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "ServingTests", dependencies: [
+            "Serving", "TransformerKit", "Tokenizers", "TensorKit", "ModelFiles",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -274,15 +274,15 @@ struct JSONErrorMiddleware: RouterMiddleware {
 /// Closes a connection whose request has not fully arrived `timeout` after its head: a body trickled in byte by byte
 /// would otherwise hold the connection (each byte restarts Hummingbird's idle timer). Also covers a body that keeps
 /// arriving after an early answer (413), which Hummingbird reads to its end before the next request.
-final class RequestReadDeadline: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
+public final class RequestReadDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
     let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
 
-    init(_ timeout: TimeAmount) { self.timeout = timeout }
+    public init(_ timeout: TimeAmount) { self.timeout = timeout }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
             deadline?.cancel()
@@ -298,12 +298,12 @@ final class RequestReadDeadline: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelRead(data)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
         context.fireChannelInactive()

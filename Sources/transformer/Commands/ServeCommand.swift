@@ -6,8 +6,17 @@ import Walkthrough
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "A local web page to explore a checkpoint: type a text, see every step, the attention and the prediction.",
+        abstract:
+            "Explore a checkpoint in a local web page, or serve a GGUF model (and a sentence-transformers model) over an OpenAI-compatible API.",
         discussion: """
+            With --model X.gguf (and/or --embeddings DIR): an OpenAI-compatible API on http://HOST:PORT/v1 — \
+            /v1/chat/completions (streaming with "stream": true), /v1/completions, /v1/embeddings, /v1/models, and \
+            /tokenize, /detokenize, /health. --parallel slots decode together in one batched step; up to --queue more \
+            requests wait, beyond that 503 with Retry-After. --api-key (or $TRANSFORMER_API_KEY) requires \
+            "Authorization: Bearer KEY". Errors are OpenAI's {"error": {"message", "type", "param", "code"}}. \
+            See the README, "An OpenAI-compatible server".
+
+            With a run or checkpoint folder: the explorer page. \
             Serves http://HOST:PORT/ (the page) and a JSON API: POST /api/trace {"text": …} (add "include": ["html"] or \
             ["trace"] for only the page fragment or only the steps), and POST /api/generate \
             {"text": …, "max_tokens": n} for a GPT or POST /api/translate {"text": …} for an encoder–decoder. \
@@ -23,11 +32,17 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A run folder (its latest checkpoint) or a checkpoint folder (GPT or encoder–decoder).") var model: String
+    @Option(help: "A GGUF file (the API server), or a run folder / checkpoint folder (GPT or encoder–decoder: the explorer).")
+    var model: String?
+    @Option(help: "API server: a sentence-transformers folder served at /v1/embeddings (e.g. all-MiniLM-L6-v2).") var embeddings: String?
+    @Option(help: "API server: conversations decoded at once, each with its own KV cache.") var parallel: Int = 4
+    @Option(help: "API server: require this Bearer token (default: $TRANSFORMER_API_KEY, else none).") var apiKey: String?
+    @Option(help: "API server: the model's name in /v1/models and requests (default: the file name without .gguf).") var alias: String?
+    @OptionGroup var gguf: GGUFOptions
     @Option(help: "Port (0: any free port).") var port: Int = 8080
     @Option(help: "Address to bind; 0.0.0.0 exposes the server to the network.") var host: String = "127.0.0.1"
     @Option(help: "Longest text accepted, in characters.") var maxCharacters: Int = 500
-    @Option(help: "Largest request body accepted, in bytes.") var maxBody: Int = 16 * 1024
+    @Option(help: "Largest request body accepted, in bytes (default 16 KiB for the explorer, 1 MiB for the API).") var maxBody: Int?
     @Option(help: "Most tokens one /api/generate may ask for.") var maxNewTokens: Int = 200
     @Option(help: "Requests that may wait for the model while it computes (more: 503 busy).") var queue: Int = 16
     @Option(help: "Seconds a request may wait for and use the model (longer: 503 timed out).") var timeout: Double = 10
@@ -38,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard (0...65535).contains(port) else { fail("--port must be 0…65535 (got \(port))") }
+        if embeddings != nil || model?.lowercased().hasSuffix(".gguf") == true { return try await runAPI() }
+        guard let model else { fail("give --model (a GGUF file, a run or checkpoint folder) or --embeddings DIR") }
+        let maxBody = self.maxBody ?? 16 * 1024
         guard maxCharacters > 0, maxBody > 0, maxNewTokens > 0, maxConnections > 0, maxAnswer > 0 else {
             fail("--max-characters, --max-body, --max-new-tokens, --max-connections and --max-answer must be positive")
         }
