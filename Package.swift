@@ -92,7 +92,10 @@ let package = Package(
             swiftSettings: cpuFlags),
         // MARK: - Tests
         .testTarget(name: "TensorKitTests", dependencies: ["TensorKit"], swiftSettings: cpuFlags),
-        .testTarget(name: "TransformerKitTests", dependencies: ["TransformerKit", "TensorKit", "ModelFiles", "Tokenizers"],
+        .testTarget(name: "TransformerKitTests", dependencies: [
+                        "TransformerKit", "TensorKit", "ModelFiles", "Tokenizers", "Serving",
+                        .product(name: "HummingbirdTesting", package: "hummingbird"),
+                    ],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerKit", "TensorKit", "ModelFiles", "Tokenizers", "DataParallel"],
                     resources: [.copy("Fixtures")], swiftSettings: cpuFlags),
@@ -103,10 +106,6 @@ let package = Package(
             "Explorer", "Walkthrough",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "ServingTests", dependencies: [
-            "Serving", "TransformerKit", "Tokenizers", "TensorKit", "ModelFiles",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-        ], swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -168,7 +168,9 @@ public final class SlotEngine: @unchecked Sendable {
                 return
             }
             // free the slots of cancelled jobs; drop cancelled waiting jobs
-            for s in slots where s.job?.cancelled == true { s.job = nil }
+            var dropped: [Job] = []
+            for s in slots where s.job?.cancelled == true { dropped.append(s.job!); s.job = nil }
+            dropped += waiting.filter(\.cancelled)
             waiting.removeAll { $0.cancelled }
             // admit waiting jobs into free slots, each to the slot sharing the longest prefix
             var admitted: [Slot] = []
@@ -177,6 +179,7 @@ public final class SlotEngine: @unchecked Sendable {
                 admitted.append(slot)
             }
             lock.unlock()
+            for j in dropped { j.events.finish() }
             for s in admitted { prefill(s) }
             decodeStep()
         }
@@ -240,7 +243,10 @@ public final class SlotEngine: @unchecked Sendable {
         lock.lock()
         let cancelled = j.cancelled
         lock.unlock()
-        if cancelled { return release(s) }
+        if cancelled {
+            j.events.finish()
+            return release(s)
+        }
         j.generated += 1
         if stopTokens.contains(token) { return finish(s, reason: "stop") }
         j.held += j.utf8.append(tokenizer.decodeBytes([token]))
