@@ -25,7 +25,7 @@ import TensorKit
         w.metadata += [
             ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.tokens", .strings(bytes + ["<|im_start|>", "<|im_end|>"])),
             ("tokenizer.ggml.merges", .strings([])), ("tokenizer.ggml.token_type", .i32s([Int32](repeating: 1, count: 256) + [3, 3])),
-            ("tokenizer.ggml.eos_token_id", .i32(257)), ("tokenizer.chat_template", .string(template)),
+            ("tokenizer.ggml.eos_token_id", .i32(257)), ("tokenizer.chat_template", .string(template))
         ]
         return try GGUFFile(data: w.data(), path: "tiny.gguf")
     }
