@@ -1,67 +1,101 @@
 import Foundation
 
 extension Quantized {
-    /// `out[i, r] = m[r] · x[i]` for `n` inputs at once (one decoding step of `n` conversations): each
-    /// tile of weight rows is read from memory once and multiplied by all `n` inputs while it sits in
-    /// the L1 cache, so a step of 8 costs far less than 8 steps of 1 when the weights, not the
-    /// arithmetic, are the bottleneck. `x` is `[n, cols]`; each `out` is `[n, m.rows]`, as `matmul`
-    /// writes it. Row i's result is exactly `matvec` of row i (the same kernels, the same order).
+    /// `out[i, r] = m[r] · x[i]` for `n` inputs at once (one decoding step of `n` conversations). `x` is
+    /// `[n, cols]`; each `out` is `[n, m.rows]`, as `matmul` writes it.
+    ///
+    /// With one input this is `matvec`. With several, each tile of 16 weight rows is de-quantised once
+    /// into Float32 and multiplied by all `n` inputs with a register-blocked kernel (2 rows × 4 inputs:
+    /// 8 accumulators, 6 loads per 8 multiply-adds), so a step of 8 costs far less than 8 steps of 1: the
+    /// weights are read and unpacked once, and the products run at the FMA units' pace. The batched
+    /// products are Float32 whatever `activations` says (equal to `matvec`'s Float32 path to rounding).
     public static func matvecRows(
         _ products: [(out: FloatPtr, matrix: QuantizedMatrix)], _ x: ConstFloatPtr, n: Int,
         activations: ActivationPrecision = .float32
     ) {
         precondition(n >= 1, "matvecRows: n must be at least 1")
-        let cols = products[0].matrix.cols, blocks = cols / 32
+        let cols = products[0].matrix.cols
         precondition(products.allSatisfy { $0.matrix.cols == cols }, "matvecRows: the matrices must have the same width")
-        let int8 = activations.effective == .int8 && products.contains { hasInt8Kernel($0.matrix.type) }
-        // Per input row: its block sums (Float32 4-bit kernels) and, with int8, its 8-bit copy.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: n * blocks * 3) { f in
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: int8 ? n * cols : 0) { q8 in
-                let sums = f.baseAddress!, ds = sums + n * blocks
-                for i in 0..<n {
-                    let xi = x + i * cols
-                    for b in 0..<blocks {
-                        var s = load8(xi + 32 * b)
-                        s += load8(xi + 32 * b + 8); s += load8(xi + 32 * b + 16); s += load8(xi + 32 * b + 24)
-                        sums[i * blocks + b] = s.sum()
+        if n == 1 {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols / 32 + 1) { s in
+                matvec(products, x, scratch: s.baseAddress!, activations: activations)
+            }
+            return
+        }
+        var offsets: [Int] = [], total = 0
+        for p in products { offsets.append(total); total += p.matrix.rows }
+        let starts = offsets
+        let jobs = products.map { (SharedPointer($0.out), $0.matrix) }
+        let x0 = SharedPointer(x)
+        parallelRanges(count: total, costPerItem: cols * n) { range in
+            let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * cols)
+            defer { tile.deallocate() }
+            for (j, (o, m)) in jobs.enumerated() {
+                let lo = max(range.lowerBound, starts[j]) - starts[j], hi = min(range.upperBound, starts[j] + m.rows) - starts[j]
+                var t = lo
+                while t < hi {
+                    let rows = min(tileRows, hi - t)
+                    let w: ConstFloatPtr
+                    if m.type == .f32 {
+                        w = m.row(t).assumingMemoryBound(to: Float.self)
+                    } else {
+                        for k in 0..<rows { dequantize(m.type, m.row(t + k), tile + k * cols, count: cols) }
+                        w = UnsafePointer(tile)
                     }
-                    if int8 { quantizeActivations(xi, cols: cols, into: rowActivations(q8.baseAddress!, ds, i, cols)) }
-                }
-                var offsets: [Int] = [], total = 0
-                for p in products { offsets.append(total); total += p.matrix.rows }
-                let starts = offsets
-                let jobs = products.map { (SharedPointer($0.out), $0.matrix) }
-                let x0 = SharedPointer(x), s0 = SharedPointer(sums), d0 = SharedPointer(ds)
-                let q0 = int8 ? SharedPointer(q8.baseAddress!) : nil
-                parallelRanges(count: total, costPerItem: cols * n) { range in
-                    for (j, (o, m)) in jobs.enumerated() {
-                        let lo = max(range.lowerBound, starts[j]) - starts[j], hi = min(range.upperBound, starts[j] + m.rows) - starts[j]
-                        guard lo < hi else { continue }
-                        // 16 rows of 1,024 4-bit weights are 9 KB: they stay in L1 across the n inputs.
-                        var t = lo
-                        while t < hi {
-                            let tile = t..<min(hi, t + 16)
-                            for i in 0..<n {
-                                let out = o.pointer + i * m.rows
-                                if let q0, hasInt8Kernel(m.type) {
-                                    dotRowsInt8(out, m, rowActivations(q0.pointer, d0.pointer, i, cols), rows: tile)
-                                } else {
-                                    dotRows(out, m, x0.readOnly + i * cols, s0.readOnly + i * blocks, rows: tile)
-                                }
-                            }
-                            t = tile.upperBound
-                        }
-                    }
+                    tileProducts(w, rows: rows, x0.readOnly, n: n, cols: cols, out: o.pointer + t, outStride: m.rows)
+                    t += rows
                 }
             }
         }
     }
 
-    /// Input row i's 8-bit view: `cols` bytes at `q + i·cols`; scales and scaled sums in `ds` (2 per block and row).
-    @inline(__always) private static func rowActivations(
-        _ q: UnsafeMutablePointer<Int8>, _ ds: FloatPtr, _ i: Int, _ cols: Int
-    ) -> Int8Activations {
-        let blocks = cols / 32
-        return Int8Activations(q: q + i * cols, d: ds + 2 * i * blocks, s: ds + 2 * i * blocks + blocks)
+    /// Weight rows per de-quantised tile (4 × 1,536 floats = 24 KB: in L1 while the n inputs pass over it).
+    static let tileRows = 4
+
+    /// `out[i·outStride + r] = w[r] · x[i]` for `rows` Float32 rows and `n` inputs, 2 rows × 4 inputs at a time.
+    static func tileProducts(_ w: ConstFloatPtr, rows: Int, _ x: ConstFloatPtr, n: Int, cols: Int, out: FloatPtr, outStride: Int) {
+        var r = 0
+        while r < rows {
+            let pair = r + 1 < rows
+            let w0 = w + r * cols, w1 = pair ? w0 + cols : w0
+            var i = 0
+            while i < n {
+                let k = min(4, n - i)
+                // fewer than 4 inputs left: repeat the last (its extra sums are not stored)
+                let xa = x + i * cols, xb = x + min(i + 1, n - 1) * cols
+                let xc = x + min(i + 2, n - 1) * cols, xd = x + min(i + 3, n - 1) * cols
+                var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+                var c = 0
+                while c + 8 <= cols {
+                    let u = load8(w0 + c), v = load8(w1 + c)
+                    let p = load8(xa + c), q = load8(xb + c), s = load8(xc + c), z = load8(xd + c)
+                    a0.addProduct(u, p); b0.addProduct(v, p)
+                    a1.addProduct(u, q); b1.addProduct(v, q)
+                    a2.addProduct(u, s); b2.addProduct(v, s)
+                    a3.addProduct(u, z); b3.addProduct(v, z)
+                    c += 8
+                }
+                var ta: (Float, Float, Float, Float) = (a0.sum(), a1.sum(), a2.sum(), a3.sum())
+                var tb: (Float, Float, Float, Float) = (b0.sum(), b1.sum(), b2.sum(), b3.sum())
+                while c < cols {  // a width that is not a multiple of 8 (Float32 matrices only)
+                    ta.0 += w0[c] * xa[c]; ta.1 += w0[c] * xb[c]; ta.2 += w0[c] * xc[c]; ta.3 += w0[c] * xd[c]
+                    tb.0 += w1[c] * xa[c]; tb.1 += w1[c] * xb[c]; tb.2 += w1[c] * xc[c]; tb.3 += w1[c] * xd[c]
+                    c += 1
+                }
+                let o = out + i * outStride + r
+                o[0] = ta.0
+                if k > 1 { o[outStride] = ta.1 }
+                if k > 2 { o[2 * outStride] = ta.2 }
+                if k > 3 { o[3 * outStride] = ta.3 }
+                if pair {
+                    o[1] = tb.0
+                    if k > 1 { o[outStride + 1] = tb.1 }
+                    if k > 2 { o[2 * outStride + 1] = tb.2 }
+                    if k > 3 { o[3 * outStride + 1] = tb.3 }
+                }
+                i += 4
+            }
+            r += pair ? 2 : 1
+        }
     }
 }
