@@ -120,7 +120,8 @@ import ModelFiles
                         let got = Array(batched[(i * rows)..<((i + 1) * rows)]), again = Array(second[(i * rows)..<((i + 1) * rows)])
                         let scale = single.map(abs).max()! + 1e-6
                         let worst = zip(got, single).map { abs($0 - $1) }.max()!
-                        try #require(n == 1 ? got == single : worst <= 1e-5 * scale, "\(type.name) \(precision) n \(n) input \(i): \(worst)")
+                        try #require(
+                            n == 1 ? got == single : worst <= 1e-5 * scale, "\(type.name) \(precision) n \(n) input \(i): \(worst)")
                         #expect(again == got)
                     }
                 }
