@@ -39,13 +39,44 @@ extension Quantized {
                     if m.type == .f32 {
                         w = m.row(t).assumingMemoryBound(to: Float.self)
                     } else {
-                        for k in 0..<rows { dequantize(m.type, m.row(t + k), tile + k * cols, count: cols) }
+                        for k in 0..<rows { dequantizeSIMD(m.type, m.row(t + k), tile + k * cols, count: cols) }
                         w = UnsafePointer(tile)
                     }
                     tileProducts(w, rows: rows, x0.readOnly, n: n, cols: cols, out: o.pointer + t, outStride: m.rows)
                     t += rows
                 }
             }
+        }
+    }
+
+    /// `dequantize` with SIMD for the 32-value formats without high bits (Q8_0, Q4_0, Q4_1): the same
+    /// values bit for bit (the same products and sums, 8 at a time); the others go to `dequantize`.
+    /// The scalar reference took a quarter of a batched decoding step.
+    public static func dequantizeSIMD(_ type: GGMLType, _ src: UnsafeRawPointer, _ dst: FloatPtr, count: Int) {
+        @inline(__always) func put(_ o: FloatPtr, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(o).storeBytes(of: v, as: SIMD8<Float>.self) }
+        switch type {
+        case .q8_0:
+            for b in 0..<count / 32 {
+                let blk = src + 34 * b, d = SIMD8<Float>(repeating: half(blk)), o = dst + 32 * b
+                for h in 0..<4 { put(o + 8 * h, d * floats((blk + 2 + 8 * h).loadUnaligned(as: SIMD8<Int8>.self))) }
+            }
+        case .q4_0, .q4_1:
+            let withMin = type == .q4_1, bytes = withMin ? 20 : 18
+            for b in 0..<count / 32 {
+                let blk = src + bytes * b, o = dst + 32 * b
+                let d = SIMD8<Float>(repeating: half(blk)), m = SIMD8<Float>(repeating: withMin ? half(blk + 2) : 0)
+                let q = (blk + (withMin ? 4 : 2)).loadUnaligned(as: SIMD16<UInt8>.self)
+                let lo = q & 15, hi = q &>> 4
+                if withMin {  // d·q + m
+                    put(o, d * floats(lo.lowHalf) + m); put(o + 8, d * floats(lo.highHalf) + m)
+                    put(o + 16, d * floats(hi.lowHalf) + m); put(o + 24, d * floats(hi.highHalf) + m)
+                } else {  // d·(q − 8)
+                    put(o, d * (floats(lo.lowHalf) - 8)); put(o + 8, d * (floats(lo.highHalf) - 8))
+                    put(o + 16, d * (floats(hi.lowHalf) - 8)); put(o + 24, d * (floats(hi.highHalf) - 8))
+                }
+            }
+        default:
+            dequantize(type, src, dst, count: count)
         }
     }
 

@@ -47,8 +47,10 @@ import ModelFiles
         #expect(f.id == type.rawValue && f.block_size == type.blockSize && f.block_bytes == type.blockBytes)
         let raw = Self.bytes(f.hex)
         #expect(raw.count == 3 * type.blockBytes)
-        var out = [Float](repeating: .nan, count: 3 * type.blockSize)
+        var out = [Float](repeating: .nan, count: 3 * type.blockSize), simd = out
         raw.withUnsafeBytes { Quantized.dequantize(type, $0.baseAddress!, &out, count: out.count) }
+        raw.withUnsafeBytes { Quantized.dequantizeSIMD(type, $0.baseAddress!, &simd, count: simd.count) }
+        #expect(simd == out, "\(type.name): the SIMD de-quantisation differs from the reference")
         let bad = zip(out, f.values).enumerated().filter { $0.element.0 != $0.element.1 }
         #expect(bad.isEmpty, "\(type.name): \(bad.count) values differ, first at \(bad.first.map { "\($0.offset): \($0.element)" } ?? "")")
     }
