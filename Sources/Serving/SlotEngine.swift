@@ -97,12 +97,7 @@ public final class SlotEngine: @unchecked Sendable {
         self.context = min(context ?? model.config.contextLength, model.config.contextLength)
         slots = (0..<parallel).map { _ in Slot(LlamaSession(model: model, maxLength: context, activations: activations)) }
         decoder = LlamaBatchDecoder(model: model, maxRows: parallel, activations: activations)
-        var stops = Set<Int>()
-        if let e = tokenizer.eosID { stops.insert(e) }
-        for t in ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"] {
-            if let e = tokenizer.id(forSpecial: t) { stops.insert(e) }
-        }
-        stopTokens = stops
+        stopTokens = tokenizer.stopTokens
     }
 
     /// Starts the engine's thread (idempotent).

@@ -119,6 +119,17 @@ public struct GGUFTokenizer: Sendable {
     /// The number of tokens in the file, special ones included (ids are `0..<vocabSize`).
     public var vocabSize: Int { tokens.count }
 
+    /// Tokens that end a reply: EOS, and the end-of-turn tokens of the chat formats of the families
+    /// this project runs (ChatML, Gemma, Llama 3), where the file's EOS is another token.
+    public var stopTokens: Set<Int> {
+        var s = Set<Int>()
+        if let e = eosID { s.insert(e) }
+        for t in ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"] {
+            if let e = id(forSpecial: t) { s.insert(e) }
+        }
+        return s
+    }
+
     /// The id of a special (control or user-defined) token by its text, such as `<|im_end|>`, or nil.
     public func id(forSpecial text: String) -> Int? { specialIDs[Array(text.utf8)] }
 

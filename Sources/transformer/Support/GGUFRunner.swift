@@ -27,16 +27,7 @@ struct GGUFRunner {
         loadSeconds = Date().timeIntervalSince(start)
     }
 
-    var stopTokens: Set<Int> {
-        var s = Set<Int>()
-        if let e = tokenizer.eosID { s.insert(e) }
-        // The tokens that end a turn in the chat formats of the families this project runs (ChatML,
-        // Gemma, Llama 3), where the file's EOS is another token.
-        for t in ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"] {
-            if let e = tokenizer.id(forSpecial: t) { s.insert(e) }
-        }
-        return s
-    }
+    var stopTokens: Set<Int> { tokenizer.stopTokens }
 
     /// Generates after `prompt`, printing text as it comes (holding back split UTF-8 characters and
     /// not printing the stop token). Returns the new tokens and the prompt and generation timings.
