@@ -11,7 +11,7 @@ struct ChatRoutes: Sendable {
 
     enum Kind { case chat, completion }
 
-    func run(_ r: some SamplingRequest, prompt: [Int], kind: Kind) async throws -> Response {
+    func run(_ r: SamplingFields, prompt: [Int], kind: Kind) async throws -> Response {
         if let m = r.model, m != options.modelID { throw OpenAIServer.unknownModel(m, [options.modelID]) }
         if let n = r.n, n != 1 { throw APIError(.badRequest, "n must be 1 (one choice per request)", param: "n") }
         let temperature = r.temperature ?? 1, topP = r.topP ?? 1, topK = r.topK ?? 0

@@ -118,19 +118,19 @@ struct MessageContent: Decodable, Sendable {
     }
 }
 
-/// The sampling fields chat and completions share.
-protocol SamplingRequest {
-    var model: String? { get }
-    var maxTokens: Int? { get }
-    var maxCompletionTokens: Int? { get }
-    var temperature: Double? { get }
-    var topP: Double? { get }
-    var topK: Int? { get }
-    var seed: Int64? { get }
-    var stop: StringList? { get }
-    var stream: Bool? { get }
-    var n: Int? { get }
-    var streamOptions: StreamOptions? { get }
+/// The fields chat and completions share, read from the same JSON object as the request's own.
+struct SamplingFields: Decodable {
+    var model: String?
+    var maxTokens: Int?, maxCompletionTokens: Int?
+    var temperature: Double?, topP: Double?, topK: Int?, seed: Int64?
+    var stop: StringList?
+    var stream: Bool?, n: Int?
+    var streamOptions: StreamOptions?
+    enum CodingKeys: String, CodingKey {
+        case model, temperature, seed, stop, stream, n
+        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", topK = "top_k"
+        case streamOptions = "stream_options"
+    }
 }
 
 struct StreamOptions: Decodable, Sendable {
@@ -138,34 +138,24 @@ struct StreamOptions: Decodable, Sendable {
     enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
 }
 
-struct ChatRequest: Decodable, SamplingRequest {
+struct ChatRequest: Decodable {
     struct Message: Decodable { var role: String, content: MessageContent? }
-    var model: String?
     var messages: [Message]
-    var maxTokens: Int?, maxCompletionTokens: Int?
-    var temperature: Double?, topP: Double?, topK: Int?, seed: Int64?
-    var stop: StringList?
-    var stream: Bool?, n: Int?
-    var streamOptions: StreamOptions?
-    enum CodingKeys: String, CodingKey {
-        case model, messages, temperature, seed, stop, stream, n
-        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", topK = "top_k"
-        case streamOptions = "stream_options"
+    var sampling: SamplingFields
+    enum CodingKeys: String, CodingKey { case messages }
+    init(from decoder: any Decoder) throws {
+        messages = try decoder.container(keyedBy: CodingKeys.self).decode([Message].self, forKey: .messages)
+        sampling = try SamplingFields(from: decoder)
     }
 }
 
-struct CompletionRequest: Decodable, SamplingRequest {
-    var model: String?
+struct CompletionRequest: Decodable {
     var prompt: StringList
-    var maxTokens: Int?, maxCompletionTokens: Int?
-    var temperature: Double?, topP: Double?, topK: Int?, seed: Int64?
-    var stop: StringList?
-    var stream: Bool?, n: Int?
-    var streamOptions: StreamOptions?
-    enum CodingKeys: String, CodingKey {
-        case model, prompt, temperature, seed, stop, stream, n
-        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", topK = "top_k"
-        case streamOptions = "stream_options"
+    var sampling: SamplingFields
+    enum CodingKeys: String, CodingKey { case prompt }
+    init(from decoder: any Decoder) throws {
+        prompt = try decoder.container(keyedBy: CodingKeys.self).decode(StringList.self, forKey: .prompt)
+        sampling = try SamplingFields(from: decoder)
     }
 }
 

@@ -64,7 +64,7 @@ public enum OpenAIServer {
                 do { prompt = try engine.tokenizer.renderChat(messages) } catch {
                     throw APIError(.badRequest, "the chat template could not render these messages: \(error)", param: "messages")
                 }
-                return try await chat.run(r, prompt: engine.tokenizer.encode(prompt, parseSpecial: true), kind: .chat)
+                return try await chat.run(r.sampling, prompt: engine.tokenizer.encode(prompt, parseSpecial: true), kind: .chat)
             }
             router.post("/v1/completions") { request, _ in
                 let r = try await decode(CompletionRequest.self, request, options)
@@ -74,7 +74,7 @@ public enum OpenAIServer {
                 var ids = engine.tokenizer.encode(r.prompt.values[0], parseSpecial: false)
                 if engine.tokenizer.addBOS, let bos = engine.tokenizer.bosID { ids.insert(bos, at: 0) }
                 guard !ids.isEmpty else { throw APIError(.badRequest, "prompt: the prompt is empty", param: "prompt") }
-                return try await chat.run(r, prompt: ids, kind: .completion)
+                return try await chat.run(r.sampling, prompt: ids, kind: .completion)
             }
             router.post("/tokenize") { request, _ in
                 let r = try await decode(TokenizeRequest.self, request, options)

@@ -4,7 +4,7 @@ extension Quantized {
     /// `out[i, r] = m[r] · x[i]` for `n` inputs at once (one decoding step of `n` conversations). `x` is
     /// `[n, cols]`; each `out` is `[n, m.rows]`, as `matmul` writes it.
     ///
-    /// With one input this is `matvec`. With several, each tile of 16 weight rows is de-quantised once
+    /// With one input this is `matvec`. With several, each tile of 4 weight rows is de-quantised once
     /// into Float32 and multiplied by all `n` inputs with a register-blocked kernel (2 rows × 4 inputs:
     /// 8 accumulators, 6 loads per 8 multiply-adds), so a step of 8 costs far less than 8 steps of 1: the
     /// weights are read and unpacked once, and the products run at the FMA units' pace. The batched
