@@ -111,4 +111,41 @@ import TensorKit
             }
         }
     }
+
+    /// Without top-k only a prefix of the sorted vocabulary is read; the tokens equal those of sorting
+    /// everything, for peaked and flat distributions (a flat one needs the whole vocabulary).
+    @Test func wholeVocabularySamplingMatchesFullSort() {
+        func reference(_ logits: [Float], _ o: SamplingOptions, _ rng: inout SeededRNG) -> Int {
+            let m = logits.max()!
+            let total = logits.reduce(Float(0)) { $0 + Foundation.exp(($1 - m) / o.temperature) }
+            let order = Array(0..<logits.count).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            let probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
+            var keep = probs.count, sum = total
+            if o.topP < 1 {
+                var acc: Float = 0
+                for (i, p) in probs.enumerated() { acc += p / total; if acc >= o.topP { keep = i + 1; break } }
+                sum = probs[..<keep].reduce(0, +)
+            }
+            var r = rng.nextUnit() * sum
+            for i in 0..<keep { r -= probs[i]; if r < 0 { return order[i] } }
+            return order[keep - 1]
+        }
+        var gen = SeededRNG(seed: 3)
+        let base = (0..<3000).map { _ in gen.nextUnit() * 2 - 1 }
+        for scale: Float in [12, 3, 0.01] {
+            let logits = base.map { ($0 * scale * 10).rounded() / 10 }  // ties too
+            for p: Float in [1, 0.95, 0.3] {
+                let o = SamplingOptions(temperature: 0.8, topP: p)
+                var a = SeededRNG(seed: 9), b = SeededRNG(seed: 9)
+                var distinct = Set<Int>()
+                for _ in 0..<30 {
+                    let x = logits.withUnsafeBufferPointer { sampleToken($0, o, rng: &a) }
+                    #expect(x == reference(logits, o, &b), "scale \(scale), p \(p)")
+                    distinct.insert(x)
+                }
+                // A flat distribution spreads its draws; a peaked one with a small p does not.
+                if scale < 1 && p == 1 { #expect(distinct.count > 20) }
+            }
+        }
+    }
 }

@@ -23,27 +23,64 @@ public func sampleToken(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptio
         for j in 1..<v where logits[j] > logits[best] { best = j }
         return best
     }
-    // Tokens by logit, highest first (ties: lower id first). With top-k only the k best are kept,
-    // found in one pass (a 49,152-token vocabulary would otherwise be sorted for every token).
+    if o.topK > 0 && o.topK < v { return sample(logits, ordered: bestTokens(logits, o.topK), o, rng: &rng) }
+    return sampleWholeVocabulary(logits, o, rng: &rng)
+}
+
+/// The k tokens with the highest logits, highest first (ties: lower id first), found in one pass:
+/// most tokens lose their one comparison with the current k-th best.
+func bestTokens(_ logits: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
     func better(_ a: Int, _ b: Int) -> Bool { logits[a] > logits[b] || (logits[a] == logits[b] && a < b) }
-    var order: [Int]
-    if o.topK > 0 && o.topK < v {
-        order = []
-        order.reserveCapacity(o.topK + 1)
-        for j in 0..<v {
-            if order.count == o.topK {
-                if !better(j, order[o.topK - 1]) { continue }
-                order.removeLast()
-            }
-            var i = order.count
-            while i > 0 && better(j, order[i - 1]) { i -= 1 }
-            order.insert(j, at: i)
+    let v = logits.count
+    if k >= v { return Array(0..<v).sorted(by: better) }
+    var order: [Int] = []
+    order.reserveCapacity(k + 1)
+    for j in 0..<v {
+        if order.count == k {
+            if !better(j, order[k - 1]) { continue }
+            order.removeLast()
         }
-    } else {
-        order = Array(0..<v)
-        order.sort(by: better)
+        var i = order.count
+        while i > 0 && better(j, order[i - 1]) { i -= 1 }
+        order.insert(j, at: i)
     }
-    return sample(logits, ordered: order, o, rng: &rng)
+    return order
+}
+
+/// Sampling without top-k: the draw (and top-p's cut) only ever reads a prefix of the tokens in
+/// order of probability, so the best 64 are found first, then the best 512, then all of them
+/// sorted, until the prefix holds the mass the draw needs. Sorting a 49,152-token vocabulary for every token cost about 8 ms a row;
+/// this costs one pass of exp over the logits. The total mass is summed in token-id order.
+func sampleWholeVocabulary(_ logits: UnsafeBufferPointer<Float>, _ o: SamplingOptions, rng: inout SeededRNG) -> Int {
+    let v = logits.count
+    var m = logits[0]
+    for j in 1..<v where logits[j] > m { m = logits[j] }
+    var total: Float = 0
+    for j in 0..<v { total += Foundation.exp((logits[j] - m) / o.temperature) }
+    let u = rng.nextUnit()
+    func grow(_ k: Int) -> Int { k * 8 > v / 16 ? v : k * 8 }
+    var k = min(64, v)
+    while true {
+        let order = bestTokens(logits, k), complete = k >= v
+        let probs = order.map { Foundation.exp((logits[$0] - m) / o.temperature) }
+        var keep = probs.count, sum = total
+        if o.topP < 1 {
+            var acc: Float = 0, reached = false
+            for (i, p) in probs.enumerated() {
+                acc += p / total
+                if acc >= o.topP { keep = i + 1; reached = true; break }
+            }
+            if reached || complete {
+                sum = probs[..<keep].reduce(0, +)
+            } else {
+                k = grow(k); continue
+            }
+        }
+        var r = u * sum
+        for i in 0..<keep { r -= probs[i]; if r < 0 { return order[i] } }
+        if complete || o.topP < 1 { return order[keep - 1] }
+        k = grow(k)
+    }
 }
 
 /// The sampling step after the ordering: temperature, top-p over `order` (token ids, most likely
