@@ -22,6 +22,8 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Threads.") var threads: Int = 2
     @Option(help: "Which weights: both, quantized or dequantized.") var weights: String = "both"
     @Option(help: "Activations for quantised weights: both, int8 or f32.") var activations: String = "both"
+    @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … up to N conversations, one token each (what `serve --parallel N` runs).")
+    var batch: Int?
     @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
 
     /// The activation settings to time, from --activations.
@@ -48,6 +50,10 @@ struct GGUFBenchCommand: ParsableCommand {
             Gemm.threads = threads
             let file = try GGUFFile(url: URL(fileURLWithPath: model))
             if kernels { return try timeKernels(file) }
+            if let batch {
+                guard batch >= 1 else { throw GGUFError("--batch is the largest number of conversations, at least 1") }
+                return try timeBatches(file, upTo: batch)
+            }
             let tok = try GGUFTokenizer(gguf: file)
             let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 8)
             let ids = Array(tok.encode(text).prefix(promptTokens))
@@ -118,6 +124,50 @@ extension GGUFBenchCommand {
                         format: "%@ (%@, %d×%d), %@ activations, %d threads: %.0f µs per product, %.2f ns per 32 values, %.1f GB/s",
                         name, m.type.name, m.rows, m.cols, act == .int8 ? "8-bit" : "Float32", threads, best * 1e6, best * 1e9 / blocks,
                         Double(m.rows * m.rowBytes) / best / 1e9))
+            }
+        }
+    }
+}
+
+extension GGUFBenchCommand {
+    /// Tokens/s of `LlamaBatchDecoder` steps with n = 1, 2, 4, … conversations (each after its own
+    /// 16-token prompt, greedy), best of `repeats` runs of --gen-tokens steps; the ratio to n = 1 is the
+    /// most continuous batching can give a server before HTTP, sampling and prompts.
+    func timeBatches(_ file: GGUFFile, upTo maxN: Int) throws {
+        let m = try LlamaModel(file: file, dequantize: weights == "dequantized")
+        let tok = try GGUFTokenizer(gguf: file)
+        let words = ["Once upon a time", "The history of", "A recipe for bread", "In the year 2050", "Chess rules", "Dear diary"]
+        for act in weights == "dequantized" ? [ActivationPrecision.float32] : activationModes {
+            var sizes = [1]
+            while sizes.last! * 2 <= maxN { sizes.append(sizes.last! * 2) }
+            if sizes.last! != maxN { sizes.append(maxN) }
+            var single = 0.0
+            for n in sizes {
+                let decoder = LlamaBatchDecoder(model: m, maxRows: n, activations: act)
+                let sessions = (0..<n).map { _ in LlamaSession(model: m, maxLength: 16 + genTokens + 1, activations: act) }
+                var best = Double.infinity
+                for _ in 0..<repeats {
+                    var next = [Int]()
+                    for (i, s) in sessions.enumerated() {
+                        s.reset()
+                        let prompt = Array(tok.encode(words[i % words.count] + " (\(i))").prefix(16))
+                        let l = try s.feed(prompt)
+                        next.append(l.withUnsafeBufferPointer { sampleToken($0, SamplingOptions(temperature: 0), rng: &rngDummy) })
+                    }
+                    let a = Date()
+                    for _ in 0..<genTokens - 1 {
+                        try decoder.step(sessions, next)
+                        next = (0..<n).map { sampleToken(decoder.logits(row: $0), SamplingOptions(temperature: 0), rng: &rngDummy) }
+                    }
+                    best = min(best, Date().timeIntervalSince(a))
+                }
+                let rate = Double(n * (genTokens - 1)) / best
+                if n == 1 { single = rate }
+                print(
+                    String(
+                        format: "batched decoding, %@ weights%@, %d threads: %d conversations, %.1f tokens/s (%.2f× one), %.1f ms a step",
+                        weights == "dequantized" ? "Float32" : "quantised", weights == "dequantized" ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations",
+                        threads, n, rate, rate / single, best * 1e3 / Double(genTokens - 1)))
             }
         }
     }
