@@ -158,6 +158,7 @@ public final class SlotEngine: @unchecked Sendable {
                 let all = waiting + slots.compactMap(\.job)
                 waiting.removeAll()
                 for s in slots { s.job = nil }
+                thread = nil  // the thread's closure holds the engine: without this the two keep each other alive
                 lock.unlock()
                 for j in all { j.events.yield(.failed("the server is shutting down")); j.events.finish() }
                 return
