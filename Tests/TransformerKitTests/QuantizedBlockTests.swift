@@ -103,7 +103,7 @@ import ModelFiles
             }
         }
         var rng = SeededRNG(seed: 5)
-        for n in [1, 3, 5] {
+        for n in [1, 2, 3, 5, 7] {
             let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 3 }
             for precision in ActivationPrecision.allCases {
                 var batched = [Float](repeating: .nan, count: n * rows), second = batched
@@ -117,7 +117,10 @@ import ModelFiles
                     }
                     for i in 0..<n {
                         Array(x[(i * cols)..<((i + 1) * cols)]).withUnsafeBufferPointer { xi in
-                            Quantized.matvec(&single, m, xi.baseAddress!, scratch: &scratch, activations: n == 1 ? precision : .float32)
+                            // the batch's 8-bit kernel where the format has one, else its Float32 tiles
+                            let reference: ActivationPrecision =
+                                n == 1 || Quantized.hasBatchedInt8Kernel(type) ? precision : .float32
+                            Quantized.matvec(&single, m, xi.baseAddress!, scratch: &scratch, activations: reference)
                         }
                         let got = Array(batched[(i * rows)..<((i + 1) * rows)]), again = Array(second[(i * rows)..<((i + 1) * rows)])
                         let scale = single.map(abs).max()! + 1e-6

@@ -22,7 +22,7 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Threads.") var threads: Int = 2
     @Option(help: "Which weights: both, quantized or dequantized.") var weights: String = "both"
     @Option(help: "Activations for quantised weights: both, int8 or f32.") var activations: String = "both"
-    @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … up to N conversations, one token each (what `serve --parallel N` runs).")
+    @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … N conversations, a token each (as `serve --parallel N`).")
     var batch: Int?
     @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
 
@@ -166,7 +166,8 @@ extension GGUFBenchCommand {
                 print(
                     String(
                         format: "batched decoding, %@ weights%@, %d threads: %d conversations, %.1f tokens/s (%.2f× one), %.1f ms a step",
-                        weights == "dequantized" ? "Float32" : "quantised", weights == "dequantized" ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations",
+                        weights == "dequantized" ? "Float32" : "quantised",
+                        weights == "dequantized" ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations",
                         threads, n, rate, rate / single, best * 1e3 / Double(genTokens - 1)))
             }
         }
