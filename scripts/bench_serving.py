@@ -2,7 +2,7 @@
 """Serving throughput: `transformer serve` against llama.cpp's OpenAI server (llama-cpp-python[server])
 on the same GGUF file, with 1, 4 and 8 concurrent streaming clients, in one run.
 
-Usage: PYTHON_LLAMA=/path/to/venv/bin/python bench_serving.py BIN FILE.gguf [TOKENS] [THREADS] [ROUNDS]
+Usage: [SERVERS=transformer] [CLIENTS=1,4,8] PYTHON_LLAMA=/path/to/venv/bin/python bench_serving.py BIN FILE.gguf [TOKENS] [THREADS] [ROUNDS]
 
 Each client sends ROUNDS streamed /v1/completions requests one after another (temperature 0, a
 different short prompt each, max_tokens TOKENS); a token is one streamed chunk with text. Reported
@@ -115,11 +115,17 @@ print("| clients | server | tokens/s (total) | TTFT p50 (s) | TTFT p99 (s) | tok
 print("|---|---|---|---|---|---|")
 results = {}
 KINDS = os.environ.get("SERVERS", "transformer,llama.cpp").split(",")  # SERVERS=transformer: ours alone
-for clients in (1, 4, 8):
+for clients in [int(c) for c in os.environ.get("CLIENTS", "1,4,8").split(",")]:
     for kind in KINDS:
         tps, p50, p99, n = serve(kind, clients)
         results[(kind, clients)] = tps
         print(f"| {clients} | {kind} | {tps:.1f} | {p50:.3f} | {p99:.3f} | {n} |", flush=True)
-for clients in (1, 4, 8) if len(KINDS) == 2 else ():
-    print(f"# {clients} clients: ours / llama.cpp = {results[('transformer', clients)] / results[('llama.cpp', clients)]:.2f}x"
-          f"; ours vs our 1 client = {results[('transformer', clients)] / results[('transformer', 1)]:.2f}x")
+for (kind, clients), tps in results.items():
+    if kind != "transformer":
+        continue
+    line = f"# {clients} clients:"
+    if ("llama.cpp", clients) in results:
+        line += f" ours / llama.cpp = {tps / results[('llama.cpp', clients)]:.2f}x;"
+    if ("transformer", 1) in results:
+        line += f" ours vs our 1 client = {tps / results[('transformer', 1)]:.2f}x"
+    print(line)

@@ -74,9 +74,14 @@ public final class SlotEngine: @unchecked Sendable {
         var cached: [Int] = []  // the tokens in the session's cache
         var job: Job?
         var next = 0  // the token to feed at the next step
+        var pending: ArraySlice<Int> = []  // the prompt's tokens not read yet
         var promptTokens = 0, reused = 0
         init(_ s: LlamaSession) { session = s }
     }
+
+    /// Prompt tokens read in one step, over all new jobs, beside the running jobs' next tokens: a long
+    /// prompt is read over several steps, so the other conversations wait at most one such step.
+    static let promptRowsPerStep = 128
 
     private let lock = NSCondition()
     private var waiting: [Job] = []
@@ -96,7 +101,8 @@ public final class SlotEngine: @unchecked Sendable {
         self.maxQueue = maxQueue
         self.context = min(context ?? model.config.contextLength, model.config.contextLength)
         slots = (0..<parallel).map { _ in Slot(LlamaSession(model: model, maxLength: context, activations: activations)) }
-        decoder = LlamaBatchDecoder(model: model, maxRows: parallel, activations: activations)
+        decoder = LlamaBatchDecoder(
+            model: model, maxRows: parallel + Self.promptRowsPerStep, maxSessions: parallel, activations: activations)
         stopTokens = tokenizer.stopTokens
     }
 
@@ -176,8 +182,8 @@ public final class SlotEngine: @unchecked Sendable {
             }
             lock.unlock()
             for j in dropped { j.events.finish() }
-            for s in admitted { prefill(s) }
-            decodeStep()
+            for s in admitted { begin(s) }
+            step()
         }
     }
 
@@ -196,38 +202,53 @@ public final class SlotEngine: @unchecked Sendable {
         return i
     }
 
-    /// Reads the job's prompt (after the prefix the slot's cache already holds) and samples its first token.
-    private func prefill(_ s: Slot) {
+    /// Keeps the prefix of the job's prompt that the slot's cache already holds; the rest is read by the
+    /// next steps, beside the other slots' tokens.
+    private func begin(_ s: Slot) {
         guard let j = s.job else { return }
         let prompt = j.job.prompt
-        let common = min(commonPrefix(s.cached, prompt), prompt.count - 1)  // feed at least one token
+        let common = min(commonPrefix(s.cached, prompt), prompt.count - 1)  // read at least one token
         s.session.rewind(to: common)
         s.cached = Array(prompt[..<common])
+        s.pending = prompt[common...]
         s.promptTokens = prompt.count
         s.reused = common
-        do {
-            let logits = try s.session.feed(Array(prompt[common...]))
-            s.cached = prompt
-            logits.withUnsafeBufferPointer { accept(s, sampleToken($0, j.job.sampling, rng: &j.rng)) }
-        } catch {
-            s.cached = []
-            s.session.reset()
-            finish(s, failure: "\(error)")
-        }
     }
 
-    /// One token for every slot at work, in one batched step.
-    private func decodeStep() {
-        let active = slots.filter { $0.job != nil }
-        guard !active.isEmpty else { return }
+    /// One batched step: every slot at work gives its next token, or (up to `promptRowsPerStep` over all)
+    /// the next tokens of its prompt; a slot whose prompt is all read samples its first token.
+    private func step() {
+        var parts: [(session: LlamaSession, tokens: [Int])] = [], stepping: [(Slot, prompt: Int)] = []
+        var budget = Self.promptRowsPerStep
+        for s in slots where s.job != nil {
+            if s.pending.isEmpty {
+                parts.append((s.session, [s.next])); stepping.append((s, 0))
+            } else if budget > 0 {
+                let chunk = Array(s.pending.prefix(budget))
+                budget -= chunk.count
+                parts.append((s.session, chunk)); stepping.append((s, chunk.count))
+            }
+        }
+        guard !parts.isEmpty else { return }
         do {
-            try decoder.step(active.map(\.session), active.map(\.next))
+            try decoder.step(parts)
         } catch {
-            for s in active { finish(s, failure: "\(error)") }
+            for (s, _) in stepping {
+                s.cached = []
+                s.pending = []
+                s.session.reset()
+                finish(s, failure: "\(error)")
+            }
             return
         }
-        for (i, s) in active.enumerated() {
-            s.cached.append(s.next)
+        for (i, (s, read)) in stepping.enumerated() {
+            if read > 0 {
+                s.cached += s.pending.prefix(read)
+                s.pending = s.pending.dropFirst(read)
+                if !s.pending.isEmpty { continue }
+            } else {
+                s.cached.append(s.next)
+            }
             guard let j = s.job else { continue }
             accept(s, sampleToken(decoder.logits(row: i), j.job.sampling, rng: &j.rng))
         }

@@ -494,4 +494,34 @@ enum Blocks {
         try full.feed([1, 2])
         #expect(throws: LlamaError.self) { try decoder.step([full], [3]) }
     }
+
+    /// Prompts read in the same step as other sessions' next tokens (a server's chunked prefill): each
+    /// part's logits are those `feed` gives for the same tokens, and the caches go on as `feed`'s.
+    @Test(arguments: ActivationPrecision.allCases)
+    func promptPartsEqualFeed(precision: ActivationPrecision) throws {
+        let model = try LlamaModel(file: GGUFFile(data: GGUFTests.tinyLlama().data()))
+        func close(_ a: [Float], _ b: [Float]) -> Bool {
+            zip(a, b).map { abs($0 - $1) }.max()! <= 1e-4 * (b.map(abs).max()! + 1e-6)
+        }
+        let decoder = LlamaBatchDecoder(model: model, maxRows: 12, maxSessions: 3, activations: precision)
+        let sessions = (0..<3).map { _ in LlamaSession(model: model, activations: precision) }
+        let alone = (0..<3).map { _ in LlamaSession(model: model, activations: precision) }
+        try sessions[1].feed([2, 9]); try alone[1].feed([2, 9])  // one conversation already under way
+        // step 1: a whole prompt, one next token, the first part of a longer prompt
+        let parts = [[3, 17, 5, 30, 1], [12], [39, 0, 22]]
+        try decoder.step(zip(sessions, parts).map { ($0, $1) })
+        for i in 0..<3 {
+            #expect(close(Array(decoder.logits(row: i)), try alone[i].feed(parts[i])), "part \(i)")
+            #expect(sessions[i].length == alone[i].length)
+        }
+        // step 2: the rest of that prompt beside single tokens
+        let next = [[8], [4], [8, 11, 30, 6]]
+        try decoder.step(zip(sessions, next).map { ($0, $1) })
+        for i in 0..<3 { #expect(close(Array(decoder.logits(row: i)), try alone[i].feed(next[i])), "part \(i), step 2") }
+        // too many rows, too many sessions, an empty part: refused
+        #expect(throws: LlamaError.self) { try decoder.step([(sessions[0], Array(repeating: 1, count: 13))]) }
+        let fourth = LlamaSession(model: model, activations: precision)
+        #expect(throws: LlamaError.self) { try decoder.step((sessions + [fourth]).map { ($0, [1]) }) }
+        #expect(throws: LlamaError.self) { try decoder.step([(sessions[0], [])]) }
+    }
 }
