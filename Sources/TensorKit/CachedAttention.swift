@@ -60,28 +60,60 @@ extension Kernels {
             let kc = k0.readOnly, vc = v0.readOnly
             // On the stack when it is small (Swift's temporary allocation): no malloc per layer and token.
             withUnsafeTemporaryAllocation(of: Float.self, capacity: start + n) { buffer in
-                let att = buffer.baseAddress!
                 for pair in pairs {
-                    let t = pair / heads, h = pair % heads, kvh = h / group, end = start + t + 1
-                    let lo = max(0, end - window), len = end - lo  // the keys lo ..< end, att[j − lo]
-                    let qi = q + t * qStride + h * headSize
-                    for j in 0..<len { att[j] = dot(qi, kc + (lo + j) * kvStride + kvh * headSize, headSize) * scale }
-                    softmaxRow(att, visible: len, count: len)
-                    let o = out + t * qStride + h * headSize
-                    for d in 0..<headSize { o[d] = 0 }
-                    for j in 0..<len {
-                        let w = att[j], v = vc + (lo + j) * kvStride + kvh * headSize
-                        var d = 0
-                        while d + 8 <= headSize {
-                            let acc = load8(o + d)
-                            let vv = load8(v + d)
-                            store8(vv * w + acc, o + d)
-                            d += 8
-                        }
-                        while d < headSize { o[d] += w * v[d]; d += 1 }
-                    }
+                    let t = pair / heads, h = pair % heads
+                    attendOne(
+                        out: out + t * qStride + h * headSize, q: q + t * qStride + h * headSize, kCache: kc, vCache: vc,
+                        end: start + t + 1, kvHead: h / group, kvStride: kvStride, headSize: headSize, window: window, scale: scale,
+                        scores: buffer.baseAddress!)
                 }
             }
+        }
+    }
+
+    /// One new token for each of several sessions (a batched decoding step), each against its own cache:
+    /// `rows[i]` is (out, q, kCache, vCache, start) as for `cachedAttentionLoop` with n = 1. All (row, head)
+    /// pairs share one parallel region, not one region per row.
+    public static func cachedAttentionRows(
+        _ rows: [(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr, start: Int)],
+        heads: Int, kvHeads: Int, headSize: Int, window: Int = .max
+    ) {
+        guard !rows.isEmpty else { return }
+        let group = heads / kvHeads, kvStride = kvHeads * headSize, scale = 1 / Float(headSize).squareRoot()
+        let longest = rows.map(\.start).max()! + 1, average = rows.reduce(0) { $0 + $1.start + 1 } / rows.count
+        let shared = rows.map { (SharedPointer($0.out), SharedPointer($0.q), SharedPointer($0.kCache), SharedPointer($0.vCache), $0.start) }
+        parallelRanges(count: rows.count * heads, costPerItem: 2 * average * headSize) { pairs in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: longest) { buffer in
+                for pair in pairs {
+                    let (o, q, k, v, start) = shared[pair / heads], h = pair % heads
+                    attendOne(
+                        out: o.pointer + h * headSize, q: q.readOnly + h * headSize, kCache: k.readOnly, vCache: v.readOnly,
+                        end: start + 1, kvHead: h / group, kvStride: kvStride, headSize: headSize, window: window, scale: scale,
+                        scores: buffer.baseAddress!)
+                }
+            }
+        }
+    }
+
+    /// One query row of one head against the keys and values before `end` (within `window`).
+    @inline(__always) static func attendOne(
+        out o: FloatPtr, q qi: ConstFloatPtr, kCache kc: ConstFloatPtr, vCache vc: ConstFloatPtr, end: Int, kvHead kvh: Int,
+        kvStride: Int, headSize: Int, window: Int, scale: Float, scores att: FloatPtr
+    ) {
+        let lo = max(0, end - window), len = end - lo  // the keys lo ..< end, att[j − lo]
+        for j in 0..<len { att[j] = dot(qi, kc + (lo + j) * kvStride + kvh * headSize, headSize) * scale }
+        softmaxRow(att, visible: len, count: len)
+        for d in 0..<headSize { o[d] = 0 }
+        for j in 0..<len {
+            let w = att[j], v = vc + (lo + j) * kvStride + kvh * headSize
+            var d = 0
+            while d + 8 <= headSize {
+                let acc = load8(o + d)
+                let vv = load8(v + d)
+                store8(vv * w + acc, o + d)
+                d += 8
+            }
+            while d < headSize { o[d] += w * v[d]; d += 1 }
         }
     }
 

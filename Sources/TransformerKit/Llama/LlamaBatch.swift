@@ -94,7 +94,9 @@ public final class LlamaBatchDecoder {
                 Kernels.rmsNormForward(out: k.pointer, input: k.pointer, weight: kn, rows: n * c.kvHeads, width: c.headSize, eps: c.rmsEps)
             }
             let local = c.isSlidingWindow(layer: l)
-            // Each part at its own session's positions, against its own cache (causal within the part).
+            // Each part at its own session's positions, against its own cache (causal within the part);
+            // the single tokens' attention in one parallel region.
+            var singles: [(out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr, start: Int)] = []
             for (i, p) in parts.enumerated() {
                 let s = p.session, m = p.tokens.count, row = firstRow[i]
                 let pos = s.length, table = local ? s.ropeLocal.pointer : s.rope.pointer
@@ -103,11 +105,18 @@ public final class LlamaBatchDecoder {
                 vNew.update(from: v.pointer + row * kvDim, count: m * kvDim)
                 rotate(qi, table, m, pos, c.heads, c.headSize, qw)
                 rotate(kNew, table, m, pos, c.kvHeads, c.headSize, kvDim)
+                if m == 1 {
+                    let kc = ConstFloatPtr(s.kCache[l].pointer), vc = ConstFloatPtr(s.vCache[l].pointer)
+                    singles.append((ctx.pointer + row * qw, ConstFloatPtr(qi), kc, vc, pos))
+                    continue
+                }
                 Kernels.cachedAttentionForward(
                     out: ctx.pointer + row * qw, q: qi, kCache: s.kCache[l].pointer, vCache: s.vCache[l].pointer,
                     n: m, start: pos, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize,
                     window: local ? c.slidingWindow ?? .max : .max)
             }
+            Kernels.cachedAttentionRows(
+                singles, heads: c.heads, kvHeads: c.kvHeads, headSize: c.headSize, window: local ? c.slidingWindow ?? .max : .max)
             linear([(tmp.pointer, b.o)], ctx.pointer, n: n)
             if let pn = b.postAttnNorm {
                 Kernels.rmsNormForward(out: tmp.pointer, input: tmp.pointer, weight: pn, rows: n, width: d, eps: c.rmsEps)
