@@ -56,30 +56,36 @@ public enum OpenAIServer {
         }
         if let engine {
             let chat = ChatRoutes(engine: engine, options: options)
+            // text the tokenizer cannot read (a character-level model meets a character it never saw): a 400
+            @Sendable func tokens(_ text: String, special: Bool, param: String) throws -> [Int] {
+                do { return try engine.tokenizer.tokens(text, special: special) } catch {
+                    throw APIError(.badRequest, "\(param): \(error)", param: param)
+                }
+            }
             router.post("/v1/chat/completions") { request, _ in
                 let r = try await decode(ChatRequest.self, request, options)
                 let messages = r.messages.map { GGUFMessage(role: $0.role, content: $0.content?.text ?? "") }
                 guard !messages.isEmpty else { throw APIError(.badRequest, "messages must not be empty", param: "messages") }
                 let prompt: String
-                do { prompt = try engine.tokenizer.renderChat(messages) } catch {
+                do { prompt = try engine.tokenizer.chatPrompt(messages) } catch {
                     throw APIError(.badRequest, "the chat template could not render these messages: \(error)", param: "messages")
                 }
-                return try await chat.run(r.sampling, prompt: engine.tokenizer.encode(prompt, parseSpecial: true), kind: .chat)
+                return try await chat.run(r.sampling, prompt: tokens(prompt, special: true, param: "messages"), kind: .chat)
             }
             router.post("/v1/completions") { request, _ in
                 let r = try await decode(CompletionRequest.self, request, options)
                 guard r.prompt.values.count == 1 else {
                     throw APIError(.badRequest, "prompt: one prompt per request (got \(r.prompt.values.count))", param: "prompt")
                 }
-                var ids = engine.tokenizer.encode(r.prompt.values[0], parseSpecial: false)
-                if engine.tokenizer.addBOS, let bos = engine.tokenizer.bosID { ids.insert(bos, at: 0) }
+                var ids = try tokens(r.prompt.values[0], special: false, param: "prompt")
+                if let first = engine.tokenizer.leadingToken { ids.insert(first, at: 0) }
                 guard !ids.isEmpty else { throw APIError(.badRequest, "prompt: the prompt is empty", param: "prompt") }
                 return try await chat.run(r.sampling, prompt: ids, kind: .completion)
             }
             router.post("/tokenize") { request, _ in
                 let r = try await decode(TokenizeRequest.self, request, options)
-                var ids = engine.tokenizer.encode(r.content, parseSpecial: r.addSpecial ?? false)
-                if r.addSpecial == true, engine.tokenizer.addBOS, let bos = engine.tokenizer.bosID { ids.insert(bos, at: 0) }
+                var ids = try tokens(r.content, special: r.addSpecial ?? false, param: "content")
+                if r.addSpecial == true, let first = engine.tokenizer.leadingToken { ids.insert(first, at: 0) }
                 return try json(["tokens": ids])
             }
             router.post("/detokenize") { request, _ in
@@ -89,7 +95,7 @@ public enum OpenAIServer {
                         .badRequest, "tokens[\(bad)] is \(r.tokens[bad]), outside the vocabulary (0..<\(engine.tokenizer.vocabSize))",
                         param: "tokens")
                 }
-                return try json(["content": engine.tokenizer.decode(r.tokens)])
+                return try json(["content": engine.tokenizer.text(r.tokens)])
             }
         }
         if let embedder {

@@ -38,17 +38,17 @@ public enum SlotEngineRefusal: Error, Equatable, Sendable {
     case contextExceeded(promptTokens: Int, context: Int)
 }
 
-/// Serves several generations at once on one GGUF model: `parallel` slots, each a `LlamaSession`
-/// with its own KV cache, decoded together one token per step by a `LlamaBatchDecoder` (continuous
-/// batching: a slot that finishes takes the next waiting job at the next step; a new job's prompt
-/// is read between two steps). Jobs beyond the slots wait, at most `maxQueue` of them; a job whose
+/// Serves several generations at once on one model: `parallel` slots, each a session with its own KV
+/// cache, advanced together one step at a time (a GGUF model's in one `LlamaBatchDecoder` step; continuous
+/// batching: a slot that finishes takes the next waiting job at the next step, and a new job's prompt
+/// is read within the steps, beside the running jobs' tokens). Jobs beyond the slots wait, at most `maxQueue` of them; a job whose
 /// stream is dropped (the client went away) gives up its slot before the next step.
 ///
 /// A slot keeps the tokens its cache holds after its job: a new job goes to the free slot sharing
 /// the longest prefix with its prompt (a chat's next turn re-reads only the new messages).
 public final class SlotEngine: @unchecked Sendable {
-    public let model: LlamaModel
-    public let tokenizer: GGUFTokenizer
+    public let model: any ServedModel
+    public let tokenizer: any ServedTokenizer
     public let parallel: Int
     public let maxQueue: Int
     /// Positions per slot (prompt and reply together).
@@ -70,40 +70,42 @@ public final class SlotEngine: @unchecked Sendable {
     }
 
     final class Slot {
-        let session: LlamaSession
+        let session: any ServedSession
         var cached: [Int] = []  // the tokens in the session's cache
         var job: Job?
         var next = 0  // the token to feed at the next step
         var pending: ArraySlice<Int> = []  // the prompt's tokens not read yet
         var promptTokens = 0, reused = 0
-        init(_ s: LlamaSession) { session = s }
+        init(_ s: any ServedSession) { session = s }
     }
-
-    /// Prompt tokens read in one step, over all new jobs, beside the running jobs' next tokens: a long
-    /// prompt is read over several steps, so the other conversations wait at most one such step.
-    static let promptRowsPerStep = 128
 
     private let lock = NSCondition()
     private var waiting: [Job] = []
     private let slots: [Slot]
-    private let decoder: LlamaBatchDecoder
     private var stopped = false
     private var thread: Thread?
 
-    public init(
-        model: LlamaModel, tokenizer: GGUFTokenizer, parallel: Int, maxQueue: Int, context: Int? = nil,
-        activations: ActivationPrecision = .default
-    ) {
+    /// `context`: positions per slot (at most the model's).
+    public init(model: any ServedModel, tokenizer: any ServedTokenizer, parallel: Int, maxQueue: Int, context: Int? = nil) {
         precondition(parallel >= 1 && maxQueue >= 0)
         self.model = model
         self.tokenizer = tokenizer
         self.parallel = parallel
         self.maxQueue = maxQueue
-        self.context = min(context ?? model.config.contextLength, model.config.contextLength)
-        slots = (0..<parallel).map { _ in Slot(LlamaSession(model: model, maxLength: context, activations: activations)) }
-        decoder = LlamaBatchDecoder(
-            model: model, maxRows: parallel + Self.promptRowsPerStep, maxSessions: parallel, activations: activations)
+        let context = min(context ?? model.contextLength, model.contextLength)
+        self.context = context
+        slots = (0..<parallel).map { _ in Slot(model.makeSession(maxLength: context)) }
         stopTokens = tokenizer.stopTokens
+    }
+
+    /// A GGUF model, its slots decoded in batched steps.
+    public convenience init(
+        model: LlamaModel, tokenizer: GGUFTokenizer, parallel: Int, maxQueue: Int, context: Int? = nil,
+        activations: ActivationPrecision = .default
+    ) {
+        self.init(
+            model: BatchedLlama(model: model, parallel: parallel, activations: activations), tokenizer: tokenizer, parallel: parallel,
+            maxQueue: maxQueue, context: context)
     }
 
     /// Starts the engine's thread (idempotent).
@@ -218,8 +220,9 @@ public final class SlotEngine: @unchecked Sendable {
     /// One batched step: every slot at work gives its next token, or (up to `promptRowsPerStep` over all)
     /// the next tokens of its prompt; a slot whose prompt is all read samples its first token.
     private func step() {
-        var parts: [(session: LlamaSession, tokens: [Int])] = [], stepping: [(Slot, prompt: Int)] = []
-        var budget = Self.promptRowsPerStep
+        var parts: [(session: any ServedSession, tokens: [Int])] = [], stepping: [(Slot, prompt: Int)] = []
+        // a long prompt is read over several steps, so the other conversations wait at most one such step
+        var budget = model.promptRowsPerStep
         for s in slots where s.job != nil {
             if s.pending.isEmpty {
                 parts.append((s.session, [s.next])); stepping.append((s, 0))
@@ -231,7 +234,7 @@ public final class SlotEngine: @unchecked Sendable {
         }
         guard !parts.isEmpty else { return }
         do {
-            try decoder.step(parts)
+            try model.step(parts)
         } catch {
             for (s, _) in stepping {
                 s.cached = []
@@ -250,7 +253,7 @@ public final class SlotEngine: @unchecked Sendable {
                 s.cached.append(s.next)
             }
             guard let j = s.job else { continue }
-            accept(s, sampleToken(decoder.logits(row: i), j.job.sampling, rng: &j.rng))
+            accept(s, sampleToken(model.logits(part: i), j.job.sampling, rng: &j.rng))
         }
     }
 
@@ -266,7 +269,7 @@ public final class SlotEngine: @unchecked Sendable {
         }
         j.generated += 1
         if stopTokens.contains(token) { return finish(s, reason: "stop") }
-        j.held += j.utf8.append(tokenizer.decodeBytes([token]))
+        j.held += j.utf8.append(tokenizer.bytes([token]))
         if let r = j.job.stopStrings.compactMap({ j.held.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
             j.held = String(j.held[..<r.lowerBound])
             return finish(s, reason: "stop")

@@ -55,11 +55,11 @@ import TensorKit
         let prompts = [[1, 2, 3], Array(40..<60), [200]], lengths = [30, 12, 25]
         var want: [String] = []
         for (p, n) in zip(prompts, lengths) {
-            let s = LlamaSession(model: e.model, maxLength: 64, activations: .float32)
+            let s = LlamaSession(model: (e.model as! BatchedLlama).model, maxLength: 64, activations: .float32)
             var out = try s.generate(
                 prompt: p, maxNewTokens: n, sampling: SamplingOptions(temperature: 0), stop: e.stopTokens)
             if let last = out.last, e.stopTokens.contains(last) { out.removeLast() }
-            want.append(e.tokenizer.decode(out))
+            want.append(e.tokenizer.text(out))
         }
         let handles = try zip(prompts, lengths).map { p, n in
             try e.submit(GenerationJob(prompt: p, maxTokens: n, sampling: SamplingOptions(temperature: 0)))
@@ -115,6 +115,64 @@ import TensorKit
         #expect(cut.text == String(plain.text[..<plain.text.range(of: stop)!.lowerBound]))
         guard case .done(let reason, _, _, _)? = cut.done else { Issue.record("no done"); return }
         #expect(reason == "stop")
+    }
+
+    // MARK: A GPT checkpoint
+
+    /// A character-level GPT (as `train --gpt` leaves) served over the API: completions equal a lone
+    /// `GPTGenerator`'s greedy tokens, several at once; chat is refused (no template), and so is text
+    /// with a character outside the vocabulary.
+    @Test func gptCompletionsEqualGenerator() async throws {
+        let tok = try TextTokenizer(characters: "abcdefgh .")
+        let model = try GPTModel(
+            config: GPTConfig(vocabSize: tok.vocabularySize, contextLength: 32, dModel: 16, layers: 2, heads: 2), seed: 3)
+        let e = SlotEngine(model: SequentialGPT(model: model), tokenizer: GPTServedTokenizer(tok), parallel: 2, maxQueue: 4)
+        e.start()
+        defer { e.stop() }
+        let prompts = ["abc", "hag. ", "e"]
+        var want: [String] = []
+        for p in prompts {
+            let g = GPTGenerator(model: model)
+            let out = g.generate(prompt: try tok.encode(p), maxNewTokens: 10, sampling: SamplingOptions(temperature: 0)) { _ in }
+            want.append(tok.decode(out))
+        }
+        let handles = try prompts.map {
+            try e.submit(GenerationJob(prompt: try tok.encode($0), maxTokens: 10, sampling: SamplingOptions(temperature: 0)))
+        }
+        for (i, h) in handles.enumerated() {
+            let (text, done) = await Self.collect(h)
+            #expect(text == want[i], "prompt \(i)")
+            guard case .done("length", let p, 10, _)? = done, p == prompts[i].count else {
+                Issue.record("prompt \(i): \(String(describing: done))")
+                continue
+            }
+        }
+        var o = OpenAIServerOptions()
+        o.modelID = "chars"
+        let first = want[0]
+        try await Application(router: OpenAIServer.router(engine: e, embedder: nil, options: o)).test(.router) { client in
+            let json: HTTPFields = [.contentType: "application/json"]
+            try await client.execute(
+                uri: "/v1/completions", method: .post, headers: json,
+                body: ByteBuffer(string: #"{"prompt": "abc", "max_tokens": 10, "temperature": 0}"#)
+            ) { r in
+                #expect(r.status == .ok)
+                let choice = try #require((try object(r)["choices"] as? [[String: Any]])?.first)
+                #expect(choice["text"] as? String == first)
+            }
+            try await client.execute(
+                uri: "/v1/chat/completions", method: .post, headers: json,
+                body: ByteBuffer(string: #"{"messages": [{"role": "user", "content": "abc"}]}"#)
+            ) { r in
+                let param = try error(r).1
+                #expect(r.status == .badRequest && param == "messages")
+            }
+            try await client.execute(uri: "/v1/completions", method: .post, headers: json, body: ByteBuffer(string: #"{"prompt": "xyz"}"#))
+            { r in
+                let param = try error(r).1
+                #expect(r.status == .badRequest && param == "prompt")
+            }
+        }
     }
 
     // MARK: HTTP

@@ -128,6 +128,14 @@ public final class GPTGenerator: GenerationSession {
 
     public func reset() { length = 0; history = [] }
 
+    /// Forgets all but the first `n` positions (the cache beyond them is overwritten by the next feed):
+    /// a server reuses a shared prefix this way.
+    public func rewind(to n: Int) {
+        precondition(n >= 0 && n <= length, "rewind(to: \(n)) outside 0...\(length)")
+        length = n
+        history.removeLast(history.count - n)
+    }
+
     /// Appends a token to the context without computing anything (recomputing mode only; the next
     /// `feed` sees it). Lets a benchmark fill a long context without a forward pass per token.
     public func push(_ token: Int) {

@@ -3,11 +3,28 @@ import ModelFiles
 import Serving
 import TensorKit
 import Tokenizers
+import Training
 import TransformerKit
 
 extension ServeCommand {
-    /// `serve --model X.gguf [--embeddings DIR]`: the OpenAI-compatible API.
+    /// A GPT run folder (its latest checkpoint), checkpoint folder or Hugging Face GPT-2 folder, with
+    /// its tokenizer, in `--parallel` slots.
+    func gptEngine(_ path: String) throws -> SlotEngine {
+        let dir = try Checkpoint.resolve(path)
+        let m = try GPTCheckpoint.loadHuggingFace(dir)
+        let tok = try TextTokenizer.load(directory: dir)
+        guard tok.vocabularySize <= m.config.vocabSize else {
+            throw TrainingError("\(dir.path): the tokenizer has \(tok.vocabularySize) tokens but the model only \(m.config.vocabSize)")
+        }
+        return SlotEngine(
+            model: SequentialGPT(model: m), tokenizer: GPTServedTokenizer(tok), parallel: parallel, maxQueue: queue, context: gguf.context)
+    }
+
+    /// `serve --model X.gguf | --api --model GPT_DIR [--embeddings DIR]`: the OpenAI-compatible API.
     func runAPI() async throws {
+        guard model != nil || embeddings != nil else {
+            fail("--api needs --model (a GGUF file, a GPT run or GPT-2 folder) or --embeddings DIR")
+        }
         guard parallel >= 1 && parallel <= 64 else { fail("--parallel must be 1…64 (got \(parallel))") }
         guard queue >= 0 else { fail("--queue must be 0 or more (got \(queue))") }
         guard readTimeout > 0, idleTimeout > 0, maxConnections > 0 else {
@@ -27,10 +44,17 @@ extension ServeCommand {
         var engine: SlotEngine?, embedder: Embedder?
         var lines: [String] = []
         do {
-            if let model {
-                guard model.lowercased().hasSuffix(".gguf") else {
-                    fail("\(model): the API server runs GGUF models; a run or checkpoint folder opens the explorer (without --embeddings)")
+            if let model, !model.lowercased().hasSuffix(".gguf") {
+                guard api else {
+                    fail("\(model): a run or checkpoint folder opens the explorer; add --api to serve a GPT over the OpenAI API")
                 }
+                if let c = gguf.context, c < 2 { fail("--context must be at least 2") }
+                let e = try gptEngine(model)
+                options.modelID = alias ?? URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
+                e.start()
+                engine = e
+                lines.append("completions: \(options.modelID) (GPT, \(parallel) slots of \(e.context) tokens, no chat template)")
+            } else if let model {
                 let url = URL(fileURLWithPath: model)
                 guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(model): no such file") }
                 let file = try GGUFFile(url: url)
@@ -57,7 +81,9 @@ extension ServeCommand {
             as ChatTemplateError
         {
             fail("\(model ?? ""): the chat template: \(e)")
-        }
+        } catch let e as TrainingError { fail(e.message) } catch let e as TokenizerError { fail(e.message) } catch let e as ConfigError {
+            fail(e.message)
+        } catch let e as SafetensorsError { fail(e.description) }
         if !["127.0.0.1", "localhost", "::1"].contains(host) && options.apiKey == nil {
             FileHandle.standardError.write(
                 Data("warning: --host \(host) may expose the server beyond this machine; consider --api-key\n".utf8))

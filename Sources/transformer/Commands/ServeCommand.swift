@@ -9,11 +9,12 @@ struct ServeCommand: AsyncParsableCommand {
         abstract:
             "Explore a checkpoint in a local web page, or serve a GGUF model (and a sentence-transformers model) over an OpenAI-compatible API.",
         discussion: """
-            With --model X.gguf (and/or --embeddings DIR): an OpenAI-compatible API on http://HOST:PORT/v1 — \
+            With --model X.gguf (and/or --embeddings DIR), or --api --model GPT_RUN_OR_GPT2_DIR: an OpenAI-compatible API on http://HOST:PORT/v1 — \
             /v1/chat/completions (streaming with "stream": true), /v1/completions, /v1/embeddings, /v1/models, and \
             /tokenize, /detokenize, /health. --parallel slots decode together in one batched step; up to --queue more \
             requests wait, beyond that 503 with Retry-After. --api-key (or $TRANSFORMER_API_KEY) requires \
-            "Authorization: Bearer KEY". Errors are OpenAI's {"error": {"message", "type", "param", "code"}}. \
+            "Authorization: Bearer KEY". A GPT checkpoint has no chat template: it answers /v1/completions, and \
+            /v1/chat/completions says so (400). Errors are OpenAI's {"error": {"message", "type", "param", "code"}}. \
             See the README, "An OpenAI-compatible server".
 
             With a run or checkpoint folder: the explorer page. \
@@ -32,9 +33,14 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A GGUF file (the API server), or a run folder / checkpoint folder (GPT or encoder–decoder: the explorer).")
+    @Option(
+        help:
+            "A GGUF file (the API server), or a run folder / checkpoint folder (GPT or encoder–decoder: the explorer; with --api, a GPT over the API)."
+    )
     var model: String?
     @Option(help: "API server: a sentence-transformers folder served at /v1/embeddings (e.g. all-MiniLM-L6-v2).") var embeddings: String?
+    @Flag(help: "Serve a GPT run or Hugging Face GPT-2 folder over the OpenAI-compatible API (completions) instead of the explorer.")
+    var api = false
     @Option(help: "API server: conversations decoded at once, each with its own KV cache.") var parallel: Int = 4
     @Option(help: "API server: require this Bearer token (default: $TRANSFORMER_API_KEY, else none).") var apiKey: String?
     @Option(help: "API server: the model's name in /v1/models and requests (default: the file name without .gguf).") var alias: String?
@@ -53,7 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard (0...65535).contains(port) else { fail("--port must be 0…65535 (got \(port))") }
-        if embeddings != nil || model?.lowercased().hasSuffix(".gguf") == true { return try await runAPI() }
+        if api || embeddings != nil || model?.lowercased().hasSuffix(".gguf") == true { return try await runAPI() }
         guard let model else { fail("give --model (a GGUF file, a run or checkpoint folder) or --embeddings DIR") }
         let maxBody = self.maxBody ?? 16 * 1024
         guard maxCharacters > 0, maxBody > 0, maxNewTokens > 0, maxConnections > 0, maxAnswer > 0 else {
