@@ -11,8 +11,9 @@ extension Quantized {
     /// With one input this is `matvec`. With several, each weight block is read and unpacked once for
     /// all `n` inputs, so a step of 8 costs far less than 8 steps of 1:
     /// - with 8-bit activations, formats of 32-value blocks (Q8_0, Q4_0/1, Q5_0/1) go through an integer
-    ///   kernel that unpacks a block once and takes its dot product with 4 inputs at a time
-    ///   (`hasBatchedInt8Kernel`; equal to `matvec`'s 8-bit path to rounding);
+    ///   kernel that unpacks a block once and takes its dot product with 4 inputs at a time, or, from
+    ///   `eightRowsFrom` inputs on, Q4_0/Q4_1/Q8_0 blocks of 8 rows across the lanes (`hasBatchedInt8Kernel`;
+    ///   equal to `matvec`'s 8-bit path to rounding);
     /// - otherwise each tile of 4 weight rows is de-quantised into Float32 and multiplied by all inputs with
     ///   a register-blocked kernel (2 rows × 4 inputs: 8 accumulators, 6 loads per 8 multiply-adds; equal
     ///   to `matvec`'s Float32 path to rounding).

@@ -349,14 +349,17 @@ public final class LlamaSession: GenerationSession {
     }
 
     /// `out[n, m.rows] = inp[n, m.cols] · mᵀ` for each (out, m): matrix–vector products on the blocks
-    /// for one token (in one parallel job); for a prompt of up to 255 tokens with 8-bit activations, the
+    /// for one token (in one parallel job); for a prompt of up to 255 tokens with 8-bit activations and
+    /// formats the batched integer kernel reads (not the K-quants, not de-quantised weights), the
     /// batched products on the blocks (each block unpacked once for all n tokens); de-quantise + GEMM
     /// otherwise. (`gguf-bench --prompt-tokens P` on SmolLM2 Q4_1, 2 threads, batched against GEMM:
     /// 8 tokens 274 against 183 tokens/s, 64: 830 against 549, 128: 781 against 601, 512: 542 against 578.)
     private func linear(_ products: [(FloatPtr, QuantizedMatrix)], _ inp: FloatPtr, n: Int) {
         if n == 1 {
             Quantized.matvec(products.map { (out: $0.0, matrix: $0.1) }, inp, scratch: blockSums.pointer, activations: activations)
-        } else if n < Self.batchedPromptBelow && activations.effective == .int8 && !model.dequantized {
+        } else if n < Self.batchedPromptBelow && activations.effective == .int8
+            && products.allSatisfy({ Quantized.hasBatchedInt8Kernel($0.1.type) })
+        {
             Quantized.matvecRows(products.map { (out: $0.0, matrix: $0.1) }, inp, n: n, activations: activations)
         } else {
             for (out, m) in products { Quantized.matmul(out, m, inp, n: n, scratch: dequantScratch.pointer) }
