@@ -19,6 +19,13 @@ public func scale(_ x: Tensor, _ factor: Float) -> Tensor {
     Tensor(shape: x.shape, data: x.data.map { $0 * factor })
 }
 
+/// Each value rounded to `decimals` places, half away from zero, in Double so that 0.125 rounds as
+/// written; ±∞ stays.
+public func roundValues(_ x: Tensor, decimals: Int) -> Tensor {
+    let f = pow(10, Double(decimals))
+    return Tensor(shape: x.shape, data: x.data.map { $0.isFinite ? Float((Double($0) * f).rounded() / f) : $0 })
+}
+
 public func relu(_ x: Tensor) -> Tensor {
     Tensor(shape: x.shape, data: x.data.map { max($0, 0) })
 }

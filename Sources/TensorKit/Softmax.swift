@@ -73,3 +73,13 @@ extension Float {
     @inlinable var exp: Float { Float(Foundation.exp(Double(self))) }
     @inlinable var log: Float { Float(Foundation.log(Double(self))) }
 }
+
+/// `(softmax(z) − onehot(y)) / n`: the gradient of the mean cross-entropy at the logits.
+public func crossEntropyGradient(logits: Tensor, targets: [Int]) -> Tensor {
+    var g = softmaxRows(logits)
+    let n = Float(logits.rows)
+    for r in 0..<g.rows {
+        for c in 0..<g.cols { g[r, c] = (g[r, c] - (c == targets[r] ? 1 : 0)) / n }
+    }
+    return g
+}

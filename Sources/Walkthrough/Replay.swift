@@ -366,6 +366,11 @@ func recompute(_ step: TraceStep, inputs x: [Tensor], doc: TraceDocument) throws
         }
         let lr = Float(try attr(step, "lr"))
         return ReplayResult(tensor: TensorKit.add(x[0], TensorKit.scale(x[1], -lr)))
+    case .round:
+        try expectInputs(step, 1...1)
+        let d = try intAttr(step, "decimals")
+        guard (0...8).contains(d) else { throw ReplayIssue("round: decimals must be 0 to 8 (got \(d))") }
+        return ReplayResult(tensor: roundValues(x[0], decimals: d))
     }
 }
 

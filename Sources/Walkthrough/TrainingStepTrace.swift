@@ -3,16 +3,6 @@ import TensorKit
 import TransformerKit
 import Tokenizers
 
-/// `(softmax(z) − onehot(y)) / n`: the gradient of the mean cross-entropy at the logits.
-public func crossEntropyGradient(logits: Tensor, targets: [Int]) -> Tensor {
-    var g = softmaxRows(logits)
-    let n = Float(logits.rows)
-    for r in 0..<g.rows {
-        for c in 0..<g.cols { g[r, c] = (g[r, c] - (c == targets[r] ? 1 : 0)) / n }
-    }
-    return g
-}
-
 /// One training step shown by hand after the forward pass (`transformer walkthrough --train`):
 /// the gradient at the logits, the gradients of the output layer and of the first encoder
 /// self-attention block, and the update of W_Q.

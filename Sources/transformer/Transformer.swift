@@ -8,7 +8,8 @@ struct TransformerCLI: AsyncParsableCommand {
         abstract: "A Transformer you can train, run and see through.",
         discussion: "Start with `transformer demo`, or `transformer walkthrough` to see every step of the seed example.",
         subcommands: [
-            DemoCommand.self, WalkthroughCommand.self, CheckCommand.self, TrainCommand.self, TranslateCommand.self, EvaluateCommand.self,
+            DemoCommand.self, WalkthroughCommand.self, CheckCommand.self, ExerciseCommand.self, TrainCommand.self, TranslateCommand.self,
+            EvaluateCommand.self,
             BenchCommand.self, GenerateCommand.self, ChatCommand.self, GGUFInfoCommand.self, GGUFBenchCommand.self, TokenizerCommand.self,
             LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self
         ]

@@ -23,7 +23,12 @@ extension Steps {
     /// Scaled dot-product attention per head, from projected `q` `[n, h·d_k]`, `k` and `v` `[m, h·d_k]`:
     /// `head_i = softmax(mask(Q_i K_iᵀ / √d_k)) V_i`, then the heads side by side `[n, h·d_k]`.
     /// The output projection W_O is the caller's (its name and bias differ between models).
-    func attentionHeads(q: Value, k: Value, v: Value, mask: Value, heads h: Int, headSize dk: Int, id: String) -> Value {
+    ///
+    /// A worksheet passes no mask when nothing is blocked, and `roundWeights` to carry the weights on
+    /// rounded as a person would (`<hid>.weights_rounded`); the models pass neither.
+    func attentionHeads(
+        q: Value, k: Value, v: Value, mask: Value?, heads h: Int, headSize dk: Int, id: String, roundWeights: Int? = nil
+    ) -> Value {
         var out: [Value] = []
         for i in 0..<h {
             let hid = h == 1 ? id : "\(id).head\(i)"
@@ -43,11 +48,14 @@ extension Steps {
                     products' variance near 1 so the softmax does not saturate.
                     """
                 ])
-            let masked = self.mask("\(hid).masked", "Masked", scaled, mask, cols: ki.rows)
-            let weights = softmax(
+            let masked = mask.map { self.mask("\(hid).masked", "Masked", scaled, $0, cols: ki.rows) } ?? scaled
+            var weights = softmax(
                 "\(hid).weights", "Attention weights softmax(·)", masked, "A = softmax(S') per row",
                 "A_{ij} = \\frac{e^{S'_{ij}}}{\\sum_k e^{S'_{ik}}}", cols: ki.rows,
                 notes: ["Every row sums to 1."])
+            if let d = roundWeights {
+                weights = round("\(hid).weights_rounded", "Weights rounded to \(d) decimals", weights, decimals: d, cols: ki.rows)
+            }
             out.append(
                 matmul(
                     "\(hid).context", "Weighted values A·V", weights, vi, transposeB: false, "head = A · V", "\\mathrm{head} = A V",

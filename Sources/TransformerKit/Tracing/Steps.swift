@@ -152,6 +152,15 @@ struct Steps {
         return Value(id: id, t: t, rows: x.rows)
     }
 
+    /// Values rounded to `decimals` places, carried on to the next step as a person would.
+    func round(_ id: String, _ title: String, _ x: Value, decimals: Int, cols: [String]) -> Value {
+        let t = roundValues(x.t, decimals: decimals)
+        rec(
+            id, title, .round, [x.id], t, rows: x.rows, cols: cols, "round(x, \(decimals))", "\\mathrm{round}(x, \(decimals))",
+            attrs: ["decimals": Double(decimals)])
+        return Value(id: id, t: t, rows: x.rows)
+    }
+
     func concat(_ id: String, _ title: String, _ parts: [Value], cols: [String]) -> Value {
         let t = concatColumns(parts.map(\.t))
         rec(

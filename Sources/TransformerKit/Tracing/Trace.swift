@@ -48,6 +48,9 @@ public enum TraceOp: String, Codable, Sendable, CaseIterable {
     case gradient
     /// One plain gradient-descent step `W − lr · ∂L/∂W`: inputs `[parameter, gradient]`; attr `lr`.
     case sgdUpdate = "sgd_update"
+    /// Each value rounded to `decimals` places (half away from zero): what a person carries on to the
+    /// next step after computing a softmax or a sine by hand. Attr `decimals`.
+    case round
 }
 
 /// One recorded step of a computation: a matrix with its labels, its formula and where it came from.

@@ -18,6 +18,7 @@ struct CheckCommand: ParsableCommand {
               transformer check --weights article --step enc0.self_attn.weights --matrix softmax.tex
               transformer check --step src.pe --values "0,1,0,1,0,1;0.8415,0.5403,0.0464,0.9989,0.0022,1"
               pbpaste | transformer check --step enc0.self_attn.head0.scaled --matrix -
+              transformer check --worksheet ffn.md      (a worksheet from `transformer exercise`, filled in)
             """)
 
     @OptionGroup var input: WalkthroughOptions
@@ -36,8 +37,12 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Compare with this saved trace (walkthrough --format json) instead of computing one.")
     var trace: String?
 
+    @Option(help: "Grade a filled worksheet from `transformer exercise` (its Markdown, LaTeX or JSON; '-' reads standard input).")
+    var worksheet: String?
+
     func run() throws {
         guard format == "text" || format == "json" else { usageError("--format must be text or json (got \(format))") }
+        if let worksheet { return try gradeWorksheet(worksheet) }
         guard let stepID = step?.trimmingCharacters(in: .whitespaces), !stepID.isEmpty else {
             usageError("give the step to compare with: --step ID (list them with `transformer walkthrough --list-steps`)")
         }
@@ -89,6 +94,34 @@ struct CheckCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(report.renderText().utf8))
         }
         if !report.isCorrect { throw ExitCode(1) }
+    }
+
+    /// Grades every blank of a filled worksheet; exit 0 when all are right, 1 otherwise.
+    func gradeWorksheet(_ path: String) throws {
+        if step != nil || matrix != nil || values != nil {
+            usageError("--worksheet grades every blank: leave out --step, --matrix and --values")
+        }
+        let text: String
+        if path == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let data = FileManager.default.contents(atPath: path) else { usageError("\(path): cannot read the worksheet") }
+            guard let s = String(data: data, encoding: .utf8) else { usageError("\(path): the worksheet is not UTF-8 text") }
+            text = s
+        }
+        let grade: WorksheetGrade
+        do { grade = try Worksheet.grade(text: text, name: path == "-" ? "standard input" : path, article: articleTrace).1 } catch let e
+            as WalkthroughError
+        { usageError(e.message) }
+        if format == "json" {
+            do { FileHandle.standardOutput.write(try TraceDocument.encoder().encode(grade)) } catch {
+                usageError("cannot write the grade as JSON: \(error)")
+            }
+            print()
+        } else {
+            FileHandle.standardOutput.write(Data(grade.renderText().utf8))
+        }
+        if !grade.allRight { throw ExitCode(1) }
     }
 
     /// The matrix the user means: `--index`, else the first — unless the first cannot be compared with
