@@ -9,6 +9,9 @@ layer x head (from the checkpoint's config) with the causal mask, and that the p
 then an input the model cannot read gives a visible error and a good one still works; the Generate /
 Translate button fills in its output. Saves explorer.png. No console errors allowed.
 
+Both: the play panel (temperature, top-k, top-p redraw bars that sum to 1; top-k = 1 leaves one bar;
+the attention stepper shows its four stages with the hovered cell's formula; the tour reaches its end).
+
 Static pages: each PAGE.html (from `walkthrough --format html`) loads from file:// with no console
 errors, has a <section> for every step of TRACE.json (the same trace as JSON), a heatmap for every
 attention step, and the predicted token; a training trace also shows its gradients and update.
@@ -22,6 +25,7 @@ for var in ("NO_PROXY", "no_proxy"):
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -149,6 +153,7 @@ def live(args, d):
         check(all(s.get_attribute("open") is not None for s in d.find_elements(By.CSS_SELECTOR, "section.step > details")),
               "Expand all opens every step")
         d.find_element(By.ID, "collapse-all").click()
+        play(d, "live page")
         d.execute_script("document.getElementById('explore-form').scrollIntoView()")
         shot = os.path.join(args.out, "explorer.png")
         d.save_screenshot(shot)
@@ -174,6 +179,74 @@ def live(args, d):
             server.kill()
 
 
+def bars(d):
+    return [float(b.get_attribute("data-p")) for b in d.find_elements(By.CSS_SELECTOR, "#play-bars .play-bar")]
+
+
+def set_value(d, element_id, value):
+    d.execute_script("var e = document.getElementById(arguments[0]); e.value = arguments[1];"
+                     "e.dispatchEvent(new Event('input', {bubbles: true}));", element_id, str(value))
+
+
+def play(d, where, shot=None):
+    """The play panel: temperature, top-k, the attention stages with the hovered cell's formula, the tour."""
+    if not d.find_elements(By.ID, "play-bars"):
+        check(False, f"{where}: the play panel is there")
+        return
+    before = bars(d)
+    check(len(before) >= 2 and abs(sum(before) - 1) < 1e-3, f"{where}: next-token bars sum to 1 ({sum(before):.4f}, {len(before)} bars)")
+    set_value(d, "temperature", 0.3)
+    cold = bars(d)
+    check(cold != before and abs(sum(cold) - 1) < 1e-3 and cold[0] > before[0],
+          f"{where}: temperature 0.3 redraws the bars, the favourite grows ({before[0]:.3f} -> {cold[0]:.3f}), still sum to 1")
+    set_value(d, "temperature", 2)
+    hot = bars(d)
+    check(hot[0] < before[0] and abs(sum(hot) - 1) < 1e-3, f"{where}: temperature 2 flattens them ({hot[0]:.3f}), still sum to 1")
+    set_value(d, "top-k", 1)
+    one = bars(d)
+    check(len(one) == 1 and abs(one[0] - 1) < 1e-6, f"{where}: top-k = 1 leaves one bar of probability 1")
+    d.find_element(By.ID, "sample").click()
+    check(d.find_element(By.ID, "sampled").text != "", f"{where}: sampling with top-k = 1 draws {d.find_element(By.ID, 'sampled').text!r}")
+    set_value(d, "top-k", 0)
+    set_value(d, "temperature", 1)
+    set_value(d, "top-p", 0.5)
+    nucleus = bars(d)
+    check(abs(sum(nucleus) - 1) < 1e-3 and len(nucleus) <= len(before), f"{where}: top-p 0.5 keeps {len(nucleus)} bars, sum 1")
+    set_value(d, "top-p", 1)
+    # The attention stages: a head from the picker, four stages, a formula for the hovered cell.
+    picker = d.find_element(By.ID, "head-picker")
+    options = picker.find_elements(By.TAG_NAME, "option")
+    check(len(options) >= 1, f"{where}: the head picker lists {len(options)} heads")
+    options[-1].click()
+    names = []
+    formulas = []
+    for i in range(4):
+        if i:
+            d.find_element(By.ID, "stage-next").click()
+        names.append(d.find_element(By.ID, "stage-name").text)
+        cell = d.find_elements(By.CSS_SELECTOR, "#stage-matrix td")[0]
+        ActionChains(d).move_to_element(cell).perform()
+        formulas.append(d.find_element(By.ID, "cell-formula").text)
+    check([n.split(" — ")[0] for n in names] == [f"Stage {i} of 4" for i in range(1, 5)] and len(set(names)) == 4,
+          f"{where}: stepping shows the four stages ({' | '.join(n.split(' — ')[1][:14] for n in names if ' — ' in n)})")
+    check("·" in formulas[0] and "√" in formulas[1] and "/" in formulas[3], f"{where}: the hovered cell's formula: {formulas[0][:60]!r} … {formulas[3][:50]!r}")
+    # The guided tour reaches its last step.
+    d.find_element(By.ID, "tour-start").click()
+    total = int(d.find_element(By.ID, "tour-count").text.split(" of ")[1])
+    for _ in range(total - 1):
+        d.find_element(By.ID, "tour-next").click()
+    last = d.find_element(By.TAG_NAME, "body").get_attribute("data-tour-step")
+    check(total >= 8 and last == str(total) and d.find_element(By.ID, "tour-next").get_attribute("disabled") is not None,
+          f"{where}: the tour reaches its last step ({last} of {total}: {d.find_element(By.ID, 'tour-title').text!r})")
+    if shot:
+        d.find_element(By.ID, "tour-close").click()
+        set_value(d, "temperature", 0.7)
+        d.execute_script("document.getElementById('play').scrollIntoView()")
+        d.save_screenshot(shot)
+    d.find_element(By.ID, "tour-close").click() if d.find_element(By.ID, "tour").is_displayed() else None
+    check(not console_errors(d), f"{where}: no console errors while playing")
+
+
 def static(page, trace_path, d):
     print(f"static page: {page}")
     trace = json.load(open(trace_path))
@@ -188,6 +261,7 @@ def static(page, trace_path, d):
     drawn = [svg.get_attribute("data-step") for svg in d.find_elements(By.CSS_SELECTOR, "svg.heatmap")]
     check(sorted(drawn) == sorted(attention), f"a heatmap for every attention step ({len(drawn)})")
     check(d.find_element(By.ID, "predicted-token").text.strip() != "", "predicted token shown")
+    play(d, os.path.basename(page), os.path.join(os.path.dirname(page), "play-" + os.path.basename(page).replace(".html", ".png")))
     if any(s["op"] == "sgd_update" for s in trace["steps"]):
         grads = [s for s in trace["steps"] if s["op"] in ("gradient", "softmax_cross_entropy_grad")]
         check(len(d.find_elements(By.CSS_SELECTOR, "#training .grad-bar")) == len(grads), "training: a bar per gradient")

@@ -156,6 +156,7 @@ extension HTMLRenderer {
             status.textContent = "Running the model…"; document.body.dataset.state = "busy";
             post("/api/trace", { text: input.value, include: ["html"] }).then(function (j) {
               target.innerHTML = j.html;
+              if (window.transformerPlay) { window.transformerPlay(); }
               status.textContent = j.prediction ? "Predicted next token: " + j.prediction.token : "Done.";
               document.body.dataset.state = "done";
             }).catch(fail);
@@ -215,7 +216,7 @@ public enum ExplorerPage {
         out.append("<p id=\"status\" role=\"status\">Type a text (at most \(maxCharacters) characters) and press “Show every step”.</p>")
         out.append("<p id=\"completion\"></p>")
         out.append("<div id=\"explorer\"></div>")
-        out.append("<script>\(HTMLRenderer.script)\(HTMLRenderer.liveScript)</script>")
+        out.append("<script>\(HTMLRenderer.script)\(HTMLRenderer.playScript)\(HTMLRenderer.liveScript)</script>")
         out.append("</body>")
         out.append("</html>")
         return out.joined(separator: "\n") + "\n"

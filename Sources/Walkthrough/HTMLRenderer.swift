@@ -18,7 +18,7 @@ struct HTMLRenderer {
         var out = Self.head(title: doc.title)
         out.append("<body>")
         out.append(fragment())
-        out.append("<script>\(Self.script)</script>")
+        out.append("<script>\(Self.script)\(Self.playScript)</script>")
         out.append("</body>")
         out.append("</html>")
         return out.joined(separator: "\n") + "\n"
@@ -33,7 +33,7 @@ struct HTMLRenderer {
             "<meta charset=\"utf-8\">",
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
             "<title>\(esc(title))</title>",
-            "<style>\(css)\(explorerCSS)</style>",
+            "<style>\(css)\(explorerCSS)\(playCSS)</style>",
             "</head>"
         ]
     }
@@ -61,6 +61,7 @@ struct HTMLRenderer {
         out.append("<main>")
         if options.steps.isEmpty {
             out.append(predictionPanel())
+            out.append(playPanel())
             out.append(attentionPanel())
             out.append(trainingPanel())
         }

@@ -35,6 +35,38 @@ import TransformerKit
         #expect(!html.lowercased().contains("src=\"http") && !html.lowercased().contains("href=\"http"))
     }
 
+    /// The play panel's data: the real logits of the predicted position, every head's four stages
+    /// with its Q and K, and tour stops that all point at something on the page.
+    @Test func playPanelCarriesTheTracesNumbers() throws {
+        let doc = try WalkthroughSetup().run()
+        let r = HTMLRenderer(doc: doc, options: RenderOptions())
+        let data = r.playData()
+        let next = try #require(data.next)
+        let logits = try #require(doc.step("out.logits"))
+        let v = logits.shape[1]
+        let last = Array(logits.values[((logits.shape[0] - 1) * v)...])
+        #expect(next.fromLogits && next.vocabulary == v && next.tokens.count == v)
+        #expect(next.logits.first == last.max())
+        // softmax(z / 1) of the page's logits is the trace's distribution
+        let z = next.logits.map(Double.init), m = z.max()!
+        let sum = z.reduce(0) { $0 + Foundation.exp($1 - m) }
+        let top = try #require(doc.nextToken)
+        #expect(abs(Float(Foundation.exp(z[0] - m) / sum) - top.probability) < 1e-5)
+        #expect(next.tokens.first == top.token)
+        #expect(data.heads.count == doc.attentionMaps.count)
+        let h = try #require(data.heads.first { $0.step == "dec0.self_attn.head0" })
+        let scaled = try #require(doc.step("dec0.self_attn.head0.scaled"))
+        #expect(abs(h.scaled[1][0] - scaled.values[scaled.shape[1]]) < 1e-4)
+        #expect(h.masked?[0][1] == -.infinity)
+        #expect(h.dk == doc.config.dModel / doc.config.heads)
+        let html = r.render()
+        for stop in data.tour {
+            #expect(html.contains("id=\"\(stop.target)\""), "tour stop \(stop.title) points at \(stop.target)")
+        }
+        #expect(data.tour.count >= 12)
+        #expect(html.contains("<script type=\"application/json\" id=\"play-data\">"))
+    }
+
     @Test func nextTokenChartShowsTheArgmax() throws {
         let doc = try WalkthroughSetup().run()
         let next = try #require(doc.nextToken)
