@@ -144,36 +144,7 @@ extension Worksheet {
     // MARK: LaTeX
 
     public func latex(key: Bool = true) -> String {
-        func tex(_ s: String) -> String {
-            var o = ""
-            for ch in s {
-                switch ch {
-                case "\\": o += "\\textbackslash{}"
-                case "&", "%", "$", "#", "_", "{", "}": o += "\\\(ch)"
-                case "^": o += "\\^{}"
-                case "~": o += "\\~{}"
-                case "−": o += "-"
-                case "√": o += "$\\sqrt{}$"
-                case "·": o += "$\\cdot$"
-                case "ᵀ": o += "$^\\top$"
-                case "∞": o += "$\\infty$"
-                case "Σ": o += "$\\Sigma$"
-                case "σ": o += "$\\sigma$"
-                case "μ": o += "$\\mu$"
-                case "γ": o += "$\\gamma$"
-                case "β": o += "$\\beta$"
-                case "η": o += "$\\eta$"
-                case "ε": o += "$\\varepsilon$"
-                case "∂": o += "$\\partial$"
-                case "…": o += "\\ldots{}"
-                case "←": o += "$\\leftarrow$"
-                case "≤": o += "$\\le$"
-                case "–", "—": o += "--"
-                default: o.append(ch)
-                }
-            }
-            return o
-        }
+        func tex(_ s: String) -> String { replacing(s, LaTeXRenderer.texReplacements) }
         // Blanks and the key are bmatrix, which `check --worksheet` reads back; labels go beside them.
         func bmatrix(_ m: Shown, cells: [String]) -> [String] {
             var lines = ["rows \(tex(m.rows.joined(separator: ", "))); columns \(tex(m.cols.joined(separator: ", ")))", "\\["]
@@ -195,12 +166,10 @@ extension Worksheet {
             lines += ["\\end{array}", "\\]"]
             return lines
         }
-        var out = [
-            "% \(Self.specMarker) \(spec.line)",
-            "\\documentclass[11pt,a4paper]{article}",
+        var out = ["% \(Self.specMarker) \(spec.line)", "% Compile with xelatex."] + LaTeXRenderer.xelatexPreamble(options: "11pt,a4paper")
+        out += [
             "\\usepackage[margin=18mm]{geometry}",
-            "\\usepackage{amsmath}",
-            "\\usepackage[utf8]{inputenc}",
+            "\\setlength{\\parindent}{0pt}",
             "\\begin{document}",
             "\\section*{\(tex(title))}",
             tex(header) + " Grade it with \\texttt{transformer check --worksheet FILE.tex}.",
@@ -210,18 +179,18 @@ extension Worksheet {
             out += ["\\subsection*{\(i + 1). \(tex(sec.title))}", tex(sec.intro), "", "\\paragraph{Given}"]
             for g in sec.givens {
                 guard let m = givenMatrix(g) else { continue }
-                out += ["$\(tex(m.name))$ (\(shapeText(m.shape)))"]
+                out += ["\\textbf{\(tex(m.name))} (\(tex(shapeText(m.shape))))"]
                 out += matrix(m, cells: m.values.map { cell($0, decimals: givenDecimals, trim: true) })
             }
             for id in sec.givenSteps {
                 guard let s = trace.step(id) else { continue }
-                out += ["\\textbf{\(tex(s.title))} (\(shapeText(s.shape)))"]
+                out += ["\\textbf{\(tex(s.title))} (\(tex(shapeText(s.shape))))"]
                 out += matrix(shownStep(s), cells: keyCells(s))
             }
             for id in sec.steps {
                 guard let s = trace.step(id) else { continue }
                 if let b = blank(id) {
-                    out += ["\\paragraph{Blank \(b.number): \(tex(s.title))} \(tex(s.formula)) (\(shapeText(s.shape)), \(instruction(b)))"]
+                    out += ["\\paragraph{Blank \(b.number): \(tex(s.title))} \(tex(s.formula)) (\(tex(shapeText(s.shape))), \(instruction(b)))"]
                     out += ["% blank: \(id)"]
                     out += bmatrix(shownStep(s), cells: Array(repeating: "?", count: s.values.count))
                 } else {
