@@ -190,7 +190,9 @@ extension Worksheet {
             for id in sec.steps {
                 guard let s = trace.step(id) else { continue }
                 if let b = blank(id) {
-                    out += ["\\paragraph{Blank \(b.number): \(tex(s.title))} \(tex(s.formula)) (\(tex(shapeText(s.shape))), \(instruction(b)))"]
+                    out += [
+                        "\\paragraph{Blank \(b.number): \(tex(s.title))} \(tex(s.formula)) (\(tex(shapeText(s.shape))), \(instruction(b)))"
+                    ]
                     out += ["% blank: \(id)"]
                     out += bmatrix(shownStep(s), cells: Array(repeating: "?", count: s.values.count))
                 } else {
