@@ -27,6 +27,7 @@ let targets: [(name: String, deps: [Target.Dependency])] = [
     ("FuzzTokenizerWordPiece", [kit("Tokenizers")]),
     ("FuzzTokenizerGGUF", [kit("ModelFiles"), kit("Tokenizers")]),
     ("FuzzMatrix", [kit("Walkthrough")]),
+    ("FuzzWorksheet", [kit("Walkthrough")]),
 ]
 
 let package = Package(

@@ -187,3 +187,11 @@ put("chat-template", "constructs.jinja", "{%- set ns = namespace(n=0) -%}{% for 
     "{% set ns.n = ns.n + 1 %}{{ loop.index0 % 2 }}{{ m.content | trim | tojson }}{% else %}none{% endfor %}"
     "{{ ns.n ~ (bos_token if messages[0]['role'] == 'system' else '') }}{# c #}{{ raise_exception('x') if false }}"
     "{{ [1, 2][-1] + {'a': 1}['a'] }}{{ 'a b'.split()|join(',') }}{{ x is defined and not none is none }}")
+
+# --- worksheets (check --worksheet) ---------------------------------------------------------------
+# Besides these, Fuzz/Corpus/worksheet holds sheets written by `transformer exercise` (filled from
+# their key, partly filled, unfilled), committed as made.
+put("worksheet", "spec-only.md", '<!-- transformer-worksheet: {"blanks":"all","integers":true,"seed":1,"topics":["softmax"]} -->\n'
+    "<!-- blank: softmax.weights -->\n\n| | k0 | k1 | k2 | k3 |\n|---|---|---|---|---|\n| the | 0.1 | 0.2 | 0.3 | 0.4 |\n")
+put("worksheet", "spec-bad.tex", '% transformer-worksheet: {"blanks":"2","integers":false,"seed":3,"topics":["layer-norm"]}\n'
+    "% blank: layer-norm.norm\n\\begin{bmatrix}\n1 & 2 \\\\\n\\end{bmatrix}\n")

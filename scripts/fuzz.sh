@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target (or all) for a bounded time: scripts/fuzz.sh NAME SECONDS [libFuzzer options…]
 #   NAME: safetensors gguf config-json trace-json tokenizer-char tokenizer-bpe tokenizer-wordpiece
-#         tokenizer-gguf matrix chat-template, or all
+#         tokenizer-gguf matrix chat-template worksheet, or all
 # Builds Fuzz/ (release, -sanitize=fuzzer,address) into .build-fuzz if needed, fuzzes from a scratch
 # copy of the committed seeds (Fuzz/Corpus/NAME; set FUZZ_MERGE=1 to merge new coverage back into it),
 # writes crash/timeout/oom inputs to .build-fuzz/artifacts/NAME/, and prints
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-ALL="safetensors gguf config-json trace-json tokenizer-char tokenizer-bpe tokenizer-wordpiece tokenizer-gguf matrix chat-template"
+ALL="safetensors gguf config-json trace-json tokenizer-char tokenizer-bpe tokenizer-wordpiece tokenizer-gguf matrix chat-template worksheet"
 NAME=${1:?usage: scripts/fuzz.sh NAME|all SECONDS [libFuzzer options]}
 SECONDS_EACH=${2:?usage: scripts/fuzz.sh NAME|all SECONDS [libFuzzer options]}
 shift 2
@@ -23,7 +23,7 @@ product() {  # tokenizer-wordpiece → FuzzTokenizerWordPiece
     safetensors) echo FuzzSafetensors ;; gguf) echo FuzzGGUF ;; config-json) echo FuzzConfigJSON ;;
     trace-json) echo FuzzTraceJSON ;; tokenizer-char) echo FuzzTokenizerChar ;; tokenizer-bpe) echo FuzzTokenizerBPE ;;
     tokenizer-wordpiece) echo FuzzTokenizerWordPiece ;; tokenizer-gguf) echo FuzzTokenizerGGUF ;; matrix) echo FuzzMatrix ;;
-    chat-template) echo FuzzChatTemplate ;;
+    chat-template) echo FuzzChatTemplate ;; worksheet) echo FuzzWorksheet ;;
     *) echo "unknown fuzz target $1 (known: $ALL)" >&2; exit 2 ;;
   esac
 }
