@@ -176,6 +176,9 @@ extension Worksheet {
     static func resolveTopics(_ names: [String]) throws -> [ExerciseTopic] {
         guard !names.isEmpty else { throw WalkthroughError("give a topic (--topic ffn, …, or all) or a preset") }
         if names == ["all"] { return ExerciseTopic.allCases }
+        if let twice = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
+            throw WalkthroughError("the topic \"\(twice)\" is given twice")
+        }
         return try names.map { n in
             guard let t = ExerciseTopic(rawValue: n) else {
                 throw WalkthroughError(

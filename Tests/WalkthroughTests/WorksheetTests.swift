@@ -80,6 +80,11 @@ import TransformerKit
         #expect(a.blanks.count == 5)
         #expect(try Worksheet.generate(WorksheetSpec(topics: ["all"], seed: 10, integers: true)).markdown() != a.markdown())
         #expect(throws: WalkthroughError.self) { try Worksheet.generate(WorksheetSpec(topics: ["ffm"], seed: 1)) }
+        #expect(throws: WalkthroughError.self) { try Worksheet.generate(WorksheetSpec(topics: ["ffn", "ffn"], seed: 1)) }
+        #expect(throws: WalkthroughError.self) { try Worksheet.generate(WorksheetSpec(topics: ["all", "ffn"], seed: 1)) }
+        #expect(throws: WalkthroughError.self) {
+            try Worksheet.generate(WorksheetSpec(topics: [], preset: "yeh-ffn", seed: 1, blanks: "0"))
+        }
         #expect(throws: WalkthroughError.self) { try Worksheet.generate(WorksheetSpec(topics: ["ffn"], seed: 1, blanks: "ffn.nope")) }
     }
 
