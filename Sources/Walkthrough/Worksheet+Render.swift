@@ -79,6 +79,9 @@ extension Worksheet {
     /// Given numbers: whole on an integer worksheet, one decimal on a decimal one, 4 for the article's.
     var givenDecimals: Int { spec.integers ? 0 : (spec.preset == "article" ? 4 : 1) }
 
+    /// A step's title, and its formula unless the title already states one.
+    func heading(_ s: TraceStep) -> String { s.title.contains("=") ? s.title : "\(s.title): \(s.formula)" }
+
     func instruction(_ b: WorksheetBlank) -> String {
         if let d = b.decimals { return "to \(d) decimals" }
         return "exact"
@@ -121,11 +124,11 @@ extension Worksheet {
                 guard let s = trace.step(id) else { continue }
                 let m = shownStep(s)
                 if let b = blank(id) {
-                    out += ["### Blank \(b.number) — \(s.title): \(s.formula) (\(shapeText(s.shape)), \(instruction(b)))", ""]
+                    out += ["### Blank \(b.number) — \(heading(s)) (\(shapeText(s.shape)), \(instruction(b)))", ""]
                     out += ["<!-- blank: \(id) -->", ""]
                     table(m, cells: Array(repeating: "?", count: s.values.count))
                 } else {
-                    out += ["### \(s.title): \(s.formula) (worked)", ""]
+                    out += ["### \(heading(s)) (worked)", ""]
                     table(m, cells: keyCells(s))
                 }
             }
@@ -191,12 +194,12 @@ extension Worksheet {
                 guard let s = trace.step(id) else { continue }
                 if let b = blank(id) {
                     out += [
-                        "\\paragraph{Blank \(b.number): \(tex(s.title))} \(tex(s.formula)) (\(tex(shapeText(s.shape))), \(instruction(b)))"
+                        "\\paragraph{Blank \(b.number): \(tex(heading(s)))} (\(tex(shapeText(s.shape))), \(instruction(b)))"
                     ]
                     out += ["% blank: \(id)"]
                     out += bmatrix(shownStep(s), cells: Array(repeating: "?", count: s.values.count))
                 } else {
-                    out += ["\\paragraph{\(tex(s.title)) (worked)} \(tex(s.formula))"]
+                    out += ["\\paragraph{\(tex(heading(s))) (worked)}"]
                     out += matrix(shownStep(s), cells: keyCells(s))
                 }
             }
@@ -253,11 +256,11 @@ extension Worksheet {
             for id in sec.steps {
                 guard let s = trace.step(id) else { continue }
                 if let b = blank(id) {
-                    body += "<div class=\"step\"><h4><span class=\"n\">\(b.number)</span> \(esc(s.title)) — <code>\(esc(s.formula))</code> "
+                    body += "<div class=\"step\"><h4><span class=\"n\">\(b.number)</span> \(esc(heading(s))) "
                     body +=
                         "<small>\(shapeText(s.shape)), \(instruction(b))</small></h4>\(table(shownStep(s), cells: nil, cls: "blank"))</div>\n"
                 } else {
-                    body += "<div class=\"step\"><h4>\(esc(s.title)) — <code>\(esc(s.formula))</code> <small>worked</small></h4>"
+                    body += "<div class=\"step\"><h4>\(esc(heading(s))) <small>worked</small></h4>"
                     body += table(shownStep(s), cells: keyCells(s), cls: "given") + "</div>\n"
                 }
             }

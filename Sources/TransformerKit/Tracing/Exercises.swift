@@ -171,7 +171,8 @@ public enum ExerciseTrace {
         _ = s.softmax(
             "\(p).probs", "Probabilities softmax(z)", logits, "P = softmax(z) per row", "P = \\mathrm{softmax}(z)", cols: vocab)
         let targets = s.input(
-            "\(p).targets", "Target tokens", ids: inp.targets, tokens: inp.tokens,
+            "\(p).targets", "Target: the next word is " + inp.targets.map { "\"\(vocab[$0])\"" }.joined(separator: ", "),
+            ids: inp.targets, tokens: inp.tokens,
             notes: ["The word that should come next at each position."])
         _ = s.crossEntropy("\(p).loss", logits, targets: targets, targetTokens: inp.targets.map { vocab[$0] })
         let g = crossEntropyGradient(logits: logits.t, targets: inp.targets)
