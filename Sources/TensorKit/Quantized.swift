@@ -71,6 +71,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let rows: Int, cols: Int
     public let data: UnsafeRawPointer
     public var rowBytes: Int { type.byteCount(cols) }
+    /// The rows again, 8 at a time interleaved for the batched integer kernel (Q4_0, Q4_1), when made.
+    public var packed: PackedRows?
 
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
         precondition(cols % type.blockSize == 0, "a \(type.name) row must be a whole number of blocks")

@@ -137,6 +137,25 @@ extension Quantized {
                 // 8 rows at a time across the lanes (from 6 inputs on: below that, gathering and transposing
                 // the 8 rows' blocks costs more than it saves); the rows left over one by one
                 let withMin = m.type == .q4_1, stride = withMin ? 20 : 18
+                if let p = m.packed, n >= packedFrom {
+                    // the packed groups start at multiples of 8: the rows before the first and after the last go one by one
+                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
+                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
+                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPacked(out, m, p, a, n, r, acc: acc.baseAddress!) }
+                    }
+                    for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
+                        if withMin {
+                            batchedBlocks(out, m, a, n, part, stride: 20) { blk in (nibbles(blk + 4), half(blk), half(blk + 2), false) }
+                        } else {
+                            batchedBlocks(out, m, a, n, part, stride: 18) { blk in
+                                let d = half(blk)
+                                return (nibbles(blk + 2), d, -8 * d, false)
+                            }
+                        }
+                    }
+                    return
+                }
                 let split = rows.lowerBound + (n >= eightRowsFrom ? (rows.count / 8) * 8 : 0)
                 var r = rows.lowerBound
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
@@ -175,6 +194,8 @@ extension Quantized {
     /// Inputs from which the integer kernel takes 8 rows at a time (`gguf-bench --batch 8` on SmolLM2 Q4_1:
     /// 8 inputs 22–24 ms a step against 27 row by row; 2 and 4 inputs slower than row by row).
     static let eightRowsFrom = 6
+    /// Inputs from which a packed matrix (`PackedRows`) takes the packed kernel (TRANSFORMER_PACKED_FROM overrides).
+    nonisolated(unsafe) static var packedFrom = Int(ProcessInfo.processInfo.environment["TRANSFORMER_PACKED_FROM"] ?? "") ?? 2
 
     /// Weight rows per de-quantised tile (4 × 1,536 floats = 24 KB: in L1 while the n inputs pass over it).
     static let tileRows = 4
@@ -314,6 +335,47 @@ extension Quantized {
                     c.addProduct(dot, dw * x.d[b])
                     c.addProduct(mw, SIMD8(repeating: x.s[b]))
                     p.storeBytes(of: c, as: SIMD8<Float>.self)
+                }
+            }
+            for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+        }
+
+        /// `eightRows4Bit` on rows repacked at load (`PackedRows`): the 8 rows' scales and offsets are two
+        /// loads, and their nibbles come already transposed, from one contiguous stream.
+        @inline(__always) static func eightRowsPacked(
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
+        ) {
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * PackedRows.blockBytes
+            acc.initialize(repeating: 0, count: 8 * n)
+            let ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15)
+            for b in 0..<blocks {
+                let blk = base + b * PackedRows.blockBytes
+                let dw = blk.load(as: SIMD8<Float>.self), mw = blk.load(fromByteOffset: 32, as: SIMD8<Float>.self)
+                let p0 = blk.load(fromByteOffset: 64, as: __m256i.self), p1 = blk.load(fromByteOffset: 96, as: __m256i.self)
+                let p2 = blk.load(fromByteOffset: 128, as: __m256i.self), p3 = blk.load(fromByteOffset: 160, as: __m256i.self)
+                let t0 = _mm256_and_si256(p0, low), t1 = _mm256_and_si256(p1, low)
+                let t2 = _mm256_and_si256(p2, low), t3 = _mm256_and_si256(p3, low)
+                let t4 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low), t5 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low)
+                let t6 = _mm256_and_si256(_mm256_srli_epi16(p2, 4), low), t7 = _mm256_and_si256(_mm256_srli_epi16(p3, 4), low)
+                for i in 0..<n {
+                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
+                    @inline(__always) func word(_ k: Int) -> __m256i {
+                        _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                    }
+                    var s16 = _mm256_maddubs_epi16(t0, word(0))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t1, word(1)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t2, word(2)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t3, word(3)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t5, word(5)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t6, word(6)))
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t7, word(7)))
+                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones))
+                    let q = UnsafeMutableRawPointer(acc + 8 * i)
+                    var c = q.load(as: SIMD8<Float>.self)
+                    c.addProduct(dot, dw * x.d[b])
+                    c.addProduct(mw, SIMD8(repeating: x.s[b]))
+                    q.storeBytes(of: c, as: SIMD8<Float>.self)
                 }
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }

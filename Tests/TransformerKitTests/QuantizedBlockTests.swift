@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TensorKit
+@testable import TensorKit
 import ModelFiles
 
 /// Every ggml block type this project reads, de-quantised and multiplied on random blocks, against
@@ -115,6 +115,30 @@ import ModelFiles
                             Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
                         }
                     }
+                    // Q4_0/Q4_1 repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
+                    var packed = m
+                    packed.packed = PackedRows(m)
+                    #expect((packed.packed != nil) == (type == .q4_0 || type == .q4_1))
+                    if packed.packed != nil {
+                        var viaPacked = [Float](repeating: .nan, count: n * rows)
+                        viaPacked.withUnsafeMutableBufferPointer { b in
+                            Quantized.matvecRows([(b.baseAddress!, packed)], x, n: n, activations: precision)
+                        }
+                        let scale = batched.map(abs).max()! + 1e-6
+                        let worst = zip(viaPacked, batched).map { abs($0 - $1) }.max()!
+                        #expect(worst <= 1e-5 * scale, "\(type.name) packed \(precision) n \(n): \(worst)")
+                        // rows split anywhere (the thread pool's ranges need not start at a multiple of 8)
+                        if precision == .int8 && n >= 2 && ActivationPrecision.int8Available {
+                            var split = [Float](repeating: .nan, count: n * rows)
+                            split.withUnsafeMutableBufferPointer { o in
+                                x.withUnsafeBufferPointer { xs in
+                                    Self.batchedInt8(o.baseAddress!, packed, xs.baseAddress!, n: n, ranges: [0..<3, 3..<13, 13..<21])
+                                }
+                            }
+                            let w = zip(split, batched).map { abs($0 - $1) }.max()!
+                            #expect(w <= 1e-5 * scale, "\(type.name) packed, split rows, n \(n): \(w)")
+                        }
+                    }
                     for i in 0..<n {
                         Array(x[(i * cols)..<((i + 1) * cols)]).withUnsafeBufferPointer { xi in
                             // the batch's 8-bit kernel where the format has one, else its Float32 tiles
@@ -132,6 +156,17 @@ import ModelFiles
                 }
             }
         }
+    }
+
+    /// The batched integer kernel over `ranges` of rows, as the thread pool would split them.
+    static func batchedInt8(
+        _ out: UnsafeMutablePointer<Float>, _ m: QuantizedMatrix, _ x: UnsafePointer<Float>, n: Int, ranges: [Range<Int>]
+    ) {
+        let cols = m.cols, blocks = cols / 32
+        let q = UnsafeMutablePointer<Int8>.allocate(capacity: n * cols), ds = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n * blocks)
+        defer { q.deallocate(); ds.deallocate() }
+        for i in 0..<n { Quantized.quantizeActivations(x + i * cols, cols: cols, into: Quantized.rowActivations(q, ds, i, cols)) }
+        for r in ranges { Quantized.dotRowsInt8Batched(out, m, { Quantized.rowActivations(q, ds, $0, cols) }, n: n, rows: r) }
     }
 }
 

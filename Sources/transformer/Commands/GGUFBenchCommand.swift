@@ -24,6 +24,7 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Activations for quantised weights: both, int8 or f32.") var activations: String = "both"
     @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … N conversations, a token each (as `serve --parallel N`).")
     var batch: Int?
+    @Flag(help: "--batch: leave the 4-bit matrices as stored (no 8-row repacking), to compare.") var unpackedRows = false
     @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
 
     /// The activation settings to time, from --activations.
@@ -134,7 +135,7 @@ extension GGUFBenchCommand {
     /// 16-token prompt, greedy), best of `repeats` runs of --gen-tokens steps; the ratio to n = 1 is the
     /// most continuous batching can give a server before HTTP, sampling and prompts.
     func timeBatches(_ file: GGUFFile, upTo maxN: Int) throws {
-        let m = try LlamaModel(file: file, dequantize: weights == "dequantized")
+        let m = try LlamaModel(file: file, dequantize: weights == "dequantized", packRows: !unpackedRows)
         let tok = try GGUFTokenizer(gguf: file)
         let words = ["Once upon a time", "The history of", "A recipe for bread", "In the year 2050", "Chess rules", "Dear diary"]
         for act in weights == "dequantized" ? [ActivationPrecision.float32] : activationModes {
@@ -167,7 +168,10 @@ extension GGUFBenchCommand {
                     String(
                         format: "batched decoding, %@ weights%@, %d threads: %d conversations, %.1f tokens/s (%.2f× one), %.1f ms a step",
                         weights == "dequantized" ? "Float32" : "quantised",
-                        weights == "dequantized" ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations",
+                        weights == "dequantized"
+                            ? ""
+                            : (act == .int8 ? ", 8-bit activations" : ", Float32 activations")
+                                + (unpackedRows ? ", rows as stored" : ", 4-bit rows packed by 8"),
                         threads, n, rate, rate / single, best * 1e3 / Double(genTokens - 1)))
             }
         }

@@ -58,7 +58,8 @@ extension ServeCommand {
                 let url = URL(fileURLWithPath: model)
                 guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(model): no such file") }
                 let file = try GGUFFile(url: url)
-                let m = try LlamaModel(file: file, dequantize: gguf.dequantize)
+                // several slots decode together: keep the 4-bit matrices repacked for the batched kernel too
+                let m = try LlamaModel(file: file, dequantize: gguf.dequantize, packRows: parallel > 1)
                 let tokenizer = try GGUFTokenizer(gguf: file)
                 _ = try tokenizer.renderChat([.init(role: "user", content: "")])  // the template must read
                 if let c = gguf.context, c < 2 { fail("--context must be at least 2") }
