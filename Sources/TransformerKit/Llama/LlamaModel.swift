@@ -154,8 +154,11 @@ public final class LlamaModel: @unchecked Sendable {
     /// Float32 copies when de-quantised (the matrices above then point into these).
     private var owned: [FlatBuffer] = []
 
-    /// - Parameter packRows: also keep the Q4_0/Q4_1 matrices repacked 8 rows at a time (`PackedRows`, about
-    ///   1.2× their size again), which several conversations decoded together read far faster (a server).
+    /// - Parameters:
+    ///   - f: the GGUF file.
+    ///   - dequantize: convert every matrix to Float32 once (faster prompts, about 4–8× the memory).
+    ///   - packRows: also keep the Q4_0/Q4_1 matrices repacked 8 rows at a time (`PackedRows`, about 1.2× their
+    ///     size again), which several conversations decoded together read far faster (a server).
     /// - Throws: `GGUFError` when a tensor is missing or its shape does not match the metadata.
     public init(file f: GGUFFile, dequantize: Bool = false, packRows: Bool = false) throws {
         let c = try LlamaConfig(gguf: f)
