@@ -126,6 +126,19 @@ extension Quantized {
             // (weights as bytes, scale d, offset per unit of Σx, signed?) of the block at `blk`
             switch m.type {
             case .q8_0:
+                if let p = m.packed, n >= packedFrom {
+                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
+                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
+                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPackedQ8(out, m, p, a, n, r, acc: acc.baseAddress!) }
+                    }
+                    for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
+                        batchedBlocks(out, m, a, n, part, stride: 34) { blk in
+                            (blk.loadUnaligned(fromByteOffset: 2, as: __m256i.self), half(blk), 0, true)
+                        }
+                    }
+                    return
+                }
                 let split = rows.lowerBound + (n >= eightRowsFrom ? (rows.count / 8) * 8 : 0)
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
                     for r in stride(from: rows.lowerBound, to: split, by: 8) { eightRowsQ8(out, m, a, n, r, acc: acc.baseAddress!) }
@@ -345,11 +358,11 @@ extension Quantized {
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
         ) {
-            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * PackedRows.blockBytes
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             acc.initialize(repeating: 0, count: 8 * n)
             let ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15)
             for b in 0..<blocks {
-                let blk = base + b * PackedRows.blockBytes
+                let blk = base + b * p.blockBytes
                 let dw = blk.load(as: SIMD8<Float>.self), mw = blk.load(fromByteOffset: 32, as: SIMD8<Float>.self)
                 let p0 = blk.load(fromByteOffset: 64, as: __m256i.self), p1 = blk.load(fromByteOffset: 96, as: __m256i.self)
                 let p2 = blk.load(fromByteOffset: 128, as: __m256i.self), p3 = blk.load(fromByteOffset: 160, as: __m256i.self)
@@ -375,6 +388,39 @@ extension Quantized {
                     var c = q.load(as: SIMD8<Float>.self)
                     c.addProduct(dot, dw * x.d[b])
                     c.addProduct(mw, SIMD8(repeating: x.s[b]))
+                    q.storeBytes(of: c, as: SIMD8<Float>.self)
+                }
+            }
+            for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+        }
+
+        /// `eightRowsQ8` on rows repacked at load (`PackedRows`): scales in one load, words already transposed.
+        @inline(__always) static func eightRowsPackedQ8(
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
+        ) {
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            acc.initialize(repeating: 0, count: 8 * n)
+            let ones = _mm256_set1_epi16(1)
+            for b in 0..<blocks {
+                let blk = base + b * p.blockBytes
+                let dw = blk.load(as: SIMD8<Float>.self)
+                @inline(__always) func t(_ k: Int) -> __m256i { blk.load(fromByteOffset: 32 + 32 * k, as: __m256i.self) }
+                let t0 = t(0), t1 = t(1), t2 = t(2), t3 = t(3), t4 = t(4), t5 = t(5), t6 = t(6), t7 = t(7)
+                let u0 = _mm256_sign_epi8(t0, t0), u1 = _mm256_sign_epi8(t1, t1), u2 = _mm256_sign_epi8(t2, t2)
+                let u3 = _mm256_sign_epi8(t3, t3), u4 = _mm256_sign_epi8(t4, t4), u5 = _mm256_sign_epi8(t5, t5)
+                let u6 = _mm256_sign_epi8(t6, t6), u7 = _mm256_sign_epi8(t7, t7)
+                for i in 0..<n {
+                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
+                    @inline(__always) func part(_ u: __m256i, _ t: __m256i, _ k: Int) -> __m256i {
+                        let w = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                        return _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w, t)), ones)
+                    }
+                    let s0 = _mm256_add_epi32(part(u0, t0, 0), part(u1, t1, 1)), s1 = _mm256_add_epi32(part(u2, t2, 2), part(u3, t3, 3))
+                    let s2 = _mm256_add_epi32(part(u4, t4, 4), part(u5, t5, 5)), s3 = _mm256_add_epi32(part(u6, t6, 6), part(u7, t7, 7))
+                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)))
+                    let q = UnsafeMutableRawPointer(acc + 8 * i)
+                    var c = q.load(as: SIMD8<Float>.self)
+                    c.addProduct(dot, dw * x.d[b])
                     q.storeBytes(of: c, as: SIMD8<Float>.self)
                 }
             }

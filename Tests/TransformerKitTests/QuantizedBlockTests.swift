@@ -115,10 +115,10 @@ import ModelFiles
                             Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
                         }
                     }
-                    // Q4_0/Q4_1 repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
+                    // Q4_0/Q4_1/Q8_0 repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
                     var packed = m
                     packed.packed = PackedRows(m)
-                    #expect((packed.packed != nil) == (type == .q4_0 || type == .q4_1))
+                    #expect((packed.packed != nil) == (type == .q4_0 || type == .q4_1 || type == .q8_0))
                     if packed.packed != nil {
                         var viaPacked = [Float](repeating: .nan, count: n * rows)
                         viaPacked.withUnsafeMutableBufferPointer { b in
