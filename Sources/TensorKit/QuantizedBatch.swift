@@ -317,7 +317,6 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, first = m.row(r), rowBytes = m.rowBytes
             acc.initialize(repeating: 0, count: 8 * n)
-            let ones = _mm256_set1_epi16(1)
             for b in 0..<blocks {
                 var dw = SIMD8<Float>(), mw = SIMD8<Float>()
                 var w0 = __m256i(), w1 = w0, w2 = w0, w3 = w0, w4 = w0, w5 = w0, w6 = w0, w7 = w0
@@ -329,26 +328,7 @@ extension Quantized {
                 }
                 w0 = load(0); w1 = load(1); w2 = load(2); w3 = load(3); w4 = load(4); w5 = load(5); w6 = load(6); w7 = load(7)
                 let (t0, t1, t2, t3, t4, t5, t6, t7) = transpose8(w0, w1, w2, w3, w4, w5, w6, w7)
-                for i in 0..<n {
-                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
-                    @inline(__always) func word(_ k: Int) -> __m256i {
-                        _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
-                    }
-                    var s16 = _mm256_maddubs_epi16(t0, word(0))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t1, word(1)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t2, word(2)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t3, word(3)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t5, word(5)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t6, word(6)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t7, word(7)))
-                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones))
-                    let p = UnsafeMutableRawPointer(acc + 8 * i)
-                    var c = p.load(as: SIMD8<Float>.self)
-                    c.addProduct(dot, dw * x.d[b])
-                    c.addProduct(mw, SIMD8(repeating: x.s[b]))
-                    p.storeBytes(of: c, as: SIMD8<Float>.self)
-                }
+                fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
@@ -360,7 +340,7 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             acc.initialize(repeating: 0, count: 8 * n)
-            let ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(15)
+            let low = _mm256_set1_epi8(15)
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
                 let dw = blk.load(as: SIMD8<Float>.self), mw = blk.load(fromByteOffset: 32, as: SIMD8<Float>.self)
@@ -370,26 +350,7 @@ extension Quantized {
                 let t2 = _mm256_and_si256(p2, low), t3 = _mm256_and_si256(p3, low)
                 let t4 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low), t5 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low)
                 let t6 = _mm256_and_si256(_mm256_srli_epi16(p2, 4), low), t7 = _mm256_and_si256(_mm256_srli_epi16(p3, 4), low)
-                for i in 0..<n {
-                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
-                    @inline(__always) func word(_ k: Int) -> __m256i {
-                        _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
-                    }
-                    var s16 = _mm256_maddubs_epi16(t0, word(0))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t1, word(1)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t2, word(2)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t3, word(3)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t5, word(5)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t6, word(6)))
-                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t7, word(7)))
-                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones))
-                    let q = UnsafeMutableRawPointer(acc + 8 * i)
-                    var c = q.load(as: SIMD8<Float>.self)
-                    c.addProduct(dot, dw * x.d[b])
-                    c.addProduct(mw, SIMD8(repeating: x.s[b]))
-                    q.storeBytes(of: c, as: SIMD8<Float>.self)
-                }
+                fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
@@ -400,31 +361,70 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             acc.initialize(repeating: 0, count: 8 * n)
-            let ones = _mm256_set1_epi16(1)
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
                 let dw = blk.load(as: SIMD8<Float>.self)
                 @inline(__always) func t(_ k: Int) -> __m256i { blk.load(fromByteOffset: 32 + 32 * k, as: __m256i.self) }
                 let t0 = t(0), t1 = t(1), t2 = t(2), t3 = t(3), t4 = t(4), t5 = t(5), t6 = t(6), t7 = t(7)
-                let u0 = _mm256_sign_epi8(t0, t0), u1 = _mm256_sign_epi8(t1, t1), u2 = _mm256_sign_epi8(t2, t2)
-                let u3 = _mm256_sign_epi8(t3, t3), u4 = _mm256_sign_epi8(t4, t4), u5 = _mm256_sign_epi8(t5, t5)
-                let u6 = _mm256_sign_epi8(t6, t6), u7 = _mm256_sign_epi8(t7, t7)
-                for i in 0..<n {
-                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
-                    @inline(__always) func part(_ u: __m256i, _ t: __m256i, _ k: Int) -> __m256i {
-                        let w = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
-                        return _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w, t)), ones)
-                    }
-                    let s0 = _mm256_add_epi32(part(u0, t0, 0), part(u1, t1, 1)), s1 = _mm256_add_epi32(part(u2, t2, 2), part(u3, t3, 3))
-                    let s2 = _mm256_add_epi32(part(u4, t4, 4), part(u5, t5, 5)), s3 = _mm256_add_epi32(part(u6, t6, 6), part(u7, t7, 7))
-                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)))
-                    let q = UnsafeMutableRawPointer(acc + 8 * i)
-                    var c = q.load(as: SIMD8<Float>.self)
-                    c.addProduct(dot, dw * x.d[b])
-                    q.storeBytes(of: c, as: SIMD8<Float>.self)
-                }
+                q8Inputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, b, a, n, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+        }
+
+        /// The per-input half of the 8-row 4-bit kernels: block `b`'s weights `t0…t7` (word k of the 8 rows,
+        /// values 0…15) times every input's block, summed in 16 bits (|Σ| ≤ 8 · 2 · 15 · 127 = 30,480 < 2¹⁵),
+        /// then `acc[i] += dot · d_w·d_x + m_w · Σx`.
+        @inline(__always) static func fourBitInputs(
+            _ t0: __m256i, _ t1: __m256i, _ t2: __m256i, _ t3: __m256i, _ t4: __m256i, _ t5: __m256i, _ t6: __m256i, _ t7: __m256i,
+            dw: SIMD8<Float>, mw: SIMD8<Float>, _ b: Int, _ a: (Int) -> Int8Activations, _ n: Int, acc: FloatPtr
+        ) {
+            let ones = _mm256_set1_epi16(1)
+            for i in 0..<n {
+                let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
+                @inline(__always) func word(_ k: Int) -> __m256i {
+                    _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                }
+                var s16 = _mm256_maddubs_epi16(t0, word(0))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t1, word(1)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t2, word(2)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t3, word(3)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t5, word(5)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t6, word(6)))
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t7, word(7)))
+                let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones))
+                let q = UnsafeMutableRawPointer(acc + 8 * i)
+                var c = q.load(as: SIMD8<Float>.self)
+                c.addProduct(dot, dw * x.d[b])
+                c.addProduct(mw, SIMD8(repeating: x.s[b]))
+                q.storeBytes(of: c, as: SIMD8<Float>.self)
+            }
+        }
+
+        /// The per-input half of the 8-row Q8_0 kernels: signed weights `t0…t7`, so `vpmaddubsw` takes |w| and
+        /// the input bytes with w's signs; its pairs (up to 2 · 128 · 127) go to 32 bits (`vpmaddwd`) at once.
+        @inline(__always) static func q8Inputs(
+            _ t0: __m256i, _ t1: __m256i, _ t2: __m256i, _ t3: __m256i, _ t4: __m256i, _ t5: __m256i, _ t6: __m256i, _ t7: __m256i,
+            dw: SIMD8<Float>, _ b: Int, _ a: (Int) -> Int8Activations, _ n: Int, acc: FloatPtr
+        ) {
+            let ones = _mm256_set1_epi16(1)
+            let u0 = _mm256_sign_epi8(t0, t0), u1 = _mm256_sign_epi8(t1, t1), u2 = _mm256_sign_epi8(t2, t2)
+            let u3 = _mm256_sign_epi8(t3, t3), u4 = _mm256_sign_epi8(t4, t4), u5 = _mm256_sign_epi8(t5, t5)
+            let u6 = _mm256_sign_epi8(t6, t6), u7 = _mm256_sign_epi8(t7, t7)
+            for i in 0..<n {
+                let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
+                @inline(__always) func part(_ u: __m256i, _ t: __m256i, _ k: Int) -> __m256i {
+                    let w = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w, t)), ones)
+                }
+                let s0 = _mm256_add_epi32(part(u0, t0, 0), part(u1, t1, 1)), s1 = _mm256_add_epi32(part(u2, t2, 2), part(u3, t3, 3))
+                let s2 = _mm256_add_epi32(part(u4, t4, 4), part(u5, t5, 5)), s3 = _mm256_add_epi32(part(u6, t6, 6), part(u7, t7, 7))
+                let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)))
+                let q = UnsafeMutableRawPointer(acc + 8 * i)
+                var c = q.load(as: SIMD8<Float>.self)
+                c.addProduct(dot, dw * x.d[b])
+                q.storeBytes(of: c, as: SIMD8<Float>.self)
+            }
         }
 
         /// 8×8 transpose of 32-bit words: t_k = word k (bytes 4k…4k+3) of w0 … w7.
@@ -459,7 +459,6 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, first = m.row(r), rowBytes = m.rowBytes
             acc.initialize(repeating: 0, count: 8 * n)
-            let ones = _mm256_set1_epi16(1)
             for b in 0..<blocks {
                 var dw = SIMD8<Float>()
                 @inline(__always) func load(_ j: Int) -> __m256i {
@@ -468,23 +467,7 @@ extension Quantized {
                     return blk.loadUnaligned(fromByteOffset: 2, as: __m256i.self)
                 }
                 let (t0, t1, t2, t3, t4, t5, t6, t7) = transpose8(load(0), load(1), load(2), load(3), load(4), load(5), load(6), load(7))
-                let u0 = _mm256_sign_epi8(t0, t0), u1 = _mm256_sign_epi8(t1, t1), u2 = _mm256_sign_epi8(t2, t2)
-                let u3 = _mm256_sign_epi8(t3, t3), u4 = _mm256_sign_epi8(t4, t4), u5 = _mm256_sign_epi8(t5, t5)
-                let u6 = _mm256_sign_epi8(t6, t6), u7 = _mm256_sign_epi8(t7, t7)
-                for i in 0..<n {
-                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b)
-                    @inline(__always) func part(_ u: __m256i, _ t: __m256i, _ k: Int) -> __m256i {
-                        let w = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
-                        return _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w, t)), ones)
-                    }
-                    let s0 = _mm256_add_epi32(part(u0, t0, 0), part(u1, t1, 1)), s1 = _mm256_add_epi32(part(u2, t2, 2), part(u3, t3, 3))
-                    let s2 = _mm256_add_epi32(part(u4, t4, 4), part(u5, t5, 5)), s3 = _mm256_add_epi32(part(u6, t6, 6), part(u7, t7, 7))
-                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)))
-                    let p = UnsafeMutableRawPointer(acc + 8 * i)
-                    var c = p.load(as: SIMD8<Float>.self)
-                    c.addProduct(dot, dw * x.d[b])
-                    p.storeBytes(of: c, as: SIMD8<Float>.self)
-                }
+                q8Inputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, b, a, n, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }

@@ -171,7 +171,7 @@ extension GGUFBenchCommand {
                         weights == "dequantized"
                             ? ""
                             : (act == .int8 ? ", 8-bit activations" : ", Float32 activations")
-                                + (unpackedRows ? ", rows as stored" : ", 4-bit rows packed by 8"),
+                                + (unpackedRows ? ", rows as stored" : ", rows packed by 8"),
                         threads, n, rate, rate / single, best * 1e3 / Double(genTokens - 1)))
             }
         }
