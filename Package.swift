@@ -9,11 +9,15 @@ import PackageDescription
 // local path or branch; see README "Build settings".
 let portable = Context.environment["TRANSFORMER_PORTABLE"] != nil
 var cpuFlags: [SwiftSetting] = []
+// CPUFeatures refuses, with a message, to start a Haswell build on a CPU without AVX2 + FMA.
+var cpuCheck: [CSetting] = []
 #if arch(x86_64)
 if !portable {
     // TRANSFORMER_AVX2 lets TensorKit call the AVX2 intrinsics (its 8-bit-activation kernels); a
-    // portable build compiles without them and falls back to the Float32 kernels.
+    // portable build compiles without them and falls back to the Float32 kernels. Which of the kernels
+    // a build has actually run is chosen at run time (TensorKit's `KernelSet`, `TRANSFORMER_KERNELS`).
     cpuFlags = [.unsafeFlags(["-target-cpu", "haswell"]), .define("TRANSFORMER_AVX2")]
+    cpuCheck = [.define("TK_REQUIRE_AVX2")]
 }
 #endif
 
@@ -49,7 +53,9 @@ let package = Package(
     targets: [
         // MARK: - Libraries
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "TensorKit", dependencies: [.target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
+        // cpuid in C (no flags needed): the features kernels are chosen by at run time.
+        .target(name: "CPUFeatures", cSettings: cpuCheck),
+        .target(name: "TensorKit", dependencies: ["CPUFeatures", .target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
                 swiftSettings: cpuFlags),
         // Model files on disk (safetensors, GGUF, Hugging Face folders) and the one JSON scanner.
         .target(name: "ModelFiles", dependencies: ["TensorKit"], swiftSettings: cpuFlags),

@@ -27,14 +27,9 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     /// this falls back to `float32`).
     case int8
 
-    /// Whether this build has the integer kernels (x86-64, built for AVX2).
-    public static var int8Available: Bool {
-        #if arch(x86_64) && TRANSFORMER_AVX2
-            return true
-        #else
-            return false
-        #endif
-    }
+    /// Whether the integer kernels run here: the active `KernelSet` has them (x86-64 built for AVX2, on a
+    /// CPU with AVX2, unless `TRANSFORMER_KERNELS=baseline`).
+    public static var int8Available: Bool { KernelSet.active.hasInt8 }
 
     /// `TRANSFORMER_ACTIVATIONS` (`f32` or `int8`) when set, else `int8` where available.
     public static let `default`: ActivationPrecision = {
@@ -69,9 +64,34 @@ extension Quantized {
     }
 
     /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = max|x|/127, q = round(x/d)
-    /// (to nearest, ties to even).
-    public static func quantizeActivations(_ x: ConstFloatPtr, cols: Int, into a: Int8Activations) {
+    /// (to nearest, ties to even). `kernels` picks the implementation (both give the same bytes).
+    public static func quantizeActivations(
+        _ x: ConstFloatPtr, cols: Int, into a: Int8Activations, kernels: KernelSet = .active
+    ) {
         #if arch(x86_64) && TRANSFORMER_AVX2
+            if kernels.hasInt8 {
+                quantizeActivationsAVX2(x, cols: cols, into: a)
+                return
+            }
+        #endif
+        for b in 0..<cols / 32 {
+            let xb = x + 32 * b
+            var amax: Float = 0
+            for j in 0..<32 { amax = max(amax, abs(xb[j])) }
+            let d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+            var sum = 0
+            for j in 0..<32 {
+                let q = Int((xb[j] * inv).rounded(.toNearestOrEven))
+                a.q[32 * b + j] = Int8(q)
+                sum += q
+            }
+            a.d[b] = d
+            a.s[b] = d * Float(sum)
+        }
+    }
+
+    #if arch(x86_64) && TRANSFORMER_AVX2
+        static func quantizeActivationsAVX2(_ x: ConstFloatPtr, cols: Int, into a: Int8Activations) {
             // Intrinsics: the generic SIMD conversions were not specialised here and took 7% of a token.
             let signBit = _mm256_set1_ps(-0.0)
             for b in 0..<cols / 32 {
@@ -93,23 +113,8 @@ extension Quantized {
                 a.d[b] = d
                 a.s[b] = d * Float(unsafeBitCast(sum, to: SIMD8<Int32>.self).wrappedSum())
             }
-        #else
-            for b in 0..<cols / 32 {
-                let xb = x + 32 * b
-                var amax: Float = 0
-                for j in 0..<32 { amax = max(amax, abs(xb[j])) }
-                let d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
-                var sum = 0
-                for j in 0..<32 {
-                    let q = Int((xb[j] * inv).rounded(.toNearestOrEven))
-                    a.q[32 * b + j] = Int8(q)
-                    sum += q
-                }
-                a.d[b] = d
-                a.s[b] = d * Float(sum)
-            }
-        #endif
-    }
+        }
+    #endif
 
     /// `out[r] = row r · x` for the rows in `rows`, with `x` quantised (`a`). Only for formats with
     /// `hasInt8Kernel`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TensorKit
 
 @main
 struct TransformerCLI: AsyncParsableCommand {
@@ -14,6 +15,18 @@ struct TransformerCLI: AsyncParsableCommand {
             LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self
         ]
     )
+
+    /// Refuses a `TRANSFORMER_KERNELS` the CPU or the build cannot honour before any command runs, then
+    /// runs the command as ArgumentParser would.
+    static func main() async {
+        do { _ = try KernelSet.resolve(ProcessInfo.processInfo.environment["TRANSFORMER_KERNELS"]) } catch { fail(error.message) }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand { try await asyncCommand.run() } else { try command.run() }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Prints a one-line error and exits non-zero; used for every user-facing failure.

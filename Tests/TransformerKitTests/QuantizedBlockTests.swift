@@ -177,7 +177,8 @@ import ModelFiles
 @Suite struct QuantizedInt8Tests {
     static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K]
 
-    @Test func activationsRoundToEightBits() {
+    /// Every implementation the CPU and the build have (the portable one and the AVX2 intrinsics).
+    @Test(arguments: KernelSet.supported()) func activationsRoundToEightBits(kernels: KernelSet) {
         var rng = SeededRNG(seed: 3)
         let cols = 96
         var x = (0..<cols).map { _ in (rng.nextUnit() * 2 - 1) * 5 }
@@ -186,7 +187,7 @@ import ModelFiles
         q.withUnsafeMutableBufferPointer { qp in
             ds.withUnsafeMutableBufferPointer { dp in
                 let a = Int8Activations(q: qp.baseAddress!, d: dp.baseAddress!, s: dp.baseAddress! + 3)
-                Quantized.quantizeActivations(x, cols: cols, into: a)
+                Quantized.quantizeActivations(x, cols: cols, into: a, kernels: kernels)
             }
         }
         for b in 0..<3 {

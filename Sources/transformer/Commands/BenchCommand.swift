@@ -67,7 +67,7 @@ struct BenchCommand: ParsableCommand {
         if gemmOnly { parts = ["gemm"] }
         if trainOnly { parts = ["gpt-small", "gpt-tiny", "seq2seq"] }
         print(
-            "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))"
+            "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · \(KernelSet.report) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))"
         )
         if parts.contains("gemm") { try gemm() }
         if parts.contains("gpt-small") {

@@ -46,10 +46,12 @@ struct GGUFBenchCommand: ParsableCommand {
             }
             guard ["both", "int8", "f32"].contains(activations) else { throw GGUFError("--activations is both, int8 or f32") }
             if activations == "int8" && !ActivationPrecision.int8Available {
-                throw GGUFError("--activations int8: this build has no integer kernels (x86-64 only)")
+                throw GGUFError(
+                    "--activations int8: the active kernels (\(KernelSet.active)) have no integer dot products; they need the avx2 set")
             }
             Gemm.threads = threads
             let file = try GGUFFile(url: URL(fileURLWithPath: model))
+            print("gguf-bench · \(KernelSet.report)")
             if kernels { return try timeKernels(file) }
             if let batch {
                 guard batch >= 1 else { throw GGUFError("--batch is the largest number of conversations, at least 1") }

@@ -73,6 +73,7 @@ extension ServeCommand {
                 e.start()
                 engine = e
                 lines.append("chat: \(options.modelID) (\(m.config.architecture.name), \(parallel) slots of \(e.context) tokens)")
+                lines.append("\(KernelSet.report) · activations \(activations.effective.rawValue)")
             }
             if let embeddings {
                 let url = URL(fileURLWithPath: embeddings, isDirectory: true)

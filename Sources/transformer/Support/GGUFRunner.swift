@@ -62,13 +62,13 @@ struct GGUFRunner {
         // The first token's time is the prompt's; the other n − 1 tokens are generation.
         let gen = r.tokens.count > 1 ? String(format: "%.1f tokens/s", Double(r.tokens.count - 1) / r.genSeconds) : "–"
         let line = String(
-            format: "[prompt %d tokens%@ in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@, %d threads]",
+            format: "[prompt %d tokens%@ in %.2f s (%.1f tokens/s); generated %d tokens (%@); %@, %d threads, kernels %@]",
             promptTokens, reused > 0 ? " (+\(reused) from the cache)" : "", r.promptSeconds,
             Double(promptTokens) / max(r.promptSeconds, 1e-9),
             r.tokens.count, gen,
             model.dequantized
                 ? "Float32 weights" : session.activations.effective == .int8 ? "quantised weights, 8-bit activations" : "quantised weights",
-            Gemm.threads)
+            Gemm.threads, KernelSet.active.rawValue)
         FileHandle.standardError.write(Data((line + "\n").utf8))
         if session.length >= session.maxLength {
             FileHandle.standardError.write(
@@ -94,7 +94,8 @@ struct GGUFOptions: ParsableArguments {
         guard let a = activations else { return .default }
         guard let p = ActivationPrecision(rawValue: a) else { throw GGUFError("--activations is int8 or f32, not \(a)") }
         if p == .int8 && !ActivationPrecision.int8Available {
-            throw GGUFError("--activations int8: this build has no integer kernels (x86-64 only)")
+            throw GGUFError(
+                "--activations int8: the active kernels (\(KernelSet.active)) have no integer dot products; they need the avx2 set")
         }
         return p
     }
