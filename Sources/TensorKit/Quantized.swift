@@ -338,7 +338,10 @@ public enum Quantized {
             for (i, (o, m)) in jobs.enumerated() {
                 let lo = max(range.lowerBound, starts[i]) - starts[i], hi = min(range.upperBound, starts[i] + m.rows) - starts[i]
                 guard lo < hi else { continue }
-                if let a, hasInt8Kernel(m.type) {
+                if let a, m.packed != nil, packedFrom <= 1 {
+                    // rows repacked by 8: 8 rows per pass, their scales widened together, no horizontal sums
+                    dotRowsInt8Batched(o.pointer, m, { _ in a }, n: 1, rows: lo..<hi)
+                } else if let a, hasInt8Kernel(m.type) {
                     dotRowsInt8(o.pointer, m, a, rows: lo..<hi)
                 } else {
                     dotRows(o.pointer, m, x, sums, rows: lo..<hi)

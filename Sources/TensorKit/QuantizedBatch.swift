@@ -155,7 +155,14 @@ extension Quantized {
                     let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
                     let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPacked(out, m, p, a, n, r, acc: acc.baseAddress!) }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            // two copies of the kernel, each with its format's scales fixed
+                            if withMin {
+                                eightRowsPacked(out, m, p, a, n, r, withMin: true, acc: acc.baseAddress!)
+                            } else {
+                                eightRowsPacked(out, m, p, a, n, r, withMin: false, acc: acc.baseAddress!)
+                            }
+                        }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
                         if withMin {
@@ -207,8 +214,9 @@ extension Quantized {
     /// Inputs from which the integer kernel takes 8 rows at a time (`gguf-bench --batch 8` on SmolLM2 Q4_1:
     /// 8 inputs 22–24 ms a step against 27 row by row; 2 and 4 inputs slower than row by row).
     static let eightRowsFrom = 6
-    /// Inputs from which a packed matrix (`PackedRows`) takes the packed kernel (TRANSFORMER_PACKED_FROM overrides).
-    nonisolated(unsafe) static var packedFrom = Int(ProcessInfo.processInfo.environment["TRANSFORMER_PACKED_FROM"] ?? "") ?? 2
+    /// Inputs from which a packed matrix (`PackedRows`) takes the packed kernel: from one (a chat's token; SmolLM2
+    /// Q4_1, one thread: 101–113 tokens/s against 82–88 row by row). `TRANSFORMER_PACKED_FROM` overrides, to compare.
+    nonisolated(unsafe) static var packedFrom = Int(ProcessInfo.processInfo.environment["TRANSFORMER_PACKED_FROM"] ?? "") ?? 1
 
     /// Weight rows per de-quantised tile (4 × 1,536 floats = 24 KB: in L1 while the n inputs pass over it).
     static let tileRows = 4
@@ -333,19 +341,22 @@ extension Quantized {
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
-        /// `eightRows4Bit` on rows repacked at load (`PackedRows`): the 8 rows' scales and offsets are two
-        /// loads, and their nibbles come already transposed, from one contiguous stream.
+        /// `eightRows4Bit` on rows repacked at load (`PackedRows`): the 8 rows' scales (and Q4_1's minimums) are
+        /// one load and one widening each, and their nibbles come already transposed, from one contiguous stream.
         @inline(__always) static func eightRowsPacked(
-            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
+            withMin: Bool, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             acc.initialize(repeating: 0, count: 8 * n)
-            let low = _mm256_set1_epi8(15)
+            let low = _mm256_set1_epi8(15), weights = withMin ? 32 : 16
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
-                let dw = blk.load(as: SIMD8<Float>.self), mw = blk.load(fromByteOffset: 32, as: SIMD8<Float>.self)
-                let p0 = blk.load(fromByteOffset: 64, as: __m256i.self), p1 = blk.load(fromByteOffset: 96, as: __m256i.self)
-                let p2 = blk.load(fromByteOffset: 128, as: __m256i.self), p3 = blk.load(fromByteOffset: 160, as: __m256i.self)
+                let dw: SIMD8<Float> = _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
+                // Σx's factor: Q4_1's minimum, Q4_0's −8·d (its weights are q − 8)
+                let mw: SIMD8<Float> = withMin ? _mm256_cvtph_ps(blk.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : dw * -8
+                @inline(__always) func word(_ k: Int) -> __m256i { blk.loadUnaligned(fromByteOffset: weights + 32 * k, as: __m256i.self) }
+                let p0 = word(0), p1 = word(1), p2 = word(2), p3 = word(3)
                 let t0 = _mm256_and_si256(p0, low), t1 = _mm256_and_si256(p1, low)
                 let t2 = _mm256_and_si256(p2, low), t3 = _mm256_and_si256(p3, low)
                 let t4 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low), t5 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low)
@@ -363,8 +374,8 @@ extension Quantized {
             acc.initialize(repeating: 0, count: 8 * n)
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
-                let dw = blk.load(as: SIMD8<Float>.self)
-                @inline(__always) func t(_ k: Int) -> __m256i { blk.load(fromByteOffset: 32 + 32 * k, as: __m256i.self) }
+                let dw: SIMD8<Float> = _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
+                @inline(__always) func t(_ k: Int) -> __m256i { blk.loadUnaligned(fromByteOffset: 16 + 32 * k, as: __m256i.self) }
                 let t0 = t(0), t1 = t(1), t2 = t(2), t3 = t(3), t4 = t(4), t5 = t(5), t6 = t(6), t7 = t(7)
                 q8Inputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, b, a, n, acc: acc)
             }

@@ -1,15 +1,16 @@
 import Foundation
 
-/// A Q4_0, Q4_1 or Q8_0 matrix's rows repacked 8 at a time for the batched integer kernel, so that a step of
-/// several conversations reads one contiguous stream instead of 8 rows' scattered 20-byte blocks, and
-/// no longer transposes or gathers scales at run time.
+/// A Q4_0, Q4_1 or Q8_0 matrix's rows repacked 8 at a time for the integer kernels, so that a step reads
+/// one contiguous stream instead of 8 rows' scattered 18-, 20- or 34-byte blocks, and no longer transposes
+/// or gathers scales at run time. The packed copy is exactly as large as the rows it packs (the scales
+/// stay 16-bit, widened 8 at a time by `vcvtph2ps`).
 ///
-/// Per group of 8 rows and per block (192 bytes): the 8 scales d (Float32), the 8 offsets per unit of
-/// Σx (Q4_1: the minimum m; Q4_0: −8·d), then 4 × 32 bytes: register k holds bytes 4k…4k+3 of each
-/// row's 16 nibble bytes, row r at bytes 4r…4r+3. Its low nibbles are weights 4k…4k+3 of the 8 rows,
-/// its high nibbles weights 16+4k…16+4k+3: the transposed words the kernel multiplies with.
+/// Per group of 8 rows and per block (Q4_0 144 bytes, Q4_1 160): the 8 scales d (Float16), for Q4_1 the 8
+/// minimums m (Float16), then 4 × 32 bytes: register k holds bytes 4k…4k+3 of each row's 16 nibble bytes,
+/// row r at bytes 4r…4r+3. Its low nibbles are weights 4k…4k+3 of the 8 rows, its high nibbles weights
+/// 16+4k…16+4k+3: the transposed words the kernel multiplies with.
 ///
-/// Q8_0 (288 bytes per group and block): the 8 scales, then 8 × 32 bytes: register k holds bytes 4k…4k+3 of
+/// Q8_0 (272 bytes per group and block): the 8 scales, then 8 × 32 bytes: register k holds bytes 4k…4k+3 of
 /// each row's 32 weights, row r at bytes 4r…4r+3.
 public final class PackedRows: @unchecked Sendable {
     /// Bytes per group of 8 rows and block of 32 columns.
@@ -23,43 +24,24 @@ public final class PackedRows: @unchecked Sendable {
         guard m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 else { return nil }
         let blocks = m.cols / 32, groups = m.rows / 8
         rows = groups * 8
-        blockBytes = m.type == .q8_0 ? 288 : 192
+        let scaleBytes = m.type == .q4_1 ? 32 : 16, weightBytes = m.type == .q8_0 ? 256 : 128
+        blockBytes = scaleBytes + weightBytes
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, groups * blocks * blockBytes), alignment: 64)
-        if m.type == .q8_0 {
-            for g in 0..<groups {
-                for b in 0..<blocks {
-                    let dst = pointer + (g * blocks + b) * blockBytes
-                    for r in 0..<8 {
-                        let blk = m.row(8 * g + r) + 34 * b
-                        dst.storeBytes(of: Quantized.half(blk), toByteOffset: 4 * r, as: Float.self)
-                        for k in 0..<8 {
-                            for j in 0..<4 {
-                                dst.storeBytes(
-                                    of: blk.load(fromByteOffset: 2 + 4 * k + j, as: UInt8.self), toByteOffset: 32 + 32 * k + 4 * r + j,
-                                    as: UInt8.self)
-                            }
-                        }
-                    }
-                }
-            }
-            return
-        }
-        let withMin = m.type == .q4_1, stride = withMin ? 20 : 18
+        let stride = m.type == .q8_0 ? 34 : m.type == .q4_1 ? 20 : 18, weightsAt = stride - weightBytes / 8
         for g in 0..<groups {
             for b in 0..<blocks {
                 let dst = pointer + (g * blocks + b) * blockBytes
                 for r in 0..<8 {
                     let blk = m.row(8 * g + r) + stride * b
-                    let d = Quantized.half(blk)
-                    dst.storeBytes(of: d, toByteOffset: 4 * r, as: Float.self)
-                    dst.storeBytes(of: withMin ? Quantized.half(blk + 2) : -8 * d, toByteOffset: 32 + 4 * r, as: Float.self)
-                    let q = blk + (stride - 16)
-                    for k in 0..<4 {
-                        for j in 0..<4 {
-                            dst.storeBytes(
-                                of: q.load(fromByteOffset: 4 * k + j, as: UInt8.self), toByteOffset: 64 + 32 * k + 4 * r + j, as: UInt8.self
-                            )
-                        }
+                    // the 16-bit scale (and Q4_1's minimum) copied as stored
+                    dst.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
+                    if m.type == .q4_1 {
+                        dst.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * r, as: UInt16.self)
+                    }
+                    for k in 0..<weightBytes / 32 {
+                        dst.storeBytes(
+                            of: blk.loadUnaligned(fromByteOffset: weightsAt + 4 * k, as: UInt32.self),
+                            toByteOffset: scaleBytes + 32 * k + 4 * r, as: UInt32.self)
                     }
                 }
             }

@@ -128,7 +128,7 @@ import ModelFiles
                         let worst = zip(viaPacked, batched).map { abs($0 - $1) }.max()!
                         #expect(worst <= 1e-5 * scale, "\(type.name) packed \(precision) n \(n): \(worst)")
                         // rows split anywhere (the thread pool's ranges need not start at a multiple of 8)
-                        if precision == .int8 && n >= 2 && ActivationPrecision.int8Available {
+                        if precision == .int8 && ActivationPrecision.int8Available {
                             var split = [Float](repeating: .nan, count: n * rows)
                             split.withUnsafeMutableBufferPointer { o in
                                 x.withUnsafeBufferPointer { xs in

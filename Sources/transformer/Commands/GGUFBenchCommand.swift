@@ -24,7 +24,7 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Activations for quantised weights: both, int8 or f32.") var activations: String = "both"
     @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … N conversations, a token each (as `serve --parallel N`).")
     var batch: Int?
-    @Flag(help: "--batch: leave the 4-bit matrices as stored (no 8-row repacking), to compare.") var unpackedRows = false
+    @Flag(help: "Leave the Q4_0/Q4_1/Q8_0 matrices as stored (no 8-row repacking), to compare.") var unpackedRows = false
     @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
 
     /// The activation settings to time, from --activations.
@@ -64,7 +64,7 @@ struct GGUFBenchCommand: ParsableCommand {
             for deq in modes {
                 for act in deq ? [ActivationPrecision.float32] : activationModes {
                     let t0 = Date()
-                    let m = try LlamaModel(file: file, dequantize: deq)
+                    let m = try LlamaModel(file: file, dequantize: deq, packRows: act == .int8 && !unpackedRows)
                     let load = Date().timeIntervalSince(t0)
                     let s = LlamaSession(model: m, maxLength: max(promptTokens, 16 + genTokens) + 1, activations: act)
                     var best = Double.infinity
@@ -93,7 +93,11 @@ struct GGUFBenchCommand: ParsableCommand {
                                 generation %.1f tokens/s; load %.2f s
                                 """,
                             deq ? "Float32" : "quantised", Double(m.weightBytes) / 1e6,
-                            deq ? "" : act == .int8 ? ", 8-bit activations" : ", Float32 activations", threads, ids.count,
+                            deq
+                                ? ""
+                                : act == .int8
+                                    ? (unpackedRows ? ", 8-bit activations, rows as stored" : ", 8-bit activations")
+                                    : ", Float32 activations", threads, ids.count,
                             Double(ids.count) / best, Double(genTokens) / bestGen, load))
                 }
             }

@@ -58,11 +58,10 @@ extension ServeCommand {
                 let url = URL(fileURLWithPath: model)
                 guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(model): no such file") }
                 let file = try GGUFFile(url: url)
-                // several slots decode together: keep the Q4/Q8 matrices repacked for the batched integer kernel too
-                // (with Float32 activations the batched path never reads them)
+                // the Q4/Q8 matrices repacked 8 rows at a time for the integer kernels (Float32 activations never read them)
                 let activations = try gguf.activationPrecision()
                 let m = try LlamaModel(
-                    file: file, dequantize: gguf.dequantize, packRows: parallel > 1 && activations.effective == .int8)
+                    file: file, dequantize: gguf.dequantize, packRows: activations.effective == .int8)
                 let tokenizer = try GGUFTokenizer(gguf: file)
                 _ = try tokenizer.renderChat([.init(role: "user", content: "")])  // the template must read
                 if let c = gguf.context, c < 2 { fail("--context must be at least 2") }

@@ -17,7 +17,7 @@ struct GGUFRunner {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw GGUFError("\(path): no such file") }
         let file = try GGUFFile(url: url)
-        model = try LlamaModel(file: file, dequantize: dequantize)
+        model = try LlamaModel(file: file, dequantize: dequantize, packRows: activations.effective == .int8)
         tokenizer = try GGUFTokenizer(gguf: file)
         guard tokenizer.vocabSize <= model.config.vocabSize else {
             throw GGUFError("\(path): the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(model.config.vocabSize)")
