@@ -3,7 +3,8 @@
 # (quantised and de-quantised weights) beside llama.cpp and transformers, in one run.
 #   scripts/bench-smollm2.sh [FILE.gguf] [PROMPT=512] [GEN=128] [THREADS="1 2"] [ROUNDS=5]
 # FILE defaults to the one scripts/fetch-smollm2.sh puts in .build/models. Python: $PYTHON
-# (default python3) with torch, transformers, gguf, and llama-cpp-python for llama.cpp.
+# (default python3) with llama-cpp-python for llama.cpp; $TRANSFORMERS_PYTHON (default $PYTHON) with torch,
+# transformers and gguf for transformers.
 #
 # The machine may be shared, and other work moves single figures by 2x. So this project (quantised)
 # and llama.cpp alternate for ROUNDS rounds at each thread count, each measurement the best of 3,
@@ -30,7 +31,8 @@ for t in $THREADS; do
   "$BIN" gguf-bench --model "$FILE" --prompt-tokens "$PROMPT" --gen-tokens "$GEN" --threads "$t" --weights dequantized --repeats 2 | tee -a "$LOG"
 done
 MAXT=$(echo $THREADS | tr ' ' '\n' | sort -n | tail -1)
-PEERS=transformers "$PYTHON" scripts/bench_smollm2_peers.py "$FILE" "$PROMPT" "$GEN" 1 "$MAXT" 2>/dev/null | tee -a "$LOG"
+PEERS=transformers "${TRANSFORMERS_PYTHON:-$PYTHON}" scripts/bench_smollm2_peers.py "$FILE" "$PROMPT" "$GEN" 1 "$MAXT" 2>/dev/null | tee -a "$LOG" ||
+  echo "transformers: not run (${TRANSFORMERS_PYTHON:-$PYTHON} lacks torch or transformers; TRANSFORMERS_PYTHON names another Python)"
 echo "== summary: best / median over the runs (tokens/s); load now $(cut -d' ' -f1-3 /proc/loadavg) =="
 sed -E 's/ \([0-9]+ MB read per token\)//; s/ \(llama-cpp-python [^)]*\)//; s/ \(torch [^)]*\)//' "$LOG" | awk -F': ' '
   { key = $1; split($2, parts, "; ")

@@ -264,7 +264,8 @@ public final class LlamaSession: GenerationSession {
     /// How one token's matrix–vector products treat their input: rounded to 8 bits per block for
     /// integer dot products (`int8`, the default where the CPU has them, as llama.cpp does), or kept
     /// in Float32 (`float32`: the exact product of the de-quantised weights, for checking against a
-    /// peer to 1e-6). Prompts always go through the Float32 GEMM. `TRANSFORMER_ACTIVATIONS` sets the default.
+    /// peer to 1e-6). With `int8`, prompts go through the batched integer kernel where every layer matrix has one.
+    /// `TRANSFORMER_ACTIVATIONS` sets the default.
     public var activations: ActivationPrecision = .default
 
     /// - Parameter chunk: prompt tokens per forward pass (default: 64 where every layer matrix has a batched
