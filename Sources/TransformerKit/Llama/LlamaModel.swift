@@ -268,8 +268,12 @@ public final class LlamaSession: GenerationSession {
     /// `TRANSFORMER_ACTIVATIONS` sets the default.
     public var activations: ActivationPrecision = .default
 
-    /// - Parameter chunk: prompt tokens per forward pass (default: 64 where every layer matrix has a batched
-    ///   integer kernel and activations are 8-bit, else 512).
+    /// - Parameters:
+    ///   - model: the weights (shared; sessions of one model may run on different threads).
+    ///   - maxLength: the KV cache's length (default and upper bound: the model's context).
+    ///   - chunk: prompt tokens per forward pass (default: 64 where every layer matrix has a batched integer
+    ///     kernel and activations are 8-bit, else 512).
+    ///   - activations: `int8` or `float32` matrix–vector products (see `activations`).
     public init(model: LlamaModel, maxLength: Int? = nil, chunk: Int? = nil, activations: ActivationPrecision = .default) {
         self.model = model
         // Through the batched integer kernel a prompt is fastest in chunks of 64 (`gguf-bench --prompt-tokens 512` on
