@@ -36,11 +36,28 @@ extension Gemm {
     /// The entry point the layers call: the packed, blocked kernel in GemmFast.swift (which itself
     /// falls back to `reference` for tiny products) — or, when the package is built with the trait
     /// `BLAS`, the system's `cblas_sgemm` (OpenBLAS) with the same contract.
+    /// With `precision` bf16, both inputs are first rounded to bfloat16 (BFloat16.swift).
     @inline(__always)
     public static func multiply(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if precision == .bf16 {
+            multiplyBF16(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                ldc: ldc)
+            return
+        }
+        multiplyFloat32(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    @inline(__always)
+    static func multiplyFloat32(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         #if BLAS
             blas(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)

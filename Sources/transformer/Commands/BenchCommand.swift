@@ -41,6 +41,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "bpe: the text to learn a byte-level BPE from and encode, one sentence per line.") var text: String =
         "data/tinyshakespeare.txt"
     @Option(help: "bpe: the vocabulary size to learn.") var vocabSize: Int = 8000
+    @Option(help: "Training parts: the precisions to time, comma-separated (fp32, bf16; bf16 is emulated in this build).")
+    var precision: String = "fp32"
+
+    var precisions: [GemmPrecision] {
+        precision.split(separator: ",").compactMap { GemmPrecision(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+    }
 
     static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate", "bpe", "gemm-tune"]
 
@@ -52,6 +58,10 @@ struct BenchCommand: ParsableCommand {
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if vocabSize <= 256 { throw ValidationError("--vocab-size must be above 256 (the byte tokens)") }
+        for p in precision.split(separator: ",", omittingEmptySubsequences: false)
+        where GemmPrecision(rawValue: p.trimmingCharacters(in: .whitespaces)) == nil {
+            throw ValidationError("--precision: \"\(p)\" is not fp32 or bf16")
+        }
         for t in threads.split(separator: ",", omittingEmptySubsequences: false) {
             guard let v = Int(t.trimmingCharacters(in: .whitespaces)), v >= 1 else {
                 throw ValidationError("--threads: \"\(t)\" is not a thread count of at least 1")
@@ -70,13 +80,21 @@ struct BenchCommand: ParsableCommand {
             "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · \(KernelSet.report) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))"
         )
         if parts.contains("gemm") { try gemm() }
-        if parts.contains("gpt-small") {
-            try trainGPT(name: "gpt-small", GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16)
+        for p in precisions {
+            // the training parts once per precision; their lines name it when it is not fp32
+            Gemm.precision = p
+            let tag = p == .fp32 ? "" : " [\(p), emulated]"
+            if parts.contains("gpt-small") {
+                try trainGPT(
+                    name: "gpt-small" + tag, GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16)
+            }
+            if parts.contains("gpt-tiny") {
+                try trainGPT(
+                    name: "gpt-tiny" + tag, GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32)
+            }
+            if parts.contains("seq2seq") { try trainSeq2Seq(tag: tag) }
         }
-        if parts.contains("gpt-tiny") {
-            try trainGPT(name: "gpt-tiny", GPTConfig(vocabSize: 65, contextLength: 64, dModel: 128, layers: 4, heads: 4), batch: 32)
-        }
-        if parts.contains("seq2seq") { try trainSeq2Seq() }
+        Gemm.precision = .fp32
         if parts.contains("generate") { try generate() }
         if parts.contains("bpe") { try bpe() }
         if parts.contains("gemm-tune") { GemmBenchmarks.tune() }
@@ -189,7 +207,7 @@ struct BenchCommand: ParsableCommand {
                 Double(tokens) / Double(steps) / dt, dt, flops / dt / 1e9, peakMemory() as NSString))
     }
 
-    func trainSeq2Seq() throws {
+    func trainSeq2Seq(tag: String) throws {
         resetPeakMemory()
         // The encoder–decoder config of the performance issue.
         var c = TransformerConfig()
@@ -215,10 +233,10 @@ struct BenchCommand: ParsableCommand {
             String(
                 format:
                     """
-                    train encoder–decoder d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target \
+                    train encoder–decoder%@ d_model 256, 8 heads, 3+3 layers, d_ff 1024, len 32, batch 64, vocab 8000: %.0f target \
                     tokens/s (%.3f s/step), peak RSS %@
                     """,
-                Double(tokens) / dt, dt, peakMemory() as NSString))
+                tag as NSString, Double(tokens) / dt, dt, peakMemory() as NSString))
     }
 
     /// Batch-1 generation on GPT small's shape (context widened to the longest asked): the time per

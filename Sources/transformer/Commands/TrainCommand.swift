@@ -103,8 +103,20 @@ struct TrainCommand: ParsableCommand {
             """,
             valueName: "stop|skip"))
     var onNonFinite: String?
+    @Option(
+        help: ArgumentHelp(
+            """
+            Matrix products of the linear layers and their gradients: fp32, or bf16 (inputs rounded to bfloat16, sums in \
+            Float32; weights, AdamW moments, loss, norms and softmax stay Float32, checkpoints Float32). This build emulates \
+            bf16 (the same numbers, no speed-up).
+            """,
+            valueName: "fp32|bf16"))
+    var precision: String = "fp32"
 
     func validate() throws {
+        guard GemmPrecision(rawValue: precision) != nil else {
+            throw ValidationError("--precision must be fp32 or bf16 (got \(precision))")
+        }
         if let onNonFinite, NonFinitePolicy(rawValue: onNonFinite) == nil {
             throw ValidationError("--on-non-finite must be stop or skip (got \(onNonFinite))")
         }
@@ -119,6 +131,15 @@ struct TrainCommand: ParsableCommand {
         // Under mpirun every rank runs this command; rank 0 alone prints and writes.
         logQuiet = group.rank != 0
         if group.size > 1 { shareCores(group) }
+        Gemm.precision = GemmPrecision(rawValue: precision) ?? .fp32
+        if Gemm.precision == .bf16 {
+            let cpu =
+                CPUFeatureSet.current.contains(.avx512bf16)
+                ? "this CPU has AVX-512 BF16, but this build no bf16 kernel" : "this CPU has no AVX-512 BF16"
+            log(
+                "precision bf16, emulated (\(cpu)): matrix inputs rounded to bfloat16, products and sums in Float32 — bf16's numbers, not its speed"
+            )
+        }
         do {
             switch model {
             case "seq2seq": try train(group)
