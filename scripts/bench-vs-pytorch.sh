@@ -13,7 +13,10 @@ BIN=$(swift build -c release --show-bin-path)/transformer
 echo "== $(date -u +%FT%TZ) · $(nproc) cores =="
 STEPS=${STEPS:-10}
 CONTEXTS=${CONTEXTS:-64,256,1024}
-"$BIN" bench --steps "$STEPS" --contexts "$CONTEXTS" | tee /tmp/bench-swift.txt
+# PRECISIONS=fp32,bf16: training in both (this project's bf16 is emulated; PyTorch's is torch.autocast)
+PRECISIONS=${PRECISIONS:-fp32}
+export PRECISIONS
+"$BIN" bench --steps "$STEPS" --contexts "$CONTEXTS" --precision "$PRECISIONS" | tee /tmp/bench-swift.txt
 : > /tmp/bench-peer.txt
 for t in 1 2; do
   OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$PY" - "$t" <<'PYEOF' | tee -a /tmp/bench-peer.txt

@@ -7,8 +7,11 @@ Same configurations, same measurement as the Swift benchmark:
   generate  batch 1 on GPT small's shape with the context widened to the longest asked: the context is
             filled to `ctx - timed` tokens, then `timed` tokens are made one at a time (argmax), with a
             KV cache (32 timed) and by recomputing the whole context (8 timed).
-Usage: bench_pytorch_gpt_speed.py THREADS STEPS CONTEXTS(comma-separated)
+  PRECISIONS=fp32,bf16 (environment) times training in each: bf16 is torch.autocast("cpu", dtype=torch.bfloat16)
+            around the forward pass and the loss (fp32 master weights and AdamW, as `train --precision bf16`).
+Usage: bench_pytorch_gpt_speed.py THREADS STEPS CONTEXTS(comma-separated) [PARTS]
 """
+import contextlib, os
 import math, sys, time
 import torch
 import torch.nn as nn
@@ -59,14 +62,16 @@ class GPT(nn.Module):
         return self.ln_f(x) @ self.wte.weight.t()
 
 
-def train(name, vocab, layers, heads, d, ctx, batch):
+def train(name, vocab, layers, heads, d, ctx, batch, precision="fp32"):
     model = GPT(vocab, layers, heads, d, ctx)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
     params = sum(p.numel() for p in model.parameters())
 
     def step():
         x = torch.randint(0, vocab, (batch, ctx)); y = torch.randint(0, vocab, (batch, ctx))
-        loss = F.cross_entropy(model(x).view(-1, vocab), y.view(-1))
+        amp = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        with amp:
+            loss = F.cross_entropy(model(x).view(-1, vocab).float(), y.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -79,7 +84,8 @@ def train(name, vocab, layers, heads, d, ctx, batch):
         step()
     dt = (time.perf_counter() - start) / steps
     flops = (6 * params + 12 * layers * ctx * d) * batch * ctx
-    print(f"pytorch {torch.__version__} train {name}: {batch * ctx / dt:.0f} tokens/s ({dt:.3f} s/step, {flops / dt / 1e9:.1f} GFLOP/s of model work, {threads} threads)", flush=True)
+    tag = " [bf16 autocast]" if precision == "bf16" else ""
+    print(f"pytorch {torch.__version__} train {name}{tag}: {batch * ctx / dt:.0f} tokens/s ({dt:.3f} s/step, {flops / dt / 1e9:.1f} GFLOP/s of model work, {threads} threads)", flush=True)
 
 
 @torch.no_grad()
@@ -108,9 +114,10 @@ def generate():
         print(line.rstrip(";"), flush=True)
 
 
-if "gpt-small" in parts:
-    train("gpt-small", 65, 6, 6, 384, 256, 16)
-if "gpt-tiny" in parts:
-    train("gpt-tiny", 65, 4, 4, 128, 64, 32)
+for precision in os.environ.get("PRECISIONS", "fp32").split(","):
+    if "gpt-small" in parts:
+        train("gpt-small", 65, 6, 6, 384, 256, 16, precision)
+    if "gpt-tiny" in parts:
+        train("gpt-tiny", 65, 4, 4, 128, 64, 32, precision)
 if "generate" in parts:
     generate()
