@@ -55,7 +55,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // cpuid in C (no flags needed): the features kernels are chosen by at run time.
         .target(name: "CPUFeatures", cSettings: cpuCheck),
-        .target(name: "TensorKit", dependencies: ["CPUFeatures", .target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
+        // Kernels needing CPU features beyond the build's (AVX-512 BF16), in C with per-function `target`
+        // attributes: no flags, builds anywhere; called only when cpuid says the CPU has them.
+        .target(name: "CKernels"),
+        .target(name: "TensorKit", dependencies: ["CPUFeatures", "CKernels", .target(name: "CBLAS", condition: .when(traits: ["BLAS"]))],
                 swiftSettings: cpuFlags),
         // Model files on disk (safetensors, GGUF, Hugging Face folders) and the one JSON scanner.
         .target(name: "ModelFiles", dependencies: ["TensorKit"], swiftSettings: cpuFlags),

@@ -13,9 +13,10 @@ TRIPLE=$(swift -print-target-info | python3 -c 'import json,sys; print(json.load
 status=0
 for m in TensorKit ModelFiles Tokenizers TransformerKit; do
   sg=$(mktemp -d)
-  # TensorKit imports the C module CPUFeatures: its generated module map and its headers
+  # TensorKit imports the C modules CPUFeatures and CKernels: their generated module maps and headers
   swift-symbolgraph-extract -module-name "$m" -I "$MODULES_DIR" -target "$TRIPLE" -output-dir "$sg" -minimum-access-level public \
-    -Xcc -fmodule-map-file="$(dirname "$MODULES_DIR")/CPUFeatures.build/module.modulemap" -Xcc -ISources/CPUFeatures/include
+    -Xcc -fmodule-map-file="$(dirname "$MODULES_DIR")/CPUFeatures.build/module.modulemap" -Xcc -ISources/CPUFeatures/include \
+    -Xcc -fmodule-map-file="$(dirname "$MODULES_DIR")/CKernels.build/module.modulemap" -Xcc -ISources/CKernels/include
   rm -rf "$OUT/$m"; mkdir -p "$OUT"
   if docc convert "Sources/$m/$m.docc" --additional-symbol-graph-dir "$sg" --output-path "$OUT/$m" \
        --fallback-display-name "$m" --fallback-bundle-identifier "transformer.$m" > "$sg/docc.log" 2>&1; then

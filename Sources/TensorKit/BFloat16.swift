@@ -1,11 +1,14 @@
-// MARK: - bfloat16 mixed precision (emulated)
+import CKernels
+
+// MARK: - bfloat16 mixed precision
 //
 // bfloat16 is the top half of a Float32: the same 8 exponent bits, 7 mantissa bits. Mixed-precision
 // training multiplies bf16 inputs and accumulates in Float32 (`vdpbf16ps` does two such products per
 // lane); the master weights, the optimizer's moments, the loss, the norms and the softmax stay Float32.
-// This build has no bf16 kernel yet (`KernelSet.avx512bf16` is not in it), so `Gemm.precision = .bf16`
-// rounds each product's inputs to bf16 and multiplies them in Float32: the numbers of bf16 training,
-// exactly, but not its speed.
+// With the `avx512-bf16` kernel set, `Gemm.precision = .bf16` runs CKernels' bf16 GEMM (operands
+// rounded while packed). Elsewhere it is emulated: each product's inputs are rounded to bf16 and
+// multiplied in Float32 — the numbers of bf16 training (but for subnormals, which the instructions
+// flush to zero), not its speed.
 
 /// How `Gemm.multiply` treats its inputs.
 public enum GemmPrecision: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -17,13 +20,59 @@ public enum GemmPrecision: String, Sendable, CaseIterable, CustomStringConvertib
     public var description: String { rawValue }
 }
 
+extension GemmPrecision {
+    /// Whether bf16 products run on a bf16 kernel with `kernels`, and a phrase saying how (and, when emulated, why).
+    public static func bf16Implementation(kernels: KernelSet = .active) -> (native: Bool, note: String) {
+        if kernels.hasBF16 { return (true, "on the \(kernels) kernel (vdpbf16ps: two bf16 products per Float32 lane)") }
+        let why =
+            KernelSet.supported().contains(where: \.hasBF16)
+            ? "TRANSFORMER_KERNELS=\(kernels) has no bf16 kernel"
+            : CPUFeatureSet.current.contains(.avx512bf16) ? "this build has no bf16 kernel" : "this CPU has no AVX-512 BF16"
+        return (false, "emulated (\(why)): inputs rounded to bfloat16, products and sums in Float32 — bf16's numbers, not its speed")
+    }
+}
+
 extension Gemm {
     /// The precision of `multiply` (the linear layers and their gradients). Set once, before training, like
     /// `threads`. Attention's own products (`AttentionFast`) stay Float32.
     nonisolated(unsafe) public static var precision: GemmPrecision = .fp32
 
-    /// `multiply` with both operands rounded to bfloat16 first (compact copies; `c` as given).
+    /// `multiply` with both operands rounded to bfloat16: the bf16 kernel when `kernels` has one, else emulated.
     static func multiplyBF16(
+        kernels: KernelSet = .active, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if !kernels.hasBF16 {
+            multiplyBF16Emulated(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+                c: c, ldc: ldc)
+        } else if m > 0 && n > 0 {
+            if k <= 0 || alpha == 0 {
+                scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
+                return
+            }
+            split(
+                bf16: true, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// One thread's bf16 product (AVX-512 BF16; callers check `KernelSet.hasBF16`).
+    static func blockedBF16(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let bytes = tk_gemm_bf16_workspace(m, n, k)
+        let buffer = PackBuffers.acquire(floats: (bytes + 3) / 4)
+        defer { PackBuffers.release(buffer) }
+        tk_gemm_bf16(
+            transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, UnsafeMutableRawPointer(buffer.pointer))
+    }
+
+    /// `multiply` with both operands rounded to bfloat16 first (compact copies; `c` as given).
+    static func multiplyBF16Emulated(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

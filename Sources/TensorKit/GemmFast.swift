@@ -72,15 +72,38 @@ extension Gemm {
                 a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
+        split(
+            bf16: false, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+            beta: beta, c: c, ldc: ldc)
+    }
+
+    /// Splits a product too large for one thread across the pool and runs each share through `blocked`
+    /// (Float32), or with `bf16` through the AVX-512 BF16 kernel (`tk_gemm_bf16`). Needs m, n, k ≥ 1.
+    static func split(
+        bf16: Bool, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let work = m * n * k
         // Split the larger of M and N across threads: each thread then packs its own copy of the
         // other operand's block, and the duplicated packing (k·min(m, n) per thread) is the smaller one.
         let splitM = splitPolicy == 0 ? m >= n : splitPolicy == 1
         let units = splitM ? (m + mr - 1) / mr : (n + nr - 1) / nr
         let t = work >= parallelWork ? max(1, min(threads, processors, units, work / threadWork)) : 1
+        // One thread's share, through the kernel asked for.
+        @Sendable func share(m: Int, n: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+            if bf16 {
+                blockedBF16(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            } else {
+                blocked(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            }
+        }
         if t == 1 {
-            blocked(
-                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            share(m: m, n: n, a: a, b: b, c: c)
             return
         }
         // Pointers are not Sendable; carry them as addresses into the worker closure.
@@ -93,16 +116,10 @@ extension Gemm {
             let c = UnsafeMutablePointer<Float>(bitPattern: cAddr)!
             if splitM {
                 let i0 = lo * mr, i1 = min(m, hi * mr)
-                blocked(
-                    transA: transA, transB: transB, m: i1 - i0, n: n, k: k, alpha: alpha,
-                    a: transA ? a + i0 : a + i0 * lda, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: c + i0 * ldc, ldc: ldc)
+                share(m: i1 - i0, n: n, a: transA ? a + i0 : a + i0 * lda, b: b, c: c + i0 * ldc)
             } else {
                 let j0 = lo * nr, j1 = min(n, hi * nr)
-                blocked(
-                    transA: transA, transB: transB, m: m, n: j1 - j0, k: k, alpha: alpha,
-                    a: a, lda: lda, b: transB ? b + j0 * ldb : b + j0, ldb: ldb,
-                    beta: beta, c: c + j0, ldc: ldc)
+                share(m: m, n: j1 - j0, a: a, b: transB ? b + j0 * ldb : b + j0, c: c + j0)
             }
         }
         if #available(macOS 15.0, *), !useDispatch {

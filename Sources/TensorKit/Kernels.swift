@@ -1,3 +1,4 @@
+import CKernels
 import CPUFeatures
 import Foundation
 
@@ -51,12 +52,14 @@ public enum KernelSet: String, CaseIterable, Sendable, CustomStringConvertible {
     case baseline
     /// AVX2 + FMA: adds 8-bit activations with integer dot products (`vpmaddubsw`) on quantised weights.
     case avx2
-    /// AVX-512 (F, BW, VL): not in this build yet.
+    /// AVX-512 (F, BW, VL) for Float32: not in this build (on the CPUs measured, Zen 4 among them, the FMA
+    /// units are 256 bits wide, so it would peak no higher than AVX2).
     case avx512
-    /// AVX-512 with BF16 dot products (`vdpbf16ps`): not in this build yet.
-    case avx512bf16 = "avx512-bf16"
-    /// AVX-512 VNNI (`vpdpbusd`): not in this build yet.
+    /// The AVX2 kernels, with AVX-512 VNNI (`vpdpbusd`, CKernels/q4_vnni.c) for 4-bit rows times 8-bit activations.
     case vnni
+    /// The VNNI kernels plus a bfloat16 GEMM on AVX-512 BF16 (`vdpbf16ps`, CKernels/gemm_bf16.c) for
+    /// `Gemm.precision = .bf16`. (Every CPU with AVX-512 BF16 also has VNNI.)
+    case avx512bf16 = "avx512-bf16"
 
     public var description: String { rawValue }
 
@@ -66,7 +69,7 @@ public enum KernelSet: String, CaseIterable, Sendable, CustomStringConvertible {
         case .baseline: return []
         case .avx2: return [.avx2, .fma]
         case .avx512: return [.avx2, .fma, .avx512f, .avx512bw, .avx512vl]
-        case .avx512bf16: return [.avx2, .fma, .avx512f, .avx512bw, .avx512vl, .avx512bf16]
+        case .avx512bf16: return [.avx2, .fma, .avx512f, .avx512bw, .avx512vl, .avx512vnni, .avx512bf16]
         case .vnni: return [.avx2, .fma, .avx512f, .avx512bw, .avx512vl, .avx512vnni]
         }
     }
@@ -81,12 +84,20 @@ public enum KernelSet: String, CaseIterable, Sendable, CustomStringConvertible {
             #else
                 return false
             #endif
-        case .avx512, .avx512bf16, .vnni: return false
+        case .vnni: return KernelSet.avx2.inBuild && tk_has_vnni_kernels() != 0
+        case .avx512bf16: return KernelSet.vnni.inBuild && tk_has_bf16_kernels() != 0
+        case .avx512: return false
         }
     }
 
     /// Whether the set runs 8-bit activations with integer dot products.
-    public var hasInt8: Bool { self == .avx2 }
+    public var hasInt8: Bool { self == .avx2 || hasVNNI }
+
+    /// Whether its 4-bit kernels use `vpdpbusd` (AVX-512 VNNI) rather than AVX2's `vpmaddubsw`.
+    public var hasVNNI: Bool { self == .vnni || self == .avx512bf16 }
+
+    /// Whether `Gemm.precision = .bf16` runs on a bfloat16 kernel (otherwise it is emulated in Float32).
+    public var hasBF16: Bool { self == .avx512bf16 }
 
     /// The sets both the CPU and this build have, baseline first.
     public static func supported(by cpu: CPUFeatureSet = .current) -> [KernelSet] {

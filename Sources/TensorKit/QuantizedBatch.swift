@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 #if arch(x86_64) && TRANSFORMER_AVX2
@@ -118,9 +119,9 @@ extension Quantized {
     }
 
     /// `out[i·m.rows + r] = row r · x_i` for the rows in `rows` and every input, `a(i)` being input i rounded
-    /// to 8 bits. Only for formats with `hasBatchedInt8Kernel`.
+    /// to 8 bits. Only for formats with `hasBatchedInt8Kernel`. `kernels` picks VNNI or AVX2 for packed 4-bit rows.
     static func dotRowsInt8Batched(
-        _ out: FloatPtr, _ m: QuantizedMatrix, _ a: (Int) -> Int8Activations, n: Int, rows: Range<Int>
+        _ out: FloatPtr, _ m: QuantizedMatrix, _ a: (Int) -> Int8Activations, n: Int, rows: Range<Int>, kernels: KernelSet = .active
     ) {
         #if arch(x86_64) && TRANSFORMER_AVX2
             // (weights as bytes, scale d, offset per unit of Σx, signed?) of the block at `blk`
@@ -158,9 +159,9 @@ extension Quantized {
                         for r in Swift.stride(from: a0, to: a1, by: 8) {
                             // two copies of the kernel, each with its format's scales fixed
                             if withMin {
-                                eightRowsPacked(out, m, p, a, n, r, withMin: true, acc: acc.baseAddress!)
+                                eightRowsPacked(out, m, p, a, n, r, withMin: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
                             } else {
-                                eightRowsPacked(out, m, p, a, n, r, withMin: false, acc: acc.baseAddress!)
+                                eightRowsPacked(out, m, p, a, n, r, withMin: false, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
                             }
                         }
                     }
@@ -345,9 +346,14 @@ extension Quantized {
         /// one load and one widening each, and their nibbles come already transposed, from one contiguous stream.
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            withMin: Bool, acc: FloatPtr
+            withMin: Bool, vnni: Bool, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            if vnni {
+                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, withMin: withMin, a, n, acc: acc)
+                for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+                return
+            }
             acc.initialize(repeating: 0, count: 8 * n)
             let low = _mm256_set1_epi8(15), weights = withMin ? 32 : 16
             for b in 0..<blocks {
@@ -364,6 +370,23 @@ extension Quantized {
                 fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+        }
+
+        /// `eightRowsPacked` through CKernels' AVX-512 VNNI copy (`vpdpbusd`): `acc[8i + r]` = row r · input i.
+        static func eightRowsPackedVNNI(
+            _ base: UnsafeRawPointer, blocks: Int, blockBytes: Int, withMin: Bool, _ a: (Int) -> Int8Activations, _ n: Int,
+            acc: FloatPtr
+        ) {
+            withUnsafeTemporaryAllocation(of: UnsafePointer<Int8>?.self, capacity: n) { q in
+                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2 * n) { ds in
+                    for i in 0..<n {
+                        let x = a(i)
+                        q[i] = UnsafePointer(x.q); ds[i] = UnsafePointer(x.d); ds[n + i] = UnsafePointer(x.s)
+                    }
+                    tk_q4_packed_rows_vnni(
+                        base, blocks, blockBytes, withMin ? 1 : 0, n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
+                }
+            }
         }
 
         /// `eightRowsQ8` on rows repacked at load (`PackedRows`): scales in one load, words already transposed.

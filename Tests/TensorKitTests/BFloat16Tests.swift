@@ -3,9 +3,10 @@ import Testing
 
 @testable import TensorKit
 
-/// bfloat16 rounding by hand, and the emulated bf16 product against the reference on rounded inputs.
-/// (`Gemm.precision` is process-wide, so these call `multiplyBF16` directly rather than switch it while
-/// other suites run in parallel; CI trains a GPT with `--precision bf16` in its own process.)
+/// bfloat16 rounding by hand, and the bf16 product — emulated, and the AVX-512 BF16 kernel where the CPU
+/// has it — against the reference on rounded inputs. (`Gemm.precision` is process-wide, so these call
+/// `multiplyBF16` directly rather than switch it while other suites run in parallel; CI trains a GPT
+/// with `--precision bf16` in its own process.)
 @Suite struct BFloat16Tests {
     @Test func roundsToNearestEven() {
         // bf16 keeps 7 mantissa bits: between 1 and 2 its values are 2⁻⁷ = 0.0078125 apart.
@@ -37,11 +38,21 @@ import Testing
         }
     }
 
-    /// op(A)·op(B) in emulated bf16 equals the Float32 product of the rounded operands (to summation
-    /// order), for every transposition and with strides wider than the rows; and it is not the Float32 product.
-    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
-    func productOfRoundedInputs(transA: Bool, transB: Bool) {
-        let m = 13, n = 37, k = 70, pad = 3
+    /// Every kernel set this CPU and build run: the emulation on those without a bf16 kernel.
+    static let sets = KernelSet.supported()
+
+    /// op(A)·op(B) in bf16 equals the Float32 product of the rounded operands (to summation order), for
+    /// every transposition, with strides wider than the rows, an odd k and partial tiles; and it is not the
+    /// Float32 product. The second shape spans several k blocks and both threads.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)], sets)
+    func productOfRoundedInputs(transposes: (Bool, Bool), kernels: KernelSet) {
+        for (m, n, k) in [(13, 37, 71), (150, 70, 801)] {
+            checkProduct(kernels: kernels, transA: transposes.0, transB: transposes.1, m: m, n: n, k: k)
+        }
+    }
+
+    func checkProduct(kernels: KernelSet, transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+        let pad = 3
         var rng = SeededRNG(seed: 5)
         let (aRows, aCols) = transA ? (k, m) : (m, k), (bRows, bCols) = transB ? (n, k) : (k, n)
         let lda = aCols + pad, ldb = bCols + pad
@@ -49,15 +60,16 @@ import Testing
         let ra = a.map(roundToBFloat16), rb = b.map(roundToBFloat16)
         var got = [Float](repeating: 1, count: m * n), want = got, exact = got
         Gemm.multiplyBF16(
-            transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 0.25, c: &got, ldc: n)
+            kernels: kernels, transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 0.25,
+            c: &got, ldc: n)
         Gemm.reference(
             transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ra, lda: lda, b: rb, ldb: ldb, beta: 0.25, c: &want, ldc: n)
         Gemm.reference(
             transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 0.25, c: &exact, ldc: n)
         let scale = want.map(abs).max()!
-        #expect(zip(got, want).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+        #expect(zip(got, want).map { abs($0 - $1) }.max()! <= 1e-5 * scale, "\(kernels) \(m)×\(n)×\(k)")
         // bf16's rounding (relative 2⁻⁹ per input) moves the sums far more than Float32's summation order does
         let moved = zip(got, exact).map { abs($0 - $1) }.max()!
-        #expect(moved > 1e-4 * scale && moved < 2e-2 * scale, "\(moved)")
+        #expect(moved > 1e-4 * scale && moved < 2e-2 * scale, "\(kernels) \(m)×\(n)×\(k): \(moved)")
     }
 }

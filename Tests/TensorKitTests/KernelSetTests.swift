@@ -34,6 +34,14 @@ import Testing
         if KernelSet.avx2.inBuild {
             #expect(KernelSet.supported(by: [.avx, .avx2, .fma]) == [.baseline, .avx2])
             #expect(try KernelSet.resolve(nil, cpu: [.avx, .avx2, .fma, .f16c]) == .avx2)
+            // AVX-512 without BF16 (Ice Lake): no bf16 kernel; with it (Zen 4, Sapphire Rapids): the bf16 set.
+            let avx512: CPUFeatureSet = [.avx, .avx2, .fma, .f16c, .avx512f, .avx512bw, .avx512vl, .avx512vnni]
+            #expect(try KernelSet.resolve(nil, cpu: avx512) == (KernelSet.vnni.inBuild ? .vnni : .avx2))
+            if KernelSet.avx512bf16.inBuild {
+                #expect(try KernelSet.resolve(nil, cpu: avx512.union(.avx512bf16)) == .avx512bf16)
+                #expect(KernelSet.avx512bf16.hasInt8 && KernelSet.avx512bf16.hasBF16 && KernelSet.avx512bf16.hasVNNI)
+                #expect(!KernelSet.vnni.hasBF16 && !KernelSet.avx2.hasBF16 && !KernelSet.avx2.hasVNNI)
+            }
         }
     }
 
@@ -42,7 +50,7 @@ import Testing
         do {
             _ = try KernelSet.resolve("fastest")
         } catch {
-            #expect(error.message.contains("is not a kernel set (expected one of baseline, avx2, avx512, avx512-bf16, vnni)"))
+            #expect(error.message.contains("is not a kernel set (expected one of baseline, avx2, avx512, vnni, avx512-bf16)"))
         }
         if KernelSet.avx2.inBuild {
             do {
@@ -52,13 +60,25 @@ import Testing
                 #expect(error.message == "TRANSFORMER_KERNELS=avx2: this CPU lacks avx2 (it has avx fma)")
             }
         }
-        // The AVX-512 sets are not in this build yet, whatever the CPU.
+        if KernelSet.avx512bf16.inBuild {
+            do {
+                _ = try KernelSet.resolve("avx512-bf16", cpu: [.avx, .avx2, .fma, .avx512f, .avx512bw, .avx512vl, .avx512vnni])
+                Issue.record("a CPU without AVX-512 BF16 was given the bf16 kernels")
+            } catch {
+                #expect(
+                    error.message
+                        == "TRANSFORMER_KERNELS=avx512-bf16: this CPU lacks avx512_bf16 (it has avx avx2 fma avx512f avx512bw avx512vl avx512_vnni)"
+                )
+            }
+        }
+        // Plain AVX-512 (wider Float32 registers, no new instructions) has no kernels of its own yet, whatever the CPU:
+        // on the CPUs measured its FMA units are 256 bits wide, so AVX2 peaks as high.
         let all = CPUFeatureSet(rawValue: ~0)
         do {
-            _ = try KernelSet.resolve("vnni", cpu: all)
-            Issue.record("vnni accepted")
+            _ = try KernelSet.resolve("avx512", cpu: all)
+            Issue.record("avx512 accepted")
         } catch {
-            #expect(error.message.hasPrefix("TRANSFORMER_KERNELS=vnni: this build has no vnni kernels"))
+            #expect(error.message.hasPrefix("TRANSFORMER_KERNELS=avx512: this build has no avx512 kernels"))
         }
     }
 

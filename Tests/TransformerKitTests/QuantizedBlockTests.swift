@@ -137,6 +137,21 @@ import ModelFiles
                             }
                             let w = zip(split, batched).map { abs($0 - $1) }.max()!
                             #expect(w <= 1e-5 * scale, "\(type.name) packed, split rows, n \(n): \(w)")
+                            // VNNI (vpdpbusd) and AVX2 (vpmaddubsw) sum the same integers, then scale them in the same order
+                            let sets = KernelSet.supported().filter(\.hasInt8)
+                            let each = sets.map { kernels in
+                                var o = [Float](repeating: .nan, count: n * rows)
+                                o.withUnsafeMutableBufferPointer { o in
+                                    x.withUnsafeBufferPointer { xs in
+                                        Self.batchedInt8(
+                                            o.baseAddress!, packed, xs.baseAddress!, n: n, ranges: [0..<rows], kernels: kernels)
+                                    }
+                                }
+                                return o
+                            }
+                            for (kernels, o) in zip(sets, each) {
+                                #expect(o == each[0], "\(type.name) packed, \(kernels) against \(sets[0]), n \(n)")
+                            }
                         }
                     }
                     for i in 0..<n {
@@ -160,13 +175,16 @@ import ModelFiles
 
     /// The batched integer kernel over `ranges` of rows, as the thread pool would split them.
     static func batchedInt8(
-        _ out: UnsafeMutablePointer<Float>, _ m: QuantizedMatrix, _ x: UnsafePointer<Float>, n: Int, ranges: [Range<Int>]
+        _ out: UnsafeMutablePointer<Float>, _ m: QuantizedMatrix, _ x: UnsafePointer<Float>, n: Int, ranges: [Range<Int>],
+        kernels: KernelSet = .active
     ) {
         let cols = m.cols, blocks = cols / 32
         let q = UnsafeMutablePointer<Int8>.allocate(capacity: n * cols), ds = UnsafeMutablePointer<Float>.allocate(capacity: 2 * n * blocks)
         defer { q.deallocate(); ds.deallocate() }
         for i in 0..<n { Quantized.quantizeActivations(x + i * cols, cols: cols, into: Quantized.rowActivations(q, ds, i, cols)) }
-        for r in ranges { Quantized.dotRowsInt8Batched(out, m, { Quantized.rowActivations(q, ds, $0, cols) }, n: n, rows: r) }
+        for r in ranges {
+            Quantized.dotRowsInt8Batched(out, m, { Quantized.rowActivations(q, ds, $0, cols) }, n: n, rows: r, kernels: kernels)
+        }
     }
 }
 

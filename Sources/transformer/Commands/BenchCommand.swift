@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "bpe: the text to learn a byte-level BPE from and encode, one sentence per line.") var text: String =
         "data/tinyshakespeare.txt"
     @Option(help: "bpe: the vocabulary size to learn.") var vocabSize: Int = 8000
-    @Option(help: "Training parts: the precisions to time, comma-separated (fp32, bf16; bf16 is emulated in this build).")
+    @Option(help: "Training parts: the precisions to time, comma-separated (fp32, bf16; bf16 is emulated on CPUs without AVX-512 BF16).")
     var precision: String = "fp32"
 
     var precisions: [GemmPrecision] {
@@ -83,7 +83,7 @@ struct BenchCommand: ParsableCommand {
         for p in precisions {
             // the training parts once per precision; their lines name it when it is not fp32
             Gemm.precision = p
-            let tag = p == .fp32 ? "" : " [\(p), emulated]"
+            let tag = p == .fp32 ? "" : " [\(p)\(GemmPrecision.bf16Implementation().native ? "" : ", emulated")]"
             if parts.contains("gpt-small") {
                 try trainGPT(
                     name: "gpt-small" + tag, GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16)

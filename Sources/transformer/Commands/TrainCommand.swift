@@ -133,12 +133,7 @@ struct TrainCommand: ParsableCommand {
         if group.size > 1 { shareCores(group) }
         Gemm.precision = GemmPrecision(rawValue: precision) ?? .fp32
         if Gemm.precision == .bf16 {
-            let cpu =
-                CPUFeatureSet.current.contains(.avx512bf16)
-                ? "this CPU has AVX-512 BF16, but this build no bf16 kernel" : "this CPU has no AVX-512 BF16"
-            log(
-                "precision bf16, emulated (\(cpu)): matrix inputs rounded to bfloat16, products and sums in Float32 — bf16's numbers, not its speed"
-            )
+            log("precision bf16 \(GemmPrecision.bf16Implementation().note); weights, moments, loss, norms and softmax in Float32")
         }
         do {
             switch model {

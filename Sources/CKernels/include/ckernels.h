@@ -1,0 +1,32 @@
+// Hot kernels that need CPU features Swift cannot ask for one function at a time. Each is compiled
+// with a clang `target` attribute, so this module needs no compiler flags and builds on any x86-64;
+// TensorKit's `KernelSet` calls one only when cpuid says the CPU has what it needs.
+#ifndef TRANSFORMER_CKERNELS_H
+#define TRANSFORMER_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Whether this build contains the AVX-512 BF16 kernels (x86-64 only).
+int tk_has_bf16_kernels(void);
+
+/// Bytes of workspace `tk_gemm_bf16` needs for an m × n × k product (64-byte aligned by the caller).
+size_t tk_gemm_bf16_workspace(long m, long n, long k);
+
+/// C[m×n] = alpha·op(A)·op(B) + beta·C with both operands rounded to bfloat16 (to nearest even) while
+/// they are packed, products summed in Float32 by `vdpbf16ps` — the BLAS SGEMM contract on row-major
+/// storage. Needs AVX-512 F, BW and BF16; one thread (the caller splits the work).
+void tk_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha,
+                  const float *a, long lda, const float *b, long ldb,
+                  float beta, float *c, long ldc, void *workspace);
+
+/// Whether this build contains the AVX-512 VNNI kernels (x86-64 only).
+int tk_has_vnni_kernels(void);
+
+/// Eight 4-bit rows (Q4_0, or Q4_1 with `withMin`, repacked as TensorKit's `PackedRows`: `blocks` blocks
+/// of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits (input i: bytes `q[i]`, per block the
+/// scale `d[i][b]` and scaled sum `s[i][b]`): `acc[8i + r]` = row r · input i. Needs AVX-512 VL and VNNI.
+void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
+                            const int8_t *const *q, const float *const *d, const float *const *s, float *restrict acc);
+
+#endif

@@ -1,0 +1,81 @@
+// 4-bit quantised rows times 8-bit activations with AVX-512 VNNI (`vpdpbusd`, here on 256-bit
+// registers): the VNNI copy of TensorKit's `eightRowsPacked` (QuantizedBatch.swift), for Q4_0 and Q4_1
+// rows repacked 8 at a time (`PackedRows`: 8 half scales, 8 half minimums for Q4_1, then 4 words of 32
+// bytes, word k holding bytes 4k…4k+3 of each row's nibbles).
+//
+// AVX2 needs three instructions per word and input (`vpmaddubsw` into 16 bits, then adds, and one
+// `vpmaddwd` per block); `vpdpbusd` multiplies the 4 unsigned weight bytes of a lane by the 4 signed
+// activation bytes and adds them to the lane's 32-bit sum in one.
+#include "ckernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TK_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+
+int tk_has_vnni_kernels(void) { return 1; }
+
+// Block b's 8 rows (weights t0…t7, values 0…15) · one input's block: 8 int32 sums. Four chains of two,
+// so the latency is two `vpdpbusd`s and two adds, not eight in a row.
+TK_VNNI static inline __m256i dot8(const __m256i t[8], const int *x) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256i s0 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[0], _mm256_set1_epi32(x[0])), t[4], _mm256_set1_epi32(x[4]));
+    __m256i s1 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[1], _mm256_set1_epi32(x[1])), t[5], _mm256_set1_epi32(x[5]));
+    __m256i s2 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[2], _mm256_set1_epi32(x[2])), t[6], _mm256_set1_epi32(x[6]));
+    __m256i s3 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[3], _mm256_set1_epi32(x[3])), t[7], _mm256_set1_epi32(x[7]));
+    return _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
+}
+
+// Block b's scales and weights: dw (8 row scales), mw (the factor of Σx: Q4_1's minimum, Q4_0's −8·d,
+// its weights being q − 8) and the nibbles of the 4 words split into t[0…7].
+TK_VNNI static inline void unpack(const char *blk, int withMin, __m256 *dw, __m256 *mw, __m256i t[8]) {
+    const __m256i low = _mm256_set1_epi8(15);
+    *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+    *mw = withMin ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : _mm256_mul_ps(*dw, _mm256_set1_ps(-8));
+    const char *w = blk + (withMin ? 32 : 16);
+    for (int k = 0; k < 4; k++) {
+        const __m256i p = _mm256_loadu_si256((const __m256i *)(w + 32 * k));
+        t[k] = _mm256_and_si256(p, low);
+        t[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);
+    }
+}
+
+TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
+                                    const int8_t *const *q, const float *const *d, const float *const *s,
+                                    float *restrict acc) {
+    __m256 dw, mw;
+    __m256i t[8];
+    if (n == 1) {
+        // one input (generation): the sums stay in a register
+        const int8_t *q0 = q[0];
+        const float *d0 = d[0], *s0 = s[0];
+        __m256 c = _mm256_setzero_ps();
+        for (long b = 0; b < blocks; b++) {
+            unpack((const char *)rows + b * blockBytes, withMin, &dw, &mw, t);
+            const __m256 dot = _mm256_cvtepi32_ps(dot8(t, (const int *)(q0 + 32 * b)));
+            c = _mm256_fmadd_ps(dot, _mm256_mul_ps(dw, _mm256_set1_ps(d0[b])), c);
+            c = _mm256_fmadd_ps(mw, _mm256_set1_ps(s0[b]), c);
+        }
+        _mm256_storeu_ps(acc, c);
+        return;
+    }
+    for (long i = 0; i < 8 * n; i++) acc[i] = 0;
+    for (long b = 0; b < blocks; b++) {
+        unpack((const char *)rows + b * blockBytes, withMin, &dw, &mw, t);
+        for (long i = 0; i < n; i++) {
+            const __m256 dot = _mm256_cvtepi32_ps(dot8(t, (const int *)(q[i] + 32 * b)));
+            float *c = acc + 8 * i;
+            const __m256 v = _mm256_fmadd_ps(dot, _mm256_mul_ps(dw, _mm256_set1_ps(d[i][b])), _mm256_loadu_ps(c));
+            _mm256_storeu_ps(c, _mm256_fmadd_ps(mw, _mm256_set1_ps(s[i][b]), v));
+        }
+    }
+}
+
+#else
+int tk_has_vnni_kernels(void) { return 0; }
+void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
+                            const int8_t *const *q, const float *const *d, const float *const *s, float *acc) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)withMin; (void)n; (void)q; (void)d; (void)s; (void)acc;
+    __builtin_trap();  // KernelSet never calls it where tk_has_vnni_kernels() is 0
+}
+#endif
