@@ -13,7 +13,7 @@ BIN=$(swift build -c release --show-bin-path)/transformer
 echo "== $(date -u +%FT%TZ) · $(nproc) cores =="
 STEPS=${STEPS:-10}
 CONTEXTS=${CONTEXTS:-64,256,1024}
-# PRECISIONS=fp32,bf16: training in both (this project's bf16 is emulated; PyTorch's is torch.autocast)
+# PRECISIONS=fp32,bf16: training in both (ours on the AVX-512 BF16 kernel, or emulated without it; PyTorch's is torch.autocast)
 PRECISIONS=${PRECISIONS:-fp32}
 export PRECISIONS
 "$BIN" bench --steps "$STEPS" --contexts "$CONTEXTS" --precision "$PRECISIONS" | tee /tmp/bench-swift.txt
@@ -47,8 +47,14 @@ for name in ["NN", "NT", "TN"]:
 s = re.search(r"encoder.decoder.*?: (\d+) target tokens/s", swift); p = re.search(r"encoder-decoder: (\d+) target tokens/s", torch)
 if s and p: print(f"encoder-decoder training: {s.group(1)} / {p.group(1)} target tokens/s = {int(s.group(1)) / int(p.group(1)):.2f}")
 for name in ["gpt-small", "gpt-tiny"]:
-    s = re.search(rf"train {name} .*?: (\d+) tokens/s", swift); p = re.search(rf"train {name}: (\d+) tokens/s", torch)
+    s = re.search(rf"train {name} \(.*?: (\d+) tokens/s", swift); p = re.search(rf"train {name}: (\d+) tokens/s", torch)
     if s and p: print(f"{name} training: {s.group(1)} / {p.group(1)} tokens/s = {int(s.group(1)) / int(p.group(1)):.2f}")
+    # bf16: ours (on the bf16 kernel, or emulated) against torch.autocast, and against our own fp32
+    s16 = re.search(rf"train {name} \[bf16(, emulated)?\] .*?: (\d+) tokens/s", swift); p16 = re.search(rf"train {name} \[bf16 autocast\]: (\d+) tokens/s", torch)
+    if s16 and p16:
+        kind = "emulated" if s16.group(1) else "kernel"
+        print(f"{name} training bf16 ({kind}) / PyTorch autocast: {s16.group(2)} / {p16.group(1)} tokens/s = {int(s16.group(2)) / int(p16.group(1)):.2f}")
+    if s16 and s: print(f"{name} training bf16 / fp32 (ours): {s16.group(2)} / {s.group(1)} = {int(s16.group(2)) / int(s.group(1)):.2f}")
 for m in re.finditer(r"generate gpt-small batch 1, context (\d+): KV cache ([\d.]+) tokens/s.*?no cache ([\d.]+) tokens/s", swift):
     ctx = m.group(1)
     p = re.search(rf"pytorch generate gpt-small batch 1, context {ctx}: KV cache ([\d.]+) tokens/s; no cache ([\d.]+) tokens/s", torch)

@@ -35,7 +35,7 @@ extension Kernels {
                 let qh = q + bi * tq * qStride + h * dk, kh = k + bi * tk * kvStride + h * dk, vh = v + bi * tk * kvStride + h * dk
                 let a = att + pair * tq * tk
                 // S = scale · Q_h K_hᵀ   [tq, tk]
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: false, transB: true, m: tq, n: tk, k: dk, alpha: scale,
                     a: qh, lda: qStride, b: kh, ldb: kvStride, beta: 0, c: a, ldc: tk)
                 for i in 0..<tq {
@@ -43,7 +43,7 @@ extension Kernels {
                     softmaxRow(a + i * tk, visible: visible, count: tk, padding: keyPadding.map { $0 + bi * tk })
                 }
                 // out_h = A V_h   [tq, dk]
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: false, transB: false, m: tq, n: dk, k: tk, alpha: 1,
                     a: a, lda: tk, b: vh, ldb: kvStride, beta: 0, c: out + bi * tq * outStride + h * dk, ldc: outStride)
             }
@@ -76,20 +76,20 @@ extension Kernels {
                 let oOff = bi * tq * outStride + h * dHead
                 let a = att + pair * tq * tk
                 // dA = dO_h V_hᵀ   [tq, tk]
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: false, transB: true, m: tq, n: tk, k: dHead, alpha: 1,
                     a: dout + oOff, lda: outStride, b: v + kvOff, ldb: kvStride, beta: 0, c: ds, ldc: tk)
                 // dV_h += Aᵀ dO_h   [tk, dk]
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
                     a: a, lda: tk, b: dout + oOff, ldb: outStride, beta: 1, c: dv + kvOff, ldc: kvStride)
                 // Softmax backward: dS = A ⊙ (dA − rowsum(A ⊙ dA)), then the scale.
                 for i in 0..<tq { softmaxBackwardRow(ds + i * tk, a + i * tk, count: tk, scale: scale) }
                 // dQ_h += dS K_h   [tq, dk];   dK_h += dSᵀ Q_h   [tk, dk]
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: false, transB: false, m: tq, n: dHead, k: tk, alpha: 1,
                     a: ds, lda: tk, b: k + kvOff, ldb: kvStride, beta: 1, c: dq + qOff, ldc: qStride)
-                Gemm.blocked(
+                Gemm.blockedAtPrecision(
                     transA: true, transB: false, m: tk, n: dHead, k: tq, alpha: 1,
                     a: ds, lda: tk, b: q + qOff, ldb: qStride, beta: 1, c: dk + kvOff, ldc: kvStride)
             }

@@ -8,7 +8,7 @@ import CKernels
 // With the `avx512-bf16` kernel set, `Gemm.precision = .bf16` runs CKernels' bf16 GEMM (operands
 // rounded while packed). Elsewhere it is emulated: each product's inputs are rounded to bf16 and
 // multiplied in Float32 — the numbers of bf16 training (but for subnormals, which the instructions
-// flush to zero), not its speed.
+// flush to zero, and attention's products, which the emulation leaves in Float32), not its speed.
 
 /// How `Gemm.multiply` treats its inputs.
 public enum GemmPrecision: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -34,7 +34,7 @@ extension GemmPrecision {
 
 extension Gemm {
     /// The precision of `multiply` (the linear layers and their gradients). Set once, before training, like
-    /// `threads`. Attention's own products (`AttentionFast`) stay Float32.
+    /// `threads`. Attention's own products (`AttentionFast`) go bf16 only on the bf16 kernel: emulated, they stay Float32.
     nonisolated(unsafe) public static var precision: GemmPrecision = .fp32
 
     /// `multiply` with both operands rounded to bfloat16: the bf16 kernel when `kernels` has one, else emulated.
@@ -55,6 +55,25 @@ extension Gemm {
             split(
                 bf16: true, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                 beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// One thread's product at `precision` where there is a bf16 kernel (attention's products, which
+    /// `precision` otherwise leaves in Float32: emulating them would cost a copy per head).
+    @inline(__always)
+    static func blockedAtPrecision(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if precision == .bf16 && KernelSet.active.hasBF16 {
+            blockedBF16(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                ldc: ldc)
+        } else {
+            blocked(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                ldc: ldc)
         }
     }
 
