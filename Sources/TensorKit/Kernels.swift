@@ -55,7 +55,8 @@ public enum KernelSet: String, CaseIterable, Sendable, CustomStringConvertible {
     /// AVX-512 (F, BW, VL) for Float32: not in this build (on the CPUs measured, Zen 4 among them, the FMA
     /// units are 256 bits wide, so it would peak no higher than AVX2).
     case avx512
-    /// The AVX2 kernels, with AVX-512 VNNI (`vpdpbusd`, CKernels/q4_vnni.c) for 4-bit rows times 8-bit activations.
+    /// The AVX2 kernels, with AVX-512 VNNI (`vpdpbusd`, CKernels/quant_vnni.c) for packed Q4_0, Q4_1 and Q8_0 rows
+    /// times 8-bit activations.
     case vnni
     /// The VNNI kernels plus a bfloat16 GEMM on AVX-512 BF16 (`vdpbf16ps`, CKernels/gemm_bf16.c) for
     /// `Gemm.precision = .bf16`. (Every CPU with AVX-512 BF16 also has VNNI.)

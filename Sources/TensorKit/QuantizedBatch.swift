@@ -131,7 +131,9 @@ extension Quantized {
                     let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
                     let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPackedQ8(out, m, p, a, n, r, acc: acc.baseAddress!) }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            eightRowsPackedQ8(out, m, p, a, n, r, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                        }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
                         batchedBlocks(out, m, a, n, part, stride: 34) { blk in
@@ -350,7 +352,7 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             if vnni {
-                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, withMin: withMin, a, n, acc: acc)
+                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: withMin ? .q4_1 : .q4_0, a, n, acc: acc)
                 for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
                 return
             }
@@ -372,9 +374,10 @@ extension Quantized {
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
-        /// `eightRowsPacked` through CKernels' AVX-512 VNNI copy (`vpdpbusd`): `acc[8i + r]` = row r · input i.
+        /// `eightRowsPacked` and `eightRowsPackedQ8` through CKernels' AVX-512 VNNI copies (`vpdpbusd`):
+        /// `acc[8i + r]` = row r · input i, for Q4_0, Q4_1 or Q8_0 rows.
         static func eightRowsPackedVNNI(
-            _ base: UnsafeRawPointer, blocks: Int, blockBytes: Int, withMin: Bool, _ a: (Int) -> Int8Activations, _ n: Int,
+            _ base: UnsafeRawPointer, blocks: Int, blockBytes: Int, format: GGMLType, _ a: (Int) -> Int8Activations, _ n: Int,
             acc: FloatPtr
         ) {
             withUnsafeTemporaryAllocation(of: UnsafePointer<Int8>?.self, capacity: n) { q in
@@ -383,17 +386,27 @@ extension Quantized {
                         let x = a(i)
                         q[i] = UnsafePointer(x.q); ds[i] = UnsafePointer(x.d); ds[n + i] = UnsafePointer(x.s)
                     }
-                    tk_q4_packed_rows_vnni(
-                        base, blocks, blockBytes, withMin ? 1 : 0, n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
+                    if format == .q8_0 {
+                        tk_q8_packed_rows_vnni(base, blocks, blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
+                    } else {
+                        tk_q4_packed_rows_vnni(
+                            base, blocks, blockBytes, format == .q4_1 ? 1 : 0, n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
+                    }
                 }
             }
         }
 
         /// `eightRowsQ8` on rows repacked at load (`PackedRows`): scales in one load, words already transposed.
         @inline(__always) static func eightRowsPackedQ8(
-            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, vnni: Bool,
+            acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            if vnni {
+                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: .q8_0, a, n, acc: acc)
+                for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+                return
+            }
             acc.initialize(repeating: 0, count: 8 * n)
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes

@@ -29,4 +29,8 @@ int tk_has_vnni_kernels(void);
 void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
                             const int8_t *const *q, const float *const *d, const float *const *s, float *restrict acc);
 
+/// Eight Q8_0 rows (repacked as `PackedRows`) times `n` 8-bit inputs: `acc[8i + r]` = row r · input i.
+void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                            const float *const *d, float *restrict acc);
+
 #endif

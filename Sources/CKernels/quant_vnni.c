@@ -1,11 +1,11 @@
-// 4-bit quantised rows times 8-bit activations with AVX-512 VNNI (`vpdpbusd`, here on 256-bit
+// Quantised rows times 8-bit activations with AVX-512 VNNI (`vpdpbusd`, here on 256-bit
 // registers): the VNNI copy of TensorKit's `eightRowsPacked` (QuantizedBatch.swift), for Q4_0 and Q4_1
 // rows repacked 8 at a time (`PackedRows`: 8 half scales, 8 half minimums for Q4_1, then 4 words of 32
 // bytes, word k holding bytes 4k…4k+3 of each row's nibbles).
 //
 // AVX2 needs three instructions per word and input (`vpmaddubsw` into 16 bits, then adds, and one
 // `vpmaddwd` per block); `vpdpbusd` multiplies the 4 unsigned weight bytes of a lane by the 4 signed
-// activation bytes and adds them to the lane's 32-bit sum in one.
+// activation bytes and adds them to the lane's 32-bit sum in one. Q8_0 follows at the end.
 #include "ckernels.h"
 
 #if defined(__x86_64__)
@@ -71,11 +71,53 @@ TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockByt
     }
 }
 
+// Q8_0 rows (PackedRows: 8 half scales, then 8 words of 32 bytes, word k holding bytes 4k…4k+3 of each
+// row's 32 weights) · n inputs. The weights are signed, so as with AVX2 the unsigned operand is |w| and
+// the input bytes take w's signs (`vpsignb`): the same integer sums as the AVX2 kernel's, in one
+// `vpdpbusd` per word instead of `vpmaddubsw` + `vpmaddwd`.
+TK_VNNI void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                                    const float *const *d, float *restrict acc) {
+    __m256i t[8], u[8];
+    __m256 c1 = _mm256_setzero_ps();
+    if (n != 1)
+        for (long i = 0; i < 8 * n; i++) acc[i] = 0;
+    for (long b = 0; b < blocks; b++) {
+        const char *blk = (const char *)rows + b * blockBytes;
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        for (int k = 0; k < 8; k++) {
+            t[k] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * k));
+            u[k] = _mm256_sign_epi8(t[k], t[k]);
+        }
+        for (long i = 0; i < n; i++) {
+            const int *x = (const int *)(q[i] + 32 * b);
+            __m256i s[4];
+            for (int k = 0; k < 4; k++) {
+                s[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u[k], _mm256_sign_epi8(_mm256_set1_epi32(x[k]), t[k]));
+                s[k] = _mm256_dpbusd_epi32(s[k], u[k + 4], _mm256_sign_epi8(_mm256_set1_epi32(x[k + 4]), t[k + 4]));
+            }
+            const __m256 dot = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3])));
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(d[i][b]));
+            if (n == 1) {
+                c1 = _mm256_fmadd_ps(dot, scale, c1);  // one input (generation): the sums stay in a register
+            } else {
+                float *c = acc + 8 * i;
+                _mm256_storeu_ps(c, _mm256_fmadd_ps(dot, scale, _mm256_loadu_ps(c)));
+            }
+        }
+    }
+    if (n == 1) _mm256_storeu_ps(acc, c1);
+}
+
 #else
 int tk_has_vnni_kernels(void) { return 0; }
 void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
                             const int8_t *const *q, const float *const *d, const float *const *s, float *acc) {
     (void)rows; (void)blocks; (void)blockBytes; (void)withMin; (void)n; (void)q; (void)d; (void)s; (void)acc;
     __builtin_trap();  // KernelSet never calls it where tk_has_vnni_kernels() is 0
+}
+void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                            const float *const *d, float *restrict acc) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)q; (void)d; (void)acc;
+    __builtin_trap();
 }
 #endif
