@@ -11,7 +11,8 @@ struct BenchCommand: ParsableCommand {
         abstract:
             "Speed figures: GEMM GFLOP/s, training tokens/s (GPT small, GPT tiny, encoder–decoder), batch-1 generation tokens/s, BPE.",
         discussion: """
-            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), and gemm-tune.
+            Parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe (default: all), gguf (with --gguf FILE), \
+            and gemm-tune.
 
             gemm: best-of-5 GFLOP/s of three transformer shapes per --threads count; a correctness line per \
             shape and thread count (max |Gemm.fast − Gemm.reference| / max|C|; bench exits non-zero if one \
@@ -28,10 +29,17 @@ struct BenchCommand: ParsableCommand {
             backward, clipping and AdamW, as `transformer train` runs them), with the peak resident memory \
             while that part ran. scripts/bench-vs-pytorch.sh runs the same configurations in PyTorch and \
             prints the ratios.
+
+            --precision fp32,bf16 times the GEMM shapes and the training parts in both (bf16 runs on the \
+            AVX-512 BF16 kernel where the CPU has one, else emulated, and the lines say which). gguf: a GGUF \
+            model's prompt (512 tokens at once) and batch-1 generation (128 tokens) with its weights as \
+            stored, 8-bit and Float32 activations, per --threads count (as `transformer gguf-bench`; \
+            scripts/bench-smollm2.sh sets llama.cpp beside it).
             """)
 
-    @Option(help: "Comma-separated parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe, gemm-tune.")
-    var only: String = "gemm,gpt-small,gpt-tiny,seq2seq,generate,bpe"
+    @Option(help: "Comma-separated parts: gemm, gpt-small, gpt-tiny, seq2seq, generate, bpe, gguf, gemm-tune.")
+    var only: String = Self.defaultParts
+    static let defaultParts = "gemm,gpt-small,gpt-tiny,seq2seq,generate,bpe"
     @Flag(help: "Only the GEMM figures (same as --only gemm).") var gemmOnly = false
     @Flag(help: "Only the training figures (same as --only gpt-small,gpt-tiny,seq2seq).") var trainOnly = false
     @Option(help: "Timed training steps per config (after 2 warm-up steps).") var steps: Int = 10
@@ -43,17 +51,30 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "bpe: the vocabulary size to learn.") var vocabSize: Int = 8000
     @Option(help: "Training parts: the precisions to time, comma-separated (fp32, bf16; bf16 is emulated on CPUs without AVX-512 BF16).")
     var precision: String = "fp32"
+    @Option(help: "gguf: the .gguf model to time (adds the gguf part; e.g. the one scripts/fetch-smollm2.sh fetches).")
+    var gguf: String?
 
     var precisions: [GemmPrecision] {
         precision.split(separator: ",").compactMap { GemmPrecision(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
     }
 
-    static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate", "bpe", "gemm-tune"]
+    /// What a figure's line adds for its precision: nothing for fp32, " [bf16]" or " [bf16, emulated]".
+    static func tag(_ p: GemmPrecision) -> String {
+        p == .fp32 ? "" : " [\(p)\(GemmPrecision.bf16Implementation().native ? "" : ", emulated")]"
+    }
+
+    static let parts = ["gemm", "gpt-small", "gpt-tiny", "seq2seq", "generate", "bpe", "gguf", "gemm-tune"]
 
     func validate() throws {
         let asked = only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
         for p in asked where !Self.parts.contains(p) {
             throw ValidationError("--only: unknown part \"\(p)\" (expected some of \(Self.parts.joined(separator: ", ")))")
+        }
+        if asked.contains("gguf") && gguf == nil {
+            throw ValidationError("--only gguf needs --gguf FILE (scripts/fetch-smollm2.sh .build/models fetches SmolLM2-135M)")
+        }
+        if let gguf, !FileManager.default.isReadableFile(atPath: gguf) {
+            throw ValidationError("--gguf \(gguf): no such readable file")
         }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
@@ -76,14 +97,15 @@ struct BenchCommand: ParsableCommand {
         var parts = Set(only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
         if gemmOnly { parts = ["gemm"] }
         if trainOnly { parts = ["gpt-small", "gpt-tiny", "seq2seq"] }
+        if gguf != nil && !gemmOnly && !trainOnly && (only == Self.defaultParts || parts.contains("gguf")) { parts.insert("gguf") }
         print(
-            "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · \(KernelSet.report) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))"
+            "transformer bench · \(ProcessInfo.processInfo.activeProcessorCount) cores · Gemm.threads \(Gemm.threads) · \(Gemm.backend) · \(KernelSet.report) · reproduce: swift run -c release transformer bench --only \(Self.parts.filter(parts.contains).joined(separator: ","))\(precision == "fp32" ? "" : " --precision \(precision)")\(gguf.map { " --gguf \($0)" } ?? "")"
         )
         if parts.contains("gemm") { try gemm() }
         for p in precisions {
             // the training parts once per precision; their lines name it when it is not fp32
             Gemm.precision = p
-            let tag = p == .fp32 ? "" : " [\(p)\(GemmPrecision.bf16Implementation().native ? "" : ", emulated")]"
+            let tag = Self.tag(p)
             if parts.contains("gpt-small") {
                 try trainGPT(
                     name: "gpt-small" + tag, GPTConfig(vocabSize: 65, contextLength: 256, dModel: 384, layers: 6, heads: 6), batch: 16)
@@ -97,6 +119,7 @@ struct BenchCommand: ParsableCommand {
         Gemm.precision = .fp32
         if parts.contains("generate") { try generate() }
         if parts.contains("bpe") { try bpe() }
+        if parts.contains("gguf"), let gguf { try ggufFigures(gguf) }
         if parts.contains("gemm-tune") { GemmBenchmarks.tune() }
     }
 
@@ -111,29 +134,37 @@ struct BenchCommand: ParsableCommand {
         let saved = Gemm.threads
         defer { Gemm.threads = saved }
         let threadCounts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        for t in threadCounts {
-            Gemm.threads = t
-            for (name, ta, tb, m, n, k) in shapes {
-                let a = rng.uniform(shape: [m * k], low: -1, high: 1).data, b = rng.uniform(shape: [k * n], low: -1, high: 1).data
-                var c = [Float](repeating: 0, count: m * n)
-                let lda = ta ? m : k, ldb = tb ? k : n
-                func once() {
-                    a.withUnsafeBufferPointer { pa in
-                        b.withUnsafeBufferPointer { pb in
-                            c.withUnsafeMutableBufferPointer { pc in
-                                Gemm.multiply(
-                                    transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
-                                    c: pc.baseAddress!, ldc: n)
+        for p in precisions {
+            Gemm.precision = p
+            let tag = Self.tag(p)
+            for t in threadCounts {
+                Gemm.threads = t
+                for (name, ta, tb, m, n, k) in shapes {
+                    let a = rng.uniform(shape: [m * k], low: -1, high: 1).data, b = rng.uniform(shape: [k * n], low: -1, high: 1).data
+                    var c = [Float](repeating: 0, count: m * n)
+                    let lda = ta ? m : k, ldb = tb ? k : n
+                    func once() {
+                        a.withUnsafeBufferPointer { pa in
+                            b.withUnsafeBufferPointer { pb in
+                                c.withUnsafeMutableBufferPointer { pc in
+                                    Gemm.multiply(
+                                        transA: ta, transB: tb, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!,
+                                        ldb: ldb,
+                                        c: pc.baseAddress!, ldc: n)
+                                }
                             }
                         }
                     }
+                    once()
+                    var best = Double.infinity
+                    for _ in 0..<5 { let s = Date(); once(); best = min(best, Date().timeIntervalSince(s)) }
+                    print(
+                        String(
+                            format: "gemm %-30@%@ threads %d: %6.1f GFLOP/s", name as NSString, tag, t, 2 * Double(m * n * k) / best / 1e9))
                 }
-                once()
-                var best = Double.infinity
-                for _ in 0..<5 { let s = Date(); once(); best = min(best, Date().timeIntervalSince(s)) }
-                print(String(format: "gemm %-30@ threads %d: %6.1f GFLOP/s", name as NSString, t, 2 * Double(m * n * k) / best / 1e9))
             }
         }
+        Gemm.precision = .fp32
         guard GemmBenchmarks.checkShapes(threads: threadCounts) else {
             fflush(nil)  // stdout first (the WRONG lines), when stdout and stderr go to the same place
             fail(
@@ -146,6 +177,14 @@ struct BenchCommand: ParsableCommand {
         GemmBenchmarks.throughput(threads: threadCounts, rounds: rounds)
         GemmBenchmarks.kernelPeak()
         GemmBenchmarks.smallShapes()
+    }
+
+    /// The gguf part: `gguf-bench` on the file with its weights as stored, once per --threads count.
+    func ggufFigures(_ file: String) throws {
+        for t in threads.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            var g = try GGUFBenchCommand.parse(["--model", file, "--weights", "quantized", "--threads", t])
+            try g.run()
+        }
     }
 
     /// Byte-level BPE: learning `--vocab-size` tokens from the lines of `--text`, then encoding them all.
