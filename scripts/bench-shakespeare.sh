@@ -3,7 +3,8 @@
 # in one run: validation loss and wall time. Not a CI test. Both start from N(0, 0.02) weights
 # (--initialisation normal; the PyTorch peer does not scale the residual projections either).
 #   scripts/bench-shakespeare.sh [STEPS]      (PyTorch from $VENV, default .build/venv-bench; installed if missing)
-# PRECISION=bf16 trains this project with bf16 matrix inputs (emulated: see README, "bf16 mixed precision");
+# PRECISION=bf16 trains this project with bf16 matrix inputs (the AVX-512 BF16 kernel, or emulated without it:
+# see README, "bf16 mixed precision");
 # PEER=0 skips PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."

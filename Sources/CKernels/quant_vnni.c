@@ -11,7 +11,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define TK_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define TK_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 int tk_has_vnni_kernels(void) { return 1; }
 
@@ -26,21 +26,29 @@ TK_VNNI static inline __m256i dot8(const __m256i t[8], const int *x) {
     return _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
 }
 
-// Block b's scales and weights: dw (8 row scales), mw (the factor of Σx: Q4_1's minimum, Q4_0's −8·d,
-// its weights being q − 8) and the nibbles of the 4 words split into t[0…7].
-TK_VNNI static inline void unpack(const char *blk, int withMin, __m256 *dw, __m256 *mw, __m256i t[8]) {
+// Block b's scales and weights: dw (8 row scales), mw (the factor of Σx: Q4_1's minimum, Q4_0's −8·d and
+// Q5_0's −16·d, their weights being q − 8 and q − 16) and the values of the 4 words split into t[0…7].
+// Q5_0's fifth bits come as 8 masks of 32 bits, one per t[w] (bit 4r + i: row r's weight of byte i),
+// rearranged so at load: one masked byte add each.
+TK_VNNI static inline void unpack(const char *blk, int format, __m256 *dw, __m256 *mw, __m256i t[8]) {
     const __m256i low = _mm256_set1_epi8(15);
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-    *mw = withMin ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))) : _mm256_mul_ps(*dw, _mm256_set1_ps(-8));
-    const char *w = blk + (withMin ? 32 : 16);
+    *mw = format == TK_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)))
+                            : _mm256_mul_ps(*dw, _mm256_set1_ps(format == TK_Q5_0 ? -16 : -8));
+    const char *w = blk + (format == TK_Q4_0 ? 16 : format == TK_Q4_1 ? 32 : 48);
     for (int k = 0; k < 4; k++) {
         const __m256i p = _mm256_loadu_si256((const __m256i *)(w + 32 * k));
         t[k] = _mm256_and_si256(p, low);
         t[k + 4] = _mm256_and_si256(_mm256_srli_epi16(p, 4), low);
     }
+    if (format == TK_Q5_0) {
+        const uint32_t *masks = (const uint32_t *)(blk + 16);
+        const __m256i sixteen = _mm256_set1_epi8(16);
+        for (int k = 0; k < 8; k++) t[k] = _mm256_mask_add_epi8(t[k], _cvtu32_mask32(masks[k]), t[k], sixteen);
+    }
 }
 
-TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
+TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n,
                                     const int8_t *const *q, const float *const *d, const float *const *s,
                                     float *restrict acc) {
     __m256 dw, mw;
@@ -51,7 +59,7 @@ TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockByt
         const float *d0 = d[0], *s0 = s[0];
         __m256 c = _mm256_setzero_ps();
         for (long b = 0; b < blocks; b++) {
-            unpack((const char *)rows + b * blockBytes, withMin, &dw, &mw, t);
+            unpack((const char *)rows + b * blockBytes, format, &dw, &mw, t);
             const __m256 dot = _mm256_cvtepi32_ps(dot8(t, (const int *)(q0 + 32 * b)));
             c = _mm256_fmadd_ps(dot, _mm256_mul_ps(dw, _mm256_set1_ps(d0[b])), c);
             c = _mm256_fmadd_ps(mw, _mm256_set1_ps(s0[b]), c);
@@ -61,7 +69,7 @@ TK_VNNI void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockByt
     }
     for (long i = 0; i < 8 * n; i++) acc[i] = 0;
     for (long b = 0; b < blocks; b++) {
-        unpack((const char *)rows + b * blockBytes, withMin, &dw, &mw, t);
+        unpack((const char *)rows + b * blockBytes, format, &dw, &mw, t);
         for (long i = 0; i < n; i++) {
             const __m256 dot = _mm256_cvtepi32_ps(dot8(t, (const int *)(q[i] + 32 * b)));
             float *c = acc + 8 * i;
@@ -110,9 +118,9 @@ TK_VNNI void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockByt
 
 #else
 int tk_has_vnni_kernels(void) { return 0; }
-void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
-                            const int8_t *const *q, const float *const *d, const float *const *s, float *acc) {
-    (void)rows; (void)blocks; (void)blockBytes; (void)withMin; (void)n; (void)q; (void)d; (void)s; (void)acc;
+void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n,
+                            const int8_t *const *q, const float *const *d, const float *const *s, float *restrict acc) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)format; (void)n; (void)q; (void)d; (void)s; (void)acc;
     __builtin_trap();  // KernelSet never calls it where tk_has_vnni_kernels() is 0
 }
 void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,

@@ -198,6 +198,28 @@ extension Quantized {
                     }
                 }
             case .q5_0:
+                if let p = m.packed, n >= packedFrom, kernels.hasVNNI {
+                    // 8 packed rows at a time (VNNI only); the rows before the first group and after the last one by one
+                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
+                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
+                    let blocks = m.cols / 32
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            let base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+                            eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: .q5_0, a, n, acc: acc.baseAddress!)
+                            for i in 0..<n {
+                                UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc.baseAddress! + 8 * i, byteCount: 32)
+                            }
+                        }
+                    }
+                    for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
+                        batchedBlocks(out, m, a, n, part, stride: 22) { blk in
+                            let d = half(blk), qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+                            return (_mm256_or_si256(nibbles(blk + 6), fifthBitBytes(qh)), d, -16 * d, false)
+                        }
+                    }
+                    return
+                }
                 batchedBlocks(out, m, a, n, rows, stride: 22) { blk in
                     let d = half(blk), qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
                     return (_mm256_or_si256(nibbles(blk + 6), fifthBitBytes(qh)), d, -16 * d, false)
@@ -375,7 +397,7 @@ extension Quantized {
         }
 
         /// `eightRowsPacked` and `eightRowsPackedQ8` through CKernels' AVX-512 VNNI copies (`vpdpbusd`):
-        /// `acc[8i + r]` = row r · input i, for Q4_0, Q4_1 or Q8_0 rows.
+        /// `acc[8i + r]` = row r · input i, for Q4_0, Q4_1, Q5_0 or Q8_0 rows.
         static func eightRowsPackedVNNI(
             _ base: UnsafeRawPointer, blocks: Int, blockBytes: Int, format: GGMLType, _ a: (Int) -> Int8Activations, _ n: Int,
             acc: FloatPtr
@@ -389,8 +411,9 @@ extension Quantized {
                     if format == .q8_0 {
                         tk_q8_packed_rows_vnni(base, blocks, blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
                     } else {
+                        let f = format == .q4_1 ? TK_Q4_1 : format == .q5_0 ? TK_Q5_0 : TK_Q4_0
                         tk_q4_packed_rows_vnni(
-                            base, blocks, blockBytes, format == .q4_1 ? 1 : 0, n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
+                            base, blocks, blockBytes, Int32(f), n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
                     }
                 }
             }

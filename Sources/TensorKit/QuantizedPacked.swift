@@ -12,6 +12,10 @@ import Foundation
 ///
 /// Q8_0 (272 bytes per group and block): the 8 scales, then 8 × 32 bytes: register k holds bytes 4k…4k+3 of
 /// each row's 32 weights, row r at bytes 4r…4r+3.
+///
+/// Q5_0 (176 bytes), only for the VNNI kernels (`KernelSet.hasVNNI`): the 8 scales, 8 masks of 32 bits, then
+/// the nibbles as Q4_0's. Mask w (w < 4: register w's low nibbles; w ≥ 4: register w − 4's high ones) has bit
+/// 4r + i set when that weight of row r has its fifth bit, i.e. bit 4w + i of the row's `qh`.
 public final class PackedRows: @unchecked Sendable {
     /// Bytes per group of 8 rows and block of 32 columns.
     let blockBytes: Int
@@ -19,15 +23,16 @@ public final class PackedRows: @unchecked Sendable {
     /// Rows packed: the matrix's rows rounded down to a multiple of 8 (the rest go row by row).
     let rows: Int
 
-    /// Packs `m` (Q4_0, Q4_1 or Q8_0), or returns nil for any other format.
-    public init?(_ m: QuantizedMatrix) {
-        guard m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 else { return nil }
+    /// Packs `m` (Q4_0, Q4_1, Q8_0, and Q5_0 when `kernels` has VNNI), or returns nil for any other format.
+    public init?(_ m: QuantizedMatrix, kernels: KernelSet = .active) {
+        guard m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 || (m.type == .q5_0 && kernels.hasVNNI) else { return nil }
         let blocks = m.cols / 32, groups = m.rows / 8
         rows = groups * 8
-        let scaleBytes = m.type == .q4_1 ? 32 : 16, weightBytes = m.type == .q8_0 ? 256 : 128
+        let scaleBytes = m.type == .q5_0 ? 48 : m.type == .q4_1 ? 32 : 16, weightBytes = m.type == .q8_0 ? 256 : 128
         blockBytes = scaleBytes + weightBytes
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, groups * blocks * blockBytes), alignment: 64)
-        let stride = m.type == .q8_0 ? 34 : m.type == .q4_1 ? 20 : 18, weightsAt = stride - weightBytes / 8
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(1, groups * blocks * blockBytes))  // Q5_0's masks are or-ed in
+        let stride = m.type == .q8_0 ? 34 : m.type == .q4_1 ? 20 : m.type == .q5_0 ? 22 : 18, weightsAt = stride - weightBytes / 8
         for g in 0..<groups {
             for b in 0..<blocks {
                 let dst = pointer + (g * blocks + b) * blockBytes
@@ -37,6 +42,14 @@ public final class PackedRows: @unchecked Sendable {
                     dst.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
                     if m.type == .q4_1 {
                         dst.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * r, as: UInt16.self)
+                    }
+                    if m.type == .q5_0 {
+                        // row r's fifth bits, 4 per mask: bits 4w…4w+3 of qh to bits 4r…4r+3 of mask w
+                        let qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+                        for w in 0..<8 {
+                            let at = 16 + 4 * w, bits = ((qh >> UInt32(4 * w)) & 0xF) << UInt32(4 * r)
+                            dst.storeBytes(of: dst.load(fromByteOffset: at, as: UInt32.self) | bits, toByteOffset: at, as: UInt32.self)
+                        }
                     }
                     for k in 0..<weightBytes / 32 {
                         dst.storeBytes(

@@ -23,10 +23,14 @@ void tk_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha,
 /// Whether this build contains the AVX-512 VNNI kernels (x86-64 only).
 int tk_has_vnni_kernels(void);
 
-/// Eight 4-bit rows (Q4_0, or Q4_1 with `withMin`, repacked as TensorKit's `PackedRows`: `blocks` blocks
-/// of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits (input i: bytes `q[i]`, per block the
-/// scale `d[i][b]` and scaled sum `s[i][b]`): `acc[8i + r]` = row r · input i. Needs AVX-512 VL and VNNI.
-void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int withMin, long n,
+/// The formats `tk_q4_packed_rows_vnni` reads.
+enum { TK_Q4_0 = 0, TK_Q4_1 = 1, TK_Q5_0 = 2 };
+
+/// Eight 4- or 5-bit rows (`format` Q4_0, Q4_1 or Q5_0, repacked as TensorKit's `PackedRows`: `blocks`
+/// blocks of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits (input i: bytes `q[i]`, per block
+/// the scale `d[i][b]` and scaled sum `s[i][b]`): `acc[8i + r]` = row r · input i. Needs AVX-512 BW, VL
+/// and VNNI.
+void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n,
                             const int8_t *const *q, const float *const *d, const float *const *s, float *restrict acc);
 
 /// Eight Q8_0 rows (repacked as `PackedRows`) times `n` 8-bit inputs: `acc[8i + r]` = row r · input i.
