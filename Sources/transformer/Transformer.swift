@@ -12,7 +12,7 @@ struct TransformerCLI: AsyncParsableCommand {
             DemoCommand.self, WalkthroughCommand.self, CheckCommand.self, ExerciseCommand.self, TrainCommand.self, TranslateCommand.self,
             EvaluateCommand.self,
             BenchCommand.self, GenerateCommand.self, ChatCommand.self, GGUFInfoCommand.self, GGUFBenchCommand.self, TokenizerCommand.self,
-            LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self
+            LogitsCommand.self, NapkinCommand.self, ExplainCommand.self, ServeCommand.self, EmbedCommand.self, KernelsCommand.self
         ]
     )
 
