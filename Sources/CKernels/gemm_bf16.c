@@ -43,6 +43,26 @@ TK_BF16 static inline uint32_t pair(float x0, float x1) {
     return (uint32_t)_mm_cvtsi128_si32((__m128i)h);
 }
 
+// Pairs adjacent in memory (src[2q], src[2q+1], scaled by alpha) → d[q·stride], q < ⌈kc/2⌉; 16 pairs per conversion.
+TK_BF16 static void pack_adjacent_pairs(const float *src, long kc, float alpha, uint32_t *d, long stride) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    long q = 0;
+    for (; 2 * q + 32 <= kc; q += 16) {
+        uint32_t tmp[16];
+        __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(src + 2 * q), va), hi = _mm512_mul_ps(_mm512_loadu_ps(src + 2 * q + 16), va);
+        _mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        for (int t = 0; t < 16; t++) d[(q + t) * stride] = tmp[t];
+    }
+    for (; q < (kc + 1) / 2; q++) d[q * stride] = pair(alpha * src[2 * q], 2 * q + 1 < kc ? alpha * src[2 * q + 1] : 0);
+}
+
+// Two k steps of 16 values each (x0 the even one) → 16 dwords of bf16 pairs, x0 in each low half.
+TK_BF16 static inline __m512i interleave_pairs(__m512 x0, __m512 x1) {
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                           5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(order, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+}
+
 // alpha·op(A)[row.., col..] (mc × kc) → ⌈mc/MR⌉ panels of kc/2 pairs × MR dwords; rows past mc are zero.
 TK_BF16 static void pack_a(int transA, long mc, long kc, float alpha, const float *a, long lda, long row, long col,
                            uint32_t *dst) {
@@ -51,38 +71,22 @@ TK_BF16 static void pack_a(int transA, long mc, long kc, float alpha, const floa
     for (long i = 0; i < mc; i += MR) {
         const long rows = mc - i < MR ? mc - i : MR;
         if (!transA) {
-            // op(A)[r][p] = a[r·lda + p]: the pair (p, p+1) of a row is adjacent; 16 pairs per conversion.
+            // op(A)[r][p] = a[r·lda + p]: the pair (p, p+1) of a row is adjacent.
             for (long r = 0; r < MR; r++) {
-                uint32_t *d = dst + r;
-                if (r >= rows) {
-                    for (long q = 0; q < pairs; q++) d[q * MR] = 0;
-                    continue;
-                }
-                const float *src = a + (row + i + r) * lda + col;
-                long q = 0;
-                for (; 2 * q + 32 <= kc; q += 16) {
-                    __m512 lo = _mm512_mul_ps(_mm512_loadu_ps(src + 2 * q), va);
-                    __m512 hi = _mm512_mul_ps(_mm512_loadu_ps(src + 2 * q + 16), va);
-                    uint32_t tmp[16];
-                    _mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-                    for (int t = 0; t < 16; t++) d[(q + t) * MR] = tmp[t];
-                }
-                for (; q < pairs; q++) {
-                    float x1 = 2 * q + 1 < kc ? alpha * src[2 * q + 1] : 0;
-                    d[q * MR] = pair(alpha * src[2 * q], x1);
+                if (r < rows) {
+                    pack_adjacent_pairs(a + (row + i + r) * lda + col, kc, alpha, dst + r, MR);
+                } else {
+                    for (long q = 0; q < pairs; q++) dst[r + q * MR] = 0;
                 }
             }
         } else {
             // op(A)[r][p] = a[p·lda + r]: steps p and p+1 are rows of a; interleave them.
-            const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                                   21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
             const __mmask16 m = (__mmask16)((1u << rows) - 1);
             for (long q = 0; q < pairs; q++) {
                 const float *p0 = a + (col + 2 * q) * lda + row + i;
                 __m512 x0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p0), va);
                 __m512 x1 = 2 * q + 1 < kc ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p0 + lda), va) : _mm512_setzero_ps();
-                __m512i v = _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
-                _mm512_mask_storeu_epi32(dst + q * MR, 0x0FFF, v);
+                _mm512_mask_storeu_epi32(dst + q * MR, 0x0FFF, interleave_pairs(x0, x1));
             }
         }
         dst += pairs * MR;
@@ -92,27 +96,16 @@ TK_BF16 static void pack_a(int transA, long mc, long kc, float alpha, const floa
 // op(B)[row.., col..] (kc × nc) → ⌈nc/NR⌉ panels of kc/2 pairs × NR dwords; columns past nc are zero.
 TK_BF16 static void pack_b(int transB, long kc, long nc, const float *b, long ldb, long row, long col, uint32_t *dst) {
     const long pairs = (kc + 1) / 2;
-    const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
-                                           5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (long j = 0; j < nc; j += NR) {
         const long cols = nc - j < NR ? nc - j : NR;
         if (transB) {
             // op(B)[p][c] = b[c·ldb + p]: a column's pair is adjacent in memory.
             for (long cc = 0; cc < NR; cc++) {
-                uint32_t *d = dst + cc;
-                if (cc >= cols) {
-                    for (long q = 0; q < pairs; q++) d[q * NR] = 0;
-                    continue;
+                if (cc < cols) {
+                    pack_adjacent_pairs(b + (col + j + cc) * ldb + row, kc, 1, dst + cc, NR);
+                } else {
+                    for (long q = 0; q < pairs; q++) dst[cc + q * NR] = 0;
                 }
-                const float *src = b + (col + j + cc) * ldb + row;
-                long q = 0;
-                for (; 2 * q + 32 <= kc; q += 16) {
-                    uint32_t tmp[16];
-                    _mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 2 * q + 16),
-                                                                          _mm512_loadu_ps(src + 2 * q)));
-                    for (int t = 0; t < 16; t++) d[(q + t) * NR] = tmp[t];
-                }
-                for (; q < pairs; q++) d[q * NR] = pair(src[2 * q], 2 * q + 1 < kc ? src[2 * q + 1] : 0);
             }
         } else {
             // op(B)[p][c] = b[p·ldb + c]: steps p and p+1 are rows of b; interleave 16 columns at a time.
@@ -124,8 +117,7 @@ TK_BF16 static void pack_b(int transB, long kc, long nc, const float *b, long ld
                     __mmask16 m = n16 >= 16 ? 0xFFFF : n16 <= 0 ? 0 : (__mmask16)((1u << n16) - 1);
                     __m512 x0 = _mm512_maskz_loadu_ps(m, p0 + h);
                     __m512 x1 = second ? _mm512_maskz_loadu_ps(m, p0 + ldb + h) : _mm512_setzero_ps();
-                    _mm512_storeu_si512(dst + q * NR + h,
-                                        _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+                    _mm512_storeu_si512(dst + q * NR + h, interleave_pairs(x0, x1));
                 }
             }
         }

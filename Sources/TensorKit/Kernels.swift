@@ -138,9 +138,11 @@ public enum KernelSet: String, CaseIterable, Sendable, CustomStringConvertible {
         }
     }()
 
+    /// Whether `TRANSFORMER_KERNELS` names the set (rather than the best supported being taken).
+    public static var forced: Bool { ProcessInfo.processInfo.environment["TRANSFORMER_KERNELS"].map { !$0.isEmpty } ?? false }
+
     /// One line for reports: the active set, how it was chosen, the alternatives and the CPU's features.
     public static var report: String {
-        let forced = ProcessInfo.processInfo.environment["TRANSFORMER_KERNELS"].map { !$0.isEmpty } ?? false
         return
             "kernels \(active) (\(forced ? "TRANSFORMER_KERNELS" : "best of \(supported().map(\.rawValue).joined(separator: ", "))")) · CPU \(CPUFeatureSet.current)"
     }

@@ -118,6 +118,13 @@ extension Quantized {
         }
     }
 
+    /// The packed rows of `rows`: from the first multiple of 8 to the last group `p` holds (the rows before and
+    /// after go one by one, as the thread pool's ranges need not start at a multiple of 8).
+    static func packedGroups(_ rows: Range<Int>, _ p: PackedRows) -> (Int, Int) {
+        let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
+        return (a0, max(a0, min(rows.upperBound, p.rows) / 8 * 8))
+    }
+
     /// `out[i·m.rows + r] = row r · x_i` for the rows in `rows` and every input, `a(i)` being input i rounded
     /// to 8 bits. Only for formats with `hasBatchedInt8Kernel`. `kernels` picks VNNI or AVX2 for packed 4-bit rows.
     static func dotRowsInt8Batched(
@@ -128,8 +135,7 @@ extension Quantized {
             switch m.type {
             case .q8_0:
                 if let p = m.packed, n >= packedFrom {
-                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
-                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
+                    let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
                         for r in Swift.stride(from: a0, to: a1, by: 8) {
                             eightRowsPackedQ8(out, m, p, a, n, r, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
@@ -155,8 +161,7 @@ extension Quantized {
                 let withMin = m.type == .q4_1, stride = withMin ? 20 : 18
                 if let p = m.packed, n >= packedFrom {
                     // the packed groups start at multiples of 8: the rows before the first and after the last go one by one
-                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
-                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
+                    let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
                         for r in Swift.stride(from: a0, to: a1, by: 8) {
                             // two copies of the kernel, each with its format's scales fixed
@@ -200,17 +205,9 @@ extension Quantized {
             case .q5_0:
                 if let p = m.packed, n >= packedFrom, kernels.hasVNNI {
                     // 8 packed rows at a time (VNNI only); the rows before the first group and after the last one by one
-                    let a0 = min(rows.upperBound, (rows.lowerBound + 7) / 8 * 8)
-                    let a1 = max(a0, min(rows.upperBound, p.rows) / 8 * 8)
-                    let blocks = m.cols / 32
+                    let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) {
-                            let base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
-                            eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: .q5_0, a, n, acc: acc.baseAddress!)
-                            for i in 0..<n {
-                                UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc.baseAddress! + 8 * i, byteCount: 32)
-                            }
-                        }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc.baseAddress!) }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
                         batchedBlocks(out, m, a, n, part, stride: 22) { blk in
@@ -374,8 +371,7 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             if vnni {
-                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: withMin ? .q4_1 : .q4_0, a, n, acc: acc)
-                for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+                eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc)
                 return
             }
             acc.initialize(repeating: 0, count: 8 * n)
@@ -396,24 +392,25 @@ extension Quantized {
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
-        /// `eightRowsPacked` and `eightRowsPackedQ8` through CKernels' AVX-512 VNNI copies (`vpdpbusd`):
-        /// `acc[8i + r]` = row r · input i, for Q4_0, Q4_1, Q5_0 or Q8_0 rows.
+        /// `eightRowsPacked` and `eightRowsPackedQ8` through CKernels' AVX-512 VNNI copies (`vpdpbusd`), for
+        /// packed Q4_0, Q4_1, Q5_0 or Q8_0 rows r…r+7: `out[i·m.rows + r + j]` = row r + j · input i (`acc`: 8·n floats).
         static func eightRowsPackedVNNI(
-            _ base: UnsafeRawPointer, blocks: Int, blockBytes: Int, format: GGMLType, _ a: (Int) -> Int8Activations, _ n: Int,
-            acc: FloatPtr
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
         ) {
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            defer { for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) } }
             withUnsafeTemporaryAllocation(of: UnsafePointer<Int8>?.self, capacity: n) { q in
                 withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2 * n) { ds in
                     for i in 0..<n {
                         let x = a(i)
                         q[i] = UnsafePointer(x.q); ds[i] = UnsafePointer(x.d); ds[n + i] = UnsafePointer(x.s)
                     }
-                    if format == .q8_0 {
-                        tk_q8_packed_rows_vnni(base, blocks, blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
+                    if m.type == .q8_0 {
+                        tk_q8_packed_rows_vnni(base, blocks, p.blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
                     } else {
-                        let f = format == .q4_1 ? TK_Q4_1 : format == .q5_0 ? TK_Q5_0 : TK_Q4_0
+                        let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : TK_Q4_0
                         tk_q4_packed_rows_vnni(
-                            base, blocks, blockBytes, Int32(f), n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
+                            base, blocks, p.blockBytes, Int32(f), n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
                     }
                 }
             }
@@ -426,8 +423,7 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             if vnni {
-                eightRowsPackedVNNI(base, blocks: blocks, blockBytes: p.blockBytes, format: .q8_0, a, n, acc: acc)
-                for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+                eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc)
                 return
             }
             acc.initialize(repeating: 0, count: 8 * n)

@@ -182,7 +182,7 @@ struct BenchCommand: ParsableCommand {
     /// The gguf part: `gguf-bench` on the file with its weights as stored, once per --threads count.
     func ggufFigures(_ file: String) throws {
         for t in threads.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            var g = try GGUFBenchCommand.parse(["--model", file, "--weights", "quantized", "--threads", t])
+            let g = try GGUFBenchCommand.parse(["--model", file, "--weights", "quantized", "--threads", t])
             try g.run()
         }
     }

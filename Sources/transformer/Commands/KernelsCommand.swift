@@ -34,7 +34,7 @@ struct KernelsCommand: ParsableCommand {
             }
             let object: [String: Any] = [
                 "cpu": cpu.description, "active": active.rawValue, "supported": supported.map(\.rawValue),
-                "forced": ProcessInfo.processInfo.environment["TRANSFORMER_KERNELS"].map { !$0.isEmpty } ?? false,
+                "forced": KernelSet.forced,
                 "int8_activations": active.hasInt8, "bf16_native": bf16.native, "sets": sets
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
