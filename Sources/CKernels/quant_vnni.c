@@ -26,16 +26,21 @@ TK_VNNI static inline __m256i dot8(const __m256i t[8], const int *x) {
     return _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
 }
 
-// Block b's scales and weights: dw (8 row scales), mw (the factor of Σx: Q4_1's minimum, Q4_0's −8·d and
-// Q5_0's −16·d, their weights being q − 8 and q − 16) and the values of the 4 words split into t[0…7].
+// Block b's scales and weights: dw (8 row scales), mw (the factor of Σx: Q4_1's and Q4_K's minimum, Q4_0's
+// −8·d and Q5_0's −16·d, their weights being q − 8 and q − 16) and the values of the 4 words split into t[0…7].
 // Q5_0's fifth bits come as 8 masks of 32 bits, one per t[w] (bit 4r + i: row r's weight of byte i),
 // rearranged so at load: one masked byte add each.
 TK_VNNI static inline void unpack(const char *blk, int format, __m256 *dw, __m256 *mw, __m256i t[8]) {
     const __m256i low = _mm256_set1_epi8(15);
-    *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-    *mw = format == TK_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)))
-                            : _mm256_mul_ps(*dw, _mm256_set1_ps(format == TK_Q5_0 ? -16 : -8));
-    const char *w = blk + (format == TK_Q4_0 ? 16 : format == TK_Q4_1 ? 32 : 48);
+    if (format == TK_Q4_K) {  // Float32 scales d·sc_j and minimums −dmin·m_j (not exact in 16 bits)
+        *dw = _mm256_loadu_ps((const float *)blk);
+        *mw = _mm256_loadu_ps((const float *)(blk + 32));
+    } else {
+        *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        *mw = format == TK_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)))
+                                : _mm256_mul_ps(*dw, _mm256_set1_ps(format == TK_Q5_0 ? -16 : -8));
+    }
+    const char *w = blk + (format == TK_Q4_0 ? 16 : format == TK_Q4_1 ? 32 : format == TK_Q5_0 ? 48 : 64);
     for (int k = 0; k < 4; k++) {
         const __m256i p = _mm256_loadu_si256((const __m256i *)(w + 32 * k));
         t[k] = _mm256_and_si256(p, low);
@@ -116,6 +121,42 @@ TK_VNNI void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockByt
     if (n == 1) _mm256_storeu_ps(acc, c1);
 }
 
+// Q6_K rows (PackedRows: per 32 values, 8 Float32 scales of values 0…15, 8 of values 16…31, then 8 words of 32
+// bytes as Q8_0's, the 6-bit values 0…63 unsigned) · n inputs. A Q6_K weight is d·sc·(q − 32) with a scale per
+// 16 values, so words 0–3 and 4–7 are summed apart, each less 32·Σx of its 16 input bytes (`sums`: per input
+// and block, that of bytes 0…15, then of 16…31), and scaled by its own row scales.
+TK_VNNI void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                                     const float *const *d, const int32_t *const *sums, float *restrict acc) {
+    __m256i t[8];
+    __m256 c1 = _mm256_setzero_ps();
+    if (n != 1)
+        for (long i = 0; i < 8 * n; i++) acc[i] = 0;
+    const __m256i z = _mm256_setzero_si256();
+    for (long b = 0; b < blocks; b++) {
+        const char *blk = (const char *)rows + b * blockBytes;
+        const __m256 lo = _mm256_loadu_ps((const float *)blk), hi = _mm256_loadu_ps((const float *)(blk + 32));
+        for (int k = 0; k < 8; k++) t[k] = _mm256_loadu_si256((const __m256i *)(blk + 64 + 32 * k));
+        for (long i = 0; i < n; i++) {
+            const int *x = (const int *)(q[i] + 32 * b);
+            const int32_t *sx = sums[i] + 2 * b;
+            __m256i a0 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[0], _mm256_set1_epi32(x[0])), t[2], _mm256_set1_epi32(x[2]));
+            __m256i a1 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[1], _mm256_set1_epi32(x[1])), t[3], _mm256_set1_epi32(x[3]));
+            __m256i b0 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[4], _mm256_set1_epi32(x[4])), t[6], _mm256_set1_epi32(x[6]));
+            __m256i b1 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, t[5], _mm256_set1_epi32(x[5])), t[7], _mm256_set1_epi32(x[7]));
+            const __m256i s0 = _mm256_sub_epi32(_mm256_add_epi32(a0, a1), _mm256_set1_epi32(sx[0]));
+            const __m256i s1 = _mm256_sub_epi32(_mm256_add_epi32(b0, b1), _mm256_set1_epi32(sx[1]));
+            const __m256 dot = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), hi, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), lo));
+            if (n == 1) {
+                c1 = _mm256_fmadd_ps(dot, _mm256_set1_ps(d[i][b]), c1);
+            } else {
+                float *c = acc + 8 * i;
+                _mm256_storeu_ps(c, _mm256_fmadd_ps(dot, _mm256_set1_ps(d[i][b]), _mm256_loadu_ps(c)));
+            }
+        }
+    }
+    if (n == 1) _mm256_storeu_ps(acc, c1);
+}
+
 #else
 int tk_has_vnni_kernels(void) { return 0; }
 void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n,
@@ -126,6 +167,11 @@ void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int 
 void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
                             const float *const *d, float *restrict acc) {
     (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)q; (void)d; (void)acc;
+    __builtin_trap();
+}
+void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                             const float *const *d, const int32_t *const *sums, float *restrict acc) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)q; (void)d; (void)sums; (void)acc;
     __builtin_trap();
 }
 #endif

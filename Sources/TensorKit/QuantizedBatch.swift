@@ -110,10 +110,11 @@ extension Quantized {
         return Int8Activations(q: q + i * cols, d: ds + 2 * i * blocks, s: ds + 2 * i * blocks + blocks)
     }
 
-    /// Formats the batched integer kernel reads (blocks of 32 with one scale, and an offset or a minimum).
+    /// Formats the batched integer kernel reads (blocks of 32 with one scale, and an offset or a minimum; Q4_K and
+    /// Q6_K through their packed rows, or else one input at a time).
     public static func hasBatchedInt8Kernel(_ type: GGMLType) -> Bool {
         switch type {
-        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1: return ActivationPrecision.int8Available
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q6_K: return ActivationPrecision.int8Available
         default: return false
         }
     }
@@ -221,6 +222,44 @@ extension Quantized {
                     let d = half(blk), qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
                     return (_mm256_or_si256(nibbles(blk + 6), fifthBitBytes(qh)), d, -16 * d, false)
                 }
+            case .q4_K, .q6_K:
+                if let p = m.packed, n >= packedFrom {
+                    let (a0, a1) = packedGroups(rows, p)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
+                        if m.type == .q4_K {
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                eightRowsPacked(
+                                    out, m, p, a, n, r, withMin: true, scales32: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                            }
+                            return
+                        }
+                        // Q6_K's offset: 32 times the sum of each 16 input bytes (a scale per 16 values)
+                        let halves = m.cols / 16
+                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: n * halves) { sums in
+                            for i in 0..<n {
+                                let q = a(i).q
+                                for h in 0..<halves {
+                                    var t: Int32 = 0
+                                    for j in 0..<16 { t += Int32(q[16 * h + j]) }
+                                    sums[i * halves + h] = 32 * t
+                                }
+                            }
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                if kernels.hasVNNI {
+                                    eightRowsPackedVNNI(out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), acc: acc.baseAddress!)
+                                } else {
+                                    eightRowsPackedQ6K(out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), acc: acc.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                    // the rows outside the packed groups, one input at a time
+                    for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
+                        for i in 0..<n { dotRowsInt8(out + i * m.rows, m, a(i), rows: part) }
+                    }
+                    return
+                }
+                for i in 0..<n { dotRowsInt8(out + i * m.rows, m, a(i), rows: rows) }
             case .q5_1:
                 batchedBlocks(out, m, a, n, rows, stride: 24) { blk in
                     let qh = UInt32(littleEndian: blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
@@ -367,7 +406,7 @@ extension Quantized {
         /// one load and one widening each, and their nibbles come already transposed, from one contiguous stream.
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            withMin: Bool, vnni: Bool, acc: FloatPtr
+            withMin: Bool, scales32: Bool = false, vnni: Bool, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             if vnni {
@@ -375,12 +414,16 @@ extension Quantized {
                 return
             }
             acc.initialize(repeating: 0, count: 8 * n)
-            let low = _mm256_set1_epi8(15), weights = withMin ? 32 : 16
+            let low = _mm256_set1_epi8(15), weights = scales32 ? 64 : withMin ? 32 : 16
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
-                let dw: SIMD8<Float> = _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
-                // Σx's factor: Q4_1's minimum, Q4_0's −8·d (its weights are q − 8)
-                let mw: SIMD8<Float> = withMin ? _mm256_cvtph_ps(blk.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : dw * -8
+                // Σx's factor: Q4_1's and Q4_K's minimum, Q4_0's −8·d (its weights are q − 8); Q4_K's scales are Float32
+                let dw: SIMD8<Float> =
+                    scales32 ? blk.loadUnaligned(as: SIMD8<Float>.self) : _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
+                let mw: SIMD8<Float> =
+                    scales32
+                    ? blk.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                    : withMin ? _mm256_cvtph_ps(blk.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : dw * -8
                 @inline(__always) func word(_ k: Int) -> __m256i { blk.loadUnaligned(fromByteOffset: weights + 32 * k, as: __m256i.self) }
                 let p0 = word(0), p1 = word(1), p2 = word(2), p3 = word(3)
                 let t0 = _mm256_and_si256(p0, low), t1 = _mm256_and_si256(p1, low)
@@ -392,10 +435,12 @@ extension Quantized {
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
-        /// `eightRowsPacked` and `eightRowsPackedQ8` through CKernels' AVX-512 VNNI copies (`vpdpbusd`), for
-        /// packed Q4_0, Q4_1, Q5_0 or Q8_0 rows r…r+7: `out[i·m.rows + r + j]` = row r + j · input i (`acc`: 8·n floats).
+        /// `eightRowsPacked`, `eightRowsPackedQ8` and `eightRowsPackedQ6K` through CKernels' AVX-512 VNNI copies
+        /// (`vpdpbusd`), for packed Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K rows r…r+7: `out[i·m.rows + r + j]` = row
+        /// r + j · input i (`acc`: 8·n floats; `sums`: Q6_K's, as `eightRowsPackedQ6K` takes them).
         static func eightRowsPackedVNNI(
-            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, acc: FloatPtr
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
+            sums: UnsafePointer<Int32>? = nil, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             defer { for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) } }
@@ -407,13 +452,54 @@ extension Quantized {
                     }
                     if m.type == .q8_0 {
                         tk_q8_packed_rows_vnni(base, blocks, p.blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
+                    } else if m.type == .q6_K, let sums {
+                        withUnsafeTemporaryAllocation(of: UnsafePointer<Int32>?.self, capacity: n) { s in
+                            for i in 0..<n { s[i] = sums + i * 2 * blocks }
+                            tk_q6k_packed_rows_vnni(base, blocks, p.blockBytes, n, q.baseAddress!, ds.baseAddress!, s.baseAddress!, acc)
+                        }
                     } else {
-                        let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : TK_Q4_0
+                        let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
                         tk_q4_packed_rows_vnni(
                             base, blocks, p.blockBytes, Int32(f), n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
                     }
                 }
             }
+        }
+
+        /// Packed Q6_K rows r…r+7 times all n inputs (`PackedRows`): the 6-bit values 0…63 against the input bytes,
+        /// values 0…15 and 16…31 summed apart, each less its `sums` (per input and 32-value block, 32 times the sum
+        /// of input bytes 0…15, then of 16…31: the −32 of the weights), then scaled by its own 8 row scales.
+        @inline(__always) static func eightRowsPackedQ6K(
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
+            sums: UnsafePointer<Int32>, acc: FloatPtr
+        ) {
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            acc.initialize(repeating: 0, count: 8 * n)
+            let ones = _mm256_set1_epi16(1)
+            for b in 0..<blocks {
+                let blk = base + b * p.blockBytes
+                let lo = blk.loadUnaligned(as: SIMD8<Float>.self), hi = blk.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+                @inline(__always) func t(_ k: Int) -> __m256i { blk.loadUnaligned(fromByteOffset: 64 + 32 * k, as: __m256i.self) }
+                let t0 = t(0), t1 = t(1), t2 = t(2), t3 = t(3), t4 = t(4), t5 = t(5), t6 = t(6), t7 = t(7)
+                for i in 0..<n {
+                    let x = a(i), xb = UnsafeRawPointer(x.q + 32 * b), sx = sums + 2 * (i * blocks + b)
+                    @inline(__always) func pair(_ u: __m256i, _ v: __m256i, _ k: Int) -> __m256i {
+                        // two words' pairs of products (each ≤ 2 · 63 · 128 = 16,128) still fit in 16 bits
+                        let wu = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
+                        let wv = _mm256_set1_epi32(xb.loadUnaligned(fromByteOffset: 4 * k + 4, as: Int32.self))
+                        return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u, wu), _mm256_maddubs_epi16(v, wv)), ones)
+                    }
+                    let s0 = _mm256_sub_epi32(_mm256_add_epi32(pair(t0, t1, 0), pair(t2, t3, 2)), _mm256_set1_epi32(sx[0]))
+                    let s1 = _mm256_sub_epi32(_mm256_add_epi32(pair(t4, t5, 4), pair(t6, t7, 6)), _mm256_set1_epi32(sx[1]))
+                    var dot = (_mm256_cvtepi32_ps(s0) as SIMD8<Float>) * lo
+                    dot.addProduct(_mm256_cvtepi32_ps(s1), hi)
+                    let q = UnsafeMutableRawPointer(acc + 8 * i)
+                    var c = q.load(as: SIMD8<Float>.self)
+                    c.addProduct(dot, SIMD8(repeating: x.d[b]))
+                    q.storeBytes(of: c, as: SIMD8<Float>.self)
+                }
+            }
+            for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
         /// `eightRowsQ8` on rows repacked at load (`PackedRows`): scales in one load, words already transposed.

@@ -125,6 +125,38 @@ extension Quantized {
         }
     }
 
+    /// A Q4_K block's 256 values as integers 0…15 (`q`), with the scale d·sc_j and minimum dmin·m_j of each
+    /// 32-value sub-block j (value i = scale[i / 32]·q[i] − minimum[i / 32], as `dequantizeQ45K` computes it).
+    static func q4KIntegers(_ blk: UnsafeRawPointer, _ q: inout [UInt8], scale: inout [Float], minimum: inout [Float]) {
+        let d = half(blk), dmin = half(blk + 2)
+        for g in 0..<4 {
+            let (s1, m1) = scaleMinK4(2 * g, blk + 4), (s2, m2) = scaleMinK4(2 * g + 1, blk + 4)
+            scale[2 * g] = d * s1; scale[2 * g + 1] = d * s2
+            minimum[2 * g] = dmin * m1; minimum[2 * g + 1] = dmin * m2
+            for l in 0..<32 {
+                q[64 * g + l] = byte(blk, 16 + 32 * g + l) & 0xF
+                q[64 * g + 32 + l] = byte(blk, 16 + 32 * g + l) >> 4
+            }
+        }
+    }
+
+    /// A Q6_K block's 256 values as integers 0…63 (`q`), with the scale d·sc_j of each 16 values (value i =
+    /// scale[i / 16]·(q[i] − 32), as `dequantizeQ6K` computes it).
+    static func q6KIntegers(_ blk: UnsafeRawPointer, _ q: inout [UInt8], scale: inout [Float]) {
+        let d = half(blk + 208)
+        for j in 0..<16 { scale[j] = d * Float(blk.load(fromByteOffset: 192 + j, as: Int8.self)) }
+        for n in 0..<2 {
+            let ql = blk + 64 * n, qh = blk + 128 + 32 * n
+            for l in 0..<32 {
+                let h = byte(qh, l), v = 128 * n + l
+                q[v] = (byte(ql, l) & 0xF) | (h & 3) << 4
+                q[v + 32] = (byte(ql, l + 32) & 0xF) | ((h >> 2) & 3) << 4
+                q[v + 64] = (byte(ql, l) >> 4) | ((h >> 4) & 3) << 4
+                q[v + 96] = (byte(ql, l + 32) >> 4) | ((h >> 6) & 3) << 4
+            }
+        }
+    }
+
     static func dequantizeQ6K(_ src: UnsafeRawPointer, _ dst: FloatPtr, blocks: Int) {
         for b in 0..<blocks {
             let blk = src + 210 * b, d = half(blk + 208)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A Q4_0, Q4_1 or Q8_0 matrix's rows repacked 8 at a time for the integer kernels, so that a step reads
+/// A Q4_0, Q4_1, Q8_0, Q4_K or Q6_K matrix's rows repacked 8 at a time for the integer kernels, so that a step reads
 /// one contiguous stream instead of 8 rows' scattered 18-, 20- or 34-byte blocks, and no longer transposes
 /// or gathers scales at run time. The packed copy is exactly as large as the rows it packs (the scales
 /// stay 16-bit, widened 8 at a time by `vcvtph2ps`).
@@ -16,6 +16,13 @@ import Foundation
 /// Q5_0 (176 bytes), only for the VNNI kernels (`KernelSet.hasVNNI`): the 8 scales, 8 masks of 32 bits, then
 /// the nibbles as Q4_0's. Mask w (w < 4: register w's low nibbles; w ≥ 4: register w − 4's high ones) has bit
 /// 4r + i set when that weight of row r has its fifth bit, i.e. bit 4w + i of the row's `qh`.
+///
+/// The K-quants go per 32 values too (one "block" below is a 32-value sub-block of the 256-value blocks), their
+/// scales multiplied out into Float32 (d·sc is not exact in 16 bits), so these copies are larger than the rows:
+/// - Q4_K (192 bytes, 4/3 of the rows): 8 scales d·sc_j, 8 minimums −dmin·m_j, then the nibbles as Q4_0's
+///   (byte i of a row: value i low, value i + 16 high);
+/// - Q6_K (320 bytes, 3/2 of the rows): 8 scales d·sc of values 0…15, 8 of values 16…31, then 8 words as Q8_0's
+///   holding the 6-bit values 0…63 as bytes (the weight is scale·(q − 32)).
 public final class PackedRows: @unchecked Sendable {
     /// Bytes per group of 8 rows and block of 32 columns.
     let blockBytes: Int
@@ -23,11 +30,20 @@ public final class PackedRows: @unchecked Sendable {
     /// Rows packed: the matrix's rows rounded down to a multiple of 8 (the rest go row by row).
     let rows: Int
 
-    /// Packs `m` (Q4_0, Q4_1, Q8_0, and Q5_0 when `kernels` has VNNI), or returns nil for any other format.
+    /// Packs `m` (Q4_0, Q4_1, Q8_0, Q4_K and Q6_K, and Q5_0 when `kernels` has VNNI), or returns nil for any other format.
     public init?(_ m: QuantizedMatrix, kernels: KernelSet = .active) {
-        guard m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 || (m.type == .q5_0 && kernels.hasVNNI) else { return nil }
+        guard
+            m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 || (m.type == .q5_0 && kernels.hasVNNI) || m.type == .q4_K
+                || m.type == .q6_K
+        else { return nil }
         let blocks = m.cols / 32, groups = m.rows / 8
         rows = groups * 8
+        if m.type == .q4_K || m.type == .q6_K {
+            blockBytes = m.type == .q4_K ? 192 : 320
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, groups * blocks * blockBytes), alignment: 64)
+            Self.packK(m, into: pointer, blockBytes: blockBytes, groups: groups)
+            return
+        }
         let scaleBytes = m.type == .q5_0 ? 48 : m.type == .q4_1 ? 32 : 16, weightBytes = m.type == .q8_0 ? 256 : 128
         blockBytes = scaleBytes + weightBytes
         pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, groups * blocks * blockBytes), alignment: 64)
@@ -55,6 +71,43 @@ public final class PackedRows: @unchecked Sendable {
                         dst.storeBytes(
                             of: blk.loadUnaligned(fromByteOffset: weightsAt + 4 * k, as: UInt32.self),
                             toByteOffset: scaleBytes + 32 * k + 4 * r, as: UInt32.self)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The K-quant layouts above, from each 256-value block's integers and scales.
+    private static func packK(_ m: QuantizedMatrix, into dst: UnsafeMutableRawPointer, blockBytes: Int, groups: Int) {
+        let subBlocks = m.cols / 32, q4 = m.type == .q4_K
+        var q = [UInt8](repeating: 0, count: 256), scale = [Float](repeating: 0, count: 16), minimum = scale
+        for g in 0..<groups {
+            for r in 0..<8 {
+                let row = m.row(8 * g + r)
+                for kb in 0..<m.cols / 256 {
+                    if q4 {
+                        Quantized.q4KIntegers(row + 144 * kb, &q, scale: &scale, minimum: &minimum)
+                    } else {
+                        Quantized.q6KIntegers(row + 210 * kb, &q, scale: &scale)
+                    }
+                    for j in 0..<8 {
+                        let blk = dst + (g * subBlocks + 8 * kb + j) * blockBytes
+                        let v = 32 * j
+                        if q4 {
+                            blk.storeBytes(of: scale[j], toByteOffset: 4 * r, as: Float.self)
+                            blk.storeBytes(of: -minimum[j], toByteOffset: 32 + 4 * r, as: Float.self)
+                            // byte i of the row's 16: value i low, i + 16 high; word k = bytes 4k…4k+3
+                            for i in 0..<16 {
+                                blk.storeBytes(
+                                    of: q[v + i] | q[v + i + 16] << 4, toByteOffset: 64 + 32 * (i / 4) + 4 * r + i % 4, as: UInt8.self)
+                            }
+                        } else {
+                            blk.storeBytes(of: scale[2 * j], toByteOffset: 4 * r, as: Float.self)
+                            blk.storeBytes(of: scale[2 * j + 1], toByteOffset: 32 + 4 * r, as: Float.self)
+                            for i in 0..<32 {
+                                blk.storeBytes(of: q[v + i], toByteOffset: 64 + 32 * (i / 4) + 4 * r + i % 4, as: UInt8.self)
+                            }
+                        }
                     }
                 }
             }

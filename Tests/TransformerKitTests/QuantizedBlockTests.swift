@@ -115,12 +115,12 @@ import ModelFiles
                             Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
                         }
                     }
-                    // Q4_0/Q4_1/Q8_0 repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
+                    // Q4_0/Q4_1/Q8_0/Q4_K/Q6_K repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
                     var packed = m
                     packed.packed = PackedRows(m)
                     #expect(
                         (packed.packed != nil)
-                            == (type == .q4_0 || type == .q4_1 || type == .q8_0 || (type == .q5_0 && KernelSet.active.hasVNNI)))
+                            == ([.q4_0, .q4_1, .q8_0, .q4_K, .q6_K].contains(type) || (type == .q5_0 && KernelSet.active.hasVNNI)))
                     if packed.packed != nil {
                         var viaPacked = [Float](repeating: .nan, count: n * rows)
                         viaPacked.withUnsafeMutableBufferPointer { b in

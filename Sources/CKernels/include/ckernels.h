@@ -24,9 +24,9 @@ void tk_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha,
 int tk_has_vnni_kernels(void);
 
 /// The formats `tk_q4_packed_rows_vnni` reads.
-enum { TK_Q4_0 = 0, TK_Q4_1 = 1, TK_Q5_0 = 2 };
+enum { TK_Q4_0 = 0, TK_Q4_1 = 1, TK_Q5_0 = 2, TK_Q4_K = 3 };
 
-/// Eight 4- or 5-bit rows (`format` Q4_0, Q4_1 or Q5_0, repacked as TensorKit's `PackedRows`: `blocks`
+/// Eight 4- or 5-bit rows (`format` Q4_0, Q4_1, Q5_0 or Q4_K, repacked as TensorKit's `PackedRows`: `blocks`
 /// blocks of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits (input i: bytes `q[i]`, per block
 /// the scale `d[i][b]` and scaled sum `s[i][b]`): `acc[8i + r]` = row r · input i. Needs AVX-512 BW, VL
 /// and VNNI.
@@ -36,5 +36,10 @@ void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int 
 /// Eight Q8_0 rows (repacked as `PackedRows`) times `n` 8-bit inputs: `acc[8i + r]` = row r · input i.
 void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
                             const float *const *d, float *restrict acc);
+
+/// Eight Q6_K rows (repacked as `PackedRows`) times `n` 8-bit inputs, `sums[i][2b + h]` being 32 times the sum of
+/// input i's bytes 16h…16h+15 of block b: `acc[8i + r]` = row r · input i.
+void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
+                             const float *const *d, const int32_t *const *sums, float *restrict acc);
 
 #endif

@@ -157,8 +157,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// - Parameters:
     ///   - f: the GGUF file.
     ///   - dequantize: convert every matrix to Float32 once (faster prompts, about 4–8× the memory).
-    ///   - packRows: also keep the Q4_0/Q4_1/Q8_0 (and, with VNNI, Q5_0) matrices repacked 8 rows at a time (`PackedRows`, as large as
-    ///     the rows they copy), which the integer kernels read faster, one token or several conversations at a
+    ///   - packRows: also keep the Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (and, with VNNI, Q5_0) matrices repacked 8 rows at a time (`PackedRows`:
+    ///     as large as the rows they copy, the K-quants 4/3 and 3/2 as large), which the integer kernels read faster, one token or several conversations at a
     ///     time. By default, when the active kernels have 8-bit activations (only they read the packed rows).
     /// - Throws: `GGUFError` when a tensor is missing or its shape does not match the metadata.
     public init(file f: GGUFFile, dequantize: Bool = false, packRows: Bool = ActivationPrecision.int8Available) throws {
@@ -278,9 +278,9 @@ public final class LlamaSession: GenerationSession {
         self.model = model
         // Through the batched integer kernel a prompt is fastest in chunks of 64 (`gguf-bench --prompt-tokens 512` on
         // SmolLM2 Q4_1, 1 thread: 286 tokens/s in one chunk, 444 in chunks of 32, 480 of 64, 479 of 96; 2 threads:
-        // 563, 750, 792, 777): each layer's activations then stay in the caches. The GEMM path wants long chunks,
-        // but a down projection without a batched kernel (Qwen2.5 Q4_K_M's Q6_K/Q4_K) does not outweigh the rest:
-        // with it de-quantised per chunk of 64, Qwen2.5's prompt went from 110 to 145 tokens/s (1 thread).
+        // 563, 750, 792, 777): each layer's activations then stay in the caches. (Qwen2.5 Q4_K_M, 1 thread: 110
+        // tokens/s in chunks of 512; 145 in chunks of 64 with its Q6_K/Q4_K down projections de-quantised for the
+        // GEMM; 211 with them packed for the integer kernel too.)
         let batched =
             activations.effective == .int8
             && model.blocks.allSatisfy { b in
@@ -374,7 +374,7 @@ public final class LlamaSession: GenerationSession {
 
     /// `out[n, m.rows] = inp[n, m.cols] · mᵀ` for each (out, m): matrix–vector products on the blocks
     /// for one token (in one parallel job); for a prompt of up to 255 tokens with 8-bit activations and
-    /// formats the batched integer kernel reads (not the K-quants, not de-quantised weights), the
+    /// formats the batched integer kernel reads (Q4_K and Q6_K included, not de-quantised weights), the
     /// batched products on the blocks (each block unpacked once for all n tokens); de-quantise + GEMM
     /// otherwise. (`gguf-bench --prompt-tokens P` on SmolLM2 Q4_1, 2 threads, batched against GEMM:
     /// 8 tokens 274 against 183 tokens/s, 64: 830 against 549, 128: 781 against 601, 512: 542 against 578.)

@@ -17,7 +17,7 @@ struct KernelsCommand: ParsableCommand {
         case .baseline: return "portable Swift SIMD; quantised weights × Float32 activations"
         case .avx2: return "8-bit activations, vpmaddubsw integer dot products, 8-row packed kernels"
         case .avx512: return "Float32 in zmm registers (not built: no faster than AVX2 with 256-bit FMA units)"
-        case .vnni: return "vpdpbusd in the packed Q4_0/Q4_1/Q5_0/Q8_0 kernels"
+        case .vnni: return "vpdpbusd in the packed Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K kernels"
         case .avx512bf16: return "bf16 GEMM (vdpbf16ps) for train --precision bf16"
         }
     }
