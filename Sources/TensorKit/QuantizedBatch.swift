@@ -204,11 +204,14 @@ extension Quantized {
                     }
                 }
             case .q5_0:
-                if let p = m.packed, n >= packedFrom, kernels.hasVNNI {
-                    // 8 packed rows at a time (VNNI only); the rows before the first group and after the last one by one
+                if let p = m.packed, n >= packedFrom {
+                    // 8 packed rows at a time; the rows before the first group and after the last one by one
                     let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) { eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc.baseAddress!) }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            eightRowsPacked(
+                                out, m, p, a, n, r, withMin: false, fifthBits: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                        }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
                         batchedBlocks(out, m, a, n, part, stride: 22) { blk in
@@ -406,7 +409,7 @@ extension Quantized {
         /// one load and one widening each, and their nibbles come already transposed, from one contiguous stream.
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            withMin: Bool, scales32: Bool = false, vnni: Bool, acc: FloatPtr
+            withMin: Bool, scales32: Bool = false, fifthBits: Bool = false, vnni: Bool, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             if vnni {
@@ -414,23 +417,32 @@ extension Quantized {
                 return
             }
             acc.initialize(repeating: 0, count: 8 * n)
-            let low = _mm256_set1_epi8(15), weights = scales32 ? 64 : withMin ? 32 : 16
+            let low = _mm256_set1_epi8(15), weights = scales32 ? 64 : fifthBits ? 48 : withMin ? 32 : 16
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
-                // Σx's factor: Q4_1's and Q4_K's minimum, Q4_0's −8·d (its weights are q − 8); Q4_K's scales are Float32
+                // Σx's factor: Q4_1's and Q4_K's minimum, Q4_0's −8·d and Q5_0's −16·d (their weights are q − 8 and
+                // q − 16); Q4_K's scales are Float32
                 let dw: SIMD8<Float> =
                     scales32 ? blk.loadUnaligned(as: SIMD8<Float>.self) : _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
                 let mw: SIMD8<Float> =
                     scales32
                     ? blk.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                    : withMin ? _mm256_cvtph_ps(blk.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : dw * -8
+                    : withMin ? _mm256_cvtph_ps(blk.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : dw * (fifthBits ? -16 : -8)
                 @inline(__always) func word(_ k: Int) -> __m256i { blk.loadUnaligned(fromByteOffset: weights + 32 * k, as: __m256i.self) }
+                // Q5_0's fifth bits: mask k (bit 4r + i for byte 4r + i of register k) to 16s, as the row kernel does
+                @inline(__always) func high(_ k: Int) -> __m256i {
+                    fifthBits
+                        ? fifthBitBytes(UInt32(littleEndian: blk.load(fromByteOffset: 16 + 4 * k, as: UInt32.self)))
+                        : _mm256_setzero_si256()
+                }
                 let p0 = word(0), p1 = word(1), p2 = word(2), p3 = word(3)
-                let t0 = _mm256_and_si256(p0, low), t1 = _mm256_and_si256(p1, low)
-                let t2 = _mm256_and_si256(p2, low), t3 = _mm256_and_si256(p3, low)
-                let t4 = _mm256_and_si256(_mm256_srli_epi16(p0, 4), low), t5 = _mm256_and_si256(_mm256_srli_epi16(p1, 4), low)
-                let t6 = _mm256_and_si256(_mm256_srli_epi16(p2, 4), low), t7 = _mm256_and_si256(_mm256_srli_epi16(p3, 4), low)
-                fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, acc: acc)
+                let t0 = _mm256_or_si256(_mm256_and_si256(p0, low), high(0)), t1 = _mm256_or_si256(_mm256_and_si256(p1, low), high(1))
+                let t2 = _mm256_or_si256(_mm256_and_si256(p2, low), high(2)), t3 = _mm256_or_si256(_mm256_and_si256(p3, low), high(3))
+                let t4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p0, 4), low), high(4))
+                let t5 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p1, 4), low), high(5))
+                let t6 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p2, 4), low), high(6))
+                let t7 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p3, 4), low), high(7))
+                fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, fiveBits: fifthBits, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
@@ -528,7 +540,8 @@ extension Quantized {
         /// then `acc[i] += dot · d_w·d_x + m_w · Σx`.
         @inline(__always) static func fourBitInputs(
             _ t0: __m256i, _ t1: __m256i, _ t2: __m256i, _ t3: __m256i, _ t4: __m256i, _ t5: __m256i, _ t6: __m256i, _ t7: __m256i,
-            dw: SIMD8<Float>, mw: SIMD8<Float>, _ b: Int, _ a: (Int) -> Int8Activations, _ n: Int, acc: FloatPtr
+            dw: SIMD8<Float>, mw: SIMD8<Float>, _ b: Int, _ a: (Int) -> Int8Activations, _ n: Int, fiveBits: Bool = false,
+            acc: FloatPtr
         ) {
             let ones = _mm256_set1_epi16(1)
             for i in 0..<n {
@@ -540,11 +553,14 @@ extension Quantized {
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t1, word(1)))
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t2, word(2)))
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t3, word(3)))
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t5, word(5)))
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t6, word(6)))
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(t7, word(7)))
-                let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones))
+                // 5-bit values: 4 words' pairs reach 4 · 2 · 31 · 128 = 31,744, so the second 4 go in a second sum
+                var h16 = fiveBits ? _mm256_maddubs_epi16(t4, word(4)) : _mm256_add_epi16(s16, _mm256_maddubs_epi16(t4, word(4)))
+                h16 = _mm256_add_epi16(h16, _mm256_maddubs_epi16(t5, word(5)))
+                h16 = _mm256_add_epi16(h16, _mm256_maddubs_epi16(t6, word(6)))
+                h16 = _mm256_add_epi16(h16, _mm256_maddubs_epi16(t7, word(7)))
+                let s32 =
+                    fiveBits ? _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_madd_epi16(h16, ones)) : _mm256_madd_epi16(h16, ones)
+                let dot: SIMD8<Float> = _mm256_cvtepi32_ps(s32)
                 let q = UnsafeMutableRawPointer(acc + 8 * i)
                 var c = q.load(as: SIMD8<Float>.self)
                 c.addProduct(dot, dw * x.d[b])

@@ -100,7 +100,7 @@ extension Quantized {
                 let m = _mm256_max_ps(
                     _mm256_max_ps(_mm256_andnot_ps(signBit, v0), _mm256_andnot_ps(signBit, v1)),
                     _mm256_max_ps(_mm256_andnot_ps(signBit, v2), _mm256_andnot_ps(signBit, v3)))
-                let amax = m.max(), d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+                let amax = largestLane(m), d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
                 let scale = _mm256_set1_ps(inv)
                 // round to Int32 (MXCSR's default: nearest, ties to even), pack to Int16, then Int8
                 let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, scale)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, scale))

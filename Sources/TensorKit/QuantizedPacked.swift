@@ -1,6 +1,6 @@
 import Foundation
 
-/// A Q4_0, Q4_1, Q8_0, Q4_K or Q6_K matrix's rows repacked 8 at a time for the integer kernels, so that a step reads
+/// A Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K matrix's rows repacked 8 at a time for the integer kernels, so that a step reads
 /// one contiguous stream instead of 8 rows' scattered 18-, 20- or 34-byte blocks, and no longer transposes
 /// or gathers scales at run time. The packed copy is exactly as large as the rows it packs (the scales
 /// stay 16-bit, widened 8 at a time by `vcvtph2ps`).
@@ -13,7 +13,7 @@ import Foundation
 /// Q8_0 (272 bytes per group and block): the 8 scales, then 8 × 32 bytes: register k holds bytes 4k…4k+3 of
 /// each row's 32 weights, row r at bytes 4r…4r+3.
 ///
-/// Q5_0 (176 bytes), only for the VNNI kernels (`KernelSet.hasVNNI`): the 8 scales, 8 masks of 32 bits, then
+/// Q5_0 (176 bytes): the 8 scales, 8 masks of 32 bits (VNNI adds 16 under one with `vpaddb`, AVX2 spreads one to bytes), then
 /// the nibbles as Q4_0's. Mask w (w < 4: register w's low nibbles; w ≥ 4: register w − 4's high ones) has bit
 /// 4r + i set when that weight of row r has its fifth bit, i.e. bit 4w + i of the row's `qh`.
 ///
@@ -30,10 +30,10 @@ public final class PackedRows: @unchecked Sendable {
     /// Rows packed: the matrix's rows rounded down to a multiple of 8 (the rest go row by row).
     let rows: Int
 
-    /// Packs `m` (Q4_0, Q4_1, Q8_0, Q4_K and Q6_K, and Q5_0 when `kernels` has VNNI), or returns nil for any other format.
-    public init?(_ m: QuantizedMatrix, kernels: KernelSet = .active) {
+    /// Packs `m` (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K), or returns nil for any other format.
+    public init?(_ m: QuantizedMatrix) {
         guard
-            m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 || (m.type == .q5_0 && kernels.hasVNNI) || m.type == .q4_K
+            m.type == .q4_0 || m.type == .q4_1 || m.type == .q8_0 || m.type == .q5_0 || m.type == .q4_K
                 || m.type == .q6_K
         else { return nil }
         let blocks = m.cols / 32, groups = m.rows / 8

@@ -46,8 +46,8 @@ extension Kernels {
         if let padding { for j in 0..<visible where padding[j] { row[j] = -.infinity } }
         var m8 = SIMD8<Float>(repeating: -.infinity)
         var j = 0
-        while j + 8 <= visible { m8 = pointwiseMax(m8, load8(row + j)); j += 8 }
-        var maxv = m8.max()
+        while j + 8 <= visible { m8 = max8(m8, load8(row + j)); j += 8 }
+        var maxv = largestLane(m8)
         while j < visible { maxv = max(maxv, row[j]); j += 1 }
         if maxv == -.infinity { row.update(repeating: 0, count: count); return }
         var s8 = SIMD8<Float>.zero

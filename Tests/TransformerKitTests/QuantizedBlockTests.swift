@@ -115,12 +115,12 @@ import ModelFiles
                             Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
                         }
                     }
-                    // Q4_0/Q4_1/Q8_0/Q4_K/Q6_K repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
+                    // Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
                     var packed = m
                     packed.packed = PackedRows(m)
                     #expect(
                         (packed.packed != nil)
-                            == ([.q4_0, .q4_1, .q8_0, .q4_K, .q6_K].contains(type) || (type == .q5_0 && KernelSet.active.hasVNNI)))
+                            == [.q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q6_K].contains(type))
                     if packed.packed != nil {
                         var viaPacked = [Float](repeating: .nan, count: n * rows)
                         viaPacked.withUnsafeMutableBufferPointer { b in
@@ -140,8 +140,7 @@ import ModelFiles
                             let w = zip(split, batched).map { abs($0 - $1) }.max()!
                             #expect(w <= 1e-5 * scale, "\(type.name) packed, split rows, n \(n): \(w)")
                             // VNNI (vpdpbusd) and AVX2 (vpmaddubsw) sum the same integers, then scale them in the same order
-                            // (packed Q5_0 is read by the VNNI kernels only; the AVX2 set takes its rows as stored)
-                            let sets = KernelSet.supported().filter { $0.hasInt8 && (type != .q5_0 || $0.hasVNNI) }
+                            let sets = KernelSet.supported().filter(\.hasInt8)
                             let each = sets.map { kernels in
                                 var o = [Float](repeating: .nan, count: n * rows)
                                 o.withUnsafeMutableBufferPointer { o in

@@ -157,7 +157,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// - Parameters:
     ///   - f: the GGUF file.
     ///   - dequantize: convert every matrix to Float32 once (faster prompts, about 4–8× the memory).
-    ///   - packRows: also keep the Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (and, with VNNI, Q5_0) matrices repacked 8 rows at a time (`PackedRows`:
+    ///   - packRows: also keep the Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K matrices repacked 8 rows at a time (`PackedRows`:
     ///     as large as the rows they copy, the K-quants 4/3 and 3/2 as large), which the integer kernels read faster, one token or several conversations at a
     ///     time. By default, when the active kernels have 8-bit activations (only they read the packed rows).
     /// - Throws: `GGUFError` when a tensor is missing or its shape does not match the metadata.
