@@ -10,9 +10,11 @@ struct GGUFBenchCommand: ParsableCommand {
         commandName: "gguf-bench",
         abstract: "Measure a GGUF model's prompt processing and batch-1 generation speed, quantised and de-quantised.",
         discussion: """
-            Prompt: --prompt-tokens token ids fed at once into an empty cache (timed, best of --repeats). \
-            Generation: --gen-tokens greedy tokens after a 16-token prompt, one at a time with the KV cache \
-            (tokens/s over the tokens after the first). Weights as stored (quantised) and de-quantised to Float32;             with quantised weights, one token's products with 8-bit activations (integer dot products) and with             Float32 ones (--activations).
+            Prompt: --prompt-tokens token ids fed into an empty cache (as `generate` feeds a prompt: in chunks of 64 \
+            through the batched integer kernels, else of 512; timed, best of --repeats). Generation: --gen-tokens \
+            greedy tokens after a 16-token prompt, one at a time with the KV cache (tokens/s over the tokens after \
+            the first). Weights as stored (quantised) and de-quantised to Float32; with quantised weights, the \
+            products with 8-bit activations (integer dot products) and with Float32 ones (--activations).
             """)
 
     @Option(help: "A .gguf file.") var model: String
