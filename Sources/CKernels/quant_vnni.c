@@ -1,11 +1,12 @@
 // Quantised rows times 8-bit activations with AVX-512 VNNI (`vpdpbusd`, here on 256-bit
-// registers): the VNNI copy of TensorKit's `eightRowsPacked` (QuantizedBatch.swift), for Q4_0 and Q4_1
-// rows repacked 8 at a time (`PackedRows`: 8 half scales, 8 half minimums for Q4_1, then 4 words of 32
-// bytes, word k holding bytes 4k…4k+3 of each row's nibbles).
+// registers): the VNNI copies of TensorKit's `eightRowsPacked`, `eightRowsPackedQ8` and `eightRowsPackedQ6K`
+// (QuantizedBatch.swift), for rows repacked 8 at a time (`PackedRows`, QuantizedPacked.swift, has the layouts):
+// Q4_0, Q4_1, Q5_0 and Q4_K (scales, then 4 words of 32 bytes, word k holding bytes 4k…4k+3 of each row's
+// nibbles), Q8_0 and Q6_K (scales, then 8 words of whole bytes).
 //
 // AVX2 needs three instructions per word and input (`vpmaddubsw` into 16 bits, then adds, and one
 // `vpmaddwd` per block); `vpdpbusd` multiplies the 4 unsigned weight bytes of a lane by the 4 signed
-// activation bytes and adds them to the lane's 32-bit sum in one. Q8_0 follows at the end.
+// activation bytes and adds them to the lane's 32-bit sum in one.
 #include "ckernels.h"
 
 #if defined(__x86_64__)

@@ -248,11 +248,9 @@ extension Quantized {
                                 }
                             }
                             for r in Swift.stride(from: a0, to: a1, by: 8) {
-                                if kernels.hasVNNI {
-                                    eightRowsPackedVNNI(out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), acc: acc.baseAddress!)
-                                } else {
-                                    eightRowsPackedQ6K(out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), acc: acc.baseAddress!)
-                                }
+                                eightRowsPackedQ6K(
+                                    out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), vnni: kernels.hasVNNI, acc: acc.baseAddress!
+                                )
                             }
                         }
                     }
@@ -407,6 +405,8 @@ extension Quantized {
 
         /// `eightRows4Bit` on rows repacked at load (`PackedRows`): the 8 rows' scales (and Q4_1's minimums) are
         /// one load and one widening each, and their nibbles come already transposed, from one contiguous stream.
+        /// The flags name the layout, and each call site passes constants so that it gets its own copy: Q4_0 none,
+        /// Q4_1 `withMin`, Q4_K `withMin` and `scales32` (Float32 scales and minimums), Q5_0 `fifthBits`.
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
             withMin: Bool, scales32: Bool = false, fifthBits: Bool = false, vnni: Bool, acc: FloatPtr
@@ -483,9 +483,13 @@ extension Quantized {
         /// of input bytes 0…15, then of 16…31: the −32 of the weights), then scaled by its own 8 row scales.
         @inline(__always) static func eightRowsPackedQ6K(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            sums: UnsafePointer<Int32>, acc: FloatPtr
+            sums: UnsafePointer<Int32>, vnni: Bool, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            if vnni {
+                eightRowsPackedVNNI(out, m, p, a, n, r, sums: sums, acc: acc)
+                return
+            }
             acc.initialize(repeating: 0, count: 8 * n)
             let ones = _mm256_set1_epi16(1)
             for b in 0..<blocks {

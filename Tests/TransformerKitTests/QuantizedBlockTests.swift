@@ -175,6 +175,36 @@ import ModelFiles
         }
     }
 
+    /// Packed Q5_0 at its extremes: every value 31 (weight 15·d) against inputs rounded to ±127. One lane's 8
+    /// words of `vpmaddubsw` pairs then sum to ±62,992, past 16 bits, so the AVX2 kernel must widen after 4
+    /// words (the 4-bit formats reach only ±30,480). Each set must give Σ w·x = ±15 · 64 exactly to rounding.
+    @Test(.enabled(if: ActivationPrecision.int8Available, "no integer kernels on this architecture"))
+    func packedFiveBitSumsDoNotOverflow() throws {
+        let rows = 8, cols = 64, n = 2
+        // a block: d = 1 (half 0x3C00), all 32 fifth bits set, all nibbles 15
+        let block: [UInt8] = [0x00, 0x3C, 0xFF, 0xFF, 0xFF, 0xFF] + [UInt8](repeating: 0xFF, count: 16)
+        let matrix = (0..<rows * cols / 32).flatMap { _ in block }
+        let x = [Float](repeating: 1, count: cols) + [Float](repeating: -1, count: cols)
+        try matrix.withUnsafeBytes { buf in
+            var m = QuantizedMatrix(type: .q5_0, rows: rows, cols: cols, data: buf.baseAddress!)
+            m.packed = try #require(PackedRows(m))
+            for kernels in KernelSet.supported() where kernels.hasInt8 {
+                var out = [Float](repeating: .nan, count: n * rows)
+                out.withUnsafeMutableBufferPointer { o in
+                    x.withUnsafeBufferPointer {
+                        Self.batchedInt8(o.baseAddress!, m, $0.baseAddress!, n: n, ranges: [0..<rows], kernels: kernels)
+                    }
+                }
+                for i in 0..<n {
+                    let want: Float = i == 0 ? 960 : -960
+                    for r in 0..<rows {
+                        #expect(abs(out[i * rows + r] - want) <= 1e-3, "\(kernels) input \(i) row \(r): \(out[i * rows + r])")
+                    }
+                }
+            }
+        }
+    }
+
     /// The batched integer kernel over `ranges` of rows, as the thread pool would split them.
     static func batchedInt8(
         _ out: UnsafeMutablePointer<Float>, _ m: QuantizedMatrix, _ x: UnsafePointer<Float>, n: Int, ranges: [Range<Int>],
