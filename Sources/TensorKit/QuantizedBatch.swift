@@ -44,31 +44,41 @@ extension Quantized {
         defer { q8.deallocate(); ds.deallocate() }
         if int8 { for i in 0..<n { quantizeActivations(x + i * cols, cols: cols, into: rowActivations(q8, ds, i, cols)) } }
         let q0 = SharedPointer(q8), d0 = SharedPointer(ds)
-        parallelRanges(count: total, costPerItem: cols * n) { range in
-            let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * cols)
-            defer { tile.deallocate() }
-            for (j, (o, m)) in jobs.enumerated() {
-                let lo = max(range.lowerBound, starts[j]) - starts[j], hi = min(range.upperBound, starts[j] + m.rows) - starts[j]
-                if int8 && hasBatchedInt8Kernel(m.type) {
-                    if lo < hi {
-                        dotRowsInt8Batched(o.pointer, m, { rowActivations(q0.pointer, d0.pointer, $0, cols) }, n: n, rows: lo..<hi)
+        // VNNI reads the inputs side by side per block: laid out once here for every matrix and thread
+        let byBlock = int8 && KernelSet.active.hasVNNI && n >= packedFrom && products.contains { $0.matrix.packed != nil }
+        func run(_ inputs: InputsByBlock?) {
+            parallelRanges(count: total, costPerItem: cols * n) { range in
+                let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * cols)
+                defer { tile.deallocate() }
+                for (j, (o, m)) in jobs.enumerated() {
+                    let lo = max(range.lowerBound, starts[j]) - starts[j], hi = min(range.upperBound, starts[j] + m.rows) - starts[j]
+                    if int8 && hasBatchedInt8Kernel(m.type) {
+                        if lo < hi {
+                            dotRowsInt8Batched(
+                                o.pointer, m, { rowActivations(q0.pointer, d0.pointer, $0, cols) }, n: n, rows: lo..<hi, inputs: inputs)
+                        }
+                        continue
                     }
-                    continue
-                }
-                var t = lo
-                while t < hi {
-                    let rows = min(tileRows, hi - t)
-                    let w: ConstFloatPtr
-                    if m.type == .f32 {
-                        w = m.row(t).assumingMemoryBound(to: Float.self)
-                    } else {
-                        for k in 0..<rows { dequantizeSIMD(m.type, m.row(t + k), tile + k * cols, count: cols) }
-                        w = UnsafePointer(tile)
+                    var t = lo
+                    while t < hi {
+                        let rows = min(tileRows, hi - t)
+                        let w: ConstFloatPtr
+                        if m.type == .f32 {
+                            w = m.row(t).assumingMemoryBound(to: Float.self)
+                        } else {
+                            for k in 0..<rows { dequantizeSIMD(m.type, m.row(t + k), tile + k * cols, count: cols) }
+                            w = UnsafePointer(tile)
+                        }
+                        tileProducts(w, rows: rows, x0.readOnly, n: n, cols: cols, out: o.pointer + t, outStride: m.rows)
+                        t += rows
                     }
-                    tileProducts(w, rows: rows, x0.readOnly, n: n, cols: cols, out: o.pointer + t, outStride: m.rows)
-                    t += rows
                 }
             }
+        }
+        if byBlock {
+            withInputsByBlock({ rowActivations(q8, ds, $0, cols) }, n: n, blocks: blocks) { run($0) }
+        } else {
+            run(nil)
         }
     }
 
@@ -127,11 +137,32 @@ extension Quantized {
     }
 
     /// `out[i·m.rows + r] = row r · x_i` for the rows in `rows` and every input, `a(i)` being input i rounded
-    /// to 8 bits. Only for formats with `hasBatchedInt8Kernel`. `kernels` picks VNNI or AVX2 for packed 4-bit rows.
+    /// to 8 bits. Only for formats with `hasBatchedInt8Kernel`. `kernels` picks VNNI or AVX2 for packed rows
+    /// (`leftovers`: the rows around the packed groups, which go one by one).
     static func dotRowsInt8Batched(
-        _ out: FloatPtr, _ m: QuantizedMatrix, _ a: (Int) -> Int8Activations, n: Int, rows: Range<Int>, kernels: KernelSet = .active
+        _ out: FloatPtr, _ m: QuantizedMatrix, _ a: (Int) -> Int8Activations, n: Int, rows: Range<Int>, kernels: KernelSet = .active,
+        inputs: InputsByBlock? = nil, leftovers: Bool = false
     ) {
         #if arch(x86_64) && TRANSFORMER_AVX2
+            if kernels.hasVNNI, !leftovers, let p = m.packed, n >= packedFrom {
+                // CKernels' VNNI copies for the packed groups, with the inputs side by side per block (`inputs`, or made
+                // here); the rows before the first group and after the last through the AVX2 paths below, one by one
+                let (a0, a1) = packedGroups(rows, p)
+                if a0 < a1 {
+                    @inline(__always) func groups(_ x: InputsByBlock) {
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                eightRowsPackedVNNI(out, m, p, x, n, r, acc: acc.baseAddress!)
+                            }
+                        }
+                    }
+                    if let inputs { groups(inputs) } else { withInputsByBlock(a, n: n, blocks: m.cols / 32) { groups($0) } }
+                }
+                for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
+                    dotRowsInt8Batched(out, m, a, n: n, rows: part, kernels: kernels, leftovers: true)
+                }
+                return
+            }
             // (weights as bytes, scale d, offset per unit of Σx, signed?) of the block at `blk`
             switch m.type {
             case .q8_0:
@@ -139,7 +170,7 @@ extension Quantized {
                     let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
                         for r in Swift.stride(from: a0, to: a1, by: 8) {
-                            eightRowsPackedQ8(out, m, p, a, n, r, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                            eightRowsPackedQ8(out, m, p, a, n, r, acc: acc.baseAddress!)
                         }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
@@ -164,12 +195,16 @@ extension Quantized {
                     // the packed groups start at multiples of 8: the rows before the first and after the last go one by one
                     let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) {
-                            // two copies of the kernel, each with its format's scales fixed
-                            if withMin {
-                                eightRowsPacked(out, m, p, a, n, r, withMin: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
-                            } else {
-                                eightRowsPacked(out, m, p, a, n, r, withMin: false, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                        // two copies of the kernel, each with its format's scales fixed; Q4_0's −8 off the integer sums
+                        if withMin {
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                eightRowsPacked(out, m, p, a, n, r, withMin: true, acc: acc.baseAddress!)
+                            }
+                            return
+                        }
+                        withInputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 8) { sums in
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                eightRowsPacked(out, m, p, a, n, r, withMin: false, sums: sums, acc: acc.baseAddress!)
                             }
                         }
                     }
@@ -208,9 +243,11 @@ extension Quantized {
                     // 8 packed rows at a time; the rows before the first group and after the last one by one
                     let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        for r in Swift.stride(from: a0, to: a1, by: 8) {
-                            eightRowsPacked(
-                                out, m, p, a, n, r, withMin: false, fifthBits: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                        withInputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 16) { sums in
+                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                                eightRowsPacked(
+                                    out, m, p, a, n, r, withMin: false, fifthBits: true, sums: sums, acc: acc.baseAddress!)
+                            }
                         }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
@@ -232,25 +269,14 @@ extension Quantized {
                         if m.type == .q4_K {
                             for r in Swift.stride(from: a0, to: a1, by: 8) {
                                 eightRowsPacked(
-                                    out, m, p, a, n, r, withMin: true, scales32: true, vnni: kernels.hasVNNI, acc: acc.baseAddress!)
+                                    out, m, p, a, n, r, withMin: true, scales32: true, acc: acc.baseAddress!)
                             }
                             return
                         }
                         // Q6_K's offset: 32 times the sum of each 16 input bytes (a scale per 16 values)
-                        let halves = m.cols / 16
-                        withUnsafeTemporaryAllocation(of: Int32.self, capacity: n * halves) { sums in
-                            for i in 0..<n {
-                                let q = a(i).q
-                                for h in 0..<halves {
-                                    var t: Int32 = 0
-                                    for j in 0..<16 { t += Int32(q[16 * h + j]) }
-                                    sums[i * halves + h] = 32 * t
-                                }
-                            }
+                        withInputSums(a, n: n, blocks: m.cols / 32, halves: true, times: 32) { sums in
                             for r in Swift.stride(from: a0, to: a1, by: 8) {
-                                eightRowsPackedQ6K(
-                                    out, m, p, a, n, r, sums: UnsafePointer(sums.baseAddress!), vnni: kernels.hasVNNI, acc: acc.baseAddress!
-                                )
+                                eightRowsPackedQ6K(out, m, p, a, n, r, sums: sums, acc: acc.baseAddress!)
                             }
                         }
                     }
@@ -271,6 +297,86 @@ extension Quantized {
         #else
             preconditionFailure("no integer kernels in this build")
         #endif
+    }
+
+    /// The integer sums of bytes 0…15 and 16…31 of the 32 at `p`.
+    @inline(__always) static func halfSums(_ p: UnsafePointer<Int8>) -> (Int32, Int32) {
+        #if arch(x86_64) && TRANSFORMER_AVX2
+            // `vpsadbw` sums unsigned bytes in 4 groups of 8: x + 128 makes the signed bytes unsigned, 16·128 comes off
+            let v = UnsafeRawPointer(p).loadUnaligned(as: __m256i.self)
+            let g: SIMD4<Int64> = _mm256_sad_epu8(_mm256_xor_si256(v, _mm256_set1_epi8(-128)), _mm256_setzero_si256())
+            return (Int32(truncatingIfNeeded: g[0] &+ g[1]) &- 2048, Int32(truncatingIfNeeded: g[2] &+ g[3]) &- 2048)
+        #else
+            var lo: Int32 = 0, hi: Int32 = 0
+            for j in 0..<16 { lo += Int32(p[j]); hi += Int32(p[16 + j]) }
+            return (lo, hi)
+        #endif
+    }
+
+    /// Calls `body` with `times` × the integer sum of each input's blocks of 32 bytes (`halves`: of bytes 0…15 and
+    /// 16…31 apart), input i's at `(i · blocks + b) · k + h`, k being 2 with `halves` and 1 without. The AVX2 kernels
+    /// take a format's offset (Q4_0's 8, Q5_0's 16, Q6_K's 32) off their integer sums with these.
+    static func withInputSums<R>(
+        _ a: (Int) -> Int8Activations, n: Int, blocks: Int, halves: Bool, times: Int32, _ body: (UnsafePointer<Int32>) -> R
+    ) -> R {
+        let k = halves ? 2 : 1
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: n * blocks * k) { sums in
+            for i in 0..<n {
+                let q = a(i).q, o = sums.baseAddress! + i * blocks * k
+                for b in 0..<blocks {
+                    let (lo, hi) = halfSums(q + 32 * b)
+                    if halves {
+                        o[2 * b] = times &* lo
+                        o[2 * b + 1] = times &* hi
+                    } else {
+                        o[b] = times &* (lo &+ hi)
+                    }
+                }
+            }
+            return body(UnsafePointer(sums.baseAddress!))
+        }
+    }
+
+    /// The n inputs' 8-bit blocks side by side, as CKernels' VNNI kernels read them: block b of input i at
+    /// `q + 32·(b·n + i)`, its scale at `d[b·n + i]`, its scaled sum at `s[b·n + i]`, and the integer sums of its bytes
+    /// 0…15 and 16…31 at `o[2(b·n + i)]` and `o[2(b·n + i) + 1]` (the kernels take Q4_0's, Q5_0's and Q6_K's offsets
+    /// off their integer sums with these). A block's inputs are then one stream, not n rows far apart reached through
+    /// n pointers: alone, the Q5_0 kernel went from 126–140 to 164 G multiply-adds/s.
+    struct InputsByBlock: @unchecked Sendable {
+        let q: UnsafePointer<Int8>
+        let d: UnsafePointer<Float>, s: UnsafePointer<Float>
+        let o: UnsafePointer<Int32>
+    }
+
+    /// Calls `body` with the inputs `a(0)…a(n−1)` (of `blocks` blocks) side by side (`InputsByBlock`). One input is
+    /// already in that layout: only its sums are made.
+    static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * n * blocks) { sums in
+            let o = sums.baseAddress!
+            for i in 0..<n {
+                let q = a(i).q
+                for b in 0..<blocks { (o[2 * (b * n + i)], o[2 * (b * n + i) + 1]) = halfSums(q + 32 * b) }
+            }
+            if n == 1 {
+                let x = a(0)
+                return body(InputsByBlock(q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o)))
+            }
+            return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * n * blocks) { q in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * blocks) { ds in
+                    let d = ds.baseAddress!, s = d + n * blocks
+                    for i in 0..<n {
+                        let x = a(i)
+                        for b in 0..<blocks {
+                            UnsafeMutableRawPointer(q.baseAddress! + 32 * (b * n + i)).copyMemory(from: x.q + 32 * b, byteCount: 32)
+                            d[b * n + i] = x.d[b]
+                            s[b * n + i] = x.s[b]
+                        }
+                    }
+                    return body(
+                        InputsByBlock(q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o)))
+                }
+            }
+        }
     }
 
     /// Inputs from which the integer kernel takes 8 rows at a time (`gguf-bench --batch 8` on SmolLM2 Q4_1:
@@ -409,13 +515,9 @@ extension Quantized {
         /// Q4_1 `withMin`, Q4_K `withMin` and `scales32` (Float32 scales and minimums), Q5_0 `fifthBits`.
         @inline(__always) static func eightRowsPacked(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            withMin: Bool, scales32: Bool = false, fifthBits: Bool = false, vnni: Bool, acc: FloatPtr
+            withMin: Bool, scales32: Bool = false, fifthBits: Bool = false, sums: UnsafePointer<Int32>? = nil, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
-            if vnni {
-                eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc)
-                return
-            }
             acc.initialize(repeating: 0, count: 8 * n)
             let low = _mm256_set1_epi8(15), weights = scales32 ? 64 : fifthBits ? 48 : withMin ? 32 : 16
             for b in 0..<blocks {
@@ -442,40 +544,29 @@ extension Quantized {
                 let t5 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p1, 4), low), high(5))
                 let t6 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p2, 4), low), high(6))
                 let t7 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p3, 4), low), high(7))
-                fourBitInputs(t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, fiveBits: fifthBits, acc: acc)
+                fourBitInputs(
+                    t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, fiveBits: fifthBits, sums: sums.map { $0 + b }, blocks: blocks,
+                    acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
         /// `eightRowsPacked`, `eightRowsPackedQ8` and `eightRowsPackedQ6K` through CKernels' AVX-512 VNNI copies
         /// (`vpdpbusd`), for packed Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K rows r…r+7: `out[i·m.rows + r + j]` = row
-        /// r + j · input i (`acc`: 8·n floats; `sums`: Q6_K's, as `eightRowsPackedQ6K` takes them).
+        /// r + j · input i (`acc`: 8·n floats).
         static func eightRowsPackedVNNI(
-            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            sums: UnsafePointer<Int32>? = nil, acc: FloatPtr
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ x: InputsByBlock, _ n: Int, _ r: Int, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
-            defer { for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) } }
-            withUnsafeTemporaryAllocation(of: UnsafePointer<Int8>?.self, capacity: n) { q in
-                withUnsafeTemporaryAllocation(of: UnsafePointer<Float>?.self, capacity: 2 * n) { ds in
-                    for i in 0..<n {
-                        let x = a(i)
-                        q[i] = UnsafePointer(x.q); ds[i] = UnsafePointer(x.d); ds[n + i] = UnsafePointer(x.s)
-                    }
-                    if m.type == .q8_0 {
-                        tk_q8_packed_rows_vnni(base, blocks, p.blockBytes, n, q.baseAddress!, ds.baseAddress!, acc)
-                    } else if m.type == .q6_K, let sums {
-                        withUnsafeTemporaryAllocation(of: UnsafePointer<Int32>?.self, capacity: n) { s in
-                            for i in 0..<n { s[i] = sums + i * 2 * blocks }
-                            tk_q6k_packed_rows_vnni(base, blocks, p.blockBytes, n, q.baseAddress!, ds.baseAddress!, s.baseAddress!, acc)
-                        }
-                    } else {
-                        let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
-                        tk_q4_packed_rows_vnni(
-                            base, blocks, p.blockBytes, Int32(f), n, q.baseAddress!, ds.baseAddress!, ds.baseAddress! + n, acc)
-                    }
-                }
+            switch m.type {
+            case .q8_0: tk_q8_packed_rows_vnni(base, blocks, p.blockBytes, n, x.q, x.d, acc)
+            case .q6_K: tk_q6k_packed_rows_vnni(base, blocks, p.blockBytes, n, x.q, x.d, x.o, acc)
+            default:
+                let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
+                let offset: Int32 = m.type == .q4_0 ? 8 : m.type == .q5_0 ? 16 : 0
+                tk_q4_packed_rows_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.d, x.s, x.o, offset, acc)
             }
+            for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
 
         /// Packed Q6_K rows r…r+7 times all n inputs (`PackedRows`): the 6-bit values 0…63 against the input bytes,
@@ -483,13 +574,9 @@ extension Quantized {
         /// of input bytes 0…15, then of 16…31: the −32 of the weights), then scaled by its own 8 row scales.
         @inline(__always) static func eightRowsPackedQ6K(
             _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
-            sums: UnsafePointer<Int32>, vnni: Bool, acc: FloatPtr
+            sums: UnsafePointer<Int32>, acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
-            if vnni {
-                eightRowsPackedVNNI(out, m, p, a, n, r, sums: sums, acc: acc)
-                return
-            }
             acc.initialize(repeating: 0, count: 8 * n)
             let ones = _mm256_set1_epi16(1)
             for b in 0..<blocks {
@@ -520,14 +607,10 @@ extension Quantized {
 
         /// `eightRowsQ8` on rows repacked at load (`PackedRows`): scales in one load, words already transposed.
         @inline(__always) static func eightRowsPackedQ8(
-            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int, vnni: Bool,
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ a: (Int) -> Int8Activations, _ n: Int, _ r: Int,
             acc: FloatPtr
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
-            if vnni {
-                eightRowsPackedVNNI(out, m, p, a, n, r, acc: acc)
-                return
-            }
             acc.initialize(repeating: 0, count: 8 * n)
             for b in 0..<blocks {
                 let blk = base + b * p.blockBytes
@@ -545,7 +628,7 @@ extension Quantized {
         @inline(__always) static func fourBitInputs(
             _ t0: __m256i, _ t1: __m256i, _ t2: __m256i, _ t3: __m256i, _ t4: __m256i, _ t5: __m256i, _ t6: __m256i, _ t7: __m256i,
             dw: SIMD8<Float>, mw: SIMD8<Float>, _ b: Int, _ a: (Int) -> Int8Activations, _ n: Int, fiveBits: Bool = false,
-            acc: FloatPtr
+            sums: UnsafePointer<Int32>? = nil, blocks: Int = 0, acc: FloatPtr
         ) {
             let ones = _mm256_set1_epi16(1)
             for i in 0..<n {
@@ -564,11 +647,16 @@ extension Quantized {
                 h16 = _mm256_add_epi16(h16, _mm256_maddubs_epi16(t7, word(7)))
                 let s32 =
                     fiveBits ? _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_madd_epi16(h16, ones)) : _mm256_madd_epi16(h16, ones)
-                let dot: SIMD8<Float> = _mm256_cvtepi32_ps(s32)
                 let q = UnsafeMutableRawPointer(acc + 8 * i)
                 var c = q.load(as: SIMD8<Float>.self)
-                c.addProduct(dot, dw * x.d[b])
-                c.addProduct(mw, SIMD8(repeating: x.s[b]))
+                if let sums {  // Q4_0's and Q5_0's offset off the integer sum, as the VNNI kernel does
+                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_sub_epi32(s32, _mm256_set1_epi32(sums[i * blocks])))
+                    c.addProduct(dot, dw * x.d[b])
+                } else {
+                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(s32)
+                    c.addProduct(dot, dw * x.d[b])
+                    c.addProduct(mw, SIMD8(repeating: x.s[b]))
+                }
                 q.storeBytes(of: c, as: SIMD8<Float>.self)
             }
         }

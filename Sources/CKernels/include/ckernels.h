@@ -27,19 +27,21 @@ int tk_has_vnni_kernels(void);
 enum { TK_Q4_0 = 0, TK_Q4_1 = 1, TK_Q5_0 = 2, TK_Q4_K = 3 };
 
 /// Eight 4- or 5-bit rows (`format` Q4_0, Q4_1, Q5_0 or Q4_K, repacked as TensorKit's `PackedRows`: `blocks`
-/// blocks of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits (input i: bytes `q[i]`, per block
-/// the scale `d[i][b]` and scaled sum `s[i][b]`): `acc[8i + r]` = row r · input i. Needs AVX-512 BW, VL
-/// and VNNI.
-void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n,
-                            const int8_t *const *q, const float *const *d, const float *const *s, float *restrict acc);
+/// blocks of `blockBytes` from `rows`) times `n` inputs rounded to 8 bits, side by side per block (block b of input
+/// i: bytes `x + 32·(b·n + i)`, scale `d[b·n + i]`, scaled sum `s[b·n + i]`, integer sums of bytes 0…15 and 16…31
+/// `o[2(b·n + i)]` and `o[2(b·n + i) + 1]`): `acc[8i + r]` = row r · input i. `offset`: Q4_0's 8 or Q5_0's 16 (their
+/// weights being d·(q − offset), taken off the integer sums), 0 for Q4_1 and Q4_K (their minimums times `s`).
+/// Needs AVX-512 BW, VL and VNNI.
+void tk_q4_packed_rows_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
+                            const float *d, const float *s, const int32_t *o, int offset, float *restrict acc);
 
-/// Eight Q8_0 rows (repacked as `PackedRows`) times `n` 8-bit inputs: `acc[8i + r]` = row r · input i.
-void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
-                            const float *const *d, float *restrict acc);
+/// Eight Q8_0 rows (repacked as `PackedRows`) times `n` 8-bit inputs laid out as above: `acc[8i + r]` = row r · input i.
+void tk_q8_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *d,
+                            float *restrict acc);
 
-/// Eight Q6_K rows (repacked as `PackedRows`) times `n` 8-bit inputs, `sums[i][2b + h]` being 32 times the sum of
-/// input i's bytes 16h…16h+15 of block b: `acc[8i + r]` = row r · input i.
-void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *const *q,
-                             const float *const *d, const int32_t *const *sums, float *restrict acc);
+/// Eight Q6_K rows (repacked as `PackedRows`) times `n` 8-bit inputs laid out as above (with the sums `o`):
+/// `acc[8i + r]` = row r · input i.
+void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *d,
+                             const int32_t *o, float *restrict acc);
 
 #endif
