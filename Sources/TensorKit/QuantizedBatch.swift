@@ -202,10 +202,10 @@ extension Quantized {
                             }
                             return
                         }
-                        withInputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 8) { sums in
-                            for r in Swift.stride(from: a0, to: a1, by: 8) {
-                                eightRowsPacked(out, m, p, a, n, r, withMin: false, sums: sums, acc: acc.baseAddress!)
-                            }
+                        let sums = inputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 8)
+                        defer { sums.deallocate() }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            eightRowsPacked(out, m, p, a, n, r, withMin: false, sums: sums, acc: acc.baseAddress!)
                         }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
@@ -243,11 +243,10 @@ extension Quantized {
                     // 8 packed rows at a time; the rows before the first group and after the last one by one
                     let (a0, a1) = packedGroups(rows, p)
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                        withInputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 16) { sums in
-                            for r in Swift.stride(from: a0, to: a1, by: 8) {
-                                eightRowsPacked(
-                                    out, m, p, a, n, r, withMin: false, fifthBits: true, sums: sums, acc: acc.baseAddress!)
-                            }
+                        let sums = inputSums(a, n: n, blocks: m.cols / 32, halves: false, times: 16)
+                        defer { sums.deallocate() }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            eightRowsPacked(out, m, p, a, n, r, withMin: false, fifthBits: true, sums: sums, acc: acc.baseAddress!)
                         }
                     }
                     for part in [rows.lowerBound..<a0, a1..<rows.upperBound] where !part.isEmpty {
@@ -274,10 +273,10 @@ extension Quantized {
                             return
                         }
                         // Q6_K's offset: 32 times the sum of each 16 input bytes (a scale per 16 values)
-                        withInputSums(a, n: n, blocks: m.cols / 32, halves: true, times: 32) { sums in
-                            for r in Swift.stride(from: a0, to: a1, by: 8) {
-                                eightRowsPackedQ6K(out, m, p, a, n, r, sums: sums, acc: acc.baseAddress!)
-                            }
+                        let sums = inputSums(a, n: n, blocks: m.cols / 32, halves: true, times: 32)
+                        defer { sums.deallocate() }
+                        for r in Swift.stride(from: a0, to: a1, by: 8) {
+                            eightRowsPackedQ6K(out, m, p, a, n, r, sums: sums, acc: acc.baseAddress!)
                         }
                     }
                     // the rows outside the packed groups, one input at a time
@@ -313,28 +312,26 @@ extension Quantized {
         #endif
     }
 
-    /// Calls `body` with `times` × the integer sum of each input's blocks of 32 bytes (`halves`: of bytes 0…15 and
-    /// 16…31 apart), input i's at `(i · blocks + b) · k + h`, k being 2 with `halves` and 1 without. The AVX2 kernels
-    /// take a format's offset (Q4_0's 8, Q5_0's 16, Q6_K's 32) off their integer sums with these.
-    static func withInputSums<R>(
-        _ a: (Int) -> Int8Activations, n: Int, blocks: Int, halves: Bool, times: Int32, _ body: (UnsafePointer<Int32>) -> R
-    ) -> R {
+    /// `times` × the integer sum of each input's blocks of 32 bytes (`halves`: of bytes 0…15 and 16…31 apart), input
+    /// i's at `(i · blocks + b) · k + h`, k being 2 with `halves` and 1 without; the caller deallocates. The AVX2
+    /// kernels take a format's offset (Q4_0's 8, Q5_0's 16, Q6_K's 32) off their integer sums with these. (A
+    /// buffer, not a closure around the kernels: inside one, the AVX2 kernels ran a third slower.)
+    static func inputSums(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, halves: Bool, times: Int32) -> UnsafeMutablePointer<Int32> {
         let k = halves ? 2 : 1
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: n * blocks * k) { sums in
-            for i in 0..<n {
-                let q = a(i).q, o = sums.baseAddress! + i * blocks * k
-                for b in 0..<blocks {
-                    let (lo, hi) = halfSums(q + 32 * b)
-                    if halves {
-                        o[2 * b] = times &* lo
-                        o[2 * b + 1] = times &* hi
-                    } else {
-                        o[b] = times &* (lo &+ hi)
-                    }
+        let sums = UnsafeMutablePointer<Int32>.allocate(capacity: n * blocks * k)
+        for i in 0..<n {
+            let q = a(i).q, o = sums + i * blocks * k
+            for b in 0..<blocks {
+                let (lo, hi) = halfSums(q + 32 * b)
+                if halves {
+                    o[2 * b] = times &* lo
+                    o[2 * b + 1] = times &* hi
+                } else {
+                    o[b] = times &* (lo &+ hi)
                 }
             }
-            return body(UnsafePointer(sums.baseAddress!))
         }
+        return sums
     }
 
     /// The n inputs' 8-bit blocks side by side, as CKernels' VNNI kernels read them: block b of input i at
