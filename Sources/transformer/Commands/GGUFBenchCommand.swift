@@ -27,7 +27,11 @@ struct GGUFBenchCommand: ParsableCommand {
     @Option(help: "Time batched decoding instead: steps of 1, 2, 4, … N conversations, a token each (as `serve --parallel N`).")
     var batch: Int?
     @Flag(help: "Leave the Q4_0/Q4_1/Q8_0 matrices as stored (no 8-row repacking), to compare.") var unpackedRows = false
-    @Flag(help: "Time the matrix–vector kernels alone (blk.0.ffn_gate, blk.0.ffn_down, token_embd) instead.") var kernels = false
+    @Flag(
+        help: """
+            Time the kernels alone instead: matrix–vector products (blk.0.ffn_gate, blk.0.ffn_down, token_embd, output) \
+            and, with 8-bit activations, a prompt chunk of 64 inputs through the packed rows.
+            """) var kernels = false
 
     /// The activation settings to time, from --activations.
     var activationModes: [ActivationPrecision] {
@@ -133,8 +137,35 @@ extension GGUFBenchCommand {
                         format: "%@ (%@, %d×%d), %@ activations, %d threads: %.0f µs per product, %.2f ns per 32 values, %.1f GB/s",
                         name, m.type.name, m.rows, m.cols, act == .int8 ? "8-bit" : "Float32", threads, best * 1e6, best * 1e9 / blocks,
                         Double(m.rows * m.rowBytes) / best / 1e9))
+                if act == .int8, let packed = PackedRows(m) { timePromptChunk(m, packed, name) }
             }
         }
+    }
+
+    /// G multiply-adds/s of the batched integer kernels on a prompt chunk: 64 inputs against `m`'s rows packed
+    /// 8 at a time (`PackedRows`), as `LlamaSession` feeds a prompt; best of `repeats` runs of ~0.2 s or more.
+    func timePromptChunk(_ m: QuantizedMatrix, _ packed: PackedRows, _ name: String) {
+        var pm = m
+        pm.packed = packed
+        let n = 64, work = n * m.rows * m.cols
+        let x = (0..<n * m.cols).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+        var out = [Float](repeating: 0, count: n * m.rows)
+        let iterations = max(1, 10_000_000_000 / work)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let a = Date()
+            out.withUnsafeMutableBufferPointer { o in
+                x.withUnsafeBufferPointer { xp in
+                    for _ in 0..<iterations { Quantized.matvecRows([(o.baseAddress!, pm)], xp.baseAddress!, n: n, activations: .int8) }
+                }
+            }
+            best = min(best, Date().timeIntervalSince(a) / Double(iterations))
+        }
+        print(
+            String(
+                format:
+                    "%@ (%@, %d×%d), 8-bit activations, %d inputs at once (a prompt chunk), %d threads: %.2f ms, %.1f G multiply-adds/s",
+                name, m.type.name, m.rows, m.cols, n, threads, best * 1e3, Double(work) / best / 1e9))
     }
 }
 
