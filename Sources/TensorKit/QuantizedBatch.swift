@@ -542,8 +542,7 @@ extension Quantized {
                 let t6 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p2, 4), low), high(6))
                 let t7 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(p3, 4), low), high(7))
                 fourBitInputs(
-                    t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, fiveBits: fifthBits, sums: sums.map { $0 + b }, blocks: blocks,
-                    acc: acc)
+                    t0, t1, t2, t3, t4, t5, t6, t7, dw: dw, mw: mw, b, a, n, fiveBits: fifthBits, sums: sums, blocks: blocks, acc: acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
         }
@@ -646,8 +645,8 @@ extension Quantized {
                     fiveBits ? _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_madd_epi16(h16, ones)) : _mm256_madd_epi16(h16, ones)
                 let q = UnsafeMutableRawPointer(acc + 8 * i)
                 var c = q.load(as: SIMD8<Float>.self)
-                if let sums {  // Q4_0's and Q5_0's offset off the integer sum, as the VNNI kernel does
-                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_sub_epi32(s32, _mm256_set1_epi32(sums[i * blocks])))
+                if let sums {  // Q4_0's and Q5_0's offset off the integer sum (`inputSums`), as the VNNI kernel does
+                    let dot: SIMD8<Float> = _mm256_cvtepi32_ps(_mm256_sub_epi32(s32, _mm256_set1_epi32(sums[i * blocks + b])))
                     c.addProduct(dot, dw * x.d[b])
                 } else {
                     let dot: SIMD8<Float> = _mm256_cvtepi32_ps(s32)

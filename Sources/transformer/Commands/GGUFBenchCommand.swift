@@ -143,7 +143,8 @@ extension GGUFBenchCommand {
     }
 
     /// G multiply-adds/s of the batched integer kernels on a prompt chunk: 64 inputs against `m`'s rows packed
-    /// 8 at a time (`PackedRows`), as `LlamaSession` feeds a prompt; best of `repeats` runs of ~0.2 s or more.
+    /// 8 at a time (`PackedRows`), as `LlamaSession` feeds a prompt; best of `repeats` runs of about 10 G
+    /// multiply-adds (at least one product).
     func timePromptChunk(_ m: QuantizedMatrix, _ packed: PackedRows, _ name: String) {
         var pm = m
         pm.packed = packed
