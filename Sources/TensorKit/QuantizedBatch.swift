@@ -150,9 +150,17 @@ extension Quantized {
                 let (a0, a1) = packedGroups(rows, p)
                 if a0 < a1 {
                     @inline(__always) func groups(_ x: InputsByBlock) {
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * n) { acc in
-                            for r in Swift.stride(from: a0, to: a1, by: 8) {
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * n) { acc in
+                            // two groups at a time in 512-bit registers while there are two (not for one input: its
+                            // sums stay in a register in the 8-row kernel)
+                            var r = a0
+                            while n > 1, r + 16 <= a1 {
+                                sixteenRowsPackedVNNI(out, m, p, x, n, r, acc: acc.baseAddress!)
+                                r += 16
+                            }
+                            while r < a1 {
                                 eightRowsPackedVNNI(out, m, p, x, n, r, acc: acc.baseAddress!)
+                                r += 8
                             }
                         }
                     }
@@ -343,20 +351,26 @@ extension Quantized {
         let q: UnsafePointer<Int8>
         let d: UnsafePointer<Float>, s: UnsafePointer<Float>
         let o: UnsafePointer<Int32>
+        /// −Σx of block b of input i at `b·n + i` (the 16-row VNNI kernels shift it to start their sums)
+        let z: UnsafePointer<Int32>
     }
 
     /// Calls `body` with the inputs `a(0)…a(n−1)` (of `blocks` blocks) side by side (`InputsByBlock`). One input is
     /// already in that layout: only its sums are made.
     static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * n * blocks) { sums in
-            let o = sums.baseAddress!
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 3 * n * blocks) { sums in
+            let o = sums.baseAddress!, z = o + 2 * n * blocks
             for i in 0..<n {
                 let q = a(i).q
-                for b in 0..<blocks { (o[2 * (b * n + i)], o[2 * (b * n + i) + 1]) = halfSums(q + 32 * b) }
+                for b in 0..<blocks {
+                    let (h0, h1) = halfSums(q + 32 * b)
+                    (o[2 * (b * n + i)], o[2 * (b * n + i) + 1], z[b * n + i]) = (h0, h1, -(h0 + h1))
+                }
             }
             if n == 1 {
                 let x = a(0)
-                return body(InputsByBlock(q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o)))
+                return body(
+                    InputsByBlock(q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o), z: UnsafePointer(z)))
             }
             return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * n * blocks) { q in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * blocks) { ds in
@@ -370,7 +384,8 @@ extension Quantized {
                         }
                     }
                     return body(
-                        InputsByBlock(q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o)))
+                        InputsByBlock(
+                            q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), z: UnsafePointer(z)))
                 }
             }
         }
@@ -563,6 +578,22 @@ extension Quantized {
                 tk_q4_packed_rows_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.d, x.s, x.o, offset, acc)
             }
             for i in 0..<n { UnsafeMutableRawPointer(out + i * m.rows + r).copyMemory(from: acc + 8 * i, byteCount: 32) }
+        }
+
+        /// Packed rows r…r+15 (two groups) through CKernels' 16-row VNNI copies: `out[i·m.rows + r + j]` = row r + j ·
+        /// input i, the same bit for bit as `eightRowsPackedVNNI` on r and r + 8 (`acc`: 16·n floats).
+        static func sixteenRowsPackedVNNI(
+            _ out: FloatPtr, _ m: QuantizedMatrix, _ p: PackedRows, _ x: InputsByBlock, _ n: Int, _ r: Int, acc: FloatPtr
+        ) {
+            let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
+            switch m.type {
+            case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.d, x.z, acc, out + r, m.rows)
+            case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.d, x.o, acc, out + r, m.rows)
+            default:
+                let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
+                let shift: Int32 = m.type == .q4_0 ? 3 : m.type == .q5_0 ? 4 : 0  // times 8 or 16
+                tk_q4_packed_rows16_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.d, x.s, x.z, shift, acc, out + r, m.rows)
+            }
         }
 
         /// Packed Q6_K rows r…r+7 times all n inputs (`PackedRows`): the 6-bit values 0…63 against the input bytes,

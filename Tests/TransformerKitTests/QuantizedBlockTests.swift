@@ -93,8 +93,8 @@ import ModelFiles
     func batchedRowsEqualOneAtATime(type: GGMLType) throws {
         let f = try #require(Self.fixture.types[type.name])
         let raw = Self.bytes(f.hex), bb = type.blockBytes
-        let cols = 3 * type.blockSize, rows = 21, n = 3
-        // 21 rows: the fixture's 3 blocks in a different rotation per row
+        let cols = 3 * type.blockSize, rows = 45, n = 3
+        // 45 rows: the fixture's 3 blocks in a different rotation per row
         var matrix: [UInt8] = []
         for r in 0..<rows {
             for b in 0..<3 {
@@ -115,7 +115,8 @@ import ModelFiles
                             Quantized.matvecRows([(b.baseAddress!, m), (s.baseAddress!, m)], x, n: n, activations: precision)
                         }
                     }
-                    // Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K repacked 8 rows at a time (16 of the 21 rows; the last 5 row by row): the same products
+                    // Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K repacked 8 rows at a time (40 of the 45 rows; the last 5 row by row): the same
+                    // products; with VNNI, groups 0–1 and 2–3 go 16 rows at a time and group 4 alone
                     var packed = m
                     packed.packed = PackedRows(m)
                     #expect(
@@ -134,7 +135,7 @@ import ModelFiles
                             var split = [Float](repeating: .nan, count: n * rows)
                             split.withUnsafeMutableBufferPointer { o in
                                 x.withUnsafeBufferPointer { xs in
-                                    Self.batchedInt8(o.baseAddress!, packed, xs.baseAddress!, n: n, ranges: [0..<3, 3..<13, 13..<21])
+                                    Self.batchedInt8(o.baseAddress!, packed, xs.baseAddress!, n: n, ranges: [0..<3, 3..<29, 29..<45])
                                 }
                             }
                             let w = zip(split, batched).map { abs($0 - $1) }.max()!
@@ -180,8 +181,8 @@ import ModelFiles
     /// words (the 4-bit formats reach only ±30,480). Each set must give Σ w·x = ±15 · 64 exactly to rounding.
     @Test(.enabled(if: ActivationPrecision.int8Available, "no integer kernels on this architecture"))
     func packedFiveBitSumsDoNotOverflow() throws {
-        let rows = 8, cols = 64, n = 2
-        // a block: d = 1 (half 0x3C00), all 32 fifth bits set, all nibbles 15
+        let rows = 24, cols = 64, n = 2
+        // (24 rows: with VNNI, 16 at a time, then 8) a block: d = 1 (half 0x3C00), all 32 fifth bits set, all nibbles 15
         let block: [UInt8] = [0x00, 0x3C, 0xFF, 0xFF, 0xFF, 0xFF] + [UInt8](repeating: 0xFF, count: 16)
         let matrix = (0..<rows * cols / 32).flatMap { _ in block }
         let x = [Float](repeating: 1, count: cols) + [Float](repeating: -1, count: cols)
