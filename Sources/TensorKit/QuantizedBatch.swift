@@ -370,7 +370,8 @@ extension Quantized {
             if n == 1 {
                 let x = a(0)
                 return body(
-                    InputsByBlock(q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o), z: UnsafePointer(z)))
+                    InputsByBlock(
+                        q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o), z: UnsafePointer(z)))
             }
             return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * n * blocks) { q in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * blocks) { ds in
@@ -385,7 +386,8 @@ extension Quantized {
                     }
                     return body(
                         InputsByBlock(
-                            q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), z: UnsafePointer(z)))
+                            q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o),
+                            z: UnsafePointer(z)))
                 }
             }
         }
