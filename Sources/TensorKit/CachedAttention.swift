@@ -14,8 +14,9 @@ extension Kernels {
     /// hold the new positions' keys and values. Query head h reads key/value head h / (heads / kvHeads).
     /// `out` is `[n, heads·headSize]`. With a `window` (Gemma's sliding-window layers), position p sees
     /// only the keys p − window + 1 … p. One position (generation) goes through `cachedAttentionLoop`;
-    /// a prompt through two GEMMs per head (scores Q·Kᵀ for every new position against every cached
-    /// one, then P·V), which computes the masked half of the scores too but runs at GEMM speed.
+    /// a prompt through two GEMMs per key/value head (scores Q·Kᵀ for every new position of its query heads
+    /// against every cached one, then P·V), which computes the masked half of the scores too but runs at
+    /// GEMM speed.
     public static func cachedAttentionForward(
         out: FloatPtr, q: ConstFloatPtr, kCache: ConstFloatPtr, vCache: ConstFloatPtr,
         n: Int, start: Int, heads: Int, kvHeads: Int, headSize: Int, window: Int = .max
@@ -27,22 +28,32 @@ extension Kernels {
             return
         }
         let group = heads / kvHeads, qStride = heads * headSize, kvStride = kvHeads * headSize, len = start + n
-        let scale = 1 / Float(headSize).squareRoot()
-        let p = FloatPtr.allocate(capacity: n * len)
-        defer { p.deallocate() }
-        for h in 0..<heads {
-            let kvh = h / group
+        let scale = 1 / Float(headSize).squareRoot(), rows = group * n
+        // The `group` query heads that share a key/value head go through the two GEMMs together, their rows stacked
+        // (head-major: row r is head r / n, position r % n), so each block of keys and values is packed once for all
+        // of them, not once per head: Qwen2.5 has 7 query heads per key/value head (a 512-token prompt, one thread:
+        // the GEMM's packing and edge work fell from 2.5% to 0.8% of the time).
+        let p = FloatPtr.allocate(capacity: rows * len), qs = FloatPtr.allocate(capacity: 2 * rows * headSize)
+        defer { p.deallocate(); qs.deallocate() }
+        let os = qs + rows * headSize
+        for kvh in 0..<kvHeads {
+            for r in 0..<rows {
+                (qs + r * headSize).update(from: q + (r % n) * qStride + (kvh * group + r / n) * headSize, count: headSize)
+            }
             Gemm.multiply(
-                transA: false, transB: true, m: n, n: len, k: headSize, alpha: scale, a: q + h * headSize, lda: qStride,
+                transA: false, transB: true, m: rows, n: len, k: headSize, alpha: scale, a: qs, lda: headSize,
                 b: kCache + kvh * headSize, ldb: kvStride, beta: 0, c: p, ldc: len)
-            for t in 0..<n {
-                let row = p + t * len, valid = start + t + 1
+            for r in 0..<rows {
+                let row = p + r * len, valid = start + r % n + 1
                 if valid > window { row.update(repeating: -.infinity, count: valid - window) }
                 softmaxRow(row, visible: valid, count: len)
             }
             Gemm.multiply(
-                transA: false, transB: false, m: n, n: headSize, k: len, a: p, lda: len,
-                b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: out + h * headSize, ldc: qStride)
+                transA: false, transB: false, m: rows, n: headSize, k: len, a: p, lda: len,
+                b: vCache + kvh * headSize, ldb: kvStride, beta: 0, c: os, ldc: headSize)
+            for r in 0..<rows {
+                (out + (r % n) * qStride + (kvh * group + r / n) * headSize).update(from: os + r * headSize, count: headSize)
+            }
         }
     }
 
