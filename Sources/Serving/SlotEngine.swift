@@ -296,7 +296,7 @@ public final class SlotEngine: @unchecked Sendable {
         // what was held back as a possible stop string's start (or, after a stop string, what came before it)
         let rest = j.held + (reason == "length" ? j.utf8.flush() : "")
         // the slot is free before the client hears the end: a client that sends its next request at once (the same
-        // conversation, one message longer) then finds the slot and its cache (ServingTests saw 1 run in 8 miss it)
+        // conversation, one message longer) then finds the slot and its cache
         release(s)
         if !rest.isEmpty { j.events.yield(.text(rest)) }
         j.events.yield(.done(finishReason: reason, promptTokens: s.promptTokens, completionTokens: j.generated, cachedTokens: s.reused))
