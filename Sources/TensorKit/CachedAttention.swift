@@ -46,7 +46,7 @@ extension Kernels {
             for r in 0..<rows {
                 let row = p + r * len, valid = start + r % n + 1
                 if valid > window { row.update(repeating: -.infinity, count: valid - window) }
-                softmaxRow(row, visible: valid, count: len)
+                softmaxRow(row, visible: valid, count: len, fused: true)
             }
             Gemm.multiply(
                 transA: false, transB: false, m: rows, n: headSize, k: len, a: p, lda: len,
@@ -113,7 +113,7 @@ extension Kernels {
     ) {
         let lo = max(0, end - window), len = end - lo  // the keys lo ..< end, att[j − lo]
         for j in 0..<len { att[j] = dot(qi, kc + (lo + j) * kvStride + kvh * headSize, headSize) * scale }
-        softmaxRow(att, visible: len, count: len)
+        softmaxRow(att, visible: len, count: len, fused: true)
         for d in 0..<headSize { o[d] = 0 }
         for j in 0..<len {
             let w = att[j], v = vc + (lo + j) * kvStride + kvh * headSize

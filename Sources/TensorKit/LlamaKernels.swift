@@ -96,7 +96,7 @@ extension Kernels {
         while i + 8 <= count {
             let g = load8(gate + i)
             let u = load8(up + i)
-            store8(g / (1 + FastMath.exp(-g)) * u, out + i)
+            store8(g / (1 + FastMath.exp(-g, fused: true)) * u, out + i)
             i += 8
         }
         while i < count { out[i] = gate[i] / (1 + Foundation.exp(-gate[i])) * up[i]; i += 1 }

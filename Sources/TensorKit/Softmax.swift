@@ -40,9 +40,10 @@ extension Kernels {
     /// a time with `FastMath.exp`; `softmaxRows` above is its reference.
     ///
     /// In place over one row of scores: keys at `visible..<count` and padded keys get weight exactly 0,
-    /// the rest the softmax of their scores; all zeros if nothing is visible.
+    /// the rest the softmax of their scores; all zeros if nothing is visible. `fused`: `FastMath.exp`'s fused
+    /// form (inference; training keeps the form its PyTorch checks were made with).
     @inline(__always)
-    public static func softmaxRow(_ row: FloatPtr, visible: Int, count: Int, padding: UnsafePointer<Bool>? = nil) {
+    public static func softmaxRow(_ row: FloatPtr, visible: Int, count: Int, padding: UnsafePointer<Bool>? = nil, fused: Bool = false) {
         if let padding { for j in 0..<visible where padding[j] { row[j] = -.infinity } }
         var m8 = SIMD8<Float>(repeating: -.infinity)
         var j = 0
@@ -54,7 +55,7 @@ extension Kernels {
         let m = SIMD8<Float>(repeating: maxv)
         j = 0
         while j + 8 <= visible {
-            let e = FastMath.exp(load8(row + j) - m)
+            let e = FastMath.exp(load8(row + j) - m, fused: fused)
             store8(e, row + j); s8 += e; j += 8
         }
         var sum = s8.sum()
