@@ -203,6 +203,19 @@ TK_VNNI static TK_INLINE __m512i dot16(const __m512i t[8], const int *x, __m512i
     return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
 
+// Runs BLOCK(b, first, to) over blocks 0…blocks−1 (with `blocks`, `out` in scope): the first block starts the
+// sums, the last writes them to `out`; the flags are constants, so each call is its own specialised copy.
+#define TK_EACH_BLOCK(BLOCK)                                            \
+    do {                                                                \
+        if (blocks == 1) {                                              \
+            BLOCK(0, 1, out);                                           \
+            break;                                                      \
+        }                                                               \
+        BLOCK(0, 1, NULL);                                              \
+        for (long b = 1; b < blocks - 1; b++) BLOCK(b, 0, NULL);        \
+        BLOCK(blocks - 1, 0, out);                                      \
+    } while (0)
+
 // Input i's running sums: from 0 at the first block; stored to the accumulators, or to `out` after the last.
 TK_VNNI static TK_INLINE __m512 running(const float *acc, long i, int first) {
     return first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + 16 * i);
@@ -239,13 +252,7 @@ TK_VNNI void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockB
 #define TK_Q4_BLOCK(b, first, to) \
     q4_block16(base + (b) * blockBytes, second, format, n, x + 32 * n * (b), d + n * (b), s + n * (b), z + n * (b), shift, \
                acc, first, to, outStride)
-    if (blocks == 1) {
-        TK_Q4_BLOCK(0, 1, out);
-        return;
-    }
-    TK_Q4_BLOCK(0, 1, NULL);
-    for (long b = 1; b < blocks - 1; b++) TK_Q4_BLOCK(b, 0, NULL);
-    TK_Q4_BLOCK(blocks - 1, 0, out);
+    TK_EACH_BLOCK(TK_Q4_BLOCK);
 #undef TK_Q4_BLOCK
 }
 
@@ -277,13 +284,7 @@ TK_VNNI void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockB
     const long second = blocks * blockBytes;
 #define TK_Q8_BLOCK(b, first, to) \
     q8_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), d + n * (b), z + n * (b), acc, first, to, outStride)
-    if (blocks == 1) {
-        TK_Q8_BLOCK(0, 1, out);
-        return;
-    }
-    TK_Q8_BLOCK(0, 1, NULL);
-    for (long b = 1; b < blocks - 1; b++) TK_Q8_BLOCK(b, 0, NULL);
-    TK_Q8_BLOCK(blocks - 1, 0, out);
+    TK_EACH_BLOCK(TK_Q8_BLOCK);
 #undef TK_Q8_BLOCK
 }
 
@@ -316,13 +317,7 @@ TK_VNNI void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long block
     const long second = blocks * blockBytes;
 #define TK_Q6K_BLOCK(b, first, to) \
     q6k_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), d + n * (b), o + 2 * n * (b), acc, first, to, outStride)
-    if (blocks == 1) {
-        TK_Q6K_BLOCK(0, 1, out);
-        return;
-    }
-    TK_Q6K_BLOCK(0, 1, NULL);
-    for (long b = 1; b < blocks - 1; b++) TK_Q6K_BLOCK(b, 0, NULL);
-    TK_Q6K_BLOCK(blocks - 1, 0, out);
+    TK_EACH_BLOCK(TK_Q6K_BLOCK);
 #undef TK_Q6K_BLOCK
 }
 
