@@ -353,25 +353,33 @@ extension Quantized {
         let o: UnsafePointer<Int32>
         /// −Σx of block b of input i at `b·n + i` (the 16-row VNNI kernels shift it to start their sums)
         let z: UnsafePointer<Int32>
+        /// log2 of the scale at `b·n + i` (−∞ for 0), for the 16-row VNNI kernels' `vscalefps`
+        let e: UnsafePointer<Float>
     }
 
     /// Calls `body` with the inputs `a(0)…a(n−1)` (of `blocks` blocks) side by side (`InputsByBlock`). One input is
     /// already in that layout: only its sums are made.
     static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 3 * n * blocks) { sums in
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * n * blocks) { sums in
             let o = sums.baseAddress!, z = o + 2 * n * blocks
+            let e = UnsafeMutableRawPointer(z + n * blocks).assumingMemoryBound(to: Float.self)
             for i in 0..<n {
-                let q = a(i).q
+                let x = a(i)
                 for b in 0..<blocks {
-                    let (h0, h1) = halfSums(q + 32 * b)
+                    let (h0, h1) = halfSums(x.q + 32 * b)
                     (o[2 * (b * n + i)], o[2 * (b * n + i) + 1], z[b * n + i]) = (h0, h1, -(h0 + h1))
+                    // scalef by e is a multiply by d only for the powers of two `quantizeActivations` makes
+                    let d = x.d[b]
+                    precondition(d.significandBitPattern == 0, "InputsByBlock: a block scale is not a power of two")
+                    e[b * n + i] = d > 0 ? Float(d.exponent) : -.infinity
                 }
             }
             if n == 1 {
                 let x = a(0)
                 return body(
                     InputsByBlock(
-                        q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o), z: UnsafePointer(z)))
+                        q: UnsafePointer(x.q), d: UnsafePointer(x.d), s: UnsafePointer(x.s), o: UnsafePointer(o), z: UnsafePointer(z),
+                        e: UnsafePointer(e)))
             }
             return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * n * blocks) { q in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * blocks) { ds in
@@ -387,7 +395,7 @@ extension Quantized {
                     return body(
                         InputsByBlock(
                             q: UnsafePointer(q.baseAddress!), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o),
-                            z: UnsafePointer(z)))
+                            z: UnsafePointer(z), e: UnsafePointer(e)))
                 }
             }
         }
@@ -589,12 +597,12 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             switch m.type {
-            case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.d, x.z, acc, out + r, m.rows)
-            case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.d, x.o, acc, out + r, m.rows)
+            case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.z, acc, out + r, m.rows)
+            case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.o, acc, out + r, m.rows)
             default:
                 let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
                 let shift: Int32 = m.type == .q4_0 ? 3 : m.type == .q5_0 ? 4 : 0  // times 8 or 16
-                tk_q4_packed_rows16_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.d, x.s, x.z, shift, acc, out + r, m.rows)
+                tk_q4_packed_rows16_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.e, x.s, x.z, shift, acc, out + r, m.rows)
             }
         }
 

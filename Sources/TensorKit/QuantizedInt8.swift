@@ -8,10 +8,17 @@ import Foundation
 //
 // Generation is one matrix–vector product per weight matrix. With Float32 activations each weight
 // is widened to a float and multiplied (`Quantized.dotRows`); here the input vector is first
-// quantised to 8 bits per block of 32 (scale = max|x| / 127, as llama.cpp's Q8_0), and each block's
-// 32 products are formed on integers: AVX2's `vpmaddubsw` multiplies 32 unsigned by 32 signed bytes
-// into 16 sums of pairs, `vpmaddwd` folds those into 8 Int32 lanes. One float multiply-add per block
-// (by the weight's scale times the input's) then adds them to the row's sum.
+// quantised to 8 bits per block of 32, and each block's 32 products are formed on integers: AVX2's
+// `vpmaddubsw` multiplies 32 unsigned by 32 signed bytes into 16 sums of pairs, `vpmaddwd` folds those
+// into 8 Int32 lanes. One float multiply-add per block (by the weight's scale times the input's) then
+// adds them to the row's sum.
+//
+// A block's scale is the smallest power of two d with max|x|/d ≤ 127 (llama.cpp's Q8_0 takes
+// max|x|/127 itself), so its largest |q| is 64…127, not always 127: on average about half a bit
+// coarser, far below the 4- to 6-bit weights' own rounding. In exchange, multiplying by d is exact,
+// and AVX-512 applies it with `vscalefps`, which does not share the multiply-add units that
+// `vpdpbusd` needs: the 16-row VNNI kernels save one multiply in every 9 or 10 of their instructions
+// on those units (CKernels/quant_vnni.c).
 //
 // The weights' integers are used as stored, unsigned where the format is (Q4_0's 0…15, then
 // d·(Σq·x − 8·Σx) with Σx per block known from the quantisation), so most formats need no sign trick.
@@ -44,7 +51,7 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
 }
 
 /// An input vector quantised for the integer kernels: blocks of 32 values `q` (Int8), each with its
-/// scale `d` (x ≈ d·q) and `s` = d·Σq (the block's sum, for formats with an offset).
+/// scale `d` (x ≈ d·q, a power of two: `Quantized.activationScale`) and `s` = d·Σq (the block's sum, for formats with an offset).
 public struct Int8Activations {
     /// `cols` values, block b at `q + 32·b`.
     public let q: UnsafeMutablePointer<Int8>
@@ -63,8 +70,17 @@ extension Quantized {
         }
     }
 
-    /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = max|x|/127, q = round(x/d)
-    /// (to nearest, ties to even). `kernels` picks the implementation (both give the same bytes).
+    /// The scale of a block whose largest magnitude is `amax`: the smallest power of two d ≥ amax/127
+    /// (0 for an all-zero block). For amax/127 below the smallest normal float, that smallest normal.
+    @inline(__always) static func activationScale(_ amax: Float) -> Float {
+        let d = amax / 127
+        // a mantissa other than zero carries into the exponent; then the mantissa is cleared
+        return d == 0 ? 0 : Float(bitPattern: (d.bitPattern &+ 0x7F_FFFF) & 0xFF80_0000)
+    }
+
+    /// Rounds `x` (`cols`, a multiple of 32) to 8 bits per block of 32: d = `activationScale(max|x|)`, a
+    /// power of two, q = round(x/d) (to nearest, ties to even; |q| ≤ 127). `kernels` picks the
+    /// implementation (both give the same bytes).
     public static func quantizeActivations(
         _ x: ConstFloatPtr, cols: Int, into a: Int8Activations, kernels: KernelSet = .active
     ) {
@@ -78,7 +94,7 @@ extension Quantized {
             let xb = x + 32 * b
             var amax: Float = 0
             for j in 0..<32 { amax = max(amax, abs(xb[j])) }
-            let d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+            let d = activationScale(amax), inv: Float = d > 0 ? 1 / d : 0
             var sum = 0
             for j in 0..<32 {
                 let q = Int((xb[j] * inv).rounded(.toNearestOrEven))
@@ -100,7 +116,7 @@ extension Quantized {
                 let m = _mm256_max_ps(
                     _mm256_max_ps(_mm256_andnot_ps(signBit, v0), _mm256_andnot_ps(signBit, v1)),
                     _mm256_max_ps(_mm256_andnot_ps(signBit, v2), _mm256_andnot_ps(signBit, v3)))
-                let amax = largestLane(m), d = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+                let d = activationScale(largestLane(m)), inv: Float = d > 0 ? 1 / d : 0
                 let scale = _mm256_set1_ps(inv)
                 // round to Int32 (MXCSR's default: nearest, ties to even), pack to Int16, then Int8
                 let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, scale)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, scale))

@@ -104,7 +104,9 @@ import ModelFiles
         }
         var rng = SeededRNG(seed: 5)
         for n in [1, 2, 3, 5, 7] {
-            let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 3 }
+            // blocks of 32 at different scales (8-bit activations: a different power of two per block and input)
+            let spans: [Float] = [3, 0.3, 7, 1, 0.05]
+            let x = (0..<n * cols).map { j in (rng.nextUnit() * 2 - 1) * spans[(j / 32) % spans.count] }
             for precision in ActivationPrecision.allCases {
                 var batched = [Float](repeating: .nan, count: n * rows), second = batched
                 var single = [Float](repeating: .nan, count: rows), scratch = [Float](repeating: 0, count: cols)
@@ -222,7 +224,8 @@ import ModelFiles
 }
 
 /// The integer kernels (8-bit activations, QuantizedInt8.swift) on the fixture's blocks: the input is
-/// rounded to 8 bits per block of 32 (checked: |x − d·q| ≤ d/2, the largest |q| is 127), and each
+/// rounded to 8 bits per block of 32 (checked: d is the smallest power of two with max|x|/d ≤ 127,
+/// |x − d·q| ≤ d/2), and each
 /// row's product equals Σ w·(d·q) of the `gguf` package's values to float rounding — so the kernels
 /// add no error beyond the activations' rounding.
 @Suite struct QuantizedInt8Tests {
@@ -234,6 +237,7 @@ import ModelFiles
         let cols = 96
         var x = (0..<cols).map { _ in (rng.nextUnit() * 2 - 1) * 5 }
         for c in 32..<64 { x[c] = 0 }  // an all-zero block: d = 0, q = 0
+        x[69] = -31.75  // max|x|/127 = 1/4 exactly: d stays 1/4 (not 1/2), and q = −127
         var q = [Int8](repeating: 0, count: cols), ds = [Float](repeating: .nan, count: 6)
         q.withUnsafeMutableBufferPointer { qp in
             ds.withUnsafeMutableBufferPointer { dp in
@@ -242,13 +246,15 @@ import ModelFiles
             }
         }
         for b in 0..<3 {
-            let d = ds[b], block = (32 * b)..<(32 * b + 32)
-            #expect(abs(d - block.map { abs(x[$0]) }.max()! / 127) <= 1e-7 * d)
-            if d > 0 { #expect(block.map { abs(Int(q[$0])) }.max() == 127) }
+            let d = ds[b], block = (32 * b)..<(32 * b + 32), amax = block.map { abs(x[$0]) }.max()!
+            // a power of two, the smallest that keeps every |q| ≤ 127: the largest |q| is then 64…127
+            #expect(d.significandBitPattern == 0 && amax <= 127 * d && (d == 0 || amax > 127 * d / 2))
+            if d > 0 { #expect((64...127).contains(block.map { abs(Int(q[$0])) }.max()!)) }
             for c in block { #expect(abs(x[c] - d * Float(q[c])) <= d / 2 * (1 + 1e-5)) }
             #expect(abs(ds[3 + b] - d * Float(block.map { Int(q[$0]) }.reduce(0, +))) <= 1e-5 * max(1, abs(ds[3 + b])))
         }
         #expect(ds[1] == 0 && ds[4] == 0)
+        #expect(ds[2] == 0.25 && q[69] == -127)
     }
 
     @Test(.enabled(if: ActivationPrecision.int8Available, "no integer kernels on this architecture"), arguments: types)

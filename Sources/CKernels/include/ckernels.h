@@ -48,13 +48,14 @@ void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, lon
 /// r+8…r+15) in the 16 lanes of 512-bit registers, the same results bit for bit as two calls of the 8-row kernel.
 /// `acc`: 16·n floats of scratch; row r + j · input i goes to `out[i·outStride + j]`. Q4_0, Q5_0 and Q8_0 start their
 /// integer sums at `z[b·n + i]` (−Σx of block b of input i) shifted left by `shift` (3, 4 or 7: times 8, 16 or 128;
-/// 0 for Q4_1 and Q4_K, which take their minimums times `s`); Q6_K takes the half sums `o` as above.
+/// 0 for Q4_1 and Q4_K, which take their minimums times `s`); Q6_K takes the half sums `o` as above. The inputs'
+/// scales come as exponents, `e[b·n + i]` = log2 d (−∞ for 0): each d must be a power of two.
 void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
-                              const float *d, const float *s, const int32_t *z, int shift, float *restrict acc,
+                              const float *e, const float *s, const int32_t *z, int shift, float *restrict acc,
                               float *restrict out, long outStride);
-void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *d,
+void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
                               const int32_t *z, float *restrict acc, float *restrict out, long outStride);
-void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *d,
+void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
                                const int32_t *o, float *restrict acc, float *restrict out, long outStride);
 
 #endif
