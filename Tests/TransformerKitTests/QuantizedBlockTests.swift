@@ -257,6 +257,41 @@ import ModelFiles
         #expect(ds[2] == 0.25 && q[69] == -127)
     }
 
+    /// VNNI's one-pass rounding into both layouts (CKernels' `tk_quantize_by_block`) writes the same bytes, scales,
+    /// sums and exponents as `quantizeActivations` row by row followed by `withInputsByBlock`.
+    @Test(.enabled(if: KernelSet.supported().contains { $0.hasVNNI }, "no VNNI on this CPU"))
+    func roundingByBlockEqualsTheTwoPasses() throws {
+        var rng = SeededRNG(seed: 11)
+        let n = 5, cols = 160, blocks = cols / 32, count = n * blocks
+        var x = (0..<n * cols).map { j in (rng.nextUnit() * 2 - 1) * [3, 0.02, 40, 1, 7e-3, 0.5][(j / 32) % 6] }
+        for c in 64..<96 { x[c] = 0 }  // input 0's block 2: all zero
+        x[cols + 37] = 63.5  // input 1's block 1: max|x|/127 = 1/2 exactly
+        let vnni = try #require(KernelSet.supported().first { $0.hasVNNI })
+        let plain = try #require(KernelSet.supported().first { $0.hasInt8 && !$0.hasVNNI })
+        // per kernel set: the rows' bytes and scales, then the side-by-side bytes, d, s, o, z and e
+        func run(_ kernels: KernelSet) -> ([Int8], [Float], [Int8], [Float], [Float], [Int32], [Int32], [Float]) {
+            let q8 = UnsafeMutablePointer<Int8>.allocate(capacity: n * cols), ds = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
+            defer { q8.deallocate(); ds.deallocate() }
+            return x.withUnsafeBufferPointer { xs in
+                Quantized.withQuantizedInputsByBlock(xs.baseAddress!, n: n, cols: cols, rows: q8, ds, kernels: kernels) { a in
+                    (
+                        Array(UnsafeBufferPointer(start: q8, count: n * cols)), Array(UnsafeBufferPointer(start: ds, count: 2 * count)),
+                        Array(UnsafeBufferPointer(start: a.q, count: 32 * count)), Array(UnsafeBufferPointer(start: a.d, count: count)),
+                        Array(UnsafeBufferPointer(start: a.s, count: count)), Array(UnsafeBufferPointer(start: a.o, count: 2 * count)),
+                        Array(UnsafeBufferPointer(start: a.z, count: count)), Array(UnsafeBufferPointer(start: a.e, count: count))
+                    )
+                }
+            }
+        }
+        let one = run(vnni), two = run(plain)
+        #expect(one.0 == two.0 && one.1 == two.1, "rows")
+        #expect(one.2 == two.2 && one.3 == two.3 && one.4 == two.4, "bytes, scales and scaled sums side by side")
+        #expect(one.5 == two.5 && one.6 == two.6 && one.7 == two.7, "half sums, −Σq and exponents")
+        // input 0's zero block (b = 2: j = 2n) and input 1's exact half (b = 1: j = n + 1)
+        #expect(one.3[2 * n] == 0 && one.7[2 * n] == -.infinity && one.3[n + 1] == 0.5 && one.7[n + 1] == -1)
+        #expect(one.2[32 * (n + 1) + 5] == 127)
+    }
+
     @Test(.enabled(if: ActivationPrecision.int8Available, "no integer kernels on this architecture"), arguments: types)
     func productsMatchTheQuantisedInput(type: GGMLType) throws {
         #expect(Quantized.hasInt8Kernel(type))
