@@ -183,8 +183,9 @@ TK_VNNI void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBy
 // multiply-adds/s, one thread, alternating). Each lane does the same operations in the same order as the 8-row
 // kernels', so the results are the same bit for bit. The accumulators (16·n floats) start at the first block
 // and the last block writes row r + j · input i to `out[i·outStride + j]` directly. The offsets start the integer
-// sums as `z` (−Σx of each input block, from `InputsByBlock`) shifted left: a broadcast and a shift instead of
-// scalar loads, an add and a multiply per input and block (about 4% of the kernel).
+// sums at `start` (−8, −16 or −128 times Σx of each input block, from `InputsByBlock`): a broadcast instead of scalar
+// loads, an add and a multiply per input and block (about 4% of the kernel; shifting one −Σx in the loop instead
+// cost another 5%).
 //
 // An input block's scale is a power of two (TensorKit's `activationScale`), so the 8-row kernels' `dw · d` is exact
 // and here `vscalefps` by its exponent `e` (log2 d, −∞ for 0) applies it to the integer sum instead: the same float
@@ -232,7 +233,7 @@ TK_VNNI static TK_INLINE void keep(__m512 v, float *restrict acc, long i, float 
 
 // One block of 16 Q4_0/Q4_1/Q5_0/Q4_K rows times the n inputs (x, e, s, z already at this block).
 TK_VNNI static TK_INLINE void q4_block16(const char *blk, long second, int format, long n, const int8_t *x, const float *e,
-                                         const float *s, const int32_t *z, int shift, float *restrict acc, int first,
+                                         const float *s, const int32_t *start, float *restrict acc, int first,
                                          float *restrict out, long outStride) {
     __m256 dwa, mwa, dwb, mwb;
     __m256i ta[8], tb[8];
@@ -242,30 +243,30 @@ TK_VNNI static TK_INLINE void q4_block16(const char *blk, long second, int forma
     for (int k = 0; k < 8; k++) t[k] = wide(ta[k], tb[k]);
     const __m512 dw = widef(dwa, dwb), mw = widef(mwa, mwb);
     for (long i = 0; i < n; i++) {
-        const __m512i start = shift ? _mm512_slli_epi32(_mm512_set1_epi32(z[i]), shift) : _mm512_setzero_si512();
-        const __m512 dot = _mm512_scalef_ps(_mm512_cvtepi32_ps(dot16(t, (const int *)(x + 32 * i), start)), _mm512_set1_ps(e[i]));
+        const __m512i from = start ? _mm512_set1_epi32(start[i]) : _mm512_setzero_si512();
+        const __m512 dot = _mm512_scalef_ps(_mm512_cvtepi32_ps(dot16(t, (const int *)(x + 32 * i), from)), _mm512_set1_ps(e[i]));
         __m512 v = _mm512_fmadd_ps(dot, dw, running(acc, i, first));
-        if (!shift) v = _mm512_fmadd_ps(mw, _mm512_set1_ps(s[i]), v);
+        if (!start) v = _mm512_fmadd_ps(mw, _mm512_set1_ps(s[i]), v);
         keep(v, acc, i, out, outStride);
     }
 }
 
 TK_VNNI void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
-                                      const float *e, const float *s, const int32_t *z, int shift, float *restrict acc,
+                                      const float *e, const float *s, const int32_t *start, float *restrict acc,
                                       float *restrict out, long outStride) {
     const char *base = (const char *)rows;
     const long second = blocks * blockBytes;
 #define TK_Q4_BLOCK(b, first, to) \
-    q4_block16(base + (b) * blockBytes, second, format, n, x + 32 * n * (b), e + n * (b), s + n * (b), z + n * (b), shift, \
-               acc, first, to, outStride)
+    q4_block16(base + (b) * blockBytes, second, format, n, x + 32 * n * (b), e + n * (b), s + n * (b), \
+               start ? start + n * (b) : NULL, acc, first, to, outStride)
     TK_EACH_BLOCK(TK_Q4_BLOCK);
 #undef TK_Q4_BLOCK
 }
 
 // One block of 16 Q8_0 rows. A 512-bit `vpsignb` does not exist, so instead of the 8-row kernel's |w| and signs the
-// weights go in as the unsigned bytes w + 128 and the sum starts at −128·Σx (z shifted by 7): the same integers.
+// weights go in as the unsigned bytes w + 128 and the sum starts at −128·Σx (`start`): the same integers.
 TK_VNNI static TK_INLINE void q8_block16(const char *blk, long second, long n, const int8_t *x, const float *e,
-                                         const int32_t *z, float *restrict acc, int first, float *restrict out, long outStride) {
+                                         const int32_t *start, float *restrict acc, int first, float *restrict out, long outStride) {
     const __m512 dw = widef(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)),
                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + second))));
     const __m512i bias = _mm512_set1_epi8((char)0x80);
@@ -277,19 +278,19 @@ TK_VNNI static TK_INLINE void q8_block16(const char *blk, long second, long n, c
     }
     // dot16 pairs word k with k + 4: the 8-row kernel's four sums, added in another order (integers, so exact)
     for (long i = 0; i < n; i++) {
-        const __m512i start = _mm512_slli_epi32(_mm512_set1_epi32(z[i]), 7);
-        const __m512 dot = _mm512_scalef_ps(_mm512_cvtepi32_ps(dot16(t, (const int *)(x + 32 * i), start)), _mm512_set1_ps(e[i]));
+        const __m512 dot = _mm512_scalef_ps(_mm512_cvtepi32_ps(dot16(t, (const int *)(x + 32 * i), _mm512_set1_epi32(start[i]))),
+                                            _mm512_set1_ps(e[i]));
         const __m512 v = _mm512_fmadd_ps(dot, dw, running(acc, i, first));
         keep(v, acc, i, out, outStride);
     }
 }
 
 TK_VNNI void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                                      const int32_t *z, float *restrict acc, float *restrict out, long outStride) {
+                                      const int32_t *start, float *restrict acc, float *restrict out, long outStride) {
     const char *base = (const char *)rows;
     const long second = blocks * blockBytes;
 #define TK_Q8_BLOCK(b, first, to) \
-    q8_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), e + n * (b), z + n * (b), acc, first, to, outStride)
+    q8_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), e + n * (b), start + n * (b), acc, first, to, outStride)
     TK_EACH_BLOCK(TK_Q8_BLOCK);
 #undef TK_Q8_BLOCK
 }
@@ -332,11 +333,11 @@ TK_VNNI void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long block
 // (x, row i at x + i·cols) rounded to 8 bits per block of 32, d the smallest power of two with max|x|/d ≤ 127 and
 // q = round(x/d) (nearest, ties to even: MXCSR's default), written row by row (bytes at rowQ + i·cols, scales and scaled
 // sums at rowDS + 2i·blocks and + blocks) and side by side (block b of input i at j = b·n + i: bytes q + 32j, d[j],
-// s[j], half sums o[2j], o[2j + 1], z[j] = −Σq, e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's
+// s[j], half sums o[2j], o[2j + 1], z8[j], z16[j], z128[j] = −8, −16 and −128 times Σq, e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's
 // AVX2 path and `withInputsByBlock`, which spent 20 ns a block here; this takes 9 (the 512-bit conversion narrows to
 // bytes in order, no packs to undo).
 TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d,
-                                  float *s, int32_t *o, int32_t *z, float *e) {
+                                  float *s, int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
     const long blocks = cols / 32;
     for (long i = 0; i < n; i++) {
         const float *xi = x + i * cols;
@@ -368,7 +369,7 @@ TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *row
             _mm256_storeu_si256((__m256i *)(qi + 32 * b), bytes);
             _mm256_storeu_si256((__m256i *)(q + 32 * j), bytes);
             di[b] = scale, si[b] = sum, d[j] = scale, s[j] = sum;
-            o[2 * j] = lo, o[2 * j + 1] = hi, z[j] = -(lo + hi);
+            o[2 * j] = lo, o[2 * j + 1] = hi, z8[j] = -8 * (lo + hi), z16[j] = -16 * (lo + hi), z128[j] = -128 * (lo + hi);
             e[j] = scale > 0 ? (float)((int)(bits >> 23) - 127) : -__builtin_inff();
         }
     }
@@ -393,15 +394,15 @@ void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, lon
     __builtin_trap();
 }
 void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
-                              const float *e, const float *s, const int32_t *z, int shift, float *restrict acc,
+                              const float *e, const float *s, const int32_t *start, float *restrict acc,
                               float *restrict out, long outStride) {
-    (void)rows; (void)blocks; (void)blockBytes; (void)format; (void)n; (void)x; (void)e; (void)s; (void)z; (void)shift;
+    (void)rows; (void)blocks; (void)blockBytes; (void)format; (void)n; (void)x; (void)e; (void)s; (void)start;
     (void)acc; (void)out; (void)outStride;
     __builtin_trap();
 }
 void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                              const int32_t *z, float *restrict acc, float *restrict out, long outStride) {
-    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)x; (void)e; (void)z; (void)acc; (void)out; (void)outStride;
+                              const int32_t *start, float *restrict acc, float *restrict out, long outStride) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)x; (void)e; (void)start; (void)acc; (void)out; (void)outStride;
     __builtin_trap();
 }
 void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
@@ -410,8 +411,9 @@ void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, l
     __builtin_trap();
 }
 void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d, float *s,
-                          int32_t *o, int32_t *z, float *e) {
-    (void)x; (void)n; (void)cols; (void)rowQ; (void)rowDS; (void)q; (void)d; (void)s; (void)o; (void)z; (void)e;
+                          int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
+    (void)x; (void)n; (void)cols; (void)rowQ; (void)rowDS; (void)q; (void)d; (void)s; (void)o; (void)z8; (void)z16; (void)z128;
+    (void)e;
     __builtin_trap();
 }
 #endif

@@ -351,8 +351,9 @@ extension Quantized {
         let q: UnsafePointer<Int8>
         let d: UnsafePointer<Float>, s: UnsafePointer<Float>
         let o: UnsafePointer<Int32>
-        /// −Σx of block b of input i at `b·n + i` (the 16-row VNNI kernels shift it to start their sums)
-        let z: UnsafePointer<Int32>
+        /// −8, −16 and −128 times Σx of block b of input i at `b·n + i`: where the 16-row VNNI kernels start Q4_0's, Q5_0's
+        /// and Q8_0's sums
+        let z8: UnsafePointer<Int32>, z16: UnsafePointer<Int32>, z128: UnsafePointer<Int32>
         /// log2 of the scale at `b·n + i` (−∞ for 0), for the 16-row VNNI kernels' `vscalefps`
         let e: UnsafePointer<Float>
     }
@@ -362,9 +363,9 @@ extension Quantized {
     /// together: two passes took 2.7% of a Qwen2.5 prompt).
     static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
         let count = n * blocks
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * count) { sums in
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * count) { sums in
             let o = sums.baseAddress!, z = o + 2 * count
-            let e = UnsafeMutableRawPointer(z + count).assumingMemoryBound(to: Float.self)
+            let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
             return withUnsafeTemporaryAllocation(of: Int8.self, capacity: n == 1 ? 0 : 32 * count) { qs in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: n == 1 ? 0 : 2 * count) { ds in
                     // one input is read where it is
@@ -373,7 +374,8 @@ extension Quantized {
                         let x = a(i)
                         for b in 0..<blocks {
                             let j = b * n + i, (h0, h1) = halfSums(x.q + 32 * b), scale = x.d[b]
-                            (o[2 * j], o[2 * j + 1], z[j]) = (h0, h1, -(h0 + h1))
+                            (o[2 * j], o[2 * j + 1]) = (h0, h1)
+                            (z[j], z[count + j], z[2 * count + j]) = (-8 * (h0 + h1), -16 * (h0 + h1), -128 * (h0 + h1))
                             e[j] = scaleExponent(scale)
                             if let q, let d, let s {
                                 UnsafeMutableRawPointer(q + 32 * j).copyMemory(from: x.q + 32 * b, byteCount: 32)
@@ -385,7 +387,7 @@ extension Quantized {
                     return body(
                         InputsByBlock(
                             q: UnsafePointer(q ?? x.q), d: UnsafePointer(d ?? x.d), s: UnsafePointer(s ?? x.s), o: UnsafePointer(o),
-                            z: UnsafePointer(z), e: UnsafePointer(e)))
+                            z8: UnsafePointer(z), z16: UnsafePointer(z + count), z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
                 }
             }
         }
@@ -408,17 +410,17 @@ extension Quantized {
     ) -> R {
         if kernels.hasVNNI {
             let count = n * (cols / 32)
-            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * count) { sums in
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * count) { sums in
                 let o = sums.baseAddress!, z = o + 2 * count
-                let e = UnsafeMutableRawPointer(z + count).assumingMemoryBound(to: Float.self)
+                let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
                 return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * count) { qs in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count) { dss in
                         let q = qs.baseAddress!, d = dss.baseAddress!, s = d + count
-                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, o, z, e)
+                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, o, z, z + count, z + 2 * count, e)
                         return body(
                             InputsByBlock(
-                                q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), z: UnsafePointer(z),
-                                e: UnsafePointer(e)))
+                                q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), z8: UnsafePointer(z),
+                                z16: UnsafePointer(z + count), z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
                     }
                 }
             }
@@ -623,12 +625,12 @@ extension Quantized {
         ) {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             switch m.type {
-            case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.z, acc, out + r, m.rows)
+            case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.z128, acc, out + r, m.rows)
             case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.o, acc, out + r, m.rows)
             default:
                 let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
-                let shift: Int32 = m.type == .q4_0 ? 3 : m.type == .q5_0 ? 4 : 0  // times 8 or 16
-                tk_q4_packed_rows16_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.e, x.s, x.z, shift, acc, out + r, m.rows)
+                let start = m.type == .q4_0 ? x.z8 : m.type == .q5_0 ? x.z16 : nil  // the others' minimums are per row
+                tk_q4_packed_rows16_vnni(base, blocks, p.blockBytes, Int32(f), n, x.q, x.e, x.s, start, acc, out + r, m.rows)
             }
         }
 

@@ -268,7 +268,7 @@ import ModelFiles
         x[cols + 37] = 63.5  // input 1's block 1: max|x|/127 = 1/2 exactly
         let vnni = try #require(KernelSet.supported().first { $0.hasVNNI })
         let plain = try #require(KernelSet.supported().first { $0.hasInt8 && !$0.hasVNNI })
-        // per kernel set: the rows' bytes and scales, then the side-by-side bytes, d, s, o, z and e
+        // per kernel set: the rows' bytes and scales, then the side-by-side bytes, d, s, o, the starts and e
         func run(_ kernels: KernelSet) -> ([Int8], [Float], [Int8], [Float], [Float], [Int32], [Int32], [Float]) {
             let q8 = UnsafeMutablePointer<Int8>.allocate(capacity: n * cols), ds = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
             defer { q8.deallocate(); ds.deallocate() }
@@ -278,7 +278,8 @@ import ModelFiles
                         Array(UnsafeBufferPointer(start: q8, count: n * cols)), Array(UnsafeBufferPointer(start: ds, count: 2 * count)),
                         Array(UnsafeBufferPointer(start: a.q, count: 32 * count)), Array(UnsafeBufferPointer(start: a.d, count: count)),
                         Array(UnsafeBufferPointer(start: a.s, count: count)), Array(UnsafeBufferPointer(start: a.o, count: 2 * count)),
-                        Array(UnsafeBufferPointer(start: a.z, count: count)), Array(UnsafeBufferPointer(start: a.e, count: count))
+                        [a.z8, a.z16, a.z128].flatMap { Array(UnsafeBufferPointer(start: $0, count: count)) },
+                        Array(UnsafeBufferPointer(start: a.e, count: count))
                     )
                 }
             }
@@ -286,7 +287,8 @@ import ModelFiles
         let one = run(vnni), two = run(plain)
         #expect(one.0 == two.0 && one.1 == two.1, "rows")
         #expect(one.2 == two.2 && one.3 == two.3 && one.4 == two.4, "bytes, scales and scaled sums side by side")
-        #expect(one.5 == two.5 && one.6 == two.6 && one.7 == two.7, "half sums, −Σq and exponents")
+        #expect(one.5 == two.5 && one.6 == two.6 && one.7 == two.7, "half sums, −8, −16 and −128 times Σq, and exponents")
+        #expect(one.6[0] == -8 * (one.5[0] + one.5[1]) && one.6[count] == 2 * one.6[0] && one.6[2 * count] == 16 * one.6[0])
         // input 0's zero block (b = 2: j = 2n) and input 1's exact half (b = 1: j = n + 1)
         #expect(one.3[2 * n] == 0 && one.7[2 * n] == -.infinity && one.3[n + 1] == 0.5 && one.7[n + 1] == -1)
         #expect(one.2[32 * (n + 1) + 5] == 127)

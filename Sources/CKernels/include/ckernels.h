@@ -47,14 +47,14 @@ void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, lon
 /// Sixteen rows at once, for n > 1: the packed groups at `rows` and `rows + blocks·blockBytes` (rows r…r+7 and
 /// r+8…r+15) in the 16 lanes of 512-bit registers, the same results bit for bit as two calls of the 8-row kernel.
 /// `acc`: 16·n floats of scratch; row r + j · input i goes to `out[i·outStride + j]`. Q4_0, Q5_0 and Q8_0 start their
-/// integer sums at `z[b·n + i]` (−Σx of block b of input i) shifted left by `shift` (3, 4 or 7: times 8, 16 or 128;
-/// 0 for Q4_1 and Q4_K, which take their minimums times `s`); Q6_K takes the half sums `o` as above. The inputs'
+/// integer sums at `start[b·n + i]` (−8, −16 or −128 times Σx of block b of input i; NULL for Q4_1 and Q4_K, which take
+/// their minimums times `s`); Q6_K takes the half sums `o` as above. The inputs'
 /// scales come as exponents, `e[b·n + i]` = log2 d (−∞ for 0): each d must be a power of two.
 void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
-                              const float *e, const float *s, const int32_t *z, int shift, float *restrict acc,
+                              const float *e, const float *s, const int32_t *start, float *restrict acc,
                               float *restrict out, long outStride);
 void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                              const int32_t *z, float *restrict acc, float *restrict out, long outStride);
+                              const int32_t *start, float *restrict acc, float *restrict out, long outStride);
 void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
                                const int32_t *o, float *restrict acc, float *restrict out, long outStride);
 
@@ -62,7 +62,7 @@ void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, l
 /// n rows of `cols` floats rounded to 8 bits per block of 32 as TensorKit's `quantizeActivations` does (power-of-two
 /// scales), written row by row (bytes at rowQ + i·cols; scales at rowDS + 2i·blocks, scaled sums `blocks` after) and
 /// side by side per block for the kernels above (block b of input i at j = b·n + i: bytes q + 32j, d[j], s[j], the
-/// half sums o[2j] and o[2j + 1], z[j] = −Σq, e[j] = log2 d[j], −∞ for 0).
+/// half sums o[2j] and o[2j + 1], −8, −16 and −128 times Σq at z8[j], z16[j], z128[j], e[j] = log2 d[j], −∞ for 0).
 void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d, float *s,
-                          int32_t *o, int32_t *z, float *e);
+                          int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e);
 #endif
