@@ -296,9 +296,10 @@ TK_VNNI void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockB
 }
 
 // One block of 16 Q6_K rows (as `tk_q6k_packed_rows_vnni`; the input's scale by `vscalefps` and a float add, exact, in
-// place of a multiply-add: 2 of those per block and input, not 3).
+// place of a multiply-add: 2 of those per block and input, not 3). The halves' sums start at `o32` (−32 times the input
+// block's half sums, made once per block rather than multiplied here).
 TK_VNNI static TK_INLINE void q6k_block16(const char *blk, long second, long n, const int8_t *x, const float *e,
-                                          const int32_t *o, float *restrict acc, int first, float *restrict out, long outStride) {
+                                          const int32_t *o32, float *restrict acc, int first, float *restrict out, long outStride) {
     const __m512 lo = widef(_mm256_loadu_ps((const float *)blk), _mm256_loadu_ps((const float *)(blk + second)));
     const __m512 hi = widef(_mm256_loadu_ps((const float *)(blk + 32)), _mm256_loadu_ps((const float *)(blk + second + 32)));
     __m512i t[8];
@@ -308,10 +309,10 @@ TK_VNNI static TK_INLINE void q6k_block16(const char *blk, long second, long n, 
     const __m512i z = _mm512_setzero_si512();
     for (long i = 0; i < n; i++) {
         const int *xi = (const int *)(x + 32 * i);
-        const int32_t *oi = o + 2 * i;
-        __m512i a0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_set1_epi32(-32 * oi[0]), t[0], _mm512_set1_epi32(xi[0])), t[2], _mm512_set1_epi32(xi[2]));
+        const int32_t *oi = o32 + 2 * i;
+        __m512i a0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_set1_epi32(oi[0]), t[0], _mm512_set1_epi32(xi[0])), t[2], _mm512_set1_epi32(xi[2]));
         __m512i a1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, t[1], _mm512_set1_epi32(xi[1])), t[3], _mm512_set1_epi32(xi[3]));
-        __m512i b0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_set1_epi32(-32 * oi[1]), t[4], _mm512_set1_epi32(xi[4])), t[6], _mm512_set1_epi32(xi[6]));
+        __m512i b0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_set1_epi32(oi[1]), t[4], _mm512_set1_epi32(xi[4])), t[6], _mm512_set1_epi32(xi[6]));
         __m512i b1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, t[5], _mm512_set1_epi32(xi[5])), t[7], _mm512_set1_epi32(xi[7]));
         const __m512 dot = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(b0, b1)), hi,
                                            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), lo));
@@ -320,11 +321,11 @@ TK_VNNI static TK_INLINE void q6k_block16(const char *blk, long second, long n, 
 }
 
 TK_VNNI void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                                       const int32_t *o, float *restrict acc, float *restrict out, long outStride) {
+                                       const int32_t *o32, float *restrict acc, float *restrict out, long outStride) {
     const char *base = (const char *)rows;
     const long second = blocks * blockBytes;
 #define TK_Q6K_BLOCK(b, first, to) \
-    q6k_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), e + n * (b), o + 2 * n * (b), acc, first, to, outStride)
+    q6k_block16(base + (b) * blockBytes, second, n, x + 32 * n * (b), e + n * (b), o32 + 2 * n * (b), acc, first, to, outStride)
     TK_EACH_BLOCK(TK_Q6K_BLOCK);
 #undef TK_Q6K_BLOCK
 }
@@ -333,11 +334,12 @@ TK_VNNI void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long block
 // (x, row i at x + i·cols) rounded to 8 bits per block of 32, d the smallest power of two with max|x|/d ≤ 127 and
 // q = round(x/d) (nearest, ties to even: MXCSR's default), written row by row (bytes at rowQ + i·cols, scales and scaled
 // sums at rowDS + 2i·blocks and + blocks) and side by side (block b of input i at j = b·n + i: bytes q + 32j, d[j],
-// s[j], half sums o[2j], o[2j + 1], z8[j], z16[j], z128[j] = −8, −16 and −128 times Σq, e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's
+// s[j], half sums o[2j], o[2j + 1] and those times −32 at o32, z8[j], z16[j], z128[j] = −8, −16 and −128 times Σq,
+// e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's
 // AVX2 path and `withInputsByBlock`, which spent 20 ns a block here; this takes 9 (the 512-bit conversion narrows to
 // bytes in order, no packs to undo).
 TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d,
-                                  float *s, int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
+                                  float *s, int32_t *o, int32_t *o32, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
     const long blocks = cols / 32;
     for (long i = 0; i < n; i++) {
         const float *xi = x + i * cols;
@@ -369,7 +371,7 @@ TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *row
             _mm256_storeu_si256((__m256i *)(qi + 32 * b), bytes);
             _mm256_storeu_si256((__m256i *)(q + 32 * j), bytes);
             di[b] = scale, si[b] = sum, d[j] = scale, s[j] = sum;
-            o[2 * j] = lo, o[2 * j + 1] = hi, z8[j] = -8 * (lo + hi), z16[j] = -16 * (lo + hi), z128[j] = -128 * (lo + hi);
+            o[2 * j] = lo, o[2 * j + 1] = hi, o32[2 * j] = -32 * lo, o32[2 * j + 1] = -32 * hi, z8[j] = -8 * (lo + hi), z16[j] = -16 * (lo + hi), z128[j] = -128 * (lo + hi);
             e[j] = scale > 0 ? (float)((int)(bits >> 23) - 127) : -__builtin_inff();
         }
     }
@@ -406,13 +408,13 @@ void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, lo
     __builtin_trap();
 }
 void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                               const int32_t *o, float *restrict acc, float *restrict out, long outStride) {
-    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)x; (void)e; (void)o; (void)acc; (void)out; (void)outStride;
+                               const int32_t *o32, float *restrict acc, float *restrict out, long outStride) {
+    (void)rows; (void)blocks; (void)blockBytes; (void)n; (void)x; (void)e; (void)o32; (void)acc; (void)out; (void)outStride;
     __builtin_trap();
 }
 void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d, float *s,
-                          int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
-    (void)x; (void)n; (void)cols; (void)rowQ; (void)rowDS; (void)q; (void)d; (void)s; (void)o; (void)z8; (void)z16; (void)z128;
+                          int32_t *o, int32_t *o32, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
+    (void)x; (void)n; (void)cols; (void)rowQ; (void)rowDS; (void)q; (void)d; (void)s; (void)o; (void)o32; (void)z8; (void)z16; (void)z128;
     (void)e;
     __builtin_trap();
 }

@@ -351,6 +351,8 @@ extension Quantized {
         let q: UnsafePointer<Int8>
         let d: UnsafePointer<Float>, s: UnsafePointer<Float>
         let o: UnsafePointer<Int32>
+        /// `o` times −32, where the 16-row VNNI kernel starts Q6_K's sums
+        let o32: UnsafePointer<Int32>
         /// −8, −16 and −128 times Σx of block b of input i at `b·n + i`: where the 16-row VNNI kernels start Q4_0's, Q5_0's
         /// and Q8_0's sums
         let z8: UnsafePointer<Int32>, z16: UnsafePointer<Int32>, z128: UnsafePointer<Int32>
@@ -363,8 +365,8 @@ extension Quantized {
     /// together: two passes took 2.7% of a Qwen2.5 prompt).
     static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
         let count = n * blocks
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * count) { sums in
-            let o = sums.baseAddress!, z = o + 2 * count
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8 * count) { sums in
+            let o = sums.baseAddress!, o32 = o + 2 * count, z = o32 + 2 * count
             let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
             return withUnsafeTemporaryAllocation(of: Int8.self, capacity: n == 1 ? 0 : 32 * count) { qs in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: n == 1 ? 0 : 2 * count) { ds in
@@ -374,7 +376,7 @@ extension Quantized {
                         let x = a(i)
                         for b in 0..<blocks {
                             let j = b * n + i, (h0, h1) = halfSums(x.q + 32 * b), scale = x.d[b]
-                            (o[2 * j], o[2 * j + 1]) = (h0, h1)
+                            (o[2 * j], o[2 * j + 1], o32[2 * j], o32[2 * j + 1]) = (h0, h1, -32 * h0, -32 * h1)
                             (z[j], z[count + j], z[2 * count + j]) = (-8 * (h0 + h1), -16 * (h0 + h1), -128 * (h0 + h1))
                             e[j] = scaleExponent(scale)
                             if let q, let d, let s {
@@ -387,7 +389,8 @@ extension Quantized {
                     return body(
                         InputsByBlock(
                             q: UnsafePointer(q ?? x.q), d: UnsafePointer(d ?? x.d), s: UnsafePointer(s ?? x.s), o: UnsafePointer(o),
-                            z8: UnsafePointer(z), z16: UnsafePointer(z + count), z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
+                            o32: UnsafePointer(o32), z8: UnsafePointer(z), z16: UnsafePointer(z + count),
+                            z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
                 }
             }
         }
@@ -410,16 +413,17 @@ extension Quantized {
     ) -> R {
         if kernels.hasVNNI {
             let count = n * (cols / 32)
-            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 6 * count) { sums in
-                let o = sums.baseAddress!, z = o + 2 * count
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8 * count) { sums in
+                let o = sums.baseAddress!, o32 = o + 2 * count, z = o32 + 2 * count
                 let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
                 return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * count) { qs in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count) { dss in
                         let q = qs.baseAddress!, d = dss.baseAddress!, s = d + count
-                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, o, z, z + count, z + 2 * count, e)
+                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, o, o32, z, z + count, z + 2 * count, e)
                         return body(
                             InputsByBlock(
-                                q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), z8: UnsafePointer(z),
+                                q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), o32: UnsafePointer(o32),
+                                z8: UnsafePointer(z),
                                 z16: UnsafePointer(z + count), z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
                     }
                 }
@@ -626,7 +630,7 @@ extension Quantized {
             let blocks = m.cols / 32, base = UnsafeRawPointer(p.pointer) + (r / 8) * blocks * p.blockBytes
             switch m.type {
             case .q8_0: tk_q8_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.z128, acc, out + r, m.rows)
-            case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.o, acc, out + r, m.rows)
+            case .q6_K: tk_q6k_packed_rows16_vnni(base, blocks, p.blockBytes, n, x.q, x.e, x.o32, acc, out + r, m.rows)
             default:
                 let f = m.type == .q4_1 ? TK_Q4_1 : m.type == .q5_0 ? TK_Q5_0 : m.type == .q4_K ? TK_Q4_K : TK_Q4_0
                 let start = m.type == .q4_0 ? x.z8 : m.type == .q5_0 ? x.z16 : nil  // the others' minimums are per row

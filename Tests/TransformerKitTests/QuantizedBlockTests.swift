@@ -274,12 +274,12 @@ import ModelFiles
             defer { q8.deallocate(); ds.deallocate() }
             return x.withUnsafeBufferPointer { xs in
                 Quantized.withQuantizedInputsByBlock(xs.baseAddress!, n: n, cols: cols, rows: q8, ds, kernels: kernels) { a in
-                    (
-                        Array(UnsafeBufferPointer(start: q8, count: n * cols)), Array(UnsafeBufferPointer(start: ds, count: 2 * count)),
-                        Array(UnsafeBufferPointer(start: a.q, count: 32 * count)), Array(UnsafeBufferPointer(start: a.d, count: count)),
-                        Array(UnsafeBufferPointer(start: a.s, count: count)), Array(UnsafeBufferPointer(start: a.o, count: 2 * count)),
-                        [a.z8, a.z16, a.z128].flatMap { Array(UnsafeBufferPointer(start: $0, count: count)) },
-                        Array(UnsafeBufferPointer(start: a.e, count: count))
+                    func array<T>(_ p: UnsafePointer<T>, _ c: Int) -> [T] { Array(UnsafeBufferPointer(start: p, count: c)) }
+                    let halves: [Int32] = array(a.o, 2 * count) + array(a.o32, 2 * count)
+                    let starts: [Int32] = array(a.z8, count) + array(a.z16, count) + array(a.z128, count)
+                    return (
+                        array(q8, n * cols), array(ds, 2 * count), array(a.q, 32 * count), array(a.d, count), array(a.s, count), halves,
+                        starts, array(a.e, count)
                     )
                 }
             }
@@ -287,8 +287,9 @@ import ModelFiles
         let one = run(vnni), two = run(plain)
         #expect(one.0 == two.0 && one.1 == two.1, "rows")
         #expect(one.2 == two.2 && one.3 == two.3 && one.4 == two.4, "bytes, scales and scaled sums side by side")
-        #expect(one.5 == two.5 && one.6 == two.6 && one.7 == two.7, "half sums, −8, −16 and −128 times Σq, and exponents")
+        #expect(one.5 == two.5 && one.6 == two.6 && one.7 == two.7, "half sums (and times −32), −8, −16 and −128 times Σq, and exponents")
         #expect(one.6[0] == -8 * (one.5[0] + one.5[1]) && one.6[count] == 2 * one.6[0] && one.6[2 * count] == 16 * one.6[0])
+        #expect(one.5[2 * count] == -32 * one.5[0] && one.5[2 * count + 1] == -32 * one.5[1])
         // input 0's zero block (b = 2: j = 2n) and input 1's exact half (b = 1: j = n + 1)
         #expect(one.3[2 * n] == 0 && one.7[2 * n] == -.infinity && one.3[n + 1] == 0.5 && one.7[n + 1] == -1)
         #expect(one.2[32 * (n + 1) + 5] == 127)

@@ -48,7 +48,7 @@ void tk_q6k_packed_rows_vnni(const void *rows, long blocks, long blockBytes, lon
 /// r+8…r+15) in the 16 lanes of 512-bit registers, the same results bit for bit as two calls of the 8-row kernel.
 /// `acc`: 16·n floats of scratch; row r + j · input i goes to `out[i·outStride + j]`. Q4_0, Q5_0 and Q8_0 start their
 /// integer sums at `start[b·n + i]` (−8, −16 or −128 times Σx of block b of input i; NULL for Q4_1 and Q4_K, which take
-/// their minimums times `s`); Q6_K takes the half sums `o` as above. The inputs'
+/// their minimums times `s`); Q6_K starts its halves at `o32`, −32 times the half sums `o` above. The inputs'
 /// scales come as exponents, `e[b·n + i]` = log2 d (−∞ for 0): each d must be a power of two.
 void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, int format, long n, const int8_t *x,
                               const float *e, const float *s, const int32_t *start, float *restrict acc,
@@ -56,13 +56,14 @@ void tk_q4_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, in
 void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
                               const int32_t *start, float *restrict acc, float *restrict out, long outStride);
 void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
-                               const int32_t *o, float *restrict acc, float *restrict out, long outStride);
+                               const int32_t *o32, float *restrict acc, float *restrict out, long outStride);
 
 
 /// n rows of `cols` floats rounded to 8 bits per block of 32 as TensorKit's `quantizeActivations` does (power-of-two
 /// scales), written row by row (bytes at rowQ + i·cols; scales at rowDS + 2i·blocks, scaled sums `blocks` after) and
 /// side by side per block for the kernels above (block b of input i at j = b·n + i: bytes q + 32j, d[j], s[j], the
-/// half sums o[2j] and o[2j + 1], −8, −16 and −128 times Σq at z8[j], z16[j], z128[j], e[j] = log2 d[j], −∞ for 0).
+/// half sums o[2j] and o[2j + 1] and those times −32 at o32, −8, −16 and −128 times Σq at z8[j], z16[j], z128[j],
+/// e[j] = log2 d[j], −∞ for 0).
 void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d, float *s,
-                          int32_t *o, int32_t *z8, int32_t *z16, int32_t *z128, float *e);
+                          int32_t *o, int32_t *o32, int32_t *z8, int32_t *z16, int32_t *z128, float *e);
 #endif
