@@ -231,7 +231,7 @@ TK_VNNI static TK_INLINE void keep(__m512 v, float *restrict acc, long i, float 
     _mm512_storeu_ps(out ? out + i * outStride : acc + 16 * i, v);
 }
 
-// One block of 16 Q4_0/Q4_1/Q5_0/Q4_K rows times the n inputs (x, e, s, z already at this block).
+// One block of 16 Q4_0/Q4_1/Q5_0/Q4_K rows times the n inputs (x, e, s, start already at this block).
 TK_VNNI static TK_INLINE void q4_block16(const char *blk, long second, int format, long n, const int8_t *x, const float *e,
                                          const float *s, const int32_t *start, float *restrict acc, int first,
                                          float *restrict out, long outStride) {
@@ -335,9 +335,8 @@ TK_VNNI void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long block
 // q = round(x/d) (nearest, ties to even: MXCSR's default), written row by row (bytes at rowQ + i·cols, scales and scaled
 // sums at rowDS + 2i·blocks and + blocks) and side by side (block b of input i at j = b·n + i: bytes q + 32j, d[j],
 // s[j], half sums o[2j], o[2j + 1] and those times −32 at o32, z8[j], z16[j], z128[j] = −8, −16 and −128 times Σq,
-// e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's
-// AVX2 path and `withInputsByBlock`, which spent 20 ns a block here; this takes 9 (the 512-bit conversion narrows to
-// bytes in order, no packs to undo).
+// e[j] = log2 d or −∞). The same bytes and numbers as TensorKit's AVX2 path and `withInputsByBlock`, which spent 20 ns
+// a block here; this takes 9 (the 512-bit conversion narrows to bytes in order, no packs to undo).
 TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *rowQ, float *rowDS, int8_t *q, float *d,
                                   float *s, int32_t *o, int32_t *o32, int32_t *z8, int32_t *z16, int32_t *z128, float *e) {
     const long blocks = cols / 32;
@@ -371,7 +370,8 @@ TK_VNNI void tk_quantize_by_block(const float *x, long n, long cols, int8_t *row
             _mm256_storeu_si256((__m256i *)(qi + 32 * b), bytes);
             _mm256_storeu_si256((__m256i *)(q + 32 * j), bytes);
             di[b] = scale, si[b] = sum, d[j] = scale, s[j] = sum;
-            o[2 * j] = lo, o[2 * j + 1] = hi, o32[2 * j] = -32 * lo, o32[2 * j + 1] = -32 * hi, z8[j] = -8 * (lo + hi), z16[j] = -16 * (lo + hi), z128[j] = -128 * (lo + hi);
+            o[2 * j] = lo, o[2 * j + 1] = hi, o32[2 * j] = -32 * lo, o32[2 * j + 1] = -32 * hi;
+            z8[j] = -8 * (lo + hi), z16[j] = -16 * (lo + hi), z128[j] = -128 * (lo + hi);
             e[j] = scale > 0 ? (float)((int)(bits >> 23) - 127) : -__builtin_inff();
         }
     }

@@ -358,6 +358,28 @@ extension Quantized {
         let z8: UnsafePointer<Int32>, z16: UnsafePointer<Int32>, z128: UnsafePointer<Int32>
         /// log2 of the scale at `b·n + i` (−∞ for 0), for the 16-row VNNI kernels' `vscalefps`
         let e: UnsafePointer<Float>
+
+        /// Scratch for the sums of `count` input blocks: o and o32 (2·count each), z8, z16, z128 and e (count each).
+        struct Sums {
+            let o: UnsafeMutablePointer<Int32>, o32: UnsafeMutablePointer<Int32>
+            let z8: UnsafeMutablePointer<Int32>, z16: UnsafeMutablePointer<Int32>, z128: UnsafeMutablePointer<Int32>
+            let e: UnsafeMutablePointer<Float>
+
+            static func with<R>(count: Int, _ body: (Sums) -> R) -> R {
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8 * count) { buffer in
+                    let o = buffer.baseAddress!, z = o + 4 * count
+                    return body(
+                        Sums(
+                            o: o, o32: o + 2 * count, z8: z, z16: z + count, z128: z + 2 * count,
+                            e: UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)))
+                }
+            }
+        }
+
+        init(q: UnsafePointer<Int8>, d: UnsafePointer<Float>, s: UnsafePointer<Float>, _ sums: Sums) {
+            (self.q, self.d, self.s, o, o32) = (q, d, s, UnsafePointer(sums.o), UnsafePointer(sums.o32))
+            (z8, z16, z128, e) = (UnsafePointer(sums.z8), UnsafePointer(sums.z16), UnsafePointer(sums.z128), UnsafePointer(sums.e))
+        }
     }
 
     /// Calls `body` with the inputs `a(0)…a(n−1)` (of `blocks` blocks) side by side (`InputsByBlock`). One input is
@@ -365,10 +387,8 @@ extension Quantized {
     /// together: two passes took 2.7% of a Qwen2.5 prompt).
     static func withInputsByBlock<R>(_ a: (Int) -> Int8Activations, n: Int, blocks: Int, _ body: (InputsByBlock) -> R) -> R {
         let count = n * blocks
-        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8 * count) { sums in
-            let o = sums.baseAddress!, o32 = o + 2 * count, z = o32 + 2 * count
-            let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
-            return withUnsafeTemporaryAllocation(of: Int8.self, capacity: n == 1 ? 0 : 32 * count) { qs in
+        return InputsByBlock.Sums.with(count: count) { sums in
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: n == 1 ? 0 : 32 * count) { qs in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: n == 1 ? 0 : 2 * count) { ds in
                     // one input is read where it is
                     let q = n == 1 ? nil : qs.baseAddress, d = n == 1 ? nil : ds.baseAddress, s = d.map { $0 + count }
@@ -376,9 +396,9 @@ extension Quantized {
                         let x = a(i)
                         for b in 0..<blocks {
                             let j = b * n + i, (h0, h1) = halfSums(x.q + 32 * b), scale = x.d[b]
-                            (o[2 * j], o[2 * j + 1], o32[2 * j], o32[2 * j + 1]) = (h0, h1, -32 * h0, -32 * h1)
-                            (z[j], z[count + j], z[2 * count + j]) = (-8 * (h0 + h1), -16 * (h0 + h1), -128 * (h0 + h1))
-                            e[j] = scaleExponent(scale)
+                            (sums.o[2 * j], sums.o[2 * j + 1], sums.o32[2 * j], sums.o32[2 * j + 1]) = (h0, h1, -32 * h0, -32 * h1)
+                            (sums.z8[j], sums.z16[j], sums.z128[j]) = (-8 * (h0 + h1), -16 * (h0 + h1), -128 * (h0 + h1))
+                            sums.e[j] = scaleExponent(scale)
                             if let q, let d, let s {
                                 UnsafeMutableRawPointer(q + 32 * j).copyMemory(from: x.q + 32 * b, byteCount: 32)
                                 (d[j], s[j]) = (scale, x.s[b])
@@ -386,11 +406,7 @@ extension Quantized {
                         }
                     }
                     let x = a(0)
-                    return body(
-                        InputsByBlock(
-                            q: UnsafePointer(q ?? x.q), d: UnsafePointer(d ?? x.d), s: UnsafePointer(s ?? x.s), o: UnsafePointer(o),
-                            o32: UnsafePointer(o32), z8: UnsafePointer(z), z16: UnsafePointer(z + count),
-                            z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
+                    return body(InputsByBlock(q: UnsafePointer(q ?? x.q), d: UnsafePointer(d ?? x.d), s: UnsafePointer(s ?? x.s), sums))
                 }
             }
         }
@@ -413,18 +429,12 @@ extension Quantized {
     ) -> R {
         if kernels.hasVNNI {
             let count = n * (cols / 32)
-            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 8 * count) { sums in
-                let o = sums.baseAddress!, o32 = o + 2 * count, z = o32 + 2 * count
-                let e = UnsafeMutableRawPointer(z + 3 * count).assumingMemoryBound(to: Float.self)
-                return withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * count) { qs in
+            return InputsByBlock.Sums.with(count: count) { sums in
+                withUnsafeTemporaryAllocation(of: Int8.self, capacity: 32 * count) { qs in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count) { dss in
                         let q = qs.baseAddress!, d = dss.baseAddress!, s = d + count
-                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, o, o32, z, z + count, z + 2 * count, e)
-                        return body(
-                            InputsByBlock(
-                                q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), o: UnsafePointer(o), o32: UnsafePointer(o32),
-                                z8: UnsafePointer(z),
-                                z16: UnsafePointer(z + count), z128: UnsafePointer(z + 2 * count), e: UnsafePointer(e)))
+                        tk_quantize_by_block(x, n, cols, q8, ds, q, d, s, sums.o, sums.o32, sums.z8, sums.z16, sums.z128, sums.e)
+                        return body(InputsByBlock(q: UnsafePointer(q), d: UnsafePointer(d), s: UnsafePointer(s), sums))
                     }
                 }
             }

@@ -58,7 +58,6 @@ void tk_q8_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, lo
 void tk_q6k_packed_rows16_vnni(const void *rows, long blocks, long blockBytes, long n, const int8_t *x, const float *e,
                                const int32_t *o32, float *restrict acc, float *restrict out, long outStride);
 
-
 /// n rows of `cols` floats rounded to 8 bits per block of 32 as TensorKit's `quantizeActivations` does (power-of-two
 /// scales), written row by row (bytes at rowQ + i·cols; scales at rowDS + 2i·blocks, scaled sums `blocks` after) and
 /// side by side per block for the kernels above (block b of input i at j = b·n + i: bytes q + 32j, d[j], s[j], the
